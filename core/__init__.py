@@ -1,0 +1,1 @@
+"""ffterm's engine: data, networks, trainers, analysis, sessions and run directories (no UI)."""

@@ -1,0 +1,45 @@
+"""Representation analysis of ffterm (SPEC §3).
+
+Functions take numpy arrays or torch tensors and return numpy arrays or
+JSON-ready python objects.  Invalid input (mismatched shapes, NaN/inf, labels
+out of range) raises :class:`ValueError` with a message naming the problem.
+
+Sparsity       :func:`hoyer_sparsity`, :func:`layer_sparsity`
+Ensembles      :func:`find_ensembles`, :func:`shared_units`, :func:`jaccard`,
+               :func:`ensemble_pvalues`, :func:`ensemble_pvalues_all`
+Weights        :func:`weight_balance`, :func:`histogram`
+Profiles       :func:`activation_profiles`, :func:`activation_map`
+Probes         :func:`linear_probe`
+Similarity     :func:`linear_cka`, :func:`svcca`, :func:`distance_correlation`
+Per layer      :func:`analyze_layer`, :func:`analyze_heldout_layer`, :data:`LAYER_KEYS`
+"""
+
+from .ensembles import find_ensembles, jaccard, shared_units
+from .layer import LAYER_KEYS, analyze_heldout_layer, analyze_layer
+from .permutation import ensemble_pvalues, ensemble_pvalues_all
+from .probe import linear_probe
+from .profiles import activation_map, activation_profiles
+from .similarity import distance_correlation, linear_cka, svcca
+from .sparsity import hoyer_sparsity, layer_sparsity
+from .weights import histogram, weight_balance
+
+__all__ = [
+    "hoyer_sparsity",
+    "layer_sparsity",
+    "find_ensembles",
+    "shared_units",
+    "jaccard",
+    "ensemble_pvalues",
+    "ensemble_pvalues_all",
+    "weight_balance",
+    "histogram",
+    "activation_profiles",
+    "activation_map",
+    "linear_probe",
+    "linear_cka",
+    "svcca",
+    "distance_correlation",
+    "analyze_layer",
+    "analyze_heldout_layer",
+    "LAYER_KEYS",
+]

@@ -1,0 +1,229 @@
+"""RunConfig: every setting of a run, validated on load.
+
+A preset YAML is a mapping of RunConfig fields. Unknown keys, wrong types and out-of-range values
+raise ConfigError with one line naming the key and what is allowed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, fields
+from typing import Any, Literal, get_args, get_origin
+
+import yaml
+
+Model = Literal["ff", "bpff", "bp"]
+DatasetName = Literal["mnist", "fashionmnist", "svhn", "cifar10", "synthetic"]
+
+
+class ConfigError(ValueError):
+    """A preset or override that cannot be used; the message is one line naming the key and the fix."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One run. Defaults follow the published training code (SPEC §2)."""
+
+    name: str = "custom"
+    description: str = ""
+    model: Model = "ff"
+    dataset: DatasetName = "fashionmnist"
+    layers: int = 3
+    hidden: int | None = None  # None: the dataset's width (SPEC §1)
+    epochs: int = 10  # FF sequential: per layer
+    lr: float = 0.01
+    batch_size: int | None = None  # None: 1024 (FF, BP/FF), 2048 (BP)
+    threshold: float = 3.0
+    loss: Literal["threshold", "symmetric"] = "threshold"
+    schedule: Literal["sequential", "simultaneous"] = "sequential"
+    goodness: Literal["l2", "l1"] = "l2"
+    normalize: Literal["auto", "l2", "l1"] = "auto"  # auto: the same norm as the goodness
+    negatives: Literal["fixed", "resample"] = "fixed"
+    act_l1: float = 0.0  # BP only: λ·Σ|h|
+    heldout_class: int | None = None
+    heldout_label: Literal["embed", "none"] = "embed"  # how held-out test images are labelled for analysis
+    train_limit: int | None = None  # use only the first N training images (quick runs)
+    test_limit: int | None = None
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    data_dir: str | None = None
+    eval_every: int = 0  # epochs between evaluated snapshots; 0: about 40 per run
+    analysis_samples: int = 2000  # test images analysed in live snapshots
+    checkpoint_every: int = 1  # epochs between checkpoints
+    final_pvalues: bool = True  # permutation p-values in the final analysis
+    threads: int = 0  # torch CPU threads; 0: torch's default
+
+    # ---- derived values -------------------------------------------------------------------
+    @property
+    def effective_batch_size(self) -> int:
+        if self.batch_size is not None:
+            return self.batch_size
+        return 2048 if self.model == "bp" else 1024
+
+    @property
+    def effective_normalize(self) -> str:
+        return self.goodness if self.normalize == "auto" else self.normalize
+
+    @property
+    def stages(self) -> int:
+        """Number of training stages: one per layer for sequential FF, else one."""
+        return self.layers if self.model == "ff" and self.schedule == "sequential" else 1
+
+    @property
+    def total_epochs(self) -> int:
+        return self.epochs * self.stages
+
+    @property
+    def effective_eval_every(self) -> int:
+        if self.eval_every > 0:
+            return self.eval_every
+        return max(1, round(self.total_epochs / 40))
+
+    def replace(self, **changes: Any) -> "RunConfig":
+        return from_dict({**to_dict(self), **changes})
+
+
+_RANGES: dict[str, tuple[float | None, float | None]] = {
+    "layers": (1, 16),
+    "hidden": (1, 100_000),
+    "epochs": (1, 1_000_000),
+    "lr": (0.0, 10.0),
+    "batch_size": (1, 10_000_000),
+    "threshold": (0.0, None),
+    "act_l1": (0.0, None),
+    "heldout_class": (0, 9),
+    "train_limit": (10, None),
+    "test_limit": (10, None),
+    "seed": (0, 2**32 - 1),
+    "eval_every": (0, None),
+    "analysis_samples": (10, None),
+    "checkpoint_every": (1, None),
+    "threads": (0, 1024),
+}
+_EXCLUSIVE_LOW = {"lr"}
+FIELD_NAMES = tuple(f.name for f in fields(RunConfig))
+_HINTS = typing.get_type_hints(RunConfig)
+
+
+def _allowed(tp: Any) -> tuple[list[Any] | None, type | None, bool]:
+    """(literal choices, base type, optional) of a field annotation."""
+    optional = False
+    origin = get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        optional = len(args) < len(get_args(tp))
+        tp = args[0]
+        origin = get_origin(tp)
+    if origin is Literal:
+        return list(get_args(tp)), None, optional
+    return None, tp, optional
+
+
+def _coerce(key: str, value: Any) -> Any:
+    choices, base, optional = _allowed(_HINTS[key])
+    if value is None or (isinstance(value, str) and value.lower() in ("none", "null") and optional):
+        if optional:
+            return None
+        raise ConfigError(f"{key}: must not be empty")
+    if choices is not None:
+        if isinstance(value, str):
+            value = value.lower()
+        if value not in choices:
+            raise ConfigError(f"{key}: {value!r} is not allowed; choose one of {', '.join(map(str, choices))}")
+        return value
+    if base is bool:
+        if isinstance(value, str) and value.lower() in ("true", "yes", "1", "on", "false", "no", "0", "off"):
+            return value.lower() in ("true", "yes", "1", "on")
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if base is int:
+        if isinstance(value, str):
+            try:
+                value = int(value)
+            except ValueError:
+                raise ConfigError(f"{key}: expected a whole number, got {value!r}") from None
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected a whole number, got {value!r}")
+    elif base is float:
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                raise ConfigError(f"{key}: expected a number, got {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        value = float(value)
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
+    elif base is str:
+        if not isinstance(value, (str, int, float)):
+            raise ConfigError(f"{key}: expected text, got {value!r}")
+        value = str(value)
+    low, high = _RANGES.get(key, (None, None))
+    if low is not None and (value < low or (key in _EXCLUSIVE_LOW and value == low)):
+        bound = f"> {low}" if key in _EXCLUSIVE_LOW else f">= {low}"
+        raise ConfigError(f"{key}: {value!r} is out of range; it must be {bound}" + (f" and <= {high}" if high is not None else ""))
+    if high is not None and value > high:
+        raise ConfigError(f"{key}: {value!r} is out of range; it must be <= {high}")
+    return value
+
+
+def from_dict(data: dict[str, Any]) -> RunConfig:
+    """Build a validated RunConfig from a mapping (a preset's YAML, plus overrides)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"a preset must be a mapping of settings, got {type(data).__name__}")
+    unknown = [k for k in data if k not in FIELD_NAMES]
+    if unknown:
+        raise ConfigError(f"unknown key {unknown[0]!r}; allowed keys: {', '.join(FIELD_NAMES)}")
+    values = {k: _coerce(k, v) for k, v in data.items()}
+    cfg = RunConfig(**values)
+    _check_combination(cfg)
+    return cfg
+
+
+def _check_combination(cfg: RunConfig) -> None:
+    if cfg.model != "bp" and cfg.act_l1:
+        raise ConfigError("act_l1: only the bp model has an activation penalty; set act_l1=0 or model=bp")
+    if cfg.model == "bp" and cfg.goodness != "l2":
+        raise ConfigError("goodness: the bp model has no goodness; set goodness=l2 or choose model ff/bpff")
+
+
+def to_dict(cfg: RunConfig) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """'key=value' from the command line → (key, YAML-parsed value)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like key=value, e.g. epochs=5")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if key not in FIELD_NAMES:
+        raise ConfigError(f"unknown key {key!r}; allowed keys: {', '.join(FIELD_NAMES)}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key, value
+
+
+def load_yaml_text(text: str, source: str) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{source}: not valid YAML{where}; fix the file's syntax") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: a preset must be a mapping of key: value settings")
+    return data
+
+
+def dump_yaml(cfg: RunConfig) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)

@@ -1,0 +1,60 @@
+"""The networks: FF layers (normalise → Linear → ReLU), goodness, and the BP classifier (SPEC §2)."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+NORM_EPS = 1e-12
+
+
+def normalize(x: torch.Tensor, norm: str) -> torch.Tensor:
+    """Divide each row by its ℓ2 (or ℓ1) norm, as torch.nn.functional.normalize (eps 1e-12)."""
+    return F.normalize(x, p=2.0 if norm == "l2" else 1.0, dim=1, eps=NORM_EPS)
+
+
+def goodness(h: torch.Tensor, kind: str) -> torch.Tensor:
+    """G = ‖h‖₂ (not squared, not averaged), or ‖h‖₁ for ℓ1 goodness. h: (N, n) → (N,)."""
+    return h.norm(dim=1) if kind == "l2" else h.abs().sum(dim=1)
+
+
+class FFNet(nn.Module):
+    """A stack of FF layers: h_l = ReLU(W_l · normalize(h_{l-1}) + b_l); each layer passes raw h on."""
+
+    def __init__(self, in_features: int, hidden: int, layers: int, norm: str) -> None:
+        super().__init__()
+        sizes = [in_features] + [hidden] * layers
+        self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.norm = norm
+
+    def layer(self, index: int, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.linears[index](normalize(x, self.norm)))
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """All layers' raw outputs."""
+        outs = []
+        for i in range(len(self.linears)):
+            x = self.layer(i, x)
+            outs.append(x)
+        return outs
+
+
+class BPNet(nn.Module):
+    """Plain MLP: L × (Linear + ReLU) and a Linear head to the classes."""
+
+    def __init__(self, in_features: int, hidden: int, layers: int, classes: int = 10) -> None:
+        super().__init__()
+        sizes = [in_features] + [hidden] * layers
+        self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.head = nn.Linear(hidden, classes)
+
+    def hidden(self, x: torch.Tensor) -> list[torch.Tensor]:
+        outs = []
+        for lin in self.linears:
+            x = F.relu(lin(x))
+            outs.append(x)
+        return outs
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        hs = self.hidden(x)
+        return self.head(hs[-1]), hs

@@ -1,0 +1,93 @@
+"""Analyses of a saved run, from its checkpoint: full analysis, linear probes, run comparison."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+from . import rundir
+from .analysis import distance_correlation, linear_cka, linear_probe, svcca
+from .checkpoint import load_checkpoint
+from .config import RunConfig, from_dict, load_yaml_text
+from .device import resolve_device
+from .evaluate import evaluate, live_subset
+from .prepare import prepare
+from .trainers import Trainer, make_trainer
+
+
+def load_trained(run_dir: Path, device: str | None = None, *, keep_heldout: bool = False) -> tuple[RunConfig, Trainer]:
+    """The run's config and a trainer holding its checkpointed weights.
+
+    keep_heldout: keep the held-out class's training images in `trainer.data` (for probes).
+    """
+    run_dir = Path(run_dir)
+    cfg_path = run_dir / rundir.CONFIG
+    if not cfg_path.exists():
+        raise rundir.RunDirError(f"{run_dir}: not an ffterm run directory (no {rundir.CONFIG})")
+    cfg = from_dict(load_yaml_text(cfg_path.read_text(), str(cfg_path)))
+    ckpt = load_checkpoint(run_dir / rundir.CHECKPOINT, cfg)
+    if device is not None:
+        cfg = cfg.replace(device=device)
+    dev = resolve_device(cfg.device)
+    data = prepare(cfg.replace(heldout_class=None) if keep_heldout else cfg, dev)
+    trainer = make_trainer(cfg, data, dev)
+    trainer.net.load_state_dict(ckpt["trainer"]["net"])
+    return cfg, trainer
+
+
+def analyze_run(run_dir: Path, samples: int | None = None, device: str | None = None,
+                pvalues: bool = True) -> dict[str, Any]:
+    """Recompute accuracy and the full per-layer analysis; writes RUN_DIR/analysis.json."""
+    cfg, trainer = load_trained(run_dir, device)
+    cfg = cfg.replace(final_pvalues=pvalues)
+    n_test = trainer.data.test_y.shape[0]
+    subset = live_subset(n_test, samples, cfg.seed) if samples else None
+    result = evaluate(trainer, cfg, subset, final=True)
+    rundir.write_json(Path(run_dir) / "analysis.json", result)
+    return result
+
+
+def probe_run(run_dir: Path, layer: int | None = None, device: str | None = None,
+              log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Linear probes on each layer's representations of plain images (no label pixel), SPEC §3.
+
+    The probe trains on every training image (a held-out class included: the probe asks whether the
+    network's representation separates it) and is tested on the test images.
+    """
+    cfg, trainer = load_trained(run_dir, device, keep_heldout=True)
+    data = trainer.data
+    layers = range(cfg.layers) if layer is None else [layer - 1]
+    if layer is not None and not 1 <= layer <= cfg.layers:
+        raise ValueError(f"--layer {layer}: this run has layers 1..{cfg.layers}")
+    train_reps = trainer.representations(data.train_x, None)
+    test_reps = trainer.representations(data.test_x, None)
+    rows = []
+    for i in layers:
+        log(f"probing layer {i + 1}…")
+        r = linear_probe(train_reps[i], data.train_y, test_reps[i], data.test_y, num_classes=10,
+                         heldout_class=cfg.heldout_class)
+        rows.append({"layer": i + 1, **r})
+    result = {"layers": rows}
+    rundir.write_json(Path(run_dir) / "probes.json", result)
+    return result
+
+
+def compare_runs(run_a: Path, run_b: Path, samples: int = 2000, device: str | None = None) -> dict[str, Any]:
+    """Linear CKA, SVCCA and distance correlation between every layer pair of two runs."""
+    cfg_a, tr_a = load_trained(run_a, device)
+    cfg_b, tr_b = load_trained(run_b, device)
+    if cfg_a.dataset != cfg_b.dataset:
+        raise ValueError(f"cannot compare runs on different datasets ({cfg_a.dataset} vs {cfg_b.dataset}); "
+                         "representations must be of the same test images")
+    n = min(samples, tr_a.data.test_y.shape[0])
+    reps = []
+    for tr in (tr_a, tr_b):
+        x, y = tr.data.test_x[:n], tr.data.test_y[:n]
+        reps.append(tr.representations(x, y))
+    pairs = []
+    for i, ha in enumerate(reps[0]):
+        for j, hb in enumerate(reps[1]):
+            pairs.append({"layer_a": i + 1, "layer_b": j + 1, "cka": linear_cka(ha, hb),
+                          "svcca": svcca(ha, hb), "dcor": distance_correlation(ha, hb)})
+    return {"run_a": str(run_a), "run_b": str(run_b), "samples": n, "pairs": pairs}

@@ -1,0 +1,286 @@
+"""Session: one training run in a background thread, with commands, subscribers and a run directory.
+
+The thread checks its command flags between batches (pause, stop, checkpoint, snapshot). A stop
+leaves a consistent checkpoint and a complete snapshots.jsonl; a crash leaves everything written up
+to the last snapshot. Subscribers are called on the training thread and must return at once (the
+app posts a coalescing message; the console updates a progress bar).
+"""
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import rundir
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .config import RunConfig, dump_yaml, from_dict, load_yaml_text, to_dict
+from .datasets import DatasetNotFound
+from .device import describe, gpu_stats, resolve_device, synchronize
+from .evaluate import evaluate, live_subset
+from .prepare import prepare
+from .snapshot import Snapshot
+from .trainers import EpochMetrics, Trainer, make_trainer
+
+Subscriber = Callable[[Snapshot], None]
+
+
+class TrainingFailed(RuntimeError):
+    """A run that cannot go on (NaN loss); the last good checkpoint is kept."""
+
+
+class Session:
+    def __init__(self, cfg: RunConfig, run_dir: Path | None = None, *, force: bool = False,
+                 run_root: Path = Path("runs"), _resume: bool = False) -> None:
+        self.config = cfg
+        self.run_dir = Path(run_dir) if run_dir is not None else rundir.new_run_dir(cfg.name, run_root)
+        self.device = resolve_device(cfg.device)  # DeviceError before anything is written
+        if not _resume:
+            self._claim_run_dir(force)
+        self._resume = _resume
+        self._subscribers: list[Subscriber] = []
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._unpaused = threading.Event()
+        self._unpaused.set()
+        self._checkpoint_requested = threading.Event()
+        self._snapshot_requested = threading.Event()
+        self.state = "starting"
+        self.error: str | None = None
+        self.final: dict[str, Any] | None = None
+        self._wall = 0.0  # training seconds so far (resumed runs continue the count)
+        self._last: Snapshot | None = None
+
+    @classmethod
+    def resume_from(cls, run_dir: Path, device: str | None = None) -> "Session":
+        """A session that continues the run in `run_dir` from its checkpoint."""
+        run_dir = Path(run_dir)
+        cfg_path = run_dir / rundir.CONFIG
+        if not cfg_path.exists():
+            raise rundir.RunDirError(f"{run_dir}: no {rundir.CONFIG} here; is this an ffterm run directory?")
+        if rundir.is_finished(run_dir):
+            raise rundir.RunDirError(f"{run_dir}: this run has already finished (final.json exists); nothing to resume")
+        if not (run_dir / rundir.CHECKPOINT).exists():
+            raise rundir.RunDirError(f"{run_dir}: no {rundir.CHECKPOINT} to resume from; start the run again with `ffterm run`")
+        cfg = from_dict(load_yaml_text(cfg_path.read_text(), str(cfg_path)))
+        if device is not None:
+            cfg = cfg.replace(device=device)
+        load_checkpoint(run_dir / rundir.CHECKPOINT, cfg)  # validate before starting the thread
+        return cls(cfg, run_dir, _resume=True)
+
+    def _claim_run_dir(self, force: bool) -> None:
+        d = self.run_dir
+        if d.exists() and any(d.iterdir()):
+            if rundir.is_finished(d) and not force:
+                raise rundir.RunDirError(f"{d}: holds a finished run; choose another --out or pass --force to overwrite it")
+            if not force and (d / rundir.SNAPSHOTS).exists():
+                raise rundir.RunDirError(f"{d}: holds an unfinished run; continue it with `ffterm resume {d}` or pass --force")
+            for name in (rundir.SNAPSHOTS, rundir.CHECKPOINT, rundir.FINAL):
+                (d / name).unlink(missing_ok=True)
+        d.mkdir(parents=True, exist_ok=True)
+        rundir.atomic_write_text(d / rundir.CONFIG, dump_yaml(self.config))
+
+    # ---- commands (any thread) ------------------------------------------------------------
+    def subscribe(self, fn: Subscriber) -> None:
+        self._subscribers.append(fn)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=f"ffterm-{self.config.name}", daemon=True)
+        self._thread.start()
+
+    def pause(self) -> None:
+        if self.state == "running":
+            self._unpaused.clear()
+
+    def resume(self) -> None:
+        self._unpaused.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._unpaused.set()
+
+    def request_checkpoint(self) -> None:
+        self._checkpoint_requested.set()
+
+    def request_snapshot(self) -> None:
+        self._snapshot_requested.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def paused(self) -> bool:
+        return self.state == "paused"
+
+    # ---- the training thread --------------------------------------------------------------
+    def _run(self) -> None:
+        trainer: Trainer | None = None
+        try:
+            if self.config.threads:
+                torch.set_num_threads(self.config.threads)
+            self._publish_state("starting", "loading data")
+            data = prepare(self.config, self.device)
+            trainer = make_trainer(self.config, data, self.device)
+            if self._resume:
+                self._restore(trainer)
+            self._loop(trainer, live_subset(data.test_y.shape[0], self.config.analysis_samples, self.config.seed))
+        except (DatasetNotFound, CheckpointError, TrainingFailed, ValueError, RuntimeError, OSError) as exc:
+            self._fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        except Exception as exc:  # a bug: keep the traceback in the run dir, say it in one line
+            (self.run_dir / "error.log").write_text(traceback.format_exc())
+            self._fail(f"{type(exc).__name__}: {exc} (traceback in {self.run_dir / 'error.log'})")
+
+    def _restore(self, trainer: Trainer) -> None:
+        ckpt = load_checkpoint(self.run_dir / rundir.CHECKPOINT, self.config)
+        trainer.load_state_dict(ckpt["trainer"])
+        self._wall = float(ckpt["wall_time"])
+        rundir.truncate_snapshots(self.run_dir, trainer.epochs_done)
+
+    def _loop(self, trainer: Trainer, subset: torch.Tensor) -> None:
+        cfg = self.config
+        self.state = "running"
+        epoch_time = 0.0  # seconds spent training in the current epoch, pauses excluded
+        start = time.perf_counter()
+        while not trainer.done:
+            if self._stop.is_set():
+                self._wall += epoch_time + time.perf_counter() - start
+                self._save(trainer)
+                self._publish_state("stopped", f"checkpoint saved; continue with `ffterm resume {self.run_dir}`")
+                return
+            if not self._unpaused.is_set():
+                epoch_time += time.perf_counter() - start
+                self._publish_state("paused")
+                self._unpaused.wait()
+                self.state = "running"
+                self._publish_state("running")
+                start = time.perf_counter()
+                continue
+            if self._checkpoint_requested.is_set():
+                self._checkpoint_requested.clear()
+                self._save(trainer)
+            if trainer.step():
+                stage = trainer.stage
+                metrics = trainer.end_epoch()
+                self._check_finite(metrics, trainer)
+                synchronize(self.device)
+                elapsed = epoch_time + time.perf_counter() - start
+                self._wall += elapsed
+                done = trainer.epochs_done
+                evaluated = done % cfg.effective_eval_every == 0 or self._snapshot_requested.is_set()
+                self._snapshot_requested.clear()
+                if trainer.done:
+                    evaluated = False  # the final snapshot follows
+                snap = self._snapshot(trainer, metrics, stage, elapsed, subset if evaluated else None)
+                if done % cfg.checkpoint_every == 0 or trainer.done:
+                    self._save(trainer)
+                self._emit(snap)
+                epoch_time = 0.0
+                start = time.perf_counter()
+        self._finish(trainer)
+
+    def _check_finite(self, metrics: EpochMetrics, trainer: Trainer) -> None:
+        values = metrics.loss + metrics.g_pos + metrics.g_neg
+        if not all(v == v and abs(v) != float("inf") for v in values):
+            raise TrainingFailed(
+                f"the loss became NaN/inf at epoch {trainer.epochs_done}; the last good checkpoint is kept in "
+                f"{self.run_dir}; try a smaller lr")
+
+    def _snapshot(self, trainer: Trainer, metrics: EpochMetrics | None, stage: int, elapsed: float,
+                  subset: torch.Tensor | None, final: bool = False) -> Snapshot:
+        cfg = self.config
+        done = trainer.epochs_done
+        snap = Snapshot(
+            run_name=cfg.name, model=cfg.model, dataset=cfg.dataset, device=describe(self.device),
+            num_layers=cfg.layers, kind="final" if final else "live", state=self.state,
+            stage=min(stage, trainer.num_stages - 1), stage_epoch=done - stage * cfg.epochs if trainer.num_stages > 1 else done,
+            epochs_per_stage=cfg.epochs, epoch=done, total_epochs=cfg.epochs * trainer.num_stages,
+            wall_time=round(self._wall, 3), gpu=gpu_stats(self.device),
+        )
+        if metrics is not None:
+            snap.samples_per_s = metrics.samples / elapsed if elapsed > 0 else None
+            remaining = snap.total_epochs - done
+            snap.eta_s = remaining * elapsed if elapsed > 0 else None
+            snap.loss, snap.g_pos, snap.g_neg = self._metric_lists(metrics, stage)
+        if subset is not None or final:
+            ev = evaluate(trainer, cfg, None if final else subset, final)
+            snap.test_accuracy = ev["test_accuracy"]
+            snap.layer_accuracy = ev["layer_accuracy"]
+            snap.eval_samples = ev["eval_samples"]
+            snap.layers = ev["layers"]
+            snap.heldout = ev.get("heldout")
+        return snap
+
+    def _metric_lists(self, m: EpochMetrics, stage: int) -> tuple[list, list, list]:
+        cfg = self.config
+        if cfg.model == "bp":
+            return m.loss, [], []
+        if cfg.model == "ff" and cfg.schedule == "sequential":
+            keep = [i == stage for i in range(cfg.layers)]
+            return tuple([v if k else None for v, k in zip(vals, keep)] for vals in (m.loss, m.g_pos, m.g_neg))
+        return m.loss, m.g_pos, m.g_neg
+
+    def _finish(self, trainer: Trainer) -> None:
+        self.state = "finished"
+        self._publish_state("finished", "final analysis on the whole test set")
+        snap = self._snapshot(trainer, None, trainer.num_stages - 1, 0.0, None, final=True)
+        final = {
+            "config": to_dict(self.config),
+            "test_accuracy": snap.test_accuracy,
+            "layer_accuracy": snap.layer_accuracy,
+            "epochs_done": trainer.epochs_done,
+            "wall_seconds": round(self._wall, 3),
+            "device": describe(self.device),
+            "v_train": trainer.data.v_train,
+            "v_test": trainer.data.v_test,
+            "layers": [{k: layer[k] for k in FINAL_LAYER_KEYS} for layer in snap.layers],
+        }
+        if snap.heldout is not None:
+            final["heldout"] = snap.heldout
+        rundir.append_snapshot(self.run_dir, snap)
+        rundir.write_json(self.run_dir / rundir.FINAL, final)
+        self.final = final
+        self._notify(snap)
+
+    def _save(self, trainer: Trainer) -> None:
+        save_checkpoint(self.run_dir / rundir.CHECKPOINT, self.config, trainer.state_dict(), self._wall)
+
+    def _emit(self, snap: Snapshot) -> None:
+        rundir.append_snapshot(self.run_dir, snap)
+        self._notify(snap)
+
+    def _notify(self, snap: Snapshot) -> None:
+        self._last = snap
+        for fn in list(self._subscribers):
+            fn(snap)
+
+    def _publish_state(self, state: str, message: str | None = None) -> None:
+        """Tell subscribers about a state change; a stop or failure is also written to snapshots.jsonl."""
+        self.state = state
+        cfg = self.config
+        base = self._last
+        snap = Snapshot(run_name=cfg.name, model=cfg.model, dataset=cfg.dataset, device=describe(self.device),
+                        num_layers=cfg.layers, kind="state", state=state, message=message,
+                        epoch=base.epoch if base else 0, stage=base.stage if base else 0,
+                        stage_epoch=base.stage_epoch if base else 0, epochs_per_stage=cfg.epochs,
+                        total_epochs=cfg.total_epochs, wall_time=round(self._wall, 3))
+        if state in ("stopped", "failed") and self.run_dir.exists():
+            rundir.append_snapshot(self.run_dir, snap)
+        for fn in list(self._subscribers):
+            fn(snap)
+
+    def _fail(self, message: str) -> None:
+        self.error = message
+        self._publish_state("failed", message)
+
+
+FINAL_LAYER_KEYS = ("sparsity", "sparsity_ignored_rows", "ensembles", "ensemble_size_pct", "shared_units",
+                    "jaccard", "n_units_p_gt_0_05", "rho_plus", "bias")

@@ -1,0 +1,137 @@
+"""Runs the app shows, and how their snapshots reach the UI thread.
+
+A RunFeed is one run: its RunHistory plus where its snapshots come from — a live Session
+(subscribed; the callback runs on the training thread), a run directory being followed (a plain
+thread tailing snapshots.jsonl, stopped by an Event, as toolong does), or a fixed list.
+Producer threads only append to a deque and post a `SnapshotsReady` message, which coalesces
+(`can_replace`) so a burst of snapshots costs the UI one wake-up; the UI drains the deque into
+the history. Producers never wait for the UI.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from textual.message import Message
+
+from core.history import RunHistory
+from core.rundir import follow_snapshots
+from core.snapshot import Snapshot
+
+RUN_COLORS = ["cyan", "orange", "magenta", "green", "yellow", "blue", "red", "white"]
+
+
+class SnapshotsReady(Message):
+    """Posted (from any thread) when a feed has snapshots waiting."""
+
+    def __init__(self, feed_id: int) -> None:
+        super().__init__()
+        self.feed_id = feed_id
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, SnapshotsReady) and message.feed_id == self.feed_id
+
+
+class RunFeed:
+    _next_id = 0
+
+    def __init__(self, name: str, run_dir: Path | None = None, session: Any = None) -> None:
+        RunFeed._next_id += 1
+        self.id = RunFeed._next_id
+        self.name = name
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.session = session
+        self.history = RunHistory()
+        self.color = RUN_COLORS[(self.id - 1) % len(RUN_COLORS)]
+        self.watching = False
+        self.last_arrival: float | None = None  # time.monotonic() of the last snapshot
+        self._queue: deque[Snapshot] = deque()
+        self._target: Any = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # ---- sources ----------------------------------------------------------------------------
+    @classmethod
+    def from_snapshots(cls, name: str, snapshots: Iterable[Snapshot], run_dir: Path | None = None) -> "RunFeed":
+        feed = cls(name, run_dir)
+        for snap in snapshots:
+            feed.history.add(snap)
+        return feed
+
+    def attach_session(self, target: Any) -> None:
+        """Subscribe to the session; its snapshots are posted to `target` (the app)."""
+        self._target = target
+        self.session.subscribe(self._on_snapshot)
+
+    def follow(self, target: Any) -> None:
+        """Tail RUN_DIR/snapshots.jsonl on a plain daemon thread until close()."""
+        assert self.run_dir is not None
+        self._target = target
+        self.watching = True
+        self._thread = threading.Thread(target=self._follow_loop, name=f"follow-{self.name}", daemon=True)
+        self._thread.start()
+
+    def _follow_loop(self) -> None:
+        try:
+            for snap in follow_snapshots(self.run_dir, self._stop, poll_s=0.25):
+                self._on_snapshot(snap)
+        except Exception as exc:  # a vanished directory must not kill the app
+            self._target.post_message(SnapshotsReady(self.id))
+            self.follow_error = str(exc)
+
+    def _on_snapshot(self, snap: Snapshot) -> None:
+        """Runs on the producer thread: must return at once."""
+        self._queue.append(snap)
+        if self._target is not None:
+            self._target.post_message(SnapshotsReady(self.id))
+
+    # ---- UI side ----------------------------------------------------------------------------
+    def drain(self) -> int:
+        """Move waiting snapshots into the history (UI thread). Return how many arrived."""
+        n = 0
+        while self._queue:
+            self.history.add(self._queue.popleft())
+            n += 1
+        if n:
+            self.last_arrival = time.monotonic()
+        return n
+
+    @property
+    def live(self) -> bool:
+        return self.session is not None
+
+    @property
+    def state(self) -> str:
+        if self.session is not None:
+            state = getattr(self.session, "state", None)
+            if state:
+                return str(state)
+        return self.history.state
+
+    @property
+    def error(self) -> str | None:
+        if self.session is not None and getattr(self.session, "error", None):
+            return str(self.session.error)
+        latest = self.history.latest
+        if latest is not None and latest.state == "failed":
+            return latest.message or "the run failed"
+        return None
+
+    @property
+    def active(self) -> bool:
+        """A live session that has not ended."""
+        return self.session is not None and self.state in ("starting", "running", "paused", "stopping")
+
+    def close(self, timeout: float = 0.0) -> None:
+        """Stop following; for a live session, ask it to stop and wait up to `timeout` s."""
+        self._stop.set()
+        if self.session is not None and self.active:
+            self.session.stop()
+        if self.session is not None and timeout:
+            self.session.join(timeout)
+        if self._thread is not None and timeout:
+            self._thread.join(min(timeout, 2.0))

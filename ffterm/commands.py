@@ -1,0 +1,144 @@
+"""Headless commands: run, resume, presets, analyze, probe, compare, bench, serve. No textual here."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from core import rundir
+from core.presets import list_presets, load_preset
+from core.session import Session
+
+from .progress import ConsoleProgress
+
+console = Console()
+
+
+def check_app_inputs(preset: str | None, overrides: dict[str, Any] | None, watch: list[Path] | None) -> None:
+    """Fail fast, before the app takes the screen, on a bad preset, override or run directory."""
+    if preset is not None:
+        load_preset(preset, overrides)
+    for path in watch or []:
+        if not (Path(path) / rundir.CONFIG).exists():
+            raise rundir.RunDirError(f"{path}: not an ffterm run directory (no {rundir.CONFIG}); start one with `ffterm run PRESET --headless`")
+
+
+def _drive(session: Session) -> int:
+    """Run a session to its end with a console progress bar; Ctrl-C stops it with a checkpoint."""
+    progress = ConsoleProgress(session.config, console)
+    session.subscribe(progress.update)
+    with progress:
+        session.start()
+        try:
+            while session.alive:
+                session.join(0.25)
+        except KeyboardInterrupt:
+            progress.note("stopping: saving a checkpoint…")
+            session.stop()
+            session.join()
+    if session.state == "failed":
+        console.print(f"[red]ffterm: run failed:[/] {session.error}")
+        return 1
+    if session.state == "stopped":
+        console.print(f"stopped; continue with [bold]ffterm resume {session.run_dir}[/]")
+        return 130
+    final = session.final or {}
+    acc = final.get("test_accuracy")
+    console.print(f"finished in {final.get('wall_seconds', 0):.1f} s: test accuracy "
+                  f"[bold]{acc:.4f}[/]; run directory {session.run_dir}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
+    cfg = load_preset(args.preset, overrides)
+    return _drive(Session(cfg, args.out, force=args.force))
+
+
+def cmd_resume(args: argparse.Namespace, _: Any = None) -> int:
+    return _drive(Session.resume_from(args.run_dir, device=args.device))
+
+
+def cmd_presets(args: argparse.Namespace, _: Any = None) -> int:
+    table = Table(box=None, show_header=True, header_style="bold")
+    table.add_column("preset")
+    table.add_column("description")
+    for p in list_presets():
+        table.add_row(p.name, p.description)
+    console.print(table)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace, _: Any = None) -> int:
+    from core.bench import run_bench
+
+    results = run_bench(device=args.device, dataset=args.dataset, data_dir=args.data_dir,
+                        repeats=args.repeats, log=console.print)
+    if args.json:
+        rundir.write_json(args.json, results)
+    return 0
+
+
+def cmd_analyze(args: argparse.Namespace, _: Any = None) -> int:
+    from core.offline import analyze_run
+
+    result = analyze_run(args.run_dir, samples=args.samples, device=args.device, pvalues=not args.no_pvalues)
+    table = Table(title=f"analysis of {args.run_dir} ({result['eval_samples']} test images)")
+    for col in ("layer", "sparsity", "ignored rows", "ensemble size %", "units p>0.05", "ρ⁺ mean", "bias mean"):
+        table.add_column(col, justify="right")
+    for i, layer in enumerate(result["layers"], 1):
+        table.add_row(str(i), _fmt(layer["sparsity"]), str(layer["sparsity_ignored_rows"]),
+                      _fmt(layer["ensemble_size_pct"], 2), str(layer["n_units_p_gt_0_05"]),
+                      _fmt(layer["rho_plus"]["mean"]), _fmt(layer["bias"]["mean"]))
+    console.print(table)
+    console.print(f"test accuracy {result['test_accuracy']:.4f}; written to {args.run_dir / 'analysis.json'}")
+    return 0
+
+
+def cmd_probe(args: argparse.Namespace, _: Any = None) -> int:
+    from core.offline import probe_run
+
+    result = probe_run(args.run_dir, layer=args.layer, device=args.device, log=console.print)
+    table = Table(title=f"linear probes of {args.run_dir}")
+    table.add_column("layer", justify="right")
+    table.add_column("test accuracy", justify="right")
+    table.add_column("held-out class accuracy", justify="right")
+    for row in result["layers"]:
+        table.add_row(str(row["layer"]), _fmt(row["accuracy"]), _fmt(row.get("heldout_accuracy")))
+    console.print(table)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace, _: Any = None) -> int:
+    from core.offline import compare_runs
+
+    result = compare_runs(args.run_a, args.run_b, samples=args.samples, device=args.device)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    table = Table(title=f"{args.run_a.name} vs {args.run_b.name} ({result['samples']} test images)")
+    for col in ("layer A", "layer B", "linear CKA", "SVCCA", "dCor"):
+        table.add_column(col, justify="right")
+    for row in result["pairs"]:
+        table.add_row(str(row["layer_a"]), str(row["layer_b"]), _fmt(row["cka"]), _fmt(row["svcca"]), _fmt(row["dcor"]))
+    console.print(table)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, _: Any = None) -> int:
+    from .cli import UsageError
+
+    if args.run_dir is not None:
+        check_app_inputs(None, None, [args.run_dir])
+    try:
+        from .app.serve import serve
+    except ImportError as exc:
+        raise UsageError(f"`ffterm serve` needs textual-serve ({exc}); install it with `pip install 'ffterm[serve]'`") from None
+    return serve(args.run_dir, host=args.host, port=args.port) or 0
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"

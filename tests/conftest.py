@@ -1,0 +1,18 @@
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+HAVE_FASHION = (FASHION_DIR / "train-images-idx3-ubyte.gz").exists()
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_data_dir(tmp_path_factory, monkeypatch):
+    """Tests never download: point the data dir at an empty folder (system dirs are still searched)."""
+    monkeypatch.setenv("FFTERM_DATA", str(tmp_path_factory.mktemp("data")))
+    monkeypatch.setattr("core.datasets.DOWNLOAD_TIMEOUT_S", 0.01, raising=False)
