@@ -69,7 +69,7 @@ def _heldout(trainer: Trainer, cfg: RunConfig, x: torch.Tensor, y: torch.Tensor,
         if not reps:
             out_layers.append({"sparsity": None, "ensemble": None, "shared_with_seen": None})
             continue
-        out_layers.append(analyze_heldout_layer(reps[i], k, layer["ensembles"]))
+        out_layers.append(analyze_heldout_layer(reps[i], y[held], k, layer["ensembles"], num_classes=NUM_LABELS))
     return {
         "class": k,
         "accuracy_seen": float((pred[seen] == y[seen]).float().mean()) if seen.any() else None,

@@ -22,8 +22,9 @@ Implementation notes (all exact reformulations, no approximation of the test):
   uniform over injections).  This is the marginal of the full permutation on
   those units, jointly across units, so the test is unchanged; the cost is
   ``O(n_shuffles · M_c · k)`` instead of ``O(n_shuffles · M_c · n log n)``.
-  When ``k > n/4`` full permutations are drawn instead (sorting random 64-bit
-  keys that carry the position in their low bits).
+  When ``k > n/4`` full permutations are drawn instead (sorting random keys
+  that carry the position in their low bits; rows with tied random parts are
+  redrawn, so the permutations are exactly uniform).
 * Shuffles are processed in chunks of at most ``chunk_elements`` gathered
   entries, so memory stays bounded (10k x 1000 with 200 shuffles never
   allocates 200 x 10k x 1000).
@@ -44,7 +45,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._checks import as_ensembles, as_labels, as_matrix, check_num_classes, is_tensor, to_numpy
+from ._checks import as_ensembles, as_labels, as_matrix, check_num_classes, is_tensor
 
 try:
     import torch
@@ -59,44 +60,71 @@ _DEFAULT_CHUNK = 1 << 22  # gathered entries per chunk (~32 MB of float64)
 # ---------------------------------------------------------------- numpy backend
 def _np_injections(R: int, k: int, n: int, rng: np.random.Generator) -> np.ndarray:
     """(R, k) int64: each row a uniformly random injection of k slots into range(n)."""
-    dt = np.int32 if n * k < 2**31 else np.int64
-    v = rng.integers(0, n, size=(R, k), dtype=dt)
+    v = rng.integers(0, n, size=(R, k), dtype=np.int64)
     if k < 2:
-        return v.astype(np.int64)
-    slot = np.arange(k, dtype=dt)
-    active = np.arange(R)
-    while active.size:
-        sub = v[active]
-        key = sub * dt(k) + slot  # value in the high part, slot in the low part
-        key.sort(axis=1)  # sorting keys = stable argsort by value
-        val = key // k
-        dup = val[:, 1:] == val[:, :-1]  # repeats of an earlier slot's value
-        rr, cc = np.nonzero(dup)
-        if rr.size == 0:
-            break
-        slots = key[:, 1:][rr, cc] % k
-        rows = active[rr]
-        v[rows, slots] = rng.integers(0, n, size=rows.size, dtype=dt)
-        again = np.zeros(active.size, dtype=bool)
+        return v
+    sb = int(k - 1).bit_length()  # slot bits
+    slot = np.arange(k, dtype=np.int64)
+    active: np.ndarray | None = None  # None = every row
+    while True:
+        sub = v if active is None else v[active]
+        key = sub << sb
+        key |= slot  # position in the high bits, slot in the low bits
+        key.sort(axis=1)  # = a stable argsort by position
+        # a slot repeats an earlier slot's position iff the high bits match its predecessor's
+        dup = (key[:, 1:] ^ key[:, :-1]) < (1 << sb)
+        flat = np.flatnonzero(dup)
+        if flat.size == 0:
+            return v
+        rr = flat // (k - 1)
+        slots = key[:, 1:].ravel()[flat] & ((1 << sb) - 1)
+        rows = rr if active is None else active[rr]
+        v[rows, slots] = rng.integers(0, n, size=rows.size, dtype=np.int64)
+        again = np.zeros(sub.shape[0], dtype=bool)
         again[rr] = True
-        active = active[again]
-    return v.astype(np.int64)
+        active = np.flatnonzero(again) if active is None else active[again]
 
 
-def _perm_bits(n: int) -> tuple[int, int]:
-    shift = max(1, int(n - 1).bit_length())
-    return shift, 62 - shift
+def _perm_shift(n: int) -> int:
+    """Number of low key bits that carry the position (0..n-1)."""
+    return max(1, int(n - 1).bit_length())
 
 
 def _np_permutations(R: int, n: int, rng: np.random.Generator, cols: np.ndarray | None) -> np.ndarray:
-    """(R, n) int64 uniformly random permutations (optionally only columns ``cols``)."""
-    shift, rbits = _perm_bits(n)
-    key = rng.integers(0, 1 << rbits, size=(R, n), dtype=np.int64)
-    key <<= shift
-    key |= np.arange(n, dtype=np.int64)
-    key.sort(axis=1)
-    key &= (1 << shift) - 1
-    return key if cols is None else key[:, cols]
+    """(R, n) int64 uniformly random permutations (optionally only columns ``cols``).
+
+    Sorts random unsigned keys whose low bits are replaced by the position (a
+    stable argsort at the price of a plain sort).  Rows whose random parts tie
+    would be ordered by position, so they are redrawn: the result is exactly
+    uniform.  32-bit keys are used while ties stay rare (n <= 1024), 64-bit
+    keys otherwise.
+    """
+    dt = np.uint32 if n <= 1024 else np.uint64
+    shift = _perm_shift(n)
+    low = dt((1 << shift) - 1)
+    high = dt(~int(low) & int(np.iinfo(dt).max))
+    pos = np.arange(n, dtype=dt)
+
+    def draw(rows: int) -> tuple[np.ndarray, np.ndarray]:
+        words = (rows * n * np.dtype(dt).itemsize + 7) // 8
+        raw = rng.integers(0, 2**64, size=words, dtype=np.uint64, endpoint=False)
+        key = raw.view(dt)[: rows * n].reshape(rows, n)
+        key &= high
+        key |= pos
+        key.sort(axis=1)
+        tie = ((key[:, 1:] ^ key[:, :-1]) <= low).any(axis=1)
+        return key, tie
+
+    key, tie = draw(R)
+    todo = np.flatnonzero(tie)
+    while todo.size:
+        sub, sub_tie = draw(todo.size)
+        key[todo[~sub_tie]] = sub[~sub_tie]
+        todo = todo[sub_tie]
+    key &= low
+    if cols is not None:
+        key = key[:, cols]
+    return key.astype(np.int64)
 
 
 def _np_counts(Xc: np.ndarray, units: np.ndarray | None, K: int, rng: np.random.Generator, chunk: int) -> np.ndarray:
@@ -128,20 +156,21 @@ def _np_counts(Xc: np.ndarray, units: np.ndarray | None, K: int, rng: np.random.
 
 # ---------------------------------------------------------------- torch backend
 def _t_injections(R: int, k: int, n: int, gen: "torch.Generator", device: Any) -> "torch.Tensor":
+    """Torch twin of :func:`_np_injections` (runs on ``device``)."""
     v = torch.randint(0, n, (R, k), generator=gen, device=device, dtype=torch.int64)
     if k < 2:
         return v
+    sb = int(k - 1).bit_length()
     slot = torch.arange(k, device=device, dtype=torch.int64)
     active = torch.arange(R, device=device)
     while active.numel():
         sub = v[active]
-        key = torch.sort(sub * k + slot, dim=1).values
-        val = torch.div(key, k, rounding_mode="floor")
-        dup = val[:, 1:] == val[:, :-1]
+        key = torch.sort((sub << sb) | slot, dim=1).values
+        dup = (key[:, 1:] ^ key[:, :-1]) < (1 << sb)
         rr, cc = torch.nonzero(dup, as_tuple=True)
         if rr.numel() == 0:
             break
-        slots = key[:, 1:][rr, cc] % k
+        slots = key[:, 1:][rr, cc] & ((1 << sb) - 1)
         rows = active[rr]
         v[rows, slots] = torch.randint(0, n, (rows.numel(),), generator=gen, device=device, dtype=torch.int64)
         again = torch.zeros(active.numel(), dtype=torch.bool, device=device)
@@ -151,10 +180,24 @@ def _t_injections(R: int, k: int, n: int, gen: "torch.Generator", device: Any) -
 
 
 def _t_permutations(R: int, n: int, gen: "torch.Generator", device: Any, cols: "torch.Tensor | None") -> "torch.Tensor":
-    shift, rbits = _perm_bits(n)
-    key = torch.randint(0, 1 << rbits, (R, n), generator=gen, device=device, dtype=torch.int64)
-    key = (key << shift) | torch.arange(n, device=device, dtype=torch.int64)
-    key = torch.sort(key, dim=1).values & ((1 << shift) - 1)
+    """Torch twin of :func:`_np_permutations` (63-bit keys, tied rows redrawn)."""
+    shift = _perm_shift(n)
+    rbits = 63 - shift
+    pos = torch.arange(n, device=device, dtype=torch.int64)
+
+    def draw(rows: int) -> "tuple[torch.Tensor, torch.Tensor]":
+        key = torch.randint(0, 1 << rbits, (rows, n), generator=gen, device=device, dtype=torch.int64)
+        key = torch.sort((key << shift) | pos, dim=1).values
+        tie = ((key[:, 1:] ^ key[:, :-1]) < (1 << shift)).any(dim=1)
+        return key, tie
+
+    key, tie = draw(R)
+    todo = torch.nonzero(tie).flatten()
+    while todo.numel():
+        sub, sub_tie = draw(todo.numel())
+        key[todo[~sub_tie]] = sub[~sub_tie]
+        todo = todo[sub_tie]
+    key = key & ((1 << shift) - 1)
     return key if cols is None else key[:, cols]
 
 

@@ -1,0 +1,240 @@
+"""Trainers and sessions on the tiny synthetic dataset: schedules, resume, failures, run directories."""
+import json
+import math
+
+import pytest
+import torch
+
+from core import rundir
+from core.checkpoint import CheckpointError, load_checkpoint
+from core.config import RunConfig
+from core.device import DeviceError
+from core.prepare import prepare
+from core.session import Session
+from core.trainers import EpochMetrics, FFTrainer, make_trainer
+
+CPU = torch.device("cpu")
+
+
+def tiny(**kw) -> RunConfig:
+    base = dict(name="t", model="ff", dataset="synthetic", epochs=2, lr=0.01, batch_size=256, hidden=None,
+                analysis_samples=200, device="cpu", final_pvalues=False)
+    base.update(kw)
+    return RunConfig(**base)
+
+
+def run_session(cfg, path, **kw):
+    s = Session(cfg, path, **kw)
+    snaps = []
+    s.subscribe(snaps.append)
+    s.start()
+    s.join(30)
+    assert not s.alive
+    return s, snaps
+
+
+def train_all(trainer):
+    while not trainer.done:
+        if trainer.step():
+            trainer.end_epoch()
+
+
+def weights(trainer):
+    return [p.detach().clone() for p in trainer.net.parameters()]
+
+
+def test_sequential_trains_one_layer_at_a_time():
+    cfg = tiny(epochs=1, layers=2)
+    tr = make_trainer(cfg, prepare(cfg, CPU), CPU)
+    assert tr.num_stages == 2
+    w0 = weights(tr)
+    while not tr.step():
+        pass
+    tr.end_epoch()  # layer 1 done
+    w1 = weights(tr)
+    assert not torch.equal(w0[0], w1[0])  # layer 1 changed
+    assert torch.equal(w0[2], w1[2])  # layer 2 untouched
+    # layer 2's inputs are layer 1's outputs on the positives, computed once
+    assert tr.stage_pos.shape == (tr.pos_in.shape[0], 64)
+    assert torch.allclose(tr.stage_pos, tr.net.layer(0, tr.pos_in), atol=1e-6)
+    while not tr.step():
+        pass
+    tr.end_epoch()
+    w2 = weights(tr)
+    assert torch.equal(w1[0], w2[0]) and not torch.equal(w1[2], w2[2])
+    assert tr.done and tr.epochs_done == 2
+
+
+def test_simultaneous_updates_every_layer_each_batch():
+    cfg = tiny(epochs=1, layers=3, schedule="simultaneous")
+    tr = make_trainer(cfg, prepare(cfg, CPU), CPU)
+    assert tr.num_stages == 1
+    w0 = weights(tr)
+    tr.step()
+    w1 = weights(tr)
+    assert all(not torch.equal(a, b) for a, b in zip(w0[::2], w1[::2]))
+
+
+def test_ff_learns_the_synthetic_classes(tmp_path):
+    s, snaps = run_session(tiny(epochs=6, batch_size=100), tmp_path / "run")
+    assert s.state == "finished"
+    assert s.final["test_accuracy"] > 0.8
+    losses = [x.loss[0] for x in snaps if x.kind == "live" and x.stage == 0]
+    assert losses[-1] < losses[0]
+
+
+@pytest.mark.parametrize("model, lr", [("bpff", 0.003), ("bp", 0.003)])
+def test_bpff_and_bp_learn(tmp_path, model, lr):
+    s, _ = run_session(tiny(model=model, epochs=6, lr=lr, batch_size=100), tmp_path / model)
+    assert s.state == "finished" and s.final["test_accuracy"] > 0.8
+
+
+def test_bp_activation_penalty_reduces_activity():
+    def mean_activity(act_l1):
+        cfg = tiny(model="bp", epochs=3, lr=0.003, batch_size=100, act_l1=act_l1)
+        tr = make_trainer(cfg, prepare(cfg, CPU), CPU)
+        train_all(tr)
+        return sum(h.abs().mean().item() for h in tr.representations(tr.data.test_x, None))
+    assert mean_activity(1e-3) < 0.7 * mean_activity(0.0)
+
+
+@pytest.mark.parametrize("kw", [{}, {"schedule": "simultaneous"}, {"model": "bpff", "lr": 0.003},
+                                {"model": "bp", "lr": 0.003}, {"negatives": "resample"}])
+def test_resume_mid_epoch_repeats_an_uninterrupted_run(kw):
+    cfg = tiny(epochs=2, batch_size=300, **kw)
+    data = prepare(cfg, CPU)
+    full = make_trainer(cfg, data, CPU)
+    train_all(full)
+
+    part = make_trainer(cfg, data, CPU)
+    for _ in range(part.batches_per_epoch * (part.num_stages * 2 - 1) // 2 + 2):  # stop mid-epoch
+        if part.step():
+            part.end_epoch()
+    state = part.state_dict()
+    assert state["position"][2] > 0 or state["position"][1] > 0
+    resumed = make_trainer(cfg, data, CPU)
+    resumed.load_state_dict(state)
+    train_all(resumed)
+    for a, b in zip(weights(full), weights(resumed)):
+        assert torch.equal(a, b)
+
+
+def test_session_stop_and_resume_gives_the_same_result(tmp_path):
+    cfg = tiny(epochs=2, layers=2)
+    full, _ = run_session(cfg, tmp_path / "full")
+
+    s = Session(cfg, tmp_path / "part")
+    s.subscribe(lambda snap: snap.kind == "live" and snap.epoch == 1 and s.stop())
+    s.start()
+    s.join(30)
+    assert s.state == "stopped" and not rundir.is_finished(tmp_path / "part")
+    assert load_checkpoint(tmp_path / "part" / rundir.CHECKPOINT)["trainer"]["position"] == [0, 1, 0]
+
+    resumed = Session.resume_from(tmp_path / "part")
+    resumed.start()
+    resumed.join(30)
+    assert resumed.state == "finished"
+    assert resumed.final["test_accuracy"] == full.final["test_accuracy"]
+    a = torch.load(tmp_path / "full" / rundir.CHECKPOINT, weights_only=True)["trainer"]["net"]
+    b = torch.load(tmp_path / "part" / rundir.CHECKPOINT, weights_only=True)["trainer"]["net"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    epochs = [sn.epoch for sn in rundir.read_snapshots(tmp_path / "part") if sn.kind == "live"]
+    assert epochs == [1, 2, 3, 4]  # no duplicate epoch lines after the resume
+
+
+def test_pause_and_resume(tmp_path):
+    cfg = tiny(epochs=3, layers=1)
+    s = Session(cfg, tmp_path / "p")
+    states = []
+
+    def on_snapshot(snap):
+        states.append(snap.state)
+        if snap.kind == "live" and snap.epoch == 1:
+            s.pause()
+
+    s.subscribe(on_snapshot)
+    s.start()
+    for _ in range(200):
+        if s.paused:
+            break
+        s.join(0.05)
+    assert s.paused
+    s.resume()
+    s.join(30)
+    assert "paused" in states and s.state == "finished"
+
+
+def test_snapshots_and_final_json(tmp_path):
+    s, snaps = run_session(tiny(epochs=2, eval_every=1), tmp_path / "r")
+    lines = [json.loads(x) for x in (tmp_path / "r" / rundir.SNAPSHOTS).read_text().splitlines()]
+    live = [x for x in lines if x["kind"] == "live"]
+    assert [x["epoch"] for x in live] == list(range(1, 7))
+    for key in ("epoch", "stage", "loss", "g_pos", "g_neg", "test_accuracy", "layer_accuracy", "wall_time"):
+        assert key in live[0]
+    assert live[0]["loss"][0] is not None and live[0]["loss"][1] is None  # only the layer in training
+    final = json.loads((tmp_path / "r" / rundir.FINAL).read_text())
+    assert set(final) >= {"config", "test_accuracy", "layer_accuracy", "epochs_done", "wall_seconds", "device", "layers"}
+    assert final["epochs_done"] == 6 and len(final["layer_accuracy"]) == 3
+    assert final["layers"][0].keys() == {"sparsity", "sparsity_ignored_rows", "ensembles", "ensemble_size_pct",
+                                         "shared_units", "jaccard", "n_units_p_gt_0_05", "rho_plus", "bias"}
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path, monkeypatch):
+    original = FFTrainer.end_epoch
+
+    def poisoned(self):
+        m = original(self)
+        if self.epochs_done >= 2:
+            return EpochMetrics([math.nan] * len(m.loss), m.g_pos, m.g_neg, m.samples)
+        return m
+
+    monkeypatch.setattr(FFTrainer, "end_epoch", poisoned)
+    s, snaps = run_session(tiny(epochs=3), tmp_path / "nan")
+    assert s.state == "failed" and "NaN" in s.error and "checkpoint" in s.error
+    assert snaps[-1].state == "failed" and snaps[-1].message == s.error
+    assert load_checkpoint(tmp_path / "nan" / rundir.CHECKPOINT)["trainer"]["position"] == [0, 1, 0]
+
+
+def test_run_directory_rules(tmp_path):
+    cfg = tiny(epochs=1, layers=1)
+    run_session(cfg, tmp_path / "done")
+    with pytest.raises(rundir.RunDirError, match="finished run"):
+        Session(cfg, tmp_path / "done")
+    before = (tmp_path / "done" / rundir.FINAL).read_text()
+    assert (tmp_path / "done" / rundir.FINAL).read_text() == before  # nothing lost by the refusal
+    Session(cfg, tmp_path / "done", force=True)
+    with pytest.raises(rundir.RunDirError, match="already finished"):
+        run_session(cfg, tmp_path / "again")
+        Session.resume_from(tmp_path / "again")
+
+
+def test_corrupt_and_foreign_checkpoints(tmp_path):
+    cfg = tiny(epochs=2, layers=1)
+    s = Session(cfg, tmp_path / "c")
+    s.subscribe(lambda snap: snap.kind == "live" and s.stop())
+    s.start()
+    s.join(30)
+    ckpt = tmp_path / "c" / rundir.CHECKPOINT
+    data = ckpt.read_bytes()
+    ckpt.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="unreadable checkpoint"):
+        Session.resume_from(tmp_path / "c")
+    torch.save({"weights": torch.zeros(2)}, ckpt)
+    with pytest.raises(CheckpointError, match="not an ffterm checkpoint"):
+        Session.resume_from(tmp_path / "c")
+
+
+def test_cuda_without_cuda_is_refused(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(DeviceError, match="no CUDA"):
+        Session(tiny(device="cuda"), tmp_path / "g")
+    assert not (tmp_path / "g").exists()
+
+
+def test_heldout_run_reports_seen_and_heldout_accuracy(tmp_path):
+    s, _ = run_session(tiny(epochs=6, batch_size=100, heldout_class=4), tmp_path / "h")
+    held = s.final["heldout"]
+    assert held["class"] == 4 and held["accuracy_seen"] > 0.7
+    assert held["accuracy_heldout"] < 0.2  # label 4 was never trained
+    assert len(held["layers"]) == 3
