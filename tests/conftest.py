@@ -1,12 +1,6 @@
 import os
-from pathlib import Path
-
 import pytest
 import torch
-
-ROOT = Path(__file__).resolve().parent.parent
-FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
-HAVE_FASHION = (FASHION_DIR / "train-images-idx3-ubyte.gz").exists()
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
