@@ -77,7 +77,7 @@ class Session:
         if d.exists() and any(d.iterdir()):
             if rundir.is_finished(d) and not force:
                 raise rundir.RunDirError(f"{d}: holds a finished run; choose another --out or pass --force to overwrite it")
-            if not force and (d / rundir.SNAPSHOTS).exists():
+            if not force and (d / rundir.CHECKPOINT).exists():
                 raise rundir.RunDirError(f"{d}: holds an unfinished run; continue it with `ffterm resume {d}` or pass --force")
             for name in (rundir.SNAPSHOTS, rundir.CHECKPOINT, rundir.FINAL):
                 (d / name).unlink(missing_ok=True)
