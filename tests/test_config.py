@@ -89,3 +89,22 @@ def test_replace_validates():
     assert cfg.replace(seed=4).seed == 4
     with pytest.raises(ConfigError):
         cfg.replace(layers=0)
+
+
+def test_presets_are_found_in_an_installed_layout(tmp_path):
+    """Installed from a wheel, presets/ lives at ffterm/presets (pyproject's package-dir mapping)."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    site = tmp_path / "site"
+    shutil.copytree(root / "core", site / "core")
+    shutil.copytree(root / "ffterm", site / "ffterm", ignore=shutil.ignore_patterns("app"))
+    shutil.copytree(root / "presets", site / "ffterm" / "presets")
+    code = "from core.presets import list_presets, presets_dir; print(presets_dir()); print(len(list_presets()))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(site)},
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out[0] == str(site / "ffterm" / "presets")
+    assert int(out[1]) == len(list(root.joinpath("presets").glob("*.yaml")))
