@@ -124,8 +124,10 @@ def test_pvalues_planted_small_and_reproducible():
     assert max(float(pc.max()) for pc in p) < 0.01
     p2 = A.ensemble_pvalues(X, y, ens, n_shuffles=200, seed=0, chunk_elements=999)
     assert max(float(pc.max()) for pc in p2) < 0.01
-    again = A.ensemble_pvalues(X, y, ens, n_shuffles=200, seed=0)
-    assert all(np.array_equal(a, b) for a, b in zip(p, again))
+    again = A.ensemble_pvalues(X, y, ens, n_shuffles=200, seed=0, workers=1)
+    assert all(np.array_equal(a, b) for a, b in zip(p, again))  # threads change nothing
+    other = A.ensemble_pvalues(X + 0.0, y, [np.arange(40, 50)] * 4, n_shuffles=200, seed=0)
+    assert not all(np.array_equal(a, b) for a, b in zip(other, A.ensemble_pvalues(X, y, [np.arange(40, 50)] * 4, seed=1)))
 
 
 def test_pvalues_noise_mostly_large():
@@ -154,6 +156,28 @@ def test_pvalues_exact_distribution_single_row(backend):
     np.testing.assert_allclose(p, (units + 1) / n, atol=0.03)
     full = A.ensemble_pvalues_all(X, [0], 1, n_shuffles=K, seed=0, backend=backend)[0]
     np.testing.assert_allclose(full, (np.arange(n) + 1) / n, atol=0.03)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_pvalues_match_literal_row_shuffles(backend):
+    # literal SPEC procedure: permute every row independently, recompute delta_i = m_i - 2 LOO_i
+    rng = np.random.default_rng(11)
+    X = rng.exponential(1.0, (6, 12)) * (rng.random((6, 12)) < 0.6)
+    X[:, 2] += 1.5
+    n, K = X.shape[1], 3000
+    m = X.mean(0)
+    delta = m - 2 * (m.sum() - m) / (n - 1)
+    hits = np.zeros(n)
+    for _ in range(K):
+        Xs = np.take_along_axis(X, np.argsort(rng.random(X.shape), axis=1), axis=1)
+        ms = Xs.mean(0)
+        hits += ms - 2 * (ms.sum() - ms) / (n - 1) >= delta - 1e-12
+    literal = hits / K
+    units = np.array([2, 7, 0])  # k = n/4: injection sampler
+    p = A.ensemble_pvalues(X, np.zeros(6, dtype=int), [units], n_shuffles=K, seed=3, backend=backend)[0]
+    np.testing.assert_allclose(p, literal[units], atol=0.04)
+    full = A.ensemble_pvalues_all(X, np.zeros(6, dtype=int), 1, n_shuffles=K, seed=3, backend=backend)[0]
+    np.testing.assert_allclose(full, literal, atol=0.04)
 
 
 @pytest.mark.parametrize("backend", ["numpy", "torch"])
@@ -383,6 +407,7 @@ def test_analyze_heldout_layer():
     assert r["shared_with_seen"][4] is None
     assert r["shared_with_seen"][0] == len(set(r["ensemble"]) & set(seen[0].tolist())) >= 3
     assert r["shared_with_seen"][1:4] == [0, 0, 0]
+    assert r["shared_with_seen_total"] == r["shared_with_seen"][0]
     json.dumps(r, allow_nan=False)
     assert A.analyze_heldout_layer(X, y, 4, None, num_classes=5)["shared_with_seen"] is None
     dense = A.analyze_heldout_layer(1 + np.random.default_rng(0).random((40, 30)), np.arange(40) % 2, 1, None, 2)

@@ -196,7 +196,9 @@ def analyze_heldout_layer(
     ``shared_with_seen`` list of C: ``|E_k ∩ E_c|`` for c != k, None at c = k; None
                          when E_k or the seen ensembles are undefined
     plus ``sparsity_ignored_rows``, ``n_rows``, ``ensemble_size_pct``
-    (|E_k| / n · 100 or None) and ``jaccard_with_seen`` (like ``shared_with_seen``).
+    (|E_k| / n · 100 or None), ``jaccard_with_seen`` (like ``shared_with_seen``)
+    and ``shared_with_seen_total`` (units of E_k in at least one seen ensemble,
+    a single int; None like ``shared_with_seen``).
     """
     if num_classes is None:
         if ensembles is None:
@@ -217,7 +219,7 @@ def analyze_heldout_layer(
 
     Xk = Xn[labels == k]
     sparsity, ignored = _layer_sparsity_from_rows(_hoyer_rows(Xk))
-    ensemble = shared = jac = size_pct = None
+    ensemble = shared = jac = size_pct = shared_total = None
     if Xk.shape[0] and math.isfinite(sparsity) and sparsity >= threshold:
         m = Xk.mean(axis=0, keepdims=True)
         ek = _mask_to_lists(_ensemble_mask(m, factor))[0]
@@ -228,6 +230,9 @@ def analyze_heldout_layer(
             union = [None if c == k else int(np.union1d(ek, seen[c]).size) for c in range(C)]
             shared = inter
             jac = [None if c == k else (inter[c] / union[c] if union[c] else 0.0) for c in range(C)]
+            pooled = [seen[c] for c in range(C) if c != k]
+            seen_any = np.unique(np.concatenate(pooled)) if pooled else np.zeros(0, dtype=np.int64)
+            shared_total = int(np.intersect1d(ek, seen_any).size)
     return {
         "sparsity": _float_or_none(sparsity),
         "ensemble": ensemble,
@@ -236,4 +241,5 @@ def analyze_heldout_layer(
         "n_rows": int(Xk.shape[0]),
         "ensemble_size_pct": size_pct,
         "jaccard_with_seen": jac,
+        "shared_with_seen_total": shared_total,
     }
