@@ -11,6 +11,8 @@ Pure bookkeeping (no textual, no torch). Feed it every Snapshot of a run, in ord
   defines Jaccard). None at the first evaluation and wherever either ensemble is undefined
   (sparsity < 0.5).
 
+A snapshot of kind "state" (the session announcing starting/paused/stopped/failed, with a
+message) changes only `state` and `message`; the series and `latest` keep the last real snapshot.
 A snapshot whose epoch is below the last one seen (the run was resumed and snapshots.jsonl
 rewritten) drops every point from that epoch on; one with the same epoch (the final snapshot, or
 one requested mid-epoch) replaces the point at that epoch.
@@ -82,6 +84,8 @@ class RunHistory:
         self.dataset = ""
         self.num_layers = 0
         self.count = 0  # snapshots added
+        self.state = "starting"  # of the newest snapshot, state announcements included
+        self.message: str | None = None  # e.g. why the run failed
         self.latest: Snapshot | None = None
         self.latest_evaluated: Snapshot | None = None
         # training series (x = epochs)
@@ -120,6 +124,9 @@ class RunHistory:
         """Add one snapshot; return True when it was an evaluated one."""
         self.count += 1
         self.run_name, self.model, self.dataset = snap.run_name, snap.model, snap.dataset
+        self.state, self.message = snap.state, snap.message
+        if snap.kind == "state":
+            return False
         self._grow_layers(max(snap.num_layers, len(snap.loss), len(snap.g_pos or []),
                               len(snap.layers or []), len(snap.layer_accuracy or [])))
         if self.epochs and snap.epoch < self.epochs[-1]:
@@ -225,10 +232,6 @@ class RunHistory:
         self._ensembles.append(ensembles_now)
 
     # ---- reading ----------------------------------------------------------------------------
-    @property
-    def state(self) -> str:
-        return self.latest.state if self.latest is not None else "starting"
-
     def ensembles_at(self, eval_index: int, layer: int) -> tuple[frozenset[int], ...] | None:
         """Per-class ensembles (sets of unit indices) of a layer at an evaluation point."""
         try:
@@ -275,7 +278,7 @@ class RunHistory:
     def to_dict(self) -> dict[str, Any]:
         """The series as plain JSON-ready data (for reports)."""
         return {
-            "run_name": self.run_name, "model": self.model, "dataset": self.dataset,
+            "run_name": self.run_name, "model": self.model, "dataset": self.dataset, "state": self.state,
             "num_layers": self.num_layers, "epochs": self.epochs, "loss": self.loss,
             "g_pos": self.g_pos, "g_neg": self.g_neg, "wall_time": self.wall_time,
             "samples_per_s": self.samples_per_s, "eval_epochs": self.eval_epochs,

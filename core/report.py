@@ -31,6 +31,12 @@ def class_names(dataset: str, n: int = 10) -> list[str]:
     return [names[i] if i < len(names) else str(i) for i in range(n)]
 
 
+def class_label(dataset: str, c: int) -> str:
+    """'3 Dress' for named classes, '3' for digits."""
+    name = class_names(dataset, max(10, c + 1))[c]
+    return str(c) if name == str(c) else f"{c} {name}"
+
+
 def report_dir(run_dir: Path, now: datetime | None = None) -> Path:
     """RUN_DIR/reports/<YYYYmmdd-HHMMSS>[-n]/ (not created)."""
     stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")

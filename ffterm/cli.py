@@ -98,13 +98,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    from . import commands  # headless commands: no textual import
-
-    handler = getattr(commands, f"cmd_{args.command}")
     if args.command == "run" and not args.headless:
         return _guard(lambda: _launch_app(args.preset, _overrides(args), out=args.out, force=args.force))
     if args.command == "watch":
         return _guard(lambda: _launch_app(None, None, watch=args.run_dirs))
+    from . import commands  # headless commands: no textual import
+
+    handler = getattr(commands, f"cmd_{args.command}")
     return _guard(lambda: handler(args, _overrides(args) if args.command == "run" else None))
 
 

@@ -135,9 +135,10 @@ def cmd_serve(args: argparse.Namespace, _: Any = None) -> int:
         check_app_inputs(None, None, [args.run_dir])
     try:
         from .app.serve import serve
-    except ImportError as exc:
-        raise UsageError(f"`ffterm serve` needs textual-serve ({exc}); install it with `pip install 'ffterm[serve]'`") from None
-    return serve(args.run_dir, host=args.host, port=args.port) or 0
+
+        return serve(args.run_dir, host=args.host, port=args.port) or 0
+    except ImportError:
+        raise UsageError("`ffterm serve` needs textual-serve; install it with `pip install 'ffterm[serve]'`") from None
 
 
 def _fmt(value: Any, digits: int = 3) -> str:

@@ -18,7 +18,6 @@ from ffterm.app.main import Dashboard, FFTermApp
 from ffterm.app.screens import HelpScreen, OpenRunScreen, PresetPicker, RunDialog
 from ffterm.app.views import TextPanel
 
-pytestmark = pytest.mark.asyncio
 
 
 class Factory:
@@ -38,7 +37,8 @@ def make_app(tmp_path: Path, factory: Factory | None = None, **kw) -> FFTermApp:
     return FFTermApp(run_root=tmp_path / "runs", presets=DemoPresets(), session_factory=factory or Factory(), **kw)
 
 
-async def wait_for(pilot, cond, timeout: float = 8.0) -> bool:
+@pytest.mark.asyncio
+async def wait_for(pilot, cond, timeout: float = 15.0) -> bool:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if cond():
@@ -52,6 +52,7 @@ def header_text(app: FFTermApp) -> str:
     return lines[0].plain + "\n" + lines[1].plain
 
 
+@pytest.mark.asyncio
 async def test_picker_starts_the_default_preset_and_numbers_change(tmp_path):
     factory = Factory(interval=0.05)
     app = make_app(tmp_path, factory, overrides=None)
@@ -75,6 +76,7 @@ async def test_picker_starts_the_default_preset_and_numbers_change(tmp_path):
     assert factory.sessions[0].state in ("stopped", "finished")
 
 
+@pytest.mark.asyncio
 async def test_picker_filters_and_typing_q_does_not_quit(tmp_path):
     app = make_app(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -89,6 +91,7 @@ async def test_picker_filters_and_typing_q_does_not_quit(tmp_path):
         assert "no run yet" in header_text(app)
 
 
+@pytest.mark.asyncio
 async def test_pause_resume_stop_checkpoint(tmp_path):
     factory = Factory(interval=0.03)
     app = make_app(tmp_path, factory, preset="quick-ff-fashionmnist", overrides={"epochs": 200})
@@ -113,6 +116,7 @@ async def test_pause_resume_stop_checkpoint(tmp_path):
         assert await wait_for(pilot, lambda: "STOPPED" in header_text(app))
 
 
+@pytest.mark.asyncio
 async def test_layer_class_keys_tabs_and_toggles(tmp_path):
     factory = Factory(interval=0.01)
     app = make_app(tmp_path, factory, preset="quick-ff-fashionmnist", overrides={"epochs": 2})
@@ -143,7 +147,7 @@ async def test_layer_class_keys_tabs_and_toggles(tmp_path):
         await pilot.press("j")
         assert app.opts.jaccard
         await pilot.pause(0.2)
-        assert "Jaccard · layer 3" in app.screen.query_one("#ens-matrix", TextPanel).render().plain
+        assert "Jaccard · L3" in app.screen.query_one("#ens-matrix", TextPanel).render().plain
         await pilot.press("l", "m")
         assert app.opts.log_y and app.opts.smoothing == 0.6
         await pilot.press("shift+tab", "shift+tab")  # Ensembles → Activations → Layers
@@ -155,6 +159,7 @@ async def test_layer_class_keys_tabs_and_toggles(tmp_path):
         assert table.get_cell("L1", "sparsity") == f"{last.layers[0]['sparsity']:.3f}"
 
 
+@pytest.mark.asyncio
 async def test_help_overlay_and_palette_commands(tmp_path):
     app = make_app(tmp_path, open_picker=False)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -180,6 +185,7 @@ async def test_help_overlay_and_palette_commands(tmp_path):
         await pilot.press("escape")
 
 
+@pytest.mark.asyncio
 async def test_export_report_and_screenshot(tmp_path):
     factory = Factory(interval=0.01)
     app = make_app(tmp_path, factory, preset="quick-ff-fashionmnist", overrides={"epochs": 2})
@@ -202,6 +208,7 @@ async def test_export_report_and_screenshot(tmp_path):
         assert len(svgs) == 1 and svgs[0].read_text().startswith("<svg")
 
 
+@pytest.mark.asyncio
 async def test_freeze_keeps_the_display_while_training_goes_on(tmp_path):
     factory = Factory(interval=0.03)
     app = make_app(tmp_path, factory, preset="quick-ff-fashionmnist", overrides={"epochs": 100})
@@ -221,6 +228,7 @@ async def test_freeze_keeps_the_display_while_training_goes_on(tmp_path):
         assert view._drawn != drawn
 
 
+@pytest.mark.asyncio
 async def test_failed_run_shows_its_message_and_the_app_stays_usable(tmp_path):
     factory = Factory(fail_at=3)
     app = make_app(tmp_path, factory, preset="quick-ff-fashionmnist")
@@ -237,6 +245,7 @@ async def test_failed_run_shows_its_message_and_the_app_stays_usable(tmp_path):
         assert app.primary.session is factory.sessions[1]
 
 
+@pytest.mark.asyncio
 async def test_session_that_cannot_be_created_is_reported(tmp_path):
     def broken(cfg, run_dir):
         raise FileNotFoundError("fashionmnist not found in data/; run `ffterm data fashionmnist`")
@@ -252,6 +261,7 @@ async def test_session_that_cannot_be_created_is_reported(tmp_path):
         assert app.is_running
 
 
+@pytest.mark.asyncio
 async def test_run_dialog_validates_inline(tmp_path):
     factory = Factory(interval=0.01)
     app = make_app(tmp_path, factory)
@@ -287,6 +297,7 @@ def _write_run(run_dir: Path, snaps) -> None:
         append_snapshot(run_dir, s)
 
 
+@pytest.mark.asyncio
 async def test_watch_follows_a_run_dir_as_it_grows(tmp_path):
     snaps = demo_snapshots(epochs_per_stage=4)
     run_dir = tmp_path / "runs" / "headless-run"
@@ -310,6 +321,7 @@ async def test_watch_follows_a_run_dir_as_it_grows(tmp_path):
     assert not app.is_running
 
 
+@pytest.mark.asyncio
 async def test_compare_runs_and_open_run_dialog(tmp_path):
     root = tmp_path / "runs"
     _write_run(root / "ff-run", demo_snapshots(run_name="ff-run"))
@@ -321,11 +333,12 @@ async def test_compare_runs_and_open_run_dialog(tmp_path):
         await pilot.press("o")
         assert await wait_for(pilot, lambda: isinstance(app.screen, OpenRunScreen))
         assert [r.name for r in app.screen.runs] == ["bpff-run"]  # the open ones are left out
-        await pilot.press(*str(root / "nowhere"), "enter")
+        app.screen.query_one("#open-path").value = str(root / "nowhere")
+        await pilot.press("enter")
         await pilot.pause()
         assert "has no snapshots.jsonl" in str(app.screen.query_one("#open-error").render())
-        app.screen.query_one("#open-path").value = ""
-        await pilot.press(*str(root / "bpff-run"), "enter")
+        app.screen.query_one("#open-path").value = str(root / "bpff-run")
+        await pilot.press("enter")
         assert await wait_for(pilot, lambda: len(app.feeds) == 3 and app.feeds[2].history.count == 6)
         await pilot.pause(0.3)
         tabs = app.screen.query_one("#tabs")
@@ -338,6 +351,7 @@ async def test_compare_runs_and_open_run_dialog(tmp_path):
         assert "bp-run" in header_text(app)
 
 
+@pytest.mark.asyncio
 async def test_too_small_terminal_shows_a_notice(tmp_path):
     app = FFTermApp(snapshots={"demo": demo_snapshots()}, run_root=tmp_path, presets=DemoPresets())
     async with app.run_test(size=(50, 15)) as pilot:
@@ -350,6 +364,7 @@ async def test_too_small_terminal_shows_a_notice(tmp_path):
         assert not dash.has_class("-too-small")
 
 
+@pytest.mark.asyncio
 async def test_quit_with_ctrl_c_stops_the_training_thread(tmp_path):
     factory = Factory(interval=0.05)
     app = make_app(tmp_path, factory, preset="quick-ff-fashionmnist", overrides={"epochs": 500})
@@ -362,6 +377,7 @@ async def test_quit_with_ctrl_c_stops_the_training_thread(tmp_path):
     assert read_snapshots(session.run_dir)[-1].state == "stopped"
 
 
+@pytest.mark.asyncio
 async def test_real_engine_on_synthetic_data(tmp_path):
     """The real Session and presets (skipped until core.session and core.presets exist)."""
     pytest.importorskip("core.session")
@@ -381,3 +397,24 @@ async def test_real_engine_on_synthetic_data(tmp_path):
         await wait_for(pilot, lambda: not app.is_running, timeout=60)
     app.shutdown(timeout=60)
     assert session.state in ("stopped", "finished")
+
+
+@pytest.mark.asyncio
+async def test_out_dir_is_used_for_the_first_run(tmp_path):
+    factory = Factory(interval=0.01)
+    app = make_app(tmp_path, factory, preset="quick-ff-fashionmnist", overrides={"epochs": 1}, out=tmp_path / "mine")
+    async with app.run_test(size=(100, 30)) as pilot:
+        assert await wait_for(pilot, lambda: app.primary is not None and app.primary.history.state == "finished")
+    assert factory.sessions[0].run_dir == tmp_path / "mine"
+    assert read_snapshots(tmp_path / "mine")
+
+
+def test_screenshots_script_writes_svgs(tmp_path):
+    from ffterm.app.screenshots import main
+
+    run_dir = tmp_path / "run"
+    _write_run(run_dir, demo_snapshots(epochs_per_stage=2))
+    assert main([str(run_dir), str(tmp_path / "shots"), "--sizes", "80x24"]) == 0
+    names = sorted(p.name for p in (tmp_path / "shots").glob("*.svg"))
+    assert "dashboard-curves-80x24.svg" in names and "dashboard-activations-80x24.svg" in names
+    assert len(names) >= 7

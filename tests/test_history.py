@@ -116,3 +116,15 @@ def test_layers_grow_when_a_later_snapshot_has_more():
     h.add(s)
     h.add(_snap(2, [0.4, 0.3]))
     assert h.loss == [[0.5, 0.4], [None, 0.3]]
+
+
+def test_state_announcements_change_only_the_state():
+    h = RunHistory()
+    h.add(_snap(1, [0.7, None]))
+    h.add(Snapshot(run_name="t", model="ff", dataset="mnist", device="cpu", num_layers=2, kind="state",
+                   state="paused", epoch=1, total_epochs=6))
+    assert h.state == "paused" and h.latest.epoch == 1 and h.latest.kind == "live"
+    assert h.epochs == [1] and h.loss[0] == [0.7]
+    h.add(Snapshot(run_name="t", model="ff", dataset="mnist", device="cpu", num_layers=2, kind="state",
+                   state="failed", message="loss became NaN", epoch=1, total_epochs=6))
+    assert h.state == "failed" and h.message == "loss became NaN"

@@ -247,11 +247,11 @@ class DemoSession:
             if self._stop.is_set():
                 break
             if self.fail_at is not None and epoch >= self.fail_at:
-                self.state = "failed"
                 self.error = f"loss became NaN at epoch {epoch}; lower lr"
+                self.state = "failed"
                 failed = Snapshot(run_name=self._name, model=self._model, dataset=self._dataset, device="cpu",
-                                  num_layers=self._layers, state="failed", epoch=epoch - 1, total_epochs=total,
-                                  message=self.error)
+                                  num_layers=self._layers, kind="state", state="failed", epoch=epoch - 1,
+                                  total_epochs=total, message=self.error)
                 self._emit(failed)
                 return
             time.sleep(self.interval)
@@ -266,9 +266,42 @@ class DemoSession:
             self._emit(snap)
         if self._stop.is_set():
             self.state = "stopped"
-            if snap is not None:
-                snap.state = "stopped"
-                snap.layers = snap.layers  # keep the last values
-                self._emit(snap)
+            self._emit(Snapshot(run_name=self._name, model=self._model, dataset=self._dataset, device="cpu",
+                                num_layers=self._layers, kind="state", state="stopped",
+                                epoch=snap.epoch if snap else 0, total_epochs=total, message="stopped by the user"))
         else:
             self.state = "finished"
+
+
+class DemoPresetInfo:
+    def __init__(self, name: str, description: str, path: Path | None = None) -> None:
+        self.name, self.description, self.path = name, description, path
+
+
+class DemoPresets:
+    """A stand-in for core.presets (same functions), with a few synthetic-data presets."""
+
+    DEFAULT_PRESET = "quick-ff-fashionmnist"
+
+    class PresetError(ValueError):
+        pass
+
+    _PRESETS = {
+        "quick-ff-fashionmnist": ("FF, 3 layers, quick CPU run", {"model": "ff"}),
+        "quick-bpff-fashionmnist": ("BP/FF, 3 layers, quick CPU run", {"model": "bpff", "schedule": "simultaneous"}),
+        "quick-bp-fashionmnist": ("BP, 3 layers, quick CPU run", {"model": "bp"}),
+        "heldout-ff-mnist": ("FF with digit 3 held out", {"model": "ff", "heldout_class": 3, "dataset": "mnist"}),
+        "l1-ff-fashionmnist": ("FF with l1 goodness", {"model": "ff", "goodness": "l1"}),
+    }
+
+    def list_presets(self) -> list[DemoPresetInfo]:
+        return [DemoPresetInfo(n, d) for n, (d, _) in self._PRESETS.items()]
+
+    def load_preset(self, name_or_path: str, overrides: dict[str, Any] | None = None) -> Any:
+        from core.config import from_dict
+
+        if name_or_path not in self._PRESETS:
+            raise self.PresetError(f"unknown preset {name_or_path!r}; choose one of {', '.join(self._PRESETS)}")
+        desc, values = self._PRESETS[name_or_path]
+        base = {"name": name_or_path, "description": desc, "dataset": "fashionmnist", "epochs": 4, **values}
+        return from_dict({**base, **(overrides or {})})

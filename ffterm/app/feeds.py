@@ -23,6 +23,12 @@ from core.rundir import follow_snapshots
 from core.snapshot import Snapshot
 
 RUN_COLORS = ["cyan", "orange", "magenta", "green", "yellow", "blue", "red", "white"]
+_RICH_NAMES = {"orange": "dark_orange"}
+
+
+def rich_color(plotext_color: str) -> str:
+    """The Rich style name of a plotext colour name (they differ for orange)."""
+    return _RICH_NAMES.get(plotext_color, plotext_color)
 
 
 class SnapshotsReady(Message):
@@ -116,9 +122,8 @@ class RunFeed:
     def error(self) -> str | None:
         if self.session is not None and getattr(self.session, "error", None):
             return str(self.session.error)
-        latest = self.history.latest
-        if latest is not None and latest.state == "failed":
-            return latest.message or "the run failed"
+        if self.history.state == "failed":
+            return self.history.message or "the run failed"
         return None
 
     @property

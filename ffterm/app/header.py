@@ -6,9 +6,9 @@ from typing import Any
 from rich.text import Text
 from textual.widget import Widget
 
-from core.report import class_names
+from core.report import class_label
 
-from .feeds import RunFeed
+from .feeds import RunFeed, rich_color
 
 STATE_STYLE = {
     "starting": "bold yellow", "running": "bold green", "paused": "bold yellow", "stopping": "bold yellow",
@@ -42,21 +42,22 @@ def progress_bar(done: int, total: int, width: int = 12) -> str:
 
 class StatusHeader(Widget):
     DEFAULT_CSS = """
-    StatusHeader { height: 2; background: $panel; padding: 0 1; }
+    StatusHeader { height: 2; background: $panel; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis; }
     """
 
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
         self._lines = (Text(""), Text(""))
 
-    def show(self, feed: RunFeed | None, opts: Any, frozen: bool, stale_s: float | None, n_feeds: int,
-             preset: str | None = None) -> None:
-        self._lines = self.compose_lines(feed, opts, frozen, stale_s, n_feeds, preset)
-        self.refresh()
+    def show(self, feed: RunFeed | None, opts: Any, frozen: bool, stale_s: float | None, n_feeds: int) -> None:
+        lines = self.compose_lines(feed, opts, frozen, stale_s, n_feeds, self.size.width or 80)
+        if [l.markup for l in lines] != [l.markup for l in self._lines]:
+            self._lines = lines
+            self.refresh()
 
     @staticmethod
     def compose_lines(feed: RunFeed | None, opts: Any, frozen: bool, stale_s: float | None, n_feeds: int,
-                      preset: str | None = None) -> tuple[Text, Text]:
+                      width: int = 80) -> tuple[Text, Text]:
         one, two = Text(no_wrap=True, overflow="ellipsis"), Text(no_wrap=True, overflow="ellipsis")
         if feed is None:
             one.append("ffterm", style="bold")
@@ -72,16 +73,24 @@ class StatusHeader(Widget):
         one.append(f" {label} ", style=STATE_STYLE.get(state, "bold"))
         one.append(" ")
         one.append(MODEL_NAMES.get(h.model, h.model.upper() or "?"), style="bold")
-        one.append(f" {preset or h.run_name or feed.name}", style="bold " + feed.color)
+        one.append(f" {h.run_name or feed.name}", style="bold " + rich_color(feed.color))
         if snap is None:
             one.append("  waiting for the first snapshot…", style="dim")
             return one, two
-        one.append(f" · {snap.dataset} · {snap.device}", style="")
         if snap.model == "ff" and snap.epochs_per_stage and snap.num_layers > 1 and snap.total_epochs > snap.epochs_per_stage:
-            one.append(f" │ training L{snap.stage + 1}/{snap.num_layers}")
-        one.append(f" │ ep {snap.epoch}/{snap.total_epochs} ")
-        one.append(progress_bar(snap.epoch, snap.total_epochs), style="green")
-        one.append(f" │ {rate(snap.samples_per_s)} img/s │ ETA {duration(snap.eta_s)} │ {duration(snap.wall_time)}")
+            one.append(f" │ L{snap.stage + 1}/{snap.num_layers}")
+        one.append(f" │ ep {snap.epoch}/{snap.total_epochs}")
+        if width >= 100:
+            one.append(" " + progress_bar(snap.epoch, snap.total_epochs), style="green")
+        speed = snap.samples_per_s
+        if speed is None:
+            speed = next((v for v in reversed(h.samples_per_s) if v is not None), None)
+        one.append(f" │ {rate(speed)}/s")
+        if state not in ("finished", "stopped", "failed"):
+            one.append(f" │ ETA {duration(snap.eta_s)}")
+        if width >= 100:
+            one.append(f" │ ran {duration(snap.wall_time)}")
+        one.append(f" │ {snap.dataset} · {snap.device}", style="dim")
         if snap.gpu:
             g = snap.gpu
             used, total = g.get("memory_used_mb"), g.get("memory_total_mb")
@@ -105,12 +114,10 @@ class StatusHeader(Widget):
                 two.append(f" · held-out {ev.heldout.get('class')}: {100 * (ev.heldout.get('accuracy_heldout') or 0):.1f}%",
                            style="yellow")
             two.append(" │ ", style="dim")
-        names = class_names(h.dataset)
-        cls = opts.cls
         two.append("layer ", style="dim")
         two.append(f"{opts.layer + 1}", style="bold")
         two.append(" class ", style="dim")
-        two.append(f"{cls} {names[cls] if cls < len(names) else ''}".rstrip(), style="bold")
+        two.append(class_label(h.dataset, opts.cls), style="bold")
         if opts.smoothing:
             two.append(f" · ema {opts.smoothing:g}", style="dim")
         if opts.log_y:

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 KEY_HELP: list[tuple[str, list[tuple[str, str]]]] = [
     ("Runs", [
-        ("n", "new run: pick a preset (enter starts it, ctrl+e customises)"),
-        ("r", "run dialog: change model, dataset, epochs, seed, device, held-out class, ℓ1/ℓ2 goodness"),
+        ("n", "new run: preset picker (ctrl+e there: customise)"),
+        ("r", "run dialog: model, dataset, epochs, held-out, ℓ1/ℓ2…"),
         ("p", "pause / resume training"),
         ("s", "stop training (checkpoint kept)"),
         ("c", "checkpoint now"),
@@ -20,7 +20,7 @@ KEY_HELP: list[tuple[str, list[tuple[str, str]]]] = [
         ("j", "ensemble matrix: shared units / Jaccard"),
     ]),
     ("Output", [
-        ("e", "export a report (snapshot.json + report.md) into RUN_DIR/reports/"),
+        ("e", "export report.md + snapshot.json to RUN_DIR/reports/"),
         ("ctrl+s", "save an SVG screenshot into the run directory"),
     ]),
     ("App", [

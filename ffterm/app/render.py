@@ -31,9 +31,14 @@ def ramp_rgb(level: int) -> tuple[int, int, int]:
     return tuple(round(a[k] + (b[k] - a[k]) * f) for k in range(3))  # type: ignore[return-value]
 
 
+def rgb(level: int) -> str:
+    r, g, b = ramp_rgb(level)
+    return f"rgb({r},{g},{b})"
+
+
 @lru_cache(maxsize=(LEVELS + 1) ** 2)
 def _half_style(top: int, bottom: int) -> Style:
-    return Style.parse(f"rgb{ramp_rgb(top)} on rgb{ramp_rgb(bottom)}")
+    return Style.parse(f"{rgb(top)} on {rgb(bottom)}")
 
 
 def _level(v: float, vmax: float) -> int:
@@ -74,7 +79,7 @@ def bar_strip(values: Sequence[float], highlight: set[int] | frozenset[int], wid
     area_w = width - gutter
     h = height - 1
     if n <= area_w:
-        bar_w = max(1, min(3, area_w // n))
+        bar_w = max(1, min(12, area_w // n))
         cols = [(i, i + 1) for i in range(n)]
     else:
         bar_w = 1
@@ -114,11 +119,12 @@ def activation_map(matrix: Sequence[Sequence[float]], row_class: Sequence[int], 
     text = Text(no_wrap=True, overflow="crop")
     R = len(matrix)
     K = len(matrix[0]) if R else 0
-    gutter = 10
+    gutter = 11
     if R == 0 or K == 0 or width < gutter + 4 or height < 3:
         text.append("no activation map yet" if R == 0 else "(too small)", style="dim")
         return text
     area_w = min(width - gutter, K)
+    repeat = max(1, min(6, (width - gutter) // K))  # few units: widen each column
     lines = height - 1
     row_bins = _bins(R, min(R, 2 * lines))
     col_bins = _bins(K, area_w)
@@ -130,9 +136,9 @@ def activation_map(matrix: Sequence[Sequence[float]], row_class: Sequence[int], 
         owners = [c for c in col_class[a:b] if c is not None and c >= 0]
         if owners:
             c = max(set(owners), key=owners.count)
-            text.append("▄", style=CLASS_COLORS[c % len(CLASS_COLORS)] + (" bold" if c == selected else ""))
+            text.append("▄" * repeat, style=CLASS_COLORS[c % len(CLASS_COLORS)] + (" bold" if c == selected else ""))
         else:
-            text.append("·", style="dim")
+            text.append("·" * repeat, style="dim")
     text.append("\n")
     binned = []
     for a, b in row_bins:
@@ -147,8 +153,9 @@ def activation_map(matrix: Sequence[Sequence[float]], row_class: Sequence[int], 
         label_cls = cls if cls != last_label else (cls2 if cls2 != last_label else None)
         if label_cls is not None:
             name = names[label_cls] if label_cls < len(names) else str(label_cls)
+            label = str(label_cls) if name == str(label_cls) else f"{label_cls} {name}"
             marker = "▶" if label_cls == selected else " "
-            text.append(f"{marker}{label_cls} {name}"[: gutter - 1].ljust(gutter),
+            text.append(f"{marker}{label}"[: gutter - 1].ljust(gutter),
                         style=(CLASS_COLORS[label_cls % len(CLASS_COLORS)] + (" bold reverse" if label_cls == selected else "")))
             last_label = cls2
         else:
@@ -156,7 +163,7 @@ def activation_map(matrix: Sequence[Sequence[float]], row_class: Sequence[int], 
         for j, v in enumerate(top):
             lt = _level(v, vmax)
             lb = _level(bottom[j], vmax) if bottom is not None else 0
-            text.append("▀", style=_half_style(lt, lb))
+            text.append("▀" * repeat, style=_half_style(lt, lb))
         text.append("\n")
     return text
 
@@ -168,7 +175,7 @@ def matrix_grid(matrix: Sequence[Sequence[float]] | None, names: Sequence[str], 
     if title:
         text.append(title + "\n", style="bold")
     if matrix is None:
-        text.append("ensembles undefined: layer sparsity < 0.5", style="dim italic")
+        text.append("no ensembles: layer sparsity < 0.5", style="dim italic")
         return text
     C = len(matrix)
     if C == 0:
@@ -191,12 +198,11 @@ def matrix_grid(matrix: Sequence[Sequence[float]] | None, names: Sequence[str], 
             else:
                 s = str(int(v))
             level = LEVELS if i == j else _level(float(v), vmax)
-            rgb = ramp_rgb(level)
             fg = "black" if level > LEVELS * 0.6 else "white"
-            cell_style = f"{fg} on rgb{rgb}" + (" dim" if i == j else "")
+            cell_style = f"{fg} on {rgb(level)}" + (" dim" if i == j else "")
             text.append(s.rjust(cell_w - 1)[: cell_w - 1] + " ", style=cell_style)
-        if i == selected or C <= 12:
-            name = names[i] if i < len(names) else ""
+        if label_w + C * cell_w + 4 <= width and i < len(names) and names[i] != str(i):
+            name = names[i]
             text.append(" " + name, style="dim" if i != selected else "bold")
         text.append("\n")
     return text

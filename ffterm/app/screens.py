@@ -29,7 +29,7 @@ class PresetPicker(ModalScreen[tuple[str, bool] | None]):
         Binding("up", "move(-1)", "Up", show=False),
         Binding("pagedown", "move(8)", show=False),
         Binding("pageup", "move(-8)", show=False),
-        Binding("ctrl+e", "customise", "Customise…"),
+        Binding("ctrl+e", "customise", "Customise…", priority=True),
     ]
 
     def __init__(self, presets: Sequence[Any], default: str | None = None) -> None:
@@ -261,7 +261,7 @@ class HelpScreen(ModalScreen[None]):
         for group, rows in KEY_HELP:
             text.append(group + "\n", style="bold underline")
             for keys, what in rows:
-                text.append(f"  {keys:<14}", style="bold cyan")
+                text.append(f"  {keys:<17}", style="bold cyan")
                 text.append(what + "\n")
             text.append("\n")
         text.append("ctrl+p opens the command palette with every action.", style="dim")

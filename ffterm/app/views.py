@@ -20,10 +20,10 @@ from textual.widgets import DataTable, Static
 from textual_plotext import PlotextPlot
 
 from core.history import RunHistory, ema
-from core.report import class_names
+from core.report import class_label, class_names
 from core.snapshot import Snapshot
 
-from .feeds import RunFeed
+from .feeds import RunFeed, rich_color
 from .render import activation_map, bar_strip, matrix_grid
 
 LAYER_COLORS = ["cyan", "orange", "magenta", "green", "yellow", "blue", "red", "white"]
@@ -68,18 +68,48 @@ def pm(stat: Any, digits: int = 2) -> str:
     return f"{stat['mean']:.{digits}f}±{(stat.get('std') or 0):.{digits}f}"
 
 
+class _Titled:
+    """The plot object handed to drawing functions: plotext, with `title` kept by the Chart."""
+
+    def __init__(self, chart: "Chart") -> None:
+        self._chart = chart
+
+    def title(self, label: str | None = None) -> None:
+        self._chart.chart_title = label or ""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._chart.plt, name)
+
+
 class Chart(PlotextPlot):
-    """A PlotextPlot that is redrawn from a drawing function, only when asked."""
+    """A PlotextPlot that is redrawn from a drawing function, only when asked.
+
+    The title is fitted to the width at render time (plotext drops a title that does not fit).
+    """
 
     DEFAULT_CSS = "Chart { width: 1fr; height: 1fr; min-height: 5; }"
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.chart_title = ""
 
     def draw(self, fn: Callable[[Any], None]) -> None:
         plt = self.plt
         plt.clear_figure()
         plt.xfrequency(3)
         plt.yfrequency(3)
-        fn(plt)
+        self.chart_title = ""
+        fn(_Titled(self))
         self.refresh()
+
+    def render(self):  # type: ignore[override]
+        width = self.size.width
+        title = self.chart_title
+        room = width - 8  # plotext drops a title wider than the canvas
+        if len(title) > room:
+            title = title[: max(0, room - 1)] + "…"
+        self.plt.title(title)
+        return super().render()
 
 
 def _lines(plt: Any, series: list[tuple[list[float], list[float], str, str]], log_y: bool = False,
@@ -113,7 +143,7 @@ def _stage_lines(plt: Any, snap: Snapshot | None) -> None:
         return
     for k in range(1, snap.num_layers):
         x = k * snap.epochs_per_stage
-        if x <= snap.epoch:
+        if x < snap.epoch:
             plt.vertical_line(x + 0.5, color="gray")
 
 
@@ -161,7 +191,7 @@ class CurvesView(View):
         is_bp = h.model == "bp"
 
         def loss(plt):
-            plt.title(("Cross-entropy" if is_bp else "Goodness loss per layer") + f" ({scale}{smooth})")
+            plt.title(("Cross-entropy" if is_bp else "Loss per layer") + f" ({scale}{smooth})")
             series = []
             for i in range(len(h.loss)):
                 xs, ys = _smooth(*h.series("loss", i), opts.smoothing)
@@ -173,7 +203,7 @@ class CurvesView(View):
             if is_bp:
                 plt.title("G⁺ / G⁻: none for backprop")
                 return
-            plt.title(f"Mean goodness: G⁺ solid, G⁻ dotted ({scale}{smooth})")
+            plt.title(f"G⁺ line, G⁻ dots ({scale}{smooth})")
             series_pos, series_neg = [], []
             for i in range(len(h.g_pos)):
                 xs, ys = _smooth(*h.series("g_pos", i), opts.smoothing)
@@ -200,7 +230,7 @@ class CurvesView(View):
             _lines(plt, series)
 
         def sparsity(plt):
-            plt.title("Hoyer sparsity per layer (ensembles need ≥ 0.5)")
+            plt.title("Sparsity per layer (≥0.5: ensembles)")
             series = [(*h.series("sparsity", i), f"L{i + 1}", layer_color(i)) for i in range(len(h.sparsity))]
             if _lines(plt, series):
                 plt.horizontal_line(0.5, color="gray")
@@ -226,9 +256,11 @@ class LayersView(View):
 
     def compose(self) -> ComposeResult:
         yield Static(id="layers-note", classes="note")
-        table = DataTable(id="layers-table", cursor_type="row", zebra_stripes=True)
-        yield table
+        yield DataTable(id="layers-table", cursor_type="row", zebra_stripes=True)
         yield Static(id="layers-heldout", classes="note")
+        with Horizontal(id="layers-plots"):
+            yield Chart(id="plot-layer-acc")
+            yield Chart(id="plot-active")
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
@@ -250,7 +282,7 @@ class LayersView(View):
             acc = snap.layer_accuracy[i] if snap and snap.layer_accuracy and i < len(snap.layer_accuracy) else None
             stab = h.stability_mean[i][-1] if i < len(h.stability_mean) and h.stability_mean[i] else None
             values = {
-                "layer": Text(f"L{i + 1}" + (" ◀" if i == opts.layer else ""), style=layer_color(i)),
+                "layer": Text(f"L{i + 1}" + (" ◀" if i == opts.layer else ""), style=rich_color(layer_color(i))),
                 "acc": fmt(acc, pct=True), "sparsity": fmt(layer.get("sparsity")),
                 "zero": fmt(layer.get("sparsity_ignored_rows")),
                 "ens": "undef" if layer and layer.get("ensembles") is None else fmt(layer.get("ensemble_size_pct"), 1),
@@ -269,8 +301,15 @@ class LayersView(View):
             note.update(Text.assemble(("Analysis at epoch ", "dim"), (str(snap.epoch), "bold"),
                                       (f"/{snap.total_epochs} on {snap.eval_samples or '?'} test images · ", "dim"),
                                       ("test acc ", "dim"), (acc, "bold"),
-                                      ("  (ens %: mean ensemble size; undef: sparsity < 0.5; stab: mean Jaccard "
-                                       "of each class's ensemble vs previous evaluation)", "dim")))
+                                      ("  (undef: sparsity < 0.5 · stab: ensembles' Jaccard vs previous eval)", "dim")))
+        self.query_one("#plot-layer-acc", Chart).draw(lambda plt: (
+            plt.title("Accuracy % per layer (classifier on each layer's goodness/output)"),
+            _lines(plt, [(*_pct(h.series("layer_accuracy", i)), f"L{i + 1}", layer_color(i))
+                         for i in range(len(h.layer_accuracy))])))
+        self.query_one("#plot-active", Chart).draw(lambda plt: (
+            plt.title("Active units per layer"),
+            _lines(plt, [(*h.series("active_units", i), f"L{i + 1}", layer_color(i))
+                         for i in range(len(h.active_units))])))
         held = self.query_one("#layers-heldout", Static)
         if snap is not None and snap.heldout:
             hd = snap.heldout
@@ -293,7 +332,7 @@ class LayersView(View):
 class TextPanel(Widget):
     """Renders a function of its current size (so resizing redraws without new data)."""
 
-    DEFAULT_CSS = "TextPanel { width: 1fr; height: 1fr; }"
+    DEFAULT_CSS = "TextPanel { width: 1fr; height: 1fr; text-wrap: nowrap; text-overflow: clip; }"
 
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
@@ -322,7 +361,6 @@ class ActivationsView(View):
         names = class_names(h.dataset)
         layer = _layer_dict(snap, opts.layer)
         cls = opts.cls
-        name = names[cls] if cls < len(names) else str(cls)
         if layer is None:
             msg = Text("Waiting for the first evaluated snapshot…", style="dim")
             self.query_one("#act-bars", TextPanel).set_renderer(lambda w, hh: msg)
@@ -334,7 +372,7 @@ class ActivationsView(View):
         members = frozenset(ens[cls]) if ens is not None and cls < len(ens) else frozenset()
         ens_note = ("ensemble undefined (sparsity < 0.5)" if ens is None
                     else f"ensemble {len(members)} units (orange)")
-        title = (f"Layer {opts.layer + 1} · class {cls} {name} · mean activation per unit "
+        title = (f"Layer {opts.layer + 1} · class {class_label(h.dataset, cls)} · mean activation per unit "
                  f"({len(values)} units) · {ens_note} · epoch {snap.epoch}")
         self.query_one("#act-bars", TextPanel).set_renderer(
             lambda w, hh: bar_strip(values, members, w, hh, title))
@@ -370,7 +408,7 @@ class EnsemblesView(View):
         names = class_names(h.dataset)
         layer = _layer_dict(snap, opts.layer)
         mode = "Jaccard" if opts.jaccard else "Shared units"
-        title = f"{mode} · layer {opts.layer + 1}" + (f" · epoch {snap.epoch}" if snap else "") + "  (j: toggle)"
+        title = f"{mode} · L{opts.layer + 1}" + (f" · ep {snap.epoch}" if snap else "") + " (j)"
         matrix = None
         if layer is not None:
             matrix = layer.get("jaccard") if opts.jaccard else layer.get("shared_units")
@@ -386,13 +424,13 @@ class EnsemblesView(View):
             _lines(plt, [(*h.series("ensemble_size_pct", i), f"L{i + 1}", layer_color(i))
                          for i in range(len(h.ensemble_size_pct))])
 
-        cls_name = names[opts.cls] if opts.cls < len(names) else str(opts.cls)
+        cls_name = class_label(h.dataset, opts.cls)
 
         def stability(plt):
-            plt.title(f"Ensemble stability (Jaccard vs previous eval): layer means, L{opts.layer + 1} class {opts.cls} {cls_name}")
+            plt.title(f"Stability: Jaccard vs previous eval (layer means; L{opts.layer + 1} class {cls_name})")
             series = [(*h.series("stability_mean", i), f"L{i + 1} mean", layer_color(i))
                       for i in range(len(h.stability_mean))]
-            series.append((*h.stability_series(opts.layer, opts.cls), f"L{opts.layer + 1} {cls_name}", "white"))
+            series.append((*h.stability_series(opts.layer, opts.cls), f"L{opts.layer + 1} c{cls_name}", "white"))
             if _lines(plt, series):
                 plt.ylim(0, 1.05)
 
@@ -433,6 +471,8 @@ class EIView(View):
                     width = (edges[-1] - edges[0]) / max(1, len(centers))
                     plt.bar(centers, counts[:len(centers)], color=color, width=width * 0.9)
                     plt.vertical_line(stat["mean"], color="white")
+                    ticks = [edges[0] + (edges[-1] - edges[0]) * k / 4 for k in range(5)]
+                    plt.xticks(ticks, [f"{t:.2g}" for t in ticks])
             return fn
 
         def means(name: str, label: str):
@@ -441,7 +481,7 @@ class EIView(View):
                 _lines(plt, [(*h.series(name, i), f"L{i + 1}", layer_color(i)) for i in range(h.num_layers)])
             return fn
 
-        self.query_one("#plot-rho-hist", Chart).draw(hist("rho_plus", "ρ⁺ (excitatory fraction)", "green"))
+        self.query_one("#plot-rho-hist", Chart).draw(hist("rho_plus", "ρ⁺ (frac. w>0)", "green"))
         self.query_one("#plot-bias-hist", Chart).draw(hist("bias", "bias", "red"))
         self.query_one("#plot-rho-mean", Chart).draw(means("rho_plus_mean", "mean ρ⁺"))
         self.query_one("#plot-bias-mean", Chart).draw(means("bias_mean", "mean bias"))
@@ -529,7 +569,7 @@ class CompareView(View):
                 return "/".join(vals) or "—"
 
             row = {
-                "run": Text(f.name, style=f.color), "model": h.model.upper(), "data": h.dataset,
+                "run": Text(f.name, style=rich_color(f.color)), "model": h.model.upper(), "data": h.dataset,
                 "epoch": f"{h.latest.epoch}/{h.latest.total_epochs}" if h.latest else "—",
                 "acc": fmt(snap.test_accuracy if snap else None, pct=True),
                 "sparsity": per("sparsity"), "ens": per("ensemble_size_pct", 1),

@@ -1,0 +1,34 @@
+"""The ffterm terminal app (Textual).
+
+Import-light on purpose: textual, the views and the engine load only when `run_app` or `serve`
+is called, so `ffterm --help` and headless runs stay fast.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["run_app"]
+
+
+def run_app(preset: str | None = None, overrides: dict[str, Any] | None = None,
+            watch: Path | Sequence[Path] | None = None, run_root: Path = Path("runs"),
+            out: Path | None = None, force: bool = False) -> int:
+    """Open the dashboard and block until it is quit; return the exit code.
+
+    preset: start this preset at once (`overrides` apply to it); None opens the preset picker with
+    the default highlighted. watch: a run directory (or several, to compare) started elsewhere,
+    followed as its snapshots.jsonl grows. run_root: where new runs are created. out: the run
+    directory of the preset started at once (default: a fresh one under run_root); force: let it
+    overwrite a run already there.
+    Any training thread is stopped and joined before this returns, so the run dir stays consistent.
+    """
+    from .main import FFTermApp
+
+    app = FFTermApp(preset=preset, overrides=overrides, watch=watch, run_root=run_root, out=out, force=force)
+    try:
+        result = app.run()
+    finally:
+        app.shutdown(timeout=120)
+    return int(result or 0) if app.return_code in (None, 0) else int(app.return_code)

@@ -1,0 +1,91 @@
+"""SVG snapshot tests of the dashboard (pytest-textual-snapshot), fed fixed runs from tests/data/.
+
+tests/data/*.jsonl are hand-made (ffterm.app.demo.demo_snapshots) deterministic snapshot files:
+an FF run (3 layers, sequential), a BP run and a BP/FF run with class 3 held out.
+Update the pictures after an intended UI change with `pytest tests/test_app_snapshots.py --snapshot-update`
+and look at them (snapshot_report.html) before committing.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.snapshot import Snapshot
+from ffterm.app.demo import DemoPresets
+from ffterm.app.main import FFTermApp
+
+DATA = Path(__file__).parent / "data"
+
+
+def load(name: str) -> list[Snapshot]:
+    return [Snapshot.from_json(line) for line in (DATA / name).read_text().splitlines() if line.strip()]
+
+
+def dashboard(*files: str) -> FFTermApp:
+    runs = {f.split("_run")[0].replace("_", "-"): load(f) for f in files}
+    return FFTermApp(snapshots=runs, presets=DemoPresets(), open_picker=False, run_root=Path("/nonexistent"))
+
+
+def show(tab: str, *keys: str):
+    async def run_before(pilot) -> None:
+        await pilot.pause()
+        pilot.app.action_show_tab(tab)
+        if keys:
+            await pilot.press(*keys)
+        await pilot.pause()
+        pilot.app._redraw(True)
+        await pilot.pause()
+
+    return run_before
+
+
+def test_fixture_files_are_valid():
+    ff = load("ff_run.jsonl")
+    assert len(ff) == 18 and ff[-1].kind == "final" and ff[-1].state == "finished"
+    assert sum(1 for s in ff if s.evaluated) == 6
+    held = load("bpff_heldout_run.jsonl")
+    assert held[-1].heldout["class"] == 3
+
+
+TABS_80 = [("curves", "tab-curves", ()), ("layers", "tab-layers", ()), ("activations", "tab-act", ("]", ".", ".")),
+           ("ensembles", "tab-ens", ("j",)), ("ei", "tab-ei", ()), ("compare", "tab-compare", ())]
+
+
+@pytest.mark.parametrize("name,tab,keys", TABS_80, ids=[t[0] for t in TABS_80])
+def test_dashboard_80x24(snap_compare, name, tab, keys):
+    files = ("ff_run.jsonl", "bp_run.jsonl", "bpff_heldout_run.jsonl") if name == "compare" else ("ff_run.jsonl",)
+    assert snap_compare(dashboard(*files), terminal_size=(80, 24), run_before=show(tab, *keys))
+
+
+@pytest.mark.parametrize("name,tab", [("curves", "tab-curves"), ("activations", "tab-act"), ("ensembles", "tab-ens"),
+                                      ("compare", "tab-compare")])
+def test_dashboard_160x48(snap_compare, name, tab):
+    files = ("ff_run.jsonl", "bp_run.jsonl", "bpff_heldout_run.jsonl") if name == "compare" else ("ff_run.jsonl",)
+    assert snap_compare(dashboard(*files), terminal_size=(160, 48), run_before=show(tab))
+
+
+def test_heldout_layers_table_80x24(snap_compare):
+    assert snap_compare(dashboard("bpff_heldout_run.jsonl"), terminal_size=(80, 24), run_before=show("tab-layers"))
+
+
+def test_bp_curves_log_smoothed_80x24(snap_compare):
+    assert snap_compare(dashboard("bp_run.jsonl"), terminal_size=(80, 24), run_before=show("tab-curves", "l", "m"))
+
+
+def test_preset_picker_80x24(snap_compare):
+    app = FFTermApp(presets=DemoPresets(), run_root=Path("/nonexistent"))
+
+    async def run_before(pilot) -> None:
+        await pilot.pause()
+        await pilot.pause(0.1)
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+def test_help_80x24(snap_compare):
+    assert snap_compare(dashboard("ff_run.jsonl"), terminal_size=(80, 24), press=["question_mark"])
+
+
+def test_too_small_notice(snap_compare):
+    assert snap_compare(dashboard("ff_run.jsonl"), terminal_size=(56, 18))
