@@ -15,6 +15,7 @@ from typing import Any
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Container, Grid, Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.widget import Widget
 from textual.widgets import DataTable, Static
 from textual_plotext import PlotextPlot
@@ -158,8 +159,12 @@ class View(Container):
         key = self.key(feed, feeds, opts)
         if not force and key == self._drawn:
             return False
+        try:
+            self.draw(feed, feeds, opts)
+        except NoMatches:  # children not mounted yet (the view was just created): draw on the next tick
+            self._drawn = None
+            return False
         self._drawn = key
-        self.draw(feed, feeds, opts)
         return True
 
     def key(self, feed: RunFeed | None, feeds: list[RunFeed], opts: ViewOptions) -> Any:
