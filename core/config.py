@@ -6,6 +6,7 @@ raise ConfigError with one line naming the key and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, fields
@@ -138,27 +139,8 @@ def _coerce(key: str, value: Any) -> Any:
         if not isinstance(value, bool):
             raise ConfigError(f"{key}: expected true or false, got {value!r}")
         return value
-    if base is int:
-        if isinstance(value, str):
-            try:
-                value = int(value)
-            except ValueError:
-                raise ConfigError(f"{key}: expected a whole number, got {value!r}") from None
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key}: expected a whole number, got {value!r}")
-    elif base is float:
-        if isinstance(value, str):
-            try:
-                value = float(value)
-            except ValueError:
-                raise ConfigError(f"{key}: expected a number, got {value!r}") from None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{key}: expected a number, got {value!r}")
-        value = float(value)
-        if value != value or value in (float("inf"), float("-inf")):
-            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
+    if base in (int, float):
+        value = _number(key, value, base)
     elif base is str:
         if not isinstance(value, (str, int, float)):
             raise ConfigError(f"{key}: expected text, got {value!r}")
@@ -169,6 +151,25 @@ def _coerce(key: str, value: Any) -> Any:
         raise ConfigError(f"{key}: {value!r} is out of range; it must be {bound}" + (f" and <= {high}" if high is not None else ""))
     if high is not None and value > high:
         raise ConfigError(f"{key}: {value!r} is out of range; it must be <= {high}")
+    return value
+
+
+def _number(key: str, value: Any, kind: type) -> int | float:
+    """A whole number (kind int) or a finite number (kind float), from YAML or command-line text."""
+    what = "a whole number" if kind is int else "a number"
+    if isinstance(value, str):
+        try:
+            value = kind(value)
+        except ValueError:
+            raise ConfigError(f"{key}: expected {what}, got {value!r}") from None
+    if kind is int and isinstance(value, float) and value.is_integer():
+        value = int(value)
+    allowed = (int,) if kind is int else (int, float)
+    if isinstance(value, bool) or not isinstance(value, allowed):
+        raise ConfigError(f"{key}: expected {what}, got {value!r}")
+    value = kind(value)
+    if not math.isfinite(value):
+        raise ConfigError(f"{key}: expected a finite number, got {value!r}")
     return value
 
 
