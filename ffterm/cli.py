@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", dest="data_dir")
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    p.add_argument("--ui", action="store_true",
+                   help="instead: training speed with the app open vs headless, and key latency (needs textual)")
+    p.add_argument("--preset", default="quick-ff-fashionmnist", help="with --ui: the run to train (default: %(default)s, 2 epochs per layer)")
 
     p = sub.add_parser("analyze", help="recompute the full analysis of a run from its checkpoint")
     p.add_argument("run_dir", type=Path)

@@ -73,10 +73,17 @@ def cmd_presets(args: argparse.Namespace, _: Any = None) -> int:
 
 
 def cmd_bench(args: argparse.Namespace, _: Any = None) -> int:
-    from core.bench import run_bench
+    if args.ui:
+        from .app.uibench import run_ui_bench
 
-    results = run_bench(device=args.device, dataset=args.dataset, data_dir=args.data_dir,
-                        repeats=args.repeats, log=console.print)
+        cfg = load_preset(args.preset, {"epochs": 2, "eval_every": 1, "device": args.device,
+                                        **({"data_dir": args.data_dir} if args.data_dir else {})})
+        results = run_ui_bench(cfg, log=console.print)
+    else:
+        from core.bench import run_bench
+
+        results = run_bench(device=args.device, dataset=args.dataset, data_dir=args.data_dir,
+                            repeats=args.repeats, log=console.print)
     if args.json:
         rundir.write_json(args.json, results)
     return 0
