@@ -16,16 +16,24 @@ from .prepare import prepare
 from .trainers import Trainer, make_trainer
 
 
+class OfflineError(ValueError):
+    """An analysis of saved runs that cannot be done as asked; one line naming the fix."""
+
+
+def load_config(run_dir: Path) -> RunConfig:
+    cfg_path = Path(run_dir) / rundir.CONFIG
+    if not cfg_path.exists():
+        raise rundir.RunDirError(f"{run_dir}: not an ffterm run directory (no {rundir.CONFIG})")
+    return from_dict(load_yaml_text(cfg_path.read_text(), str(cfg_path)))
+
+
 def load_trained(run_dir: Path, device: str | None = None, *, keep_heldout: bool = False) -> tuple[RunConfig, Trainer]:
     """The run's config and a trainer holding its checkpointed weights.
 
     keep_heldout: keep the held-out class's training images in `trainer.data` (for probes).
     """
     run_dir = Path(run_dir)
-    cfg_path = run_dir / rundir.CONFIG
-    if not cfg_path.exists():
-        raise rundir.RunDirError(f"{run_dir}: not an ffterm run directory (no {rundir.CONFIG})")
-    cfg = from_dict(load_yaml_text(cfg_path.read_text(), str(cfg_path)))
+    cfg = load_config(run_dir)
     ckpt = load_checkpoint(run_dir / rundir.CHECKPOINT, cfg)
     if device is not None:
         cfg = cfg.replace(device=device)
@@ -55,11 +63,12 @@ def probe_run(run_dir: Path, layer: int | None = None, device: str | None = None
     The probe trains on every training image (a held-out class included: the probe asks whether the
     network's representation separates it) and is tested on the test images.
     """
+    layers_in_run = load_config(run_dir).layers
+    if layer is not None and not 1 <= layer <= layers_in_run:
+        raise OfflineError(f"--layer {layer}: this run has layers 1..{layers_in_run}")
     cfg, trainer = load_trained(run_dir, device, keep_heldout=True)
     data = trainer.data
     layers = range(cfg.layers) if layer is None else [layer - 1]
-    if layer is not None and not 1 <= layer <= cfg.layers:
-        raise ValueError(f"--layer {layer}: this run has layers 1..{cfg.layers}")
     train_reps = trainer.representations(data.train_x, None)
     test_reps = trainer.representations(data.test_x, None)
     rows = []
@@ -75,11 +84,12 @@ def probe_run(run_dir: Path, layer: int | None = None, device: str | None = None
 
 def compare_runs(run_a: Path, run_b: Path, samples: int = 2000, device: str | None = None) -> dict[str, Any]:
     """Linear CKA, SVCCA and distance correlation between every layer pair of two runs."""
-    cfg_a, tr_a = load_trained(run_a, device)
-    cfg_b, tr_b = load_trained(run_b, device)
-    if cfg_a.dataset != cfg_b.dataset:
-        raise ValueError(f"cannot compare runs on different datasets ({cfg_a.dataset} vs {cfg_b.dataset}); "
-                         "representations must be of the same test images")
+    dataset_a, dataset_b = load_config(run_a).dataset, load_config(run_b).dataset
+    if dataset_a != dataset_b:
+        raise OfflineError(f"cannot compare runs on different datasets ({dataset_a} vs {dataset_b}); "
+                           "representations must be of the same test images")
+    _, tr_a = load_trained(run_a, device)
+    _, tr_b = load_trained(run_b, device)
     n = min(samples, tr_a.data.test_y.shape[0])
     reps = []
     for tr in (tr_a, tr_b):

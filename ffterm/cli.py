@@ -128,11 +128,12 @@ def _guard(fn) -> int:
     from core.checkpoint import CheckpointError
     from core.datasets import DatasetError
     from core.device import DeviceError
+    from core.offline import OfflineError
     from core.rundir import RunDirError
 
     try:
         return fn() or 0
-    except (ConfigError, UsageError, CheckpointError, DatasetError, DeviceError, RunDirError) as exc:
+    except (ConfigError, UsageError, CheckpointError, DatasetError, DeviceError, RunDirError, OfflineError) as exc:
         print(f"ffterm: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
