@@ -5,6 +5,7 @@ Nothing here downloads: every test passes ``download=False`` or replaces the dow
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import os
 import pickle
@@ -121,7 +122,7 @@ def test_dataset_table_matches_spec():
         assert info.num_classes == 10
         assert len(info.mean) == len(info.std) == info.shape[0]
         assert info.input_dim == int(np.prod(info.shape))
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         m.hidden = 3  # frozen
 
 

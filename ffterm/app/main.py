@@ -5,9 +5,8 @@ Snapshots reach the app as coalesced `SnapshotsReady` messages (see feeds.py); a
 """
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.screen import Screen
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 
-from core.config import ConfigError, RunConfig
+from core.config import RunConfig
 from core.report import report_dir, write_report
 from core.rundir import new_run_dir
 from core.snapshot import Snapshot
