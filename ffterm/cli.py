@@ -9,7 +9,7 @@ from typing import Any
 
 from core.config import ConfigError, parse_override
 
-COMMANDS = ("run", "resume", "presets", "watch", "serve", "bench", "analyze", "probe", "compare")
+COMMANDS = ("run", "resume", "presets", "watch", "serve", "bench", "analyze", "probe", "compare", "suite", "summary")
 
 
 class UsageError(Exception):
@@ -42,6 +42,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="the run directory (default: a new folder under runs/)")
     p.add_argument("--force", action="store_true", help="overwrite a run directory that holds a run")
     p.add_argument("--headless", action="store_true", help="no app: console progress only")
+
+    p = sub.add_parser("suite", help="run a preset over several seeds (headless) and summarise as mean ± std")
+    p.add_argument("preset")
+    _add_run_options(p)
+    p.add_argument("--seeds", type=int, default=10, help="how many seeds (default %(default)s)")
+    p.add_argument("--first-seed", type=int, default=0)
+    p.add_argument("--out", type=Path, help="the suite directory (default: runs/PRESET-suite)")
+
+    p = sub.add_parser("summary", help="mean ± std over finished runs (a suite directory or run directories)")
+    p.add_argument("run_dirs", type=Path, nargs="+")
+    p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("resume", help="continue a stopped run from its checkpoint (headless)")
     p.add_argument("run_dir", type=Path)
@@ -108,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     from . import commands  # headless commands: no textual import
 
     handler = getattr(commands, f"cmd_{args.command}")
-    return _guard(lambda: handler(args, _overrides(args) if args.command == "run" else None))
+    return _guard(lambda: handler(args, _overrides(args) if args.command in ("run", "suite") else None))
 
 
 def _launch_app(preset: str | None, overrides: dict[str, Any] | None, **kwargs: Any) -> int:
@@ -130,10 +141,12 @@ def _guard(fn) -> int:
     from core.device import DeviceError
     from core.offline import OfflineError
     from core.rundir import RunDirError
+    from core.suite import SuiteError
 
     try:
         return fn() or 0
-    except (ConfigError, UsageError, CheckpointError, DatasetError, DeviceError, RunDirError, OfflineError) as exc:
+    except (ConfigError, UsageError, CheckpointError, DatasetError, DeviceError, RunDirError, OfflineError,
+            SuiteError) as exc:
         print(f"ffterm: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

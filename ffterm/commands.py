@@ -13,6 +13,7 @@ from core import rundir
 from core.presets import list_presets, load_preset
 from core.session import Session
 
+from .cli import UsageError
 from .progress import ConsoleProgress
 
 console = Console()
@@ -60,6 +61,50 @@ def cmd_run(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
 
 def cmd_resume(args: argparse.Namespace, _: Any = None) -> int:
     return _drive(Session.resume_from(args.run_dir, device=args.device))
+
+
+def cmd_suite(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
+    from core import suite
+
+    if args.seeds < 1:
+        raise UsageError("--seeds must be at least 1")
+    overrides.pop("seed", None)  # the suite sets the seeds
+    first = load_preset(args.preset, overrides)
+    suite_dir = args.out or Path("runs") / f"{first.name}-suite"
+    run_dirs = []
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
+        run_dir = suite.seed_dir(suite_dir, seed)
+        run_dirs.append(run_dir)
+        if rundir.is_finished(run_dir):
+            console.print(f"seed {seed}: finished earlier")
+            continue
+        console.print(f"[bold]seed {seed}[/] ({len(run_dirs)}/{args.seeds})")
+        if (run_dir / rundir.CHECKPOINT).exists():
+            session = Session.resume_from(run_dir, device=overrides.get("device"))
+        else:
+            session = Session(load_preset(args.preset, {**overrides, "seed": seed}), run_dir, force=True)
+        code = _drive(session)
+        if code != 0:
+            console.print(f"suite stopped at seed {seed}; run the same command again to continue")
+            return code
+    summary = suite.write_summary(suite_dir, run_dirs)
+    print(suite.to_markdown(summary))
+    console.print(f"written to {suite_dir / 'summary.md'} and summary.json")
+    return 0
+
+
+def cmd_summary(args: argparse.Namespace, _: Any = None) -> int:
+    from core import suite
+
+    dirs = args.run_dirs
+    if len(dirs) == 1 and not (dirs[0] / rundir.CONFIG).exists():
+        dirs = sorted(dirs[0].glob("seed-*"), key=lambda p: int(p.name.split("-")[1]) if p.name.split("-")[1].isdigit() else 0)
+    summary = suite.summarize(dirs)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(suite.to_markdown(summary))
+    return 0
 
 
 def cmd_presets(args: argparse.Namespace, _: Any = None) -> int:
@@ -136,8 +181,6 @@ def cmd_compare(args: argparse.Namespace, _: Any = None) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, _: Any = None) -> int:
-    from .cli import UsageError
-
     if args.run_dir is not None:
         check_app_inputs(None, None, [args.run_dir])
     try:

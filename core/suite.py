@@ -1,0 +1,120 @@
+"""Suites: one preset over several seeds, summarised as mean ± std (how the study reports its tables).
+
+A suite directory holds one run directory per seed (`seed-0/`, `seed-1/`, …) and, once summarised,
+`summary.json` and `summary.md`. Finished seeds are skipped when a suite is run again, so an
+interrupted suite continues where it stopped.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from . import rundir
+
+# per-layer figures of final.json summarised across seeds: (label, path into the layer dict)
+LAYER_FIGURES: list[tuple[str, tuple[str, ...]]] = [
+    ("sparsity", ("sparsity",)),
+    ("ensemble size %", ("ensemble_size_pct",)),
+    ("units p>0.05", ("n_units_p_gt_0_05",)),
+    ("ρ⁺ mean", ("rho_plus", "mean")),
+    ("bias mean", ("bias", "mean")),
+]
+
+
+class SuiteError(ValueError):
+    """A suite that cannot be summarised; one line naming the directory and the fix."""
+
+
+def seed_dir(suite_dir: Path, seed: int) -> Path:
+    return Path(suite_dir) / f"seed-{seed}"
+
+
+def mean_std(values: list[float | None]) -> dict[str, Any]:
+    """Mean and sample standard deviation of the defined values (None/NaN skipped)."""
+    xs = [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if not xs:
+        return {"mean": None, "std": None, "n": 0}
+    mean = sum(xs) / len(xs)
+    std = math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0
+    return {"mean": mean, "std": std, "n": len(xs)}
+
+
+def _dig(d: dict[str, Any] | None, path: tuple[str, ...]) -> Any:
+    for key in path:
+        if d is None:
+            return None
+        d = d.get(key)
+    return d
+
+
+def summarize(run_dirs: list[Path]) -> dict[str, Any]:
+    """Mean ± std over the finished runs among `run_dirs` (each with a final.json)."""
+    finals = []
+    for d in run_dirs:
+        path = Path(d) / rundir.FINAL
+        if path.exists():
+            finals.append(json.loads(path.read_text()))
+    if not finals:
+        raise SuiteError(f"no finished runs among {len(run_dirs)} directories; run them to the end first")
+    configs = {(f["config"]["model"], f["config"]["dataset"]) for f in finals}
+    if len(configs) > 1:
+        raise SuiteError(f"the runs mix models/datasets {sorted(configs)}; summarise one setting at a time")
+    num_layers = max(len(f["layers"]) for f in finals)
+    layers = []
+    for i in range(num_layers):
+        row: dict[str, Any] = {"layer": i + 1,
+                               "accuracy": mean_std([_at(f["layer_accuracy"], i) for f in finals])}
+        for label, path in LAYER_FIGURES:
+            row[label] = mean_std([_dig(_at(f["layers"], i), path) for f in finals])
+        layers.append(row)
+    summary = {
+        "model": finals[0]["config"]["model"],
+        "dataset": finals[0]["config"]["dataset"],
+        "runs": len(finals),
+        "seeds": sorted(f["config"]["seed"] for f in finals),
+        "test_accuracy": mean_std([f["test_accuracy"] for f in finals]),
+        "wall_seconds": mean_std([f["wall_seconds"] for f in finals]),
+        "layers": layers,
+    }
+    held = [f["heldout"] for f in finals if f.get("heldout")]
+    if held:
+        summary["heldout"] = {"class": held[0]["class"],
+                              "accuracy_seen": mean_std([h["accuracy_seen"] for h in held]),
+                              "accuracy_heldout": mean_std([h["accuracy_heldout"] for h in held])}
+    return summary
+
+
+def _at(items: list[Any] | None, i: int) -> Any:
+    return items[i] if items and i < len(items) else None
+
+
+def fmt(stat: dict[str, Any], digits: int = 3) -> str:
+    if stat["mean"] is None:
+        return "—"
+    return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
+
+
+def to_markdown(summary: dict[str, Any]) -> str:
+    lines = [f"# {summary['model'].upper()} on {summary['dataset']}: {summary['runs']} runs "
+             f"(seeds {', '.join(map(str, summary['seeds']))})", "",
+             f"Test accuracy: **{fmt(summary['test_accuracy'], 4)}** (mean ± std over runs)", ""]
+    if "heldout" in summary:
+        h = summary["heldout"]
+        lines += [f"Held-out class {h['class']}: accuracy on the seen classes {fmt(h['accuracy_seen'], 4)}, "
+                  f"on class {h['class']} {fmt(h['accuracy_heldout'], 4)}", ""]
+    header = ["layer", "accuracy"] + [label for label, _ in LAYER_FIGURES]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in summary["layers"]:
+        cells = [str(row["layer"]), fmt(row["accuracy"])] + [fmt(row[label], 1 if "%" in label or "units" in label else 3)
+                                                            for label, _ in LAYER_FIGURES]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(suite_dir: Path, run_dirs: list[Path]) -> dict[str, Any]:
+    summary = summarize(run_dirs)
+    rundir.write_json(Path(suite_dir) / "summary.json", summary)
+    rundir.atomic_write_text(Path(suite_dir) / "summary.md", to_markdown(summary))
+    return summary
