@@ -49,6 +49,9 @@ class Session:
         self._unpaused.set()
         self._checkpoint_requested = threading.Event()
         self._snapshot_requested = threading.Event()
+        # set when the thread's work is over; waited on instead of Thread.join, which on Python 3.11
+        # can report a live thread as stopped when Ctrl-C interrupts it
+        self._done = threading.Event()
         self.state = "starting"
         self.error: str | None = None
         self.final: dict[str, Any] | None = None
@@ -110,12 +113,13 @@ class Session:
         self._snapshot_requested.set()
 
     def join(self, timeout: float | None = None) -> None:
+        """Wait (interruptibly) until the training thread has finished its work."""
         if self._thread is not None:
-            self._thread.join(timeout)
+            self._done.wait(timeout)
 
     @property
     def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._thread is not None and not self._done.is_set()
 
     @property
     def paused(self) -> bool:
@@ -123,7 +127,12 @@ class Session:
 
     # ---- the training thread --------------------------------------------------------------
     def _run(self) -> None:
-        trainer: Trainer | None = None
+        try:
+            self._train()
+        finally:
+            self._done.set()
+
+    def _train(self) -> None:
         try:
             if self.config.threads:
                 torch.set_num_threads(self.config.threads)
