@@ -181,13 +181,16 @@ def matrix_grid(matrix: Sequence[Sequence[float]] | None, names: Sequence[str], 
     if C == 0:
         return text
     label_w = 4
-    cell_w = max(3, min(6, (width - label_w) // C))
+    widest = 3 if jaccard else max(len(str(int(v))) for row in matrix for v in row)  # Jaccard: ".42"
+    # never crop a number; where a separating space does not fit, the cells' colours separate them
+    gap = 1 if label_w + C * (widest + 1) <= width else 0
+    cell_w = max(widest + gap, min(6, (width - label_w) // C))
     offdiag = [matrix[i][j] for i in range(C) for j in range(C) if i != j] or [0]
     vmax = 1.0 if jaccard else max(max(offdiag), 1)
     text.append(" " * label_w)
     for j in range(C):
         style = CLASS_COLORS[j % len(CLASS_COLORS)] + (" bold underline" if j == selected else "")
-        text.append(str(j).rjust(cell_w - 1) + " ", style=style)
+        text.append(str(j).rjust(cell_w - gap) + " " * gap, style=style)
     text.append("\n")
     for i, row in enumerate(matrix):
         style = CLASS_COLORS[i % len(CLASS_COLORS)] + (" bold reverse" if i == selected else "")
@@ -200,7 +203,7 @@ def matrix_grid(matrix: Sequence[Sequence[float]] | None, names: Sequence[str], 
             level = LEVELS if i == j else _level(float(v), vmax)
             fg = "black" if level > LEVELS * 0.6 else "white"
             cell_style = f"{fg} on {rgb(level)}" + (" dim" if i == j else "")
-            text.append(s.rjust(cell_w - 1)[: cell_w - 1] + " ", style=cell_style)
+            text.append(s.rjust(cell_w - gap) + " " * gap, style=cell_style)
         if label_w + C * cell_w + 4 <= width and i < len(names) and names[i] != str(i):
             name = names[i]
             text.append(" " + name, style="dim" if i != selected else "bold")
