@@ -219,13 +219,12 @@ async def test_freeze_keeps_the_display_while_training_goes_on(tmp_path):
         view = app.screen.query_one("#view-curves")
         drawn = view._drawn
         count = app.primary.history.count
-        await pilot.pause(0.5)
-        assert app.primary.history.count > count  # training went on
+        assert await wait_for(pilot, lambda: app.primary.history.count > count + 3)  # training went on
+        await pilot.pause(0.3)
         assert view._drawn == drawn  # the display did not
         assert "FROZEN" in header_text(app)
         await pilot.press("f")
-        await pilot.pause(0.3)
-        assert view._drawn != drawn
+        assert await wait_for(pilot, lambda: view._drawn != drawn)
 
 
 @pytest.mark.asyncio

@@ -308,7 +308,8 @@ class LayersView(View):
                                       ("test acc ", "dim"), (acc, "bold"),
                                       ("  (undef: sparsity < 0.5 · stab: ensembles' Jaccard vs previous eval)", "dim")))
         self.query_one("#plot-layer-acc", Chart).draw(lambda plt: (
-            plt.title("Accuracy % per layer (classifier on each layer's goodness/output)"),
+            plt.title("Accuracy % per layer (each layer's goodness alone)"
+                      if any(v is not None for series in h.layer_accuracy for v in series) else "Per-layer accuracy: none for backprop (one output head)"),
             _lines(plt, [(*_pct(h.series("layer_accuracy", i)), f"L{i + 1}", layer_color(i))
                          for i in range(len(h.layer_accuracy))])))
         self.query_one("#plot-active", Chart).draw(lambda plt: (
