@@ -34,7 +34,7 @@ class PresetPicker(ModalScreen[tuple[str, bool] | None]):
 
     def __init__(self, presets: Sequence[Any], default: str | None = None) -> None:
         super().__init__()
-        self.presets = list(presets)
+        self.presets = sorted(presets, key=lambda p: p.name != default)  # the default first, then as given
         self.default = default
         self._shown: list[Any] = []
 
