@@ -15,6 +15,7 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 
@@ -241,8 +242,12 @@ class FFTermApp(App[int]):
         if dash is None:
             return
         self._dirty = False
-        tabs = dash.query_one("#tabs", TabbedContent)
-        view = dash.query_one(f"#view-{tabs.active[4:]}", View) if tabs.active else None
+        try:
+            tabs = dash.query_one("#tabs", TabbedContent)
+            view = dash.query_one(f"#view-{tabs.active[4:]}", View) if tabs.active else None
+        except NoMatches:  # the dashboard is still being composed: draw on the next tick
+            self._dirty = True
+            return
         if view is not None:
             view.show(self.primary, self.feeds, self.opts, force=force)
         if self.screen is dash:
