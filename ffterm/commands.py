@@ -49,7 +49,7 @@ def _drive(session: Session) -> int:
         return 130
     final = session.final or {}
     acc = final.get("test_accuracy")
-    console.print(f"finished in {final.get('wall_seconds', 0):.1f} s: test accuracy "
+    console.print(f"finished after {final.get('wall_seconds', 0):.1f} s of training: test accuracy "
                   f"[bold]{acc:.4f}[/]; run directory {session.run_dir}")
     return 0
 

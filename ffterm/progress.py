@@ -1,4 +1,8 @@
-"""Console progress for headless runs: layer, epoch, loss, accuracy, samples/s, ETA."""
+"""Console progress for headless runs: layer, epoch, loss, accuracy, samples/s, ETA.
+
+On a terminal, a live progress bar; otherwise (nohup, a log file) one plain line per evaluated
+snapshot, so a log of a long run shows its progress.
+"""
 from __future__ import annotations
 
 from rich.console import Console
@@ -20,6 +24,7 @@ class ConsoleProgress:
         )
         self.task = self.progress.add_task("train", total=cfg.total_epochs, stage="starting", metrics="")
         self.accuracy: float | None = None
+        self.lines = not console.is_terminal
 
     def __enter__(self) -> "ConsoleProgress":
         self.progress.start()
@@ -35,6 +40,8 @@ class ConsoleProgress:
         if snap.kind == "state":
             if snap.message:
                 self.progress.update(self.task, metrics=f"{snap.state}: {snap.message}")
+                if self.lines:
+                    self.progress.console.print(f"{snap.state}: {snap.message}")
             return
         if snap.test_accuracy is not None:
             self.accuracy = snap.test_accuracy
@@ -53,3 +60,6 @@ class ConsoleProgress:
         if snap.kind == "final":
             stage = "final"
         self.progress.update(self.task, completed=snap.epoch, stage=stage, metrics="  ".join(parts))
+        if self.lines and (snap.evaluated or snap.kind == "final"):
+            eta = f"  ETA {snap.eta_s:.0f} s" if snap.eta_s else ""
+            self.progress.console.print(f"{stage}  {'  '.join(parts)}{eta}", soft_wrap=True)
