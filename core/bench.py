@@ -59,6 +59,19 @@ def _train_epoch(trainer: Trainer) -> None:
         pass
 
 
+def _ff_layer_epochs(cfg: RunConfig, data: PreparedData, dev: torch.device,
+                     repeats: int) -> tuple[list[float], list[float], Trainer]:
+    """Seconds of one epoch of each FF layer, and of building the next layer's inputs (best of repeats)."""
+    layer_s = [float("inf")] * cfg.layers
+    stage_inputs_s = [float("inf")] * cfg.layers
+    for _ in range(repeats):
+        ff = make_trainer(cfg, data, dev)
+        for stage in range(ff.num_stages):
+            layer_s[stage] = min(layer_s[stage], _time(lambda: _train_epoch(ff), dev))
+            stage_inputs_s[stage] = min(stage_inputs_s[stage], _time(ff.end_epoch, dev))
+    return layer_s, stage_inputs_s, ff
+
+
 def run_bench(device: str = "auto", dataset: str = "fashionmnist", data_dir: str | None = None,
               repeats: int = 1, log: Callable[[str], None] = print) -> dict[str, Any]:
     dev = resolve_device(device)
@@ -68,19 +81,17 @@ def run_bench(device: str = "auto", dataset: str = "fashionmnist", data_dir: str
                                "train_samples": n_train, "test_samples": data.test_y.shape[0]}
 
     # FF: one epoch of each layer (sequential schedule); the best of `repeats` fresh runs
-    layers = RunConfig().layers
-    layer_s = [float("inf")] * layers
-    stage_inputs_s = [float("inf")] * layers
-    for _ in range(repeats):
-        ff = make_trainer(RunConfig(model="ff", dataset=dataset, epochs=1), data, dev)
-        for stage in range(ff.num_stages):
-            layer_s[stage] = min(layer_s[stage], _time(lambda: _train_epoch(ff), dev))
-            stage_inputs_s[stage] = min(stage_inputs_s[stage], _time(ff.end_epoch, dev))
+    layer_s, stage_inputs_s, ff = _ff_layer_epochs(RunConfig(model="ff", dataset=dataset, epochs=1), data, dev, repeats)
     results["ff_layer_epoch_s"] = layer_s
     results["ff_samples_per_s"] = [2 * n_train / s for s in layer_s]
     results["ff_next_layer_inputs_s"] = stage_inputs_s[:-1]
     log("FF layer-epoch (s): " + ", ".join(f"L{i + 1} {s:.2f}" for i, s in enumerate(layer_s))
         + f"  ({', '.join(f'{2 * n_train / s:,.0f}' for s in layer_s)} samples/s)")
+    bf16_s, _, _ = _ff_layer_epochs(RunConfig(model="ff", dataset=dataset, epochs=1, precision="bf16"), data, dev, repeats)
+    results["ff_bf16_layer_epoch_s"] = bf16_s
+    results["bf16_speedup"] = [a / b for a, b in zip(layer_s, bf16_s)]
+    log("FF layer-epoch with precision bf16 (s): " + ", ".join(f"L{i + 1} {s:.2f}" for i, s in enumerate(bf16_s))
+        + "  (" + ", ".join(f"{r:.2f}×" for r in results["bf16_speedup"]) + " the float32 speed)")
 
     # 10-label evaluation of the whole test set: batched (shared first layer) vs 10 full passes
     x, y = data.test_x, data.test_y

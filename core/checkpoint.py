@@ -17,7 +17,7 @@ VERSION = 1
 # settings that change what is trained; the others (device, eval cadence, …) may differ on resume
 _IDENTITY_KEYS = ("model", "dataset", "layers", "hidden", "epochs", "lr", "batch_size", "threshold", "loss",
                   "schedule", "goodness", "normalize", "negatives", "act_l1", "heldout_class", "train_limit",
-                  "seed")
+                  "seed", "precision")
 
 
 class CheckpointError(ValueError):

@@ -54,6 +54,7 @@ class RunConfig:
     checkpoint_every: int = 1  # epochs between checkpoints
     final_pvalues: bool = True  # permutation p-values in the final analysis
     threads: int = 0  # torch CPU threads; 0: torch's default
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: training matmuls in bfloat16 (autocast); faster, not the paper's
 
     # ---- derived values -------------------------------------------------------------------
     @property

@@ -14,7 +14,11 @@ def normalize(x: torch.Tensor, norm: str) -> torch.Tensor:
 
 
 def goodness(h: torch.Tensor, kind: str) -> torch.Tensor:
-    """G = ‖h‖₂ (not squared, not averaged), or ‖h‖₁ for ℓ1 goodness. h: (N, n) → (N,)."""
+    """G = ‖h‖₂ (not squared, not averaged), or ‖h‖₁ for ℓ1 goodness. h: (N, n) → (N,).
+
+    Always in float32, also when h comes from a bfloat16 layer (precision: bf16).
+    """
+    h = h.float()
     return h.norm(dim=1) if kind == "l2" else h.abs().sum(dim=1)
 
 

@@ -74,6 +74,7 @@ class Trainer:
         self._sums: torch.Tensor | None = None  # (3, L): loss, G+, G- sums weighted by batch size
         self._samples = 0
         self._seen = 0  # examples (pairs) in the epoch's sums
+        self._autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
 
     # ---- progress -------------------------------------------------------------------------
     @property
@@ -98,7 +99,8 @@ class Trainer:
             self._begin_epoch()
         b = self.cfg.effective_batch_size
         idx = self._perm[self.batch * b:(self.batch + 1) * b]
-        self._train_batch(idx)
+        with self._autocast:
+            self._train_batch(idx)
         self.batch += 1
         return self.batch >= self.batches_per_epoch
 

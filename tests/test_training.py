@@ -238,3 +238,17 @@ def test_heldout_run_reports_seen_and_heldout_accuracy(tmp_path):
     assert held["class"] == 4 and held["accuracy_seen"] > 0.7
     assert held["accuracy_heldout"] < 0.2  # label 4 was never trained
     assert len(held["layers"]) == 3
+
+
+@pytest.mark.parametrize("model, lr", [("ff", 0.01), ("bp", 0.003)])
+def test_bf16_precision_trains_and_differs_from_float32(tmp_path, model, lr):
+    runs = {}
+    for precision in ("fp32", "bf16"):
+        s, _ = run_session(tiny(model=model, epochs=6, batch_size=100, lr=lr, precision=precision), tmp_path / precision)
+        assert s.state == "finished"
+        runs[precision] = s.final["test_accuracy"]
+    assert runs["bf16"] > 0.8
+    a = torch.load(tmp_path / "fp32" / rundir.CHECKPOINT, weights_only=True)["trainer"]["net"]
+    b = torch.load(tmp_path / "bf16" / rundir.CHECKPOINT, weights_only=True)["trainer"]["net"]
+    assert all(v.dtype == torch.float32 for v in b.values())  # parameters stay float32
+    assert any(not torch.equal(a[k], b[k]) for k in a)
