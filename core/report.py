@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from .formatting import fmt, fmt_pm
 from .history import RunHistory
 from .rundir import atomic_write_text
 from .snapshot import Snapshot, _finite
@@ -49,25 +50,6 @@ def report_dir(run_dir: Path, now: datetime | None = None) -> Path:
     return path
 
 
-def _f(value: Any, digits: int = 3, pct: bool = False) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return str(value)
-    if pct:
-        return f"{100 * value:.2f}%"
-    if isinstance(value, int):
-        return str(value)
-    return f"{value:.{digits}f}"
-
-
-def _pm(stat: Any, digits: int = 3) -> str:
-    if not isinstance(stat, dict) or stat.get("mean") is None:
-        return "—"
-    std = stat.get("std")
-    return f"{stat['mean']:.{digits}f} ± {std:.{digits}f}" if std is not None else f"{stat['mean']:.{digits}f}"
-
-
 def _table(header: list[str], rows: list[list[str]], align_first_left: bool = True) -> list[str]:
     lines = ["| " + " | ".join(header) + " |",
              "|" + "|".join((":---" if i == 0 and align_first_left else "---:") for i in range(len(header))) + "|"]
@@ -81,7 +63,7 @@ def _matrix(title: str, matrix: list[list[Any]] | None, names: list[str], digits
     n = len(matrix)
     header = ["", *[f"{i} {names[i]}" if i < len(names) else str(i) for i in range(n)]]
     rows = [[f"**{i} {names[i]}**" if i < len(names) else f"**{i}**",
-             *[_f(v, digits) if isinstance(v, float) else str(v) for v in row]] for i, row in enumerate(matrix)]
+             *[fmt(v, digits) if isinstance(v, float) else str(v) for v in row]] for i, row in enumerate(matrix)]
     return [f"**{title}**", "", *_table(header, rows), ""]
 
 
@@ -99,7 +81,7 @@ def render_markdown(snapshot: Snapshot, history: RunHistory | None = None, *, wh
         ["snapshot", f"{progress}, {snapshot.kind}, state {snapshot.state}"],
         ["run now at", f"epoch {latest.epoch}/{latest.total_epochs}, state {latest.state}"],
         ["training time", f"{snapshot.wall_time:.1f} s"],
-        ["analysed test images", _f(snapshot.eval_samples)],
+        ["analysed test images", fmt(snapshot.eval_samples)],
         ["written", (when or datetime.now()).isoformat(timespec="seconds")],
     ])
     if snapshot.message:
@@ -107,18 +89,18 @@ def render_markdown(snapshot: Snapshot, history: RunHistory | None = None, *, wh
     out += ["", "## Accuracy", ""]
     if not snapshot.evaluated:
         out += ["This snapshot was not evaluated (see `eval_every`); the tables below are empty.", ""]
-    rows = [["test accuracy", _f(snapshot.test_accuracy, pct=True)]]
+    rows = [["test accuracy", fmt(snapshot.test_accuracy, pct=True, pct_digits=2)]]
     best = history.best_accuracy()
     if best is not None:
         rows.append(["best so far", f"{100 * best[1]:.2f}% (epoch {best[0]})"])
     for i, a in enumerate(snapshot.layer_accuracy or []):
-        rows.append([f"layer {i + 1}", _f(a, pct=True)])
+        rows.append([f"layer {i + 1}", fmt(a, pct=True, pct_digits=2)])
     if snapshot.heldout:
         h = snapshot.heldout
         k = h.get("class")
         label = f"{k} {names[k]}" if isinstance(k, int) and 0 <= k < len(names) else str(k)
-        rows.append(["seen classes", _f(h.get("accuracy_seen"), pct=True)])
-        rows.append([f"held-out class {label}", _f(h.get("accuracy_heldout"), pct=True)])
+        rows.append(["seen classes", fmt(h.get("accuracy_seen"), pct=True, pct_digits=2)])
+        rows.append([f"held-out class {label}", fmt(h.get("accuracy_heldout"), pct=True, pct_digits=2)])
     out += _table(["", "accuracy"], rows) + [""]
 
     layers = snapshot.layers or []
@@ -128,10 +110,10 @@ def render_markdown(snapshot: Snapshot, history: RunHistory | None = None, *, wh
         stab = [(s[-1] if s else None) for s in history.stability_mean] if history.eval_epochs and history.eval_epochs[-1] == snapshot.epoch else []
         for i, layer in enumerate(layers):
             rows.append([
-                str(i + 1), _f(layer.get("sparsity")), _f(layer.get("sparsity_ignored_rows")),
-                _f(layer.get("ensemble_size_pct"), 2), _f(layer.get("active_units")),
-                _pm(layer.get("rho_plus")), _pm(layer.get("bias")), _f(layer.get("n_units_p_gt_0_05")),
-                _f(stab[i] if i < len(stab) else None),
+                str(i + 1), fmt(layer.get("sparsity")), fmt(layer.get("sparsity_ignored_rows")),
+                fmt(layer.get("ensemble_size_pct"), 2), fmt(layer.get("active_units")),
+                fmt_pm(layer.get("rho_plus")), fmt_pm(layer.get("bias")), fmt(layer.get("n_units_p_gt_0_05")),
+                fmt(stab[i] if i < len(stab) else None),
             ])
         out += _table(["layer", "sparsity", "all-zero rows", "ensemble size %", "active units", "ρ⁺ mean ± std",
                        "bias mean ± std", "units p>0.05", "ensemble stability"], rows)
@@ -143,9 +125,12 @@ def render_markdown(snapshot: Snapshot, history: RunHistory | None = None, *, wh
         rows = []
         for i, hl in enumerate(snapshot.heldout["layers"]):
             ens = hl.get("ensemble")
-            rows.append([str(i + 1), _f(hl.get("sparsity")), "undefined" if ens is None else str(len(ens)),
-                         _f(hl.get("shared_with_seen"))])
-        out += _table(["layer", "sparsity", "ensemble units", "shared with seen ensembles"], rows) + [""]
+            shared = hl.get("shared_with_seen")  # per seen class: |E_k ∩ E_c| (None at k)
+            per_class = ", ".join(f"{c}: {n}" for c, n in enumerate(shared) if n) if isinstance(shared, list) else "—"
+            rows.append([str(i + 1), fmt(hl.get("sparsity")), "undefined" if ens is None else str(len(ens)),
+                         fmt(hl.get("shared_with_seen_total")), per_class or "none"])
+        out += _table(["layer", "sparsity", "ensemble units", "in any seen ensemble", "shared per seen class"],
+                      rows) + [""]
     for i, layer in enumerate(layers):
         out += [f"## Layer {i + 1}: shared units and Jaccard", ""]
         ens = layer.get("ensembles")
@@ -160,9 +145,9 @@ def render_markdown(snapshot: Snapshot, history: RunHistory | None = None, *, wh
                   *[f"L{i + 1} ens %" for i in range(history.num_layers)]]
         rows = []
         for j, e in enumerate(history.eval_epochs):
-            rows.append([str(e), _f(history.test_accuracy[j], pct=True),
-                         *[_f(history.sparsity[i][j]) for i in range(history.num_layers)],
-                         *[_f(history.ensemble_size_pct[i][j], 2) for i in range(history.num_layers)]])
+            rows.append([str(e), fmt(history.test_accuracy[j], pct=True, pct_digits=2),
+                         *[fmt(history.sparsity[i][j]) for i in range(history.num_layers)],
+                         *[fmt(history.ensemble_size_pct[i][j], 2) for i in range(history.num_layers)]])
         out += _table(header, rows) + [""]
     return "\n".join(out).rstrip() + "\n"
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from . import rundir
+from .formatting import fmt_pm
 
 # per-layer figures of final.json summarised across seeds: (label, path into the layer dict)
 LAYER_FIGURES: list[tuple[str, tuple[str, ...]]] = [
@@ -90,24 +91,18 @@ def _at(items: list[Any] | None, i: int) -> Any:
     return items[i] if items and i < len(items) else None
 
 
-def fmt(stat: dict[str, Any], digits: int = 3) -> str:
-    if stat["mean"] is None:
-        return "—"
-    return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
-
-
 def to_markdown(summary: dict[str, Any]) -> str:
     lines = [f"# {summary['model'].upper()} on {summary['dataset']}: {summary['runs']} runs "
              f"(seeds {', '.join(map(str, summary['seeds']))})", "",
-             f"Test accuracy: **{fmt(summary['test_accuracy'], 4)}** (mean ± std over runs)", ""]
+             f"Test accuracy: **{fmt_pm(summary['test_accuracy'], 4)}** (mean ± std over runs)", ""]
     if "heldout" in summary:
         h = summary["heldout"]
-        lines += [f"Held-out class {h['class']}: accuracy on the seen classes {fmt(h['accuracy_seen'], 4)}, "
-                  f"on class {h['class']} {fmt(h['accuracy_heldout'], 4)}", ""]
+        lines += [f"Held-out class {h['class']}: accuracy on the seen classes {fmt_pm(h['accuracy_seen'], 4)}, "
+                  f"on class {h['class']} {fmt_pm(h['accuracy_heldout'], 4)}", ""]
     header = ["layer", "accuracy"] + [label for label, _ in LAYER_FIGURES]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in summary["layers"]:
-        cells = [str(row["layer"]), fmt(row["accuracy"])] + [fmt(row[label], 1 if "%" in label or "units" in label else 3)
+        cells = [str(row["layer"]), fmt_pm(row["accuracy"])] + [fmt_pm(row[label], 1 if "%" in label or "units" in label else 3)
                                                             for label, _ in LAYER_FIGURES]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

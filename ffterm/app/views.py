@@ -7,7 +7,6 @@ and matrices are rich Text sized at render time, so a resize costs no data work.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +19,7 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Static
 from textual_plotext import PlotextPlot
 
+from core.formatting import fmt, fmt_pm
 from core.history import RunHistory, ema
 from core.report import class_label, class_names
 from core.snapshot import Snapshot
@@ -51,22 +51,6 @@ def thin(xs: Sequence[float], ys: Sequence[float], n: int = MAX_POINTS) -> tuple
     step = len(xs) / n
     idx = sorted({min(len(xs) - 1, int(i * step)) for i in range(n)} | {len(xs) - 1})
     return [xs[i] for i in idx], [ys[i] for i in idx]
-
-
-def fmt(v: Any, digits: int = 3, pct: bool = False) -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "—"
-    if pct:
-        return f"{100 * v:.1f}%"
-    if isinstance(v, int):
-        return str(v)
-    return f"{v:.{digits}f}"
-
-
-def pm(stat: Any, digits: int = 2) -> str:
-    if not isinstance(stat, dict) or stat.get("mean") is None:
-        return "—"
-    return f"{stat['mean']:.{digits}f}±{(stat.get('std') or 0):.{digits}f}"
 
 
 class _Titled:
@@ -291,8 +275,8 @@ class LayersView(View):
                 "acc": fmt(acc, pct=True), "sparsity": fmt(layer.get("sparsity")),
                 "zero": fmt(layer.get("sparsity_ignored_rows")),
                 "ens": "undef" if layer and layer.get("ensembles") is None else fmt(layer.get("ensemble_size_pct"), 1),
-                "active": fmt(layer.get("active_units")), "rho": pm(layer.get("rho_plus")),
-                "bias": pm(layer.get("bias")), "stab": fmt(stab, 2), "p05": fmt(layer.get("n_units_p_gt_0_05")),
+                "active": fmt(layer.get("active_units")), "rho": fmt_pm(layer.get("rho_plus"), 2, sep="±"),
+                "bias": fmt_pm(layer.get("bias"), 2, sep="±"), "stab": fmt(stab, 2), "p05": fmt(layer.get("n_units_p_gt_0_05")),
             }
             for key, value in values.items():
                 table.update_cell(f"L{i + 1}", key, value, update_width=True)
@@ -472,7 +456,7 @@ class EIView(View):
                 counts = stat["hist"].get("counts") or []
                 edges = stat["hist"].get("edges") or []
                 centers = [(edges[i] + edges[i + 1]) / 2 for i in range(min(len(counts), len(edges) - 1))]
-                plt.title(f"{label} · layer {opts.layer + 1}: {pm(stat, 3)}")
+                plt.title(f"{label} · layer {opts.layer + 1}: {fmt_pm(stat, 3, sep='±')}")
                 if centers:
                     width = (edges[-1] - edges[0]) / max(1, len(centers))
                     plt.bar(centers, counts[:len(centers)], color=color, width=width * 0.9)
