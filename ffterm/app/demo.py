@@ -96,6 +96,19 @@ def demo_layer(rng: random.Random, progress: float, layer: int, n_units: int, ro
     }
 
 
+def demo_heldout_layer(layer: dict[str, Any], k: int) -> dict[str, Any]:
+    """The held-out class's entry for one layer, shaped as core.analysis.analyze_heldout_layer's."""
+    ensembles = layer["ensembles"]
+    if ensembles is None:
+        return {"sparsity": round(layer["sparsity"] - 0.05, 4), "ensemble": None, "shared_with_seen": None,
+                "shared_with_seen_total": None}
+    ek = set(ensembles[k])
+    seen = set().union(*(set(e) for c, e in enumerate(ensembles) if c != k))
+    return {"sparsity": round(layer["sparsity"] - 0.05, 4), "ensemble": ensembles[k],
+            "shared_with_seen": [None if c == k else len(ek & set(e)) for c, e in enumerate(ensembles)],
+            "shared_with_seen_total": len(ek & seen)}
+
+
 def demo_snapshots(epochs_per_stage: int = 6, layers: int = 3, model: str = "ff", n_units: int = 40,
                    eval_every: int = 2, seed: int = 0, run_name: str = "demo-ff-synthetic",
                    dataset: str = "synthetic", heldout_class: int | None = None) -> list[Snapshot]:
@@ -146,9 +159,7 @@ def demo_snapshot(rng: random.Random, epoch: int, total: int, layers: int = 3, m
         if heldout_class is not None:
             heldout = {"class": heldout_class, "accuracy_seen": round(acc + 0.01, 4),
                        "accuracy_heldout": round(0.1 + 0.3 * progress, 4),
-                       "layers": [{"sparsity": round(a["sparsity"] - 0.05, 4),
-                                   "ensemble": a["ensembles"][heldout_class] if a["ensembles"] else None,
-                                   "shared_with_seen": 3} for a in analysis]}
+                       "layers": [demo_heldout_layer(a, heldout_class) for a in analysis]}
     return Snapshot(
         run_name=run_name, model=model, dataset=dataset, device="cpu", num_layers=layers,
         kind="live", state="running", stage=stage, stage_epoch=(epoch - 1) % epochs_per_stage + 1,

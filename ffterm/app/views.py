@@ -310,8 +310,12 @@ class LayersView(View):
                      f"(seen classes {fmt(hd.get('accuracy_seen'), pct=True)})"]
             for i, hl in enumerate(hd.get("layers") or []):
                 ens = hl.get("ensemble")
+                shared = hl.get("shared_with_seen") or []
+                most = sorted(((n, c) for c, n in enumerate(shared) if n), reverse=True)[:3]
+                overlap = ", ".join(f"{class_label(h.dataset, c)} {n}" for n, c in most) or "none"
                 parts.append(f"  L{i + 1}: sparsity {fmt(hl.get('sparsity'))}, ensemble "
-                             f"{'undefined' if ens is None else len(ens)} units, shared with seen {fmt(hl.get('shared_with_seen'))}")
+                             f"{'undefined' if ens is None else len(ens)} units, "
+                             f"{fmt(hl.get('shared_with_seen_total'))} in seen ensembles (most: {overlap})")
             held.update("\n".join(parts))
             held.display = True
         else:
