@@ -127,3 +127,13 @@ def follow_snapshots(run_dir: Path, stop: threading.Event, poll_s: float = 0.5) 
 
 def is_finished(run_dir: Path) -> bool:
     return (Path(run_dir) / FINAL).exists()
+
+
+def check_reusable(run_dir: Path, force: bool) -> None:
+    """Refuse (unless forced) a directory that holds a run's results: a finished run or a checkpoint."""
+    if force:
+        return
+    if is_finished(run_dir):
+        raise RunDirError(f"{run_dir}: holds a finished run; choose another --out or pass --force to overwrite it")
+    if (Path(run_dir) / CHECKPOINT).exists():
+        raise RunDirError(f"{run_dir}: holds an unfinished run; continue it with `ffterm resume {run_dir}` or pass --force")

@@ -78,10 +78,7 @@ class Session:
     def _claim_run_dir(self, force: bool) -> None:
         d = self.run_dir
         if d.exists() and any(d.iterdir()):
-            if rundir.is_finished(d) and not force:
-                raise rundir.RunDirError(f"{d}: holds a finished run; choose another --out or pass --force to overwrite it")
-            if not force and (d / rundir.CHECKPOINT).exists():
-                raise rundir.RunDirError(f"{d}: holds an unfinished run; continue it with `ffterm resume {d}` or pass --force")
+            rundir.check_reusable(d, force)
             for name in (rundir.SNAPSHOTS, rundir.CHECKPOINT, rundir.FINAL):
                 (d / name).unlink(missing_ok=True)
         d.mkdir(parents=True, exist_ok=True)

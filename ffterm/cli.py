@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
 def _launch_app(preset: str | None, overrides: dict[str, Any] | None, **kwargs: Any) -> int:
     from .commands import check_app_inputs
 
-    check_app_inputs(preset, overrides, kwargs.get("watch"))
+    check_app_inputs(preset, overrides, kwargs.get("watch"), kwargs.get("out"), kwargs.get("force", False))
     try:
         from .app import run_app
     except ImportError as exc:

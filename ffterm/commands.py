@@ -19,10 +19,13 @@ from .progress import ConsoleProgress
 console = Console()
 
 
-def check_app_inputs(preset: str | None, overrides: dict[str, Any] | None, watch: list[Path] | None) -> None:
+def check_app_inputs(preset: str | None, overrides: dict[str, Any] | None, watch: list[Path] | None,
+                     out: Path | None = None, force: bool = False) -> None:
     """Fail fast, before the app takes the screen, on a bad preset, override or run directory."""
     if preset is not None:
         load_preset(preset, overrides)
+    if out is not None:
+        rundir.check_reusable(out, force)
     for path in watch or []:
         if not (Path(path) / rundir.CONFIG).exists():
             raise rundir.RunDirError(f"{path}: not an ffterm run directory (no {rundir.CONFIG}); start one with `ffterm run PRESET --headless`")

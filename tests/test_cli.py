@@ -106,3 +106,12 @@ def test_app_entry_points_reach_the_app(capsys, tmp_path, monkeypatch):
     assert code == 2 and "not an ffterm run directory" in err
     code, _, err = run_cli(capsys, "nope-preset")
     assert code == 2 and "unknown preset" in err
+
+
+def test_app_refuses_a_finished_run_directory_before_opening(capsys, tmp_path, monkeypatch):
+    import ffterm.app
+
+    monkeypatch.setattr(ffterm.app, "run_app", lambda **kw: pytest.fail("the app must not open"))
+    run_cli(capsys, "run", "quick-ff-synthetic", "--headless", "--out", str(tmp_path / "r"), *FAST)
+    code, _, err = run_cli(capsys, "run", "quick-ff-synthetic", "--out", str(tmp_path / "r"))
+    assert code == 2 and "finished run" in err
