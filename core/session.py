@@ -19,7 +19,7 @@ import torch
 from . import rundir
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import RunConfig, dump_yaml, from_dict, load_yaml_text, to_dict
-from .datasets import DatasetNotFound
+from .datasets import DatasetError
 from .device import describe, gpu_stats, resolve_device, synchronize
 from .evaluate import evaluate, live_subset
 from .prepare import prepare
@@ -27,6 +27,11 @@ from .snapshot import Snapshot
 from .trainers import EpochMetrics, Trainer, make_trainer
 
 Subscriber = Callable[[Snapshot], None]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class TrainingFailed(RuntimeError):
@@ -139,11 +144,11 @@ class Session:
             if self._resume:
                 self._restore(trainer)
             self._loop(trainer, live_subset(data.test_y.shape[0], self.config.analysis_samples, self.config.seed))
-        except (DatasetNotFound, CheckpointError, TrainingFailed, ValueError, RuntimeError, OSError) as exc:
-            self._fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-        except Exception as exc:  # a bug: keep the traceback in the run dir, say it in one line
+        except (DatasetError, CheckpointError, TrainingFailed) as exc:  # expected: the message says the fix
+            self._fail(_first_line(exc))
+        except Exception as exc:  # anything else (out of memory, a bug): one line, the traceback in the run dir
             (self.run_dir / "error.log").write_text(traceback.format_exc())
-            self._fail(f"{type(exc).__name__}: {exc} (traceback in {self.run_dir / 'error.log'})")
+            self._fail(f"{type(exc).__name__}: {_first_line(exc)} (traceback in {self.run_dir / 'error.log'})")
 
     def _restore(self, trainer: Trainer) -> None:
         ckpt = load_checkpoint(self.run_dir / rundir.CHECKPOINT, self.config)
