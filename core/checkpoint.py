@@ -39,8 +39,8 @@ def load_checkpoint(path: Path, cfg: RunConfig | None = None, map_location: str 
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: unreadable checkpoint ({first[:120]}); delete it and start the run again") from None
+        raise CheckpointError(f"{path}: unreadable checkpoint (torch.load failed: {type(exc).__name__}); "
+                              "the file is truncated or not a checkpoint; delete it and start the run again") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an ffterm checkpoint; point at a run directory made by ffterm")
     if ckpt.get("version") != VERSION:

@@ -88,7 +88,7 @@ class RunConfig:
 
 _RANGES: dict[str, tuple[float | None, float | None]] = {
     "layers": (1, 16),
-    "hidden": (1, 100_000),
+    "hidden": (2, 100_000),  # ensembles compare a unit with the others: at least 2 units
     "epochs": (1, 1_000_000),
     "lr": (0.0, 10.0),
     "batch_size": (1, 10_000_000),

@@ -291,6 +291,17 @@ class Session:
     def _fail(self, message: str) -> None:
         self.error = message
         self._publish_state("failed", message)
+        self._discard_if_empty()
+
+    def _discard_if_empty(self) -> None:
+        """A run that failed before its first checkpoint (e.g. missing data) leaves no directory behind."""
+        d = self.run_dir
+        if self._resume or (d / rundir.CHECKPOINT).exists() or (d / "error.log").exists():
+            return
+        for name in (rundir.CONFIG, rundir.SNAPSHOTS):
+            (d / name).unlink(missing_ok=True)
+        if d.is_dir() and not any(d.iterdir()):
+            d.rmdir()
 
 
 FINAL_LAYER_KEYS = ("sparsity", "sparsity_ignored_rows", "ensembles", "ensemble_size_pct", "shared_units",

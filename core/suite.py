@@ -50,18 +50,51 @@ def _dig(d: dict[str, Any] | None, path: tuple[str, ...]) -> Any:
     return d
 
 
+# settings that may differ between runs pooled in one summary (everything else must match)
+POOLABLE_KEYS = frozenset({"seed", "name", "description", "device", "data_dir", "eval_every", "analysis_samples",
+                           "checkpoint_every", "final_pvalues", "threads"})
+
+
+def expand_run_dirs(paths: list[Path]) -> list[Path]:
+    """Run directories from paths that are run directories or suite directories (holding seed-*/)."""
+    out = []
+    for p in map(Path, paths):
+        if not p.is_dir():
+            raise SuiteError(f"{p}: no such directory; give run directories or a suite directory")
+        if (p / rundir.CONFIG).exists():
+            out.append(p)
+            continue
+        seeds = sorted(p.glob("seed-*"), key=lambda d: int(d.name[5:]) if d.name[5:].isdigit() else 0)
+        if not seeds:
+            raise SuiteError(f"{p}: neither a run directory nor a suite directory (no config.yaml, no seed-*/)")
+        out.extend(seeds)
+    return out
+
+
 def summarize(run_dirs: list[Path]) -> dict[str, Any]:
-    """Mean ± std over the finished runs among `run_dirs` (each with a final.json)."""
-    finals = []
+    """Mean ± std over the finished runs among `run_dirs` (each with a final.json).
+
+    The result lists the directories left out because they have not finished (`skipped`). Runs
+    with different settings (other than the seed and bookkeeping) are refused, as are repeated seeds.
+    """
+    finals, skipped = [], []
     for d in run_dirs:
         path = Path(d) / rundir.FINAL
         if path.exists():
             finals.append(json.loads(path.read_text()))
+        else:
+            skipped.append(str(d))
     if not finals:
         raise SuiteError(f"no finished runs among {len(run_dirs)} directories; run them to the end first")
-    configs = {(f["config"]["model"], f["config"]["dataset"]) for f in finals}
-    if len(configs) > 1:
-        raise SuiteError(f"the runs mix models/datasets {sorted(configs)}; summarise one setting at a time")
+    reference = finals[0]["config"]
+    for f in finals[1:]:
+        differ = sorted(k for k in set(reference) | set(f["config"])
+                        if k not in POOLABLE_KEYS and reference.get(k) != f["config"].get(k))
+        if differ:
+            raise SuiteError(f"the runs differ in {', '.join(differ)}; summarise one setting at a time")
+    seeds = [f["config"]["seed"] for f in finals]
+    if len(set(seeds)) < len(seeds):
+        raise SuiteError(f"seeds repeat ({sorted(seeds)}): the same run counted twice would shrink the std")
     num_layers = max(len(f["layers"]) for f in finals)
     layers = []
     for i in range(num_layers):
@@ -74,7 +107,8 @@ def summarize(run_dirs: list[Path]) -> dict[str, Any]:
         "model": finals[0]["config"]["model"],
         "dataset": finals[0]["config"]["dataset"],
         "runs": len(finals),
-        "seeds": sorted(f["config"]["seed"] for f in finals),
+        "seeds": sorted(seeds),
+        "skipped": skipped,
         "test_accuracy": mean_std([f["test_accuracy"] for f in finals]),
         "wall_seconds": mean_std([f["wall_seconds"] for f in finals]),
         "layers": layers,
@@ -95,6 +129,8 @@ def to_markdown(summary: dict[str, Any]) -> str:
     lines = [f"# {summary['model'].upper()} on {summary['dataset']}: {summary['runs']} runs "
              f"(seeds {', '.join(map(str, summary['seeds']))})", "",
              f"Test accuracy: **{fmt_pm(summary['test_accuracy'], 4)}** (mean ± std over runs)", ""]
+    if summary.get("skipped"):
+        lines += [f"Not finished, left out: {', '.join(summary['skipped'])}", ""]
     if "heldout" in summary:
         h = summary["heldout"]
         lines += [f"Held-out class {h['class']}: accuracy on the seen classes {fmt_pm(h['accuracy_seen'], 4)}, "

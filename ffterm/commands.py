@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from core import rundir
+from core.device import resolve_device
+from core.formatting import fmt
 from core.presets import list_presets, load_preset
 from core.session import Session
 
@@ -23,7 +26,7 @@ def check_app_inputs(preset: str | None, overrides: dict[str, Any] | None, watch
                      out: Path | None = None, force: bool = False) -> None:
     """Fail fast, before the app takes the screen, on a bad preset, override or run directory."""
     if preset is not None:
-        load_preset(preset, overrides)
+        resolve_device(load_preset(preset, overrides).device)  # e.g. cuda asked for on a machine without it
     if out is not None:
         rundir.check_reusable(out, force)
     for path in watch or []:
@@ -45,7 +48,7 @@ def _drive(session: Session) -> int:
             session.stop()
             session.join()
     if session.state == "failed":
-        console.print(f"[red]ffterm: run failed:[/] {session.error}")
+        print(f"ffterm: run failed: {session.error}", file=sys.stderr)
         return 1
     if session.state == "stopped":
         console.print(f"stopped; continue with [bold]ffterm resume {session.run_dir}[/]")
@@ -99,10 +102,7 @@ def cmd_suite(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
 def cmd_summary(args: argparse.Namespace, _: Any = None) -> int:
     from core import suite
 
-    dirs = args.run_dirs
-    if len(dirs) == 1 and not (dirs[0] / rundir.CONFIG).exists():
-        dirs = sorted(dirs[0].glob("seed-*"), key=lambda p: int(p.name.split("-")[1]) if p.name.split("-")[1].isdigit() else 0)
-    summary = suite.summarize(dirs)
+    summary = suite.summarize(suite.expand_run_dirs(args.run_dirs))
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -145,9 +145,9 @@ def cmd_analyze(args: argparse.Namespace, _: Any = None) -> int:
     for col in ("layer", "sparsity", "ignored rows", "ensemble size %", "units p>0.05", "ρ⁺ mean", "bias mean"):
         table.add_column(col, justify="right")
     for i, layer in enumerate(result["layers"], 1):
-        table.add_row(str(i), _fmt(layer["sparsity"]), str(layer["sparsity_ignored_rows"]),
-                      _fmt(layer["ensemble_size_pct"], 2), str(layer["n_units_p_gt_0_05"]),
-                      _fmt(layer["rho_plus"]["mean"]), _fmt(layer["bias"]["mean"]))
+        table.add_row(str(i), fmt(layer["sparsity"]), str(layer["sparsity_ignored_rows"]),
+                      fmt(layer["ensemble_size_pct"], 2), fmt(layer["n_units_p_gt_0_05"]),
+                      fmt(layer["rho_plus"]["mean"]), fmt(layer["bias"]["mean"]))
     console.print(table)
     console.print(f"test accuracy {result['test_accuracy']:.4f}; written to {args.run_dir / 'analysis.json'}")
     return 0
@@ -162,7 +162,7 @@ def cmd_probe(args: argparse.Namespace, _: Any = None) -> int:
     table.add_column("test accuracy", justify="right")
     table.add_column("held-out class accuracy", justify="right")
     for row in result["layers"]:
-        table.add_row(str(row["layer"]), _fmt(row["accuracy"]), _fmt(row.get("heldout_accuracy")))
+        table.add_row(str(row["layer"]), fmt(row["accuracy"]), fmt(row.get("heldout_accuracy")))
     console.print(table)
     return 0
 
@@ -178,7 +178,7 @@ def cmd_compare(args: argparse.Namespace, _: Any = None) -> int:
     for col in ("layer A", "layer B", "linear CKA", "SVCCA", "dCor"):
         table.add_column(col, justify="right")
     for row in result["pairs"]:
-        table.add_row(str(row["layer_a"]), str(row["layer_b"]), _fmt(row["cka"]), _fmt(row["svcca"]), _fmt(row["dcor"]))
+        table.add_row(str(row["layer_a"]), str(row["layer_b"]), fmt(row["cka"]), fmt(row["svcca"]), fmt(row["dcor"]))
     console.print(table)
     return 0
 
@@ -192,7 +192,3 @@ def cmd_serve(args: argparse.Namespace, _: Any = None) -> int:
         return serve(args.run_dir, host=args.host, port=args.port) or 0
     except ImportError:
         raise UsageError("`ffterm serve` needs textual-serve; install it with `pip install 'ffterm[serve]'`") from None
-
-
-def _fmt(value: Any, digits: int = 3) -> str:
-    return "—" if value is None else f"{value:.{digits}f}"

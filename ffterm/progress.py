@@ -38,7 +38,9 @@ class ConsoleProgress:
 
     def update(self, snap: Snapshot) -> None:
         if snap.kind == "state":
-            if snap.message:
+            if snap.state == "failed":  # the caller reports the error, once
+                self.progress.update(self.task, metrics="failed")
+            elif snap.message:
                 self.progress.update(self.task, metrics=f"{snap.state}: {snap.message}")
                 if self.lines:
                     self.progress.console.print(f"{snap.state}: {snap.message}")

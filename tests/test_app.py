@@ -82,9 +82,8 @@ async def test_picker_filters_and_typing_q_does_not_quit(tmp_path):
     async with app.run_test(size=(80, 24)) as pilot:
         assert await wait_for(pilot, lambda: isinstance(app.screen, PresetPicker) and app.screen._current())
         await pilot.press("q", "u", "i", "c", "k", "-", "b", "p", "f", "f")
-        await pilot.pause()
         assert app.is_running
-        assert [p.name for p in app.screen._shown] == ["quick-bpff-fashionmnist"]
+        assert await wait_for(pilot, lambda: [p.name for p in app.screen._shown] == ["quick-bpff-fashionmnist"])
         await pilot.press("escape")
         await pilot.pause()
         assert isinstance(app.screen, Dashboard)
@@ -417,3 +416,25 @@ def test_screenshots_script_writes_svgs(tmp_path):
     names = sorted(p.name for p in (tmp_path / "shots").glob("*.svg"))
     assert "dashboard-curves-80x24.svg" in names and "dashboard-activations-80x24.svg" in names
     assert len(names) >= 7
+
+
+@pytest.mark.asyncio
+async def test_activations_of_a_class_without_correct_images(tmp_path):
+    """A class no test image of which was classified correctly has no profile: say so, don't crash."""
+    snaps = demo_snapshots()
+    for snap in snaps:
+        for layer in snap.layers or []:
+            layer["class_mean_activation"][0] = None
+    app = FFTermApp(snapshots={"demo": snaps}, presets=DemoPresets(), open_picker=False, run_root=tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        app.action_show_tab("tab-act")
+        await pilot.pause()
+        app._redraw(True)
+        await pilot.pause()
+        panel = app.screen.query_one("#act-bars", TextPanel)
+        assert "no correctly classified test image of this class" in str(panel.render())
+        await pilot.press(".")  # class 1 has a profile again
+        await pilot.pause(0.3)
+        assert "no correctly classified" not in str(panel.render())
+        assert app.is_running

@@ -52,10 +52,11 @@ def test_bad_input_is_one_clear_line(capsys, args, words):
 
 
 def test_missing_dataset_fails_with_the_paths_searched(capsys, tmp_path):
-    code, out, _ = run_cli(capsys, "run", "ff-mnist", "--headless", "--out", str(tmp_path / "m"),
+    code, _, err = run_cli(capsys, "run", "ff-mnist", "--headless", "--out", str(tmp_path / "m"),
                            "--data-dir", str(tmp_path / "nodata"), "--device", "cpu")
-    assert code == 1
-    assert "mnist" in out.lower() and str(tmp_path / "nodata") in out.replace("\n", "")
+    assert code == 1 and err.count("\n") == 1  # one line on stderr
+    assert "MNIST" in err and str(tmp_path / "nodata") in err and "fix:" in err
+    assert not (tmp_path / "m").exists()  # nothing was computed: no run directory left behind
 
 
 def test_analyze_probe_compare(capsys, tmp_path):

@@ -9,13 +9,13 @@ from core.suite import SuiteError, mean_std, summarize, to_markdown
 from ffterm.cli import main
 
 
-def fake_final(path, seed, acc, sparsity, model="ff", dataset="mnist"):
+def fake_final(path, seed, acc, sparsity, model="ff", dataset="mnist", epochs=10):
     layer = {"sparsity": sparsity, "sparsity_ignored_rows": 0, "ensembles": None, "ensemble_size_pct": None,
              "shared_units": None, "jaccard": None, "n_units_p_gt_0_05": None,
              "rho_plus": {"mean": 0.4, "std": 0.1, "hist": None}, "bias": {"mean": -0.1, "std": 0.1, "hist": None}}
     path.mkdir(parents=True)
     rundir.write_json(path / rundir.FINAL, {
-        "config": {"model": model, "dataset": dataset, "seed": seed}, "test_accuracy": acc,
+        "config": {"model": model, "dataset": dataset, "seed": seed, "epochs": epochs}, "test_accuracy": acc,
         "layer_accuracy": [acc - 0.01], "epochs_done": 1, "wall_seconds": 10.0, "device": "cpu", "layers": [layer]})
 
 
@@ -32,19 +32,26 @@ def test_summarize_finished_runs(tmp_path):
     (tmp_path / "seed-2").mkdir()  # unfinished: ignored
     summary = summarize([tmp_path / f"seed-{i}" for i in range(3)])
     assert summary["runs"] == 2 and summary["seeds"] == [0, 1]
+    assert summary["skipped"] == [str(tmp_path / "seed-2")]
     assert summary["test_accuracy"]["mean"] == pytest.approx(0.92)
     assert summary["test_accuracy"]["std"] == pytest.approx(math.sqrt(2 * 0.02 ** 2))
     assert summary["layers"][0]["sparsity"]["mean"] == pytest.approx(0.7)
     assert summary["layers"][0]["ensemble size %"]["n"] == 0  # undefined in every run
     md = to_markdown(summary)
-    assert "0.9200 ± 0.0283" in md and "| 1 |" in md
+    assert "0.9200 ± 0.0283" in md and "| 1 |" in md and "left out" in md
 
 
 def test_summarize_refuses_mixed_settings_and_nothing_finished(tmp_path):
     fake_final(tmp_path / "a", 0, 0.9, 0.6, dataset="mnist")
     fake_final(tmp_path / "b", 0, 0.8, 0.6, dataset="cifar10")
-    with pytest.raises(SuiteError, match="mix"):
+    with pytest.raises(SuiteError, match="differ in dataset"):
         summarize([tmp_path / "a", tmp_path / "b"])
+    fake_final(tmp_path / "c", 1, 0.8, 0.6, epochs=600)
+    with pytest.raises(SuiteError, match="differ in epochs"):
+        summarize([tmp_path / "a", tmp_path / "c"])
+    fake_final(tmp_path / "d", 0, 0.8, 0.6)
+    with pytest.raises(SuiteError, match="seeds repeat"):
+        summarize([tmp_path / "a", tmp_path / "d"])
     with pytest.raises(SuiteError, match="no finished runs"):
         summarize([tmp_path / "none"])
 
@@ -62,3 +69,11 @@ def test_suite_command_runs_seeds_and_continues(tmp_path, capsys):
     assert capsys.readouterr().out.count("finished earlier") == 2
     assert main(["summary", str(tmp_path / "s"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["runs"] == 2
+    # a suite directory and a run directory together: the suite is expanded
+    assert main(["run", "quick-ff-synthetic", "--headless", "--out", str(tmp_path / "extra"), "--seed", "5",
+                 "--device", "cpu", "--set", "epochs=1", "--set", "final_pvalues=false"]) == 0
+    capsys.readouterr()
+    assert main(["summary", str(tmp_path / "s"), str(tmp_path / "extra"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["seeds"] == [0, 1, 5]
+    assert main(["summary", str(tmp_path / "nowhere")]) == 2
+    assert "no such directory" in capsys.readouterr().err

@@ -20,7 +20,7 @@ KEY_HELP: list[tuple[str, list[tuple[str, str]]]] = [
         ("j", "ensemble matrix: shared units / Jaccard"),
     ]),
     ("Output", [
-        ("e", "export report.md + snapshot.json to RUN_DIR/reports/"),
+        ("e", "export report.md, snapshot.json, history.json to RUN_DIR/reports/"),
         ("ctrl+s", "save an SVG screenshot into the run directory"),
     ]),
     ("App", [

@@ -11,6 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
+from textual.timer import Timer
 from textual.widgets import Button, Input, Label, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
@@ -37,6 +38,7 @@ class PresetPicker(ModalScreen[tuple[str, bool] | None]):
         self.presets = sorted(presets, key=lambda p: p.name != default)  # the default first, then as given
         self.default = default
         self._shown: list[Any] = []
+        self._refill: Timer | None = None
 
     def compose(self) -> ComposeResult:
         with Vertical(id="picker", classes="dialog"):
@@ -50,25 +52,32 @@ class PresetPicker(ModalScreen[tuple[str, bool] | None]):
         self._fill("")
         self.query_one("#picker-filter", Input).focus()
 
+    def _matching(self, query: str) -> list[Any]:
+        words = query.lower().split()
+        return [p for p in self.presets if all(w in (p.name + " " + (p.description or "")).lower() for w in words)]
+
     def _fill(self, query: str) -> None:
         q = query.lower().strip()
-        words = q.split()
-        self._shown = [p for p in self.presets
-                       if all(w in (p.name + " " + (p.description or "")).lower() for w in words)]
+        self._shown = self._matching(query)
         ol = self.query_one("#picker-list", OptionList)
         ol.clear_options()
-        for p in self._shown:
-            prompt = Text.assemble((p.name, "bold"), "\n", ("  " + (p.description or ""), "dim"))
-            ol.add_option(Option(prompt, id=p.name))
+        ol.add_options([Option(Text.assemble((p.name, "bold"), "\n", ("  " + (p.description or ""), "dim")), id=p.name)
+                        for p in self._shown])
         if self._shown:
             names = [p.name for p in self._shown]
             ol.highlighted = names.index(self.default) if (not q and self.default in names) else 0
 
     @on(Input.Changed, "#picker-filter")
     def _filter(self, event: Input.Changed) -> None:
-        self._fill(event.value)
+        # rebuild the list once typing pauses, not on every key (keeps fast typing responsive)
+        if self._refill is not None:
+            self._refill.stop()
+        self._refill = self.set_timer(0.08, lambda: self._fill(event.value))
 
     def _current(self) -> str | None:
+        query = self.query_one("#picker-filter", Input).value
+        if self._shown != self._matching(query):  # Enter right after typing: filter first
+            self._fill(query)
         ol = self.query_one("#picker-list", OptionList)
         if ol.highlighted is None or not self._shown:
             return None
@@ -138,7 +147,7 @@ class RunDialog(ModalScreen[RunConfig | None]):
                 yield Label("held-out class")
                 yield _select(held, "none" if b.heldout_class is None else str(b.heldout_class), "f-heldout")
                 yield Label("goodness")
-                yield _select([("ℓ2 (sum of squares)", "l2"), ("ℓ1 (sum of |h|)", "l1")], b.goodness, "f-goodness")
+                yield _select([("ℓ2: G = ‖h‖₂", "l2"), ("ℓ1: G = ‖h‖₁", "l1")], b.goodness, "f-goodness")
             yield Static("", id="run-error")
             with Horizontal(classes="buttons"):
                 yield Button("Start", variant="primary", id="run-start")

@@ -361,15 +361,20 @@ class ActivationsView(View):
             self.query_one("#act-map", TextPanel).set_renderer(lambda w, hh: Text(""))
             return
         means = layer.get("class_mean_activation") or []
-        values = means[cls] if cls < len(means) else []
+        values = (means[cls] if cls < len(means) else None) or []  # None: no correctly classified image
         ens = layer.get("ensembles")
         members = frozenset(ens[cls]) if ens is not None and cls < len(ens) else frozenset()
         ens_note = ("ensemble undefined (sparsity < 0.5)" if ens is None
                     else f"ensemble {len(members)} units (orange)")
         title = (f"Layer {opts.layer + 1} · class {class_label(h.dataset, cls)} · mean activation per unit "
                  f"({len(values)} units) · {ens_note} · epoch {snap.epoch}")
-        self.query_one("#act-bars", TextPanel).set_renderer(
-            lambda w, hh: bar_strip(values, members, w, hh, title))
+        if values:
+            bars = lambda w, hh: bar_strip(values, members, w, hh, title)  # noqa: E731
+        else:
+            empty = Text.assemble((title + "\n", "bold"), ("no correctly classified test image of this class "
+                                                          "in this snapshot: no profile to show", "dim italic"))
+            bars = lambda w, hh: empty  # noqa: E731
+        self.query_one("#act-bars", TextPanel).set_renderer(bars)
         amap = layer.get("activation_map") or {}
         matrix = amap.get("matrix") or []
         row_class = amap.get("row_class") or []
