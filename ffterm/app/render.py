@@ -9,6 +9,7 @@ import math
 from collections.abc import Sequence
 from functools import lru_cache
 
+import numpy as np
 from rich.style import Style
 from rich.text import Text
 
@@ -47,16 +48,24 @@ def _level(v: float, vmax: float) -> int:
     return max(0, min(LEVELS, round(v / vmax * LEVELS)))
 
 
+def _append_runs(text: Text, cells: list[tuple[str, Style | str]]) -> None:
+    """Append cells, merging neighbours of the same style into one span: the terminal renders
+    spans one by one, so a row of 150 equal cells costs as much as one."""
+    run, run_style = "", None
+    for chars, style in cells:
+        if style == run_style:
+            run += chars
+            continue
+        if run:
+            text.append(run, style=run_style)
+        run, run_style = chars, style
+    if run:
+        text.append(run, style=run_style)
+
+
 def _bins(n: int, k: int) -> list[tuple[int, int]]:
     """Split range(n) into k contiguous, near-equal [start, end) bins (k <= n)."""
     return [(i * n // k, (i + 1) * n // k) for i in range(k)]
-
-
-def _percentile(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    s = sorted(values)
-    return s[min(len(s) - 1, int(q * (len(s) - 1)))]
 
 
 def bar_strip(values: Sequence[float], highlight: set[int] | frozenset[int], width: int, height: int,
@@ -90,12 +99,13 @@ def bar_strip(values: Sequence[float], highlight: set[int] | frozenset[int], wid
         label = f"{vmax:6.2f} " if row == 0 else (f"{0:6.2f} " if row == h - 1 else " " * gutter)
         text.append(label[:gutter], style="dim")
         level_top = (h - row) * 8
+        gap = " " if bar_w > 1 else ""
+        cells = []
         for v, hi in zip(col_vals, col_hi):
             units8 = v / vmax * h * 8
             fill = max(0, min(8, round(units8 - (level_top - 8))))
-            ch = _EIGHTHS[fill]
-            gap = " " if bar_w > 1 else ""
-            text.append(ch * (bar_w - len(gap)) + gap, style=ENSEMBLE_COLOR if hi else OTHER_COLOR)
+            cells.append((_EIGHTHS[fill] * (bar_w - len(gap)) + gap, ENSEMBLE_COLOR if hi else OTHER_COLOR))
+        _append_runs(text, cells)
         text.append("\n")
     # x axis: unit index at the left, middle and right
     axis = [" "] * (len(cols) * bar_w)
@@ -112,7 +122,7 @@ def bar_strip(values: Sequence[float], highlight: set[int] | frozenset[int], wid
 
 
 def activation_map(matrix: Sequence[Sequence[float]], row_class: Sequence[int], col_class: Sequence[int],
-                   width: int, height: int, names: Sequence[str], selected: int | None = None) -> Text:
+                   width: int, height: int, names: Sequence[str]) -> Text:
     """Class-grouped activation map: rows = test samples grouped by class, columns = units in the
     analysis's order (ensemble units of class 0 first, …). Two rows per line with half blocks.
     The top ruler marks which class's ensemble each column belongs to ("·": none)."""
@@ -128,22 +138,23 @@ def activation_map(matrix: Sequence[Sequence[float]], row_class: Sequence[int], 
     lines = height - 1
     row_bins = _bins(R, min(R, 2 * lines))
     col_bins = _bins(K, area_w)
-    flat = [v for row in matrix for v in row]
-    vmax = max(_percentile(flat, 0.99), 1e-9)
+    m = np.asarray(matrix, dtype=np.float64)
+    vmax = max(float(np.percentile(m, 99)), 1e-9)
     # ruler
     text.append(" ensemble ", style="dim")
     for a, b in col_bins:
         owners = [c for c in col_class[a:b] if c is not None and c >= 0]
         if owners:
             c = max(set(owners), key=owners.count)
-            text.append("▄" * repeat, style=CLASS_COLORS[c % len(CLASS_COLORS)] + (" bold" if c == selected else ""))
+            text.append("▄" * repeat, style=CLASS_COLORS[c % len(CLASS_COLORS)])
         else:
             text.append("·" * repeat, style="dim")
     text.append("\n")
-    binned = []
-    for a, b in row_bins:
-        rows = matrix[a:b]
-        binned.append([sum(r[j] for r in rows for j in range(ca, cb)) / ((b - a) * (cb - ca)) for ca, cb in col_bins])
+    # mean over each (row bin × column bin) block
+    row_starts = [a for a, _ in row_bins]
+    col_starts = [a for a, _ in col_bins]
+    sizes = np.outer([b - a for a, b in row_bins], [b - a for a, b in col_bins])
+    binned = (np.add.reduceat(np.add.reduceat(m, row_starts, axis=0), col_starts, axis=1) / sizes).tolist()
     last_label = None
     for line in range(0, len(binned), 2):
         top = binned[line]
@@ -154,16 +165,12 @@ def activation_map(matrix: Sequence[Sequence[float]], row_class: Sequence[int], 
         if label_cls is not None:
             name = names[label_cls] if label_cls < len(names) else str(label_cls)
             label = str(label_cls) if name == str(label_cls) else f"{label_cls} {name}"
-            marker = "▶" if label_cls == selected else " "
-            text.append(f"{marker}{label}"[: gutter - 1].ljust(gutter),
-                        style=(CLASS_COLORS[label_cls % len(CLASS_COLORS)] + (" bold reverse" if label_cls == selected else "")))
+            text.append(f" {label}"[: gutter - 1].ljust(gutter), style=CLASS_COLORS[label_cls % len(CLASS_COLORS)])
             last_label = cls2
         else:
             text.append(" " * gutter)
-        for j, v in enumerate(top):
-            lt = _level(v, vmax)
-            lb = _level(bottom[j], vmax) if bottom is not None else 0
-            text.append("▀" * repeat, style=_half_style(lt, lb))
+        _append_runs(text, [("▀" * repeat, _half_style(_level(v, vmax), _level(bottom[j], vmax) if bottom is not None else 0))
+                            for j, v in enumerate(top)])
         text.append("\n")
     return text
 

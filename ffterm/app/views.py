@@ -331,15 +331,23 @@ class TextPanel(Widget):
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
         self._fn: Callable[[int, int], Text] | None = None
+        self._key: Any = None
+        self._cache: tuple[tuple[int, int], Text] | None = None
 
-    def set_renderer(self, fn: Callable[[int, int], Text]) -> None:
-        self._fn = fn
+    def set_renderer(self, fn: Callable[[int, int], Text], key: Any = None) -> None:
+        """Draw with `fn(width, height)`; with a `key` equal to the last one, keep what is drawn."""
+        if key is not None and key == self._key:
+            return
+        self._fn, self._key, self._cache = fn, key, None
         self.refresh()
 
     def render(self) -> Text:
         if self._fn is None or self.size.width == 0:
             return Text("")
-        return self._fn(self.size.width, self.size.height)
+        size = (self.size.width, self.size.height)
+        if self._cache is None or self._cache[0] != size:  # built once per data and size, not per paint
+            self._cache = (size, self._fn(*size))
+        return self._cache[1]
 
 
 class ActivationsView(View):
@@ -379,8 +387,9 @@ class ActivationsView(View):
         matrix = amap.get("matrix") or []
         row_class = amap.get("row_class") or []
         col_class = amap.get("col_class") or []
+        # the map does not depend on the class shown: switching class redraws only the bars
         self.query_one("#act-map", TextPanel).set_renderer(
-            lambda w, hh: activation_map(matrix, row_class, col_class, w, hh, names, cls))
+            lambda w, hh: activation_map(matrix, row_class, col_class, w, hh, names), key=(id(amap), snap.epoch))
 
 
 def _layer_dict(snap: Snapshot | None, layer: int) -> dict[str, Any] | None:
