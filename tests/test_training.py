@@ -252,3 +252,19 @@ def test_bf16_precision_trains_and_differs_from_float32(tmp_path, model, lr):
     b = torch.load(tmp_path / "bf16" / rundir.CHECKPOINT, weights_only=True)["trainer"]["net"]
     assert all(v.dtype == torch.float32 for v in b.values())  # parameters stay float32
     assert any(not torch.equal(a[k], b[k]) for k in a)
+
+
+def test_snapshot_now_evaluates_the_next_epoch(tmp_path):
+    s = Session(tiny(epochs=4, layers=1, eval_every=100), tmp_path / "sn")
+    snaps = []
+
+    def on_snapshot(snap):
+        snaps.append(snap)
+        if snap.kind == "live" and snap.epoch == 1:
+            s.request_snapshot()
+
+    s.subscribe(on_snapshot)
+    s.start()
+    s.join(30)
+    evaluated = [x.epoch for x in snaps if x.kind == "live" and x.test_accuracy is not None]
+    assert evaluated == [2]  # only the requested one (eval_every=100); the final snapshot follows

@@ -54,6 +54,7 @@ class RunFeed:
         self.history = RunHistory()
         self.color = RUN_COLORS[(self.id - 1) % len(RUN_COLORS)]
         self.watching = False
+        self.follow_error: str | None = None  # why following the run directory stopped, if it did
         self.last_arrival: float | None = None  # time.monotonic() of the last snapshot
         self._queue: deque[Snapshot] = deque()
         self._target: Any = None
@@ -86,8 +87,8 @@ class RunFeed:
             for snap in follow_snapshots(self.run_dir, self._stop, poll_s=0.25):
                 self._on_snapshot(snap)
         except Exception as exc:  # a vanished directory must not kill the app
+            self.follow_error = str(exc) or type(exc).__name__
             self._target.post_message(SnapshotsReady(self.id))
-            self.follow_error = str(exc)
 
     def _on_snapshot(self, snap: Snapshot) -> None:
         """Runs on the producer thread: must return at once."""

@@ -201,6 +201,9 @@ class FFTermApp(App[int]):
     @on(SnapshotsReady)
     def _snapshots_ready(self, message: SnapshotsReady) -> None:
         feed = next((f for f in self.feeds if f.id == message.feed_id), None)
+        if feed is not None and feed.follow_error and (feed.id, "follow") not in self._notified:
+            self._notified.add((feed.id, "follow"))
+            self.notify(f"stopped following {feed.run_dir}: {feed.follow_error}", severity="error", timeout=12)
         if feed is None or not feed.drain():
             return
         self._dirty = True
