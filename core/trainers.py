@@ -128,10 +128,13 @@ class Trainer:
             self._samples, self._seen = 0, 0
         # on resume mid-epoch the batches already done are skipped by position
 
-    def _accumulate(self, loss: torch.Tensor, g_pos: torch.Tensor, g_neg: torch.Tensor, n: int, samples: int) -> None:
-        self._sums[0] += loss.detach() * n
-        self._sums[1] += g_pos.detach() * n
-        self._sums[2] += g_neg.detach() * n
+    def _accumulate(self, loss: torch.Tensor, g_pos: torch.Tensor, g_neg: torch.Tensor, n: int, samples: int,
+                    layer: int | None = None) -> None:
+        """Add a batch's metrics (per layer, or to one `layer`'s column only) to the epoch's sums."""
+        sums = self._sums if layer is None else self._sums[:, layer]  # a view: updated in place
+        sums[0] += loss.detach() * n
+        sums[1] += g_pos.detach() * n
+        sums[2] += g_neg.detach() * n
         self._seen += n
         self._samples += samples
 
@@ -276,9 +279,7 @@ class FFTrainer(_GoodnessTrainer):
             x_pos, x_neg = h_pos.detach(), h_neg.detach()
         if self.sequential:
             # only the layer in training has metrics; the others stay at zero and are reported as None
-            mask = torch.zeros(self.metric_width, device=self.device)
-            mask[self.stage] = 1.0
-            self._accumulate(mask * losses[0], mask * gps[0], mask * gns[0], n, 2 * n)
+            self._accumulate(losses[0], gps[0], gns[0], n, 2 * n, layer=self.stage)
         else:
             self._accumulate(torch.stack(losses), torch.stack(gps), torch.stack(gns), n, 2 * n)
 

@@ -47,6 +47,15 @@ async def wait_for(pilot, cond, timeout: float = 15.0) -> bool:
     return bool(cond())
 
 
+def finished_run_app(tmp_path: Path) -> FFTermApp:
+    """The app starting a short fake run at once (wait for it with `run_finished`)."""
+    return make_app(tmp_path, Factory(interval=0.01), preset="quick-ff-fashionmnist", overrides={"epochs": 2})
+
+
+async def run_finished(pilot, app: FFTermApp) -> bool:
+    return await wait_for(pilot, lambda: app.primary is not None and app.primary.history.state == "finished")
+
+
 def header_text(app: FFTermApp) -> str:
     lines = app.screen.query_one(StatusHeader)._lines
     return lines[0].plain + "\n" + lines[1].plain
@@ -117,10 +126,9 @@ async def test_pause_resume_stop_checkpoint(tmp_path):
 
 @pytest.mark.asyncio
 async def test_layer_class_keys_tabs_and_toggles(tmp_path):
-    factory = Factory(interval=0.01)
-    app = make_app(tmp_path, factory, preset="quick-ff-fashionmnist", overrides={"epochs": 2})
+    app = finished_run_app(tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
-        assert await wait_for(pilot, lambda: app.primary is not None and app.primary.history.state == "finished")
+        assert await run_finished(pilot, app)
         await pilot.press("]")
         assert app.opts.layer == 1
         await pilot.press("3")
@@ -186,15 +194,14 @@ async def test_help_overlay_and_palette_commands(tmp_path):
 
 @pytest.mark.asyncio
 async def test_export_report_and_screenshot(tmp_path):
-    factory = Factory(interval=0.01)
-    app = make_app(tmp_path, factory, preset="quick-ff-fashionmnist", overrides={"epochs": 2})
+    app = finished_run_app(tmp_path)
     async with app.run_test(size=(100, 30)) as pilot:
-        assert await wait_for(pilot, lambda: app.primary is not None and app.primary.history.state == "finished")
+        assert await run_finished(pilot, app)
         await pilot.press("e")
         await pilot.pause()
         paths = app.exported
         assert [p.name for p in paths] == ["snapshot.json", "history.json", "report.md"]
-        run_dir = factory.sessions[0].run_dir
+        run_dir = app.primary.session.run_dir
         assert paths[0].parent.parent == run_dir / "reports"
         snap = app.primary.history.latest_evaluated
         md = paths[2].read_text()
@@ -402,7 +409,7 @@ async def test_out_dir_is_used_for_the_first_run(tmp_path):
     factory = Factory(interval=0.01)
     app = make_app(tmp_path, factory, preset="quick-ff-fashionmnist", overrides={"epochs": 1}, out=tmp_path / "mine")
     async with app.run_test(size=(100, 30)) as pilot:
-        assert await wait_for(pilot, lambda: app.primary is not None and app.primary.history.state == "finished")
+        assert await run_finished(pilot, app)
     assert factory.sessions[0].run_dir == tmp_path / "mine"
     assert read_snapshots(tmp_path / "mine")
 

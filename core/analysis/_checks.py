@@ -117,6 +117,18 @@ def check_num_classes(num_classes: Any) -> int:
     return int(num_classes)
 
 
+def _as_int64(arr: np.ndarray, name: str, what: str) -> np.ndarray:
+    """``arr`` as int64; a float array must hold finite whole numbers (an empty one is fine)."""
+    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
+        if arr.size:
+            raise ValueError(f"{name} must hold integer {what}, got dtype {arr.dtype}")
+    elif not np.issubdtype(arr.dtype, np.integer):
+        check_finite(arr, name)
+        if not np.all(arr == np.round(arr)):
+            raise ValueError(f"{name} must hold integer {what}; found non-integer values")
+    return arr.astype(np.int64)
+
+
 def as_labels(y: Any, n_rows: int, num_classes: int, name: str = "y") -> np.ndarray:
     """Return integer class labels of length ``n_rows``, each in ``[0, num_classes)``."""
     arr = to_numpy(y, name)
@@ -124,13 +136,7 @@ def as_labels(y: Any, n_rows: int, num_classes: int, name: str = "y") -> np.ndar
         raise ValueError(f"{name} must be 1-D (one label per row); got shape {tuple(arr.shape)}")
     if arr.shape[0] != n_rows:
         raise ValueError(f"{name} has {arr.shape[0]} labels but the data has {n_rows} rows")
-    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
-        raise ValueError(f"{name} must hold integer class labels, got dtype {arr.dtype}")
-    if not np.issubdtype(arr.dtype, np.integer):
-        check_finite(arr, name)
-        if not np.all(arr == np.round(arr)):
-            raise ValueError(f"{name} must hold integer class labels; found non-integer values")
-    labels = arr.astype(np.int64)
+    labels = _as_int64(arr, name, "class labels")
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
         raise ValueError(
             f"{name} labels must lie in [0, {num_classes}) for num_classes={num_classes}; "
@@ -153,12 +159,7 @@ def as_ensembles(
         arr = to_numpy(e, f"{name}[{c}]")
         if arr.ndim != 1:
             raise ValueError(f"{name}[{c}] must be a 1-D array of unit indices; got shape {arr.shape}")
-        if arr.size and not np.issubdtype(arr.dtype, np.integer):
-            if not np.issubdtype(arr.dtype, np.floating) or not np.all(np.isfinite(arr)) or not np.all(
-                arr == np.round(arr)
-            ):
-                raise ValueError(f"{name}[{c}] must hold integer unit indices, got dtype {arr.dtype}")
-        idx = arr.astype(np.int64)
+        idx = _as_int64(arr, f"{name}[{c}]", "unit indices")
         if idx.size and (idx.min() < 0 or idx.max() >= n_units):
             raise ValueError(
                 f"{name}[{c}] has unit indices outside [0, {n_units}): "
