@@ -4,6 +4,7 @@ Each figure is the best of `repeats` runs. Uses the real dataset when it is on d
 images of the same shape and size (the speed is the same; the numbers learned are not). The ratio
 of the fast 10-label evaluation to the plain 10-pass one is measured in the same run.
 """
+
 from __future__ import annotations
 
 import time
@@ -41,8 +42,16 @@ def _bench_data(dataset: str, data_dir: str | None, device: torch.device, log: C
         splits[split] = (x, labels.long(), float(x.max()))
     log(f"data: {dataset}, {source}; device {describe(device)}")
     (tx, ty, tv), (ex, ey, ev) = splits["train"], splits["test"]
-    data = PreparedData(info, clear_label_pixels(tx, info.shape).to(device), ty.to(device),
-                        clear_label_pixels(ex, info.shape).to(device), ey.to(device), tv, ev, list(range(10)))
+    data = PreparedData(
+        info,
+        clear_label_pixels(tx, info.shape).to(device),
+        ty.to(device),
+        clear_label_pixels(ex, info.shape).to(device),
+        ey.to(device),
+        tv,
+        ev,
+        list(range(10)),
+    )
     return data, source
 
 
@@ -59,52 +68,77 @@ def _train_epoch(trainer: Trainer) -> None:
         pass
 
 
-def _ff_layer_epochs(cfg: RunConfig, data: PreparedData, dev: torch.device,
-                     repeats: int) -> tuple[list[float], list[float], Trainer]:
+def _ff_layer_epochs(
+    cfg: RunConfig, data: PreparedData, dev: torch.device, repeats: int
+) -> tuple[list[float], list[float], Trainer]:
     """Seconds of one epoch of each FF layer, and of building the next layer's inputs (best of repeats)."""
     layer_s = [float("inf")] * cfg.layers
     stage_inputs_s = [float("inf")] * cfg.layers
     for _ in range(repeats):
         ff = make_trainer(cfg, data, dev)
         for stage in range(ff.num_stages):
-            layer_s[stage] = min(layer_s[stage], _time(lambda: _train_epoch(ff), dev))
+            layer_s[stage] = min(layer_s[stage], _time(lambda ff=ff: _train_epoch(ff), dev))
             stage_inputs_s[stage] = min(stage_inputs_s[stage], _time(ff.end_epoch, dev))
     return layer_s, stage_inputs_s, ff
 
 
-def run_bench(device: str = "auto", dataset: str = "fashionmnist", data_dir: str | None = None,
-              repeats: int = 1, log: Callable[[str], None] = print) -> dict[str, Any]:
+def run_bench(
+    device: str = "auto",
+    dataset: str = "fashionmnist",
+    data_dir: str | None = None,
+    repeats: int = 1,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
     dev = resolve_device(device)
     data, source = _bench_data(dataset, data_dir, dev, log)
     n_train = data.train_y.shape[0]
-    results: dict[str, Any] = {"device": describe(dev), "dataset": dataset, "data": source,
-                               "train_samples": n_train, "test_samples": data.test_y.shape[0]}
+    results: dict[str, Any] = {
+        "device": describe(dev),
+        "dataset": dataset,
+        "data": source,
+        "train_samples": n_train,
+        "test_samples": data.test_y.shape[0],
+    }
 
     # FF: one epoch of each layer (sequential schedule); the best of `repeats` fresh runs
     layer_s, stage_inputs_s, ff = _ff_layer_epochs(RunConfig(model="ff", dataset=dataset, epochs=1), data, dev, repeats)
     results["ff_layer_epoch_s"] = layer_s
     results["ff_samples_per_s"] = [2 * n_train / s for s in layer_s]
     results["ff_next_layer_inputs_s"] = stage_inputs_s[:-1]
-    log("FF layer-epoch (s): " + ", ".join(f"L{i + 1} {s:.2f}" for i, s in enumerate(layer_s))
-        + f"  ({', '.join(f'{2 * n_train / s:,.0f}' for s in layer_s)} samples/s)")
-    bf16_s, _, _ = _ff_layer_epochs(RunConfig(model="ff", dataset=dataset, epochs=1, precision="bf16"), data, dev, repeats)
+    log(
+        "FF layer-epoch (s): "
+        + ", ".join(f"L{i + 1} {s:.2f}" for i, s in enumerate(layer_s))
+        + f"  ({', '.join(f'{2 * n_train / s:,.0f}' for s in layer_s)} samples/s)"
+    )
+    bf16_s, _, _ = _ff_layer_epochs(
+        RunConfig(model="ff", dataset=dataset, epochs=1, precision="bf16"), data, dev, repeats
+    )
     results["ff_bf16_layer_epoch_s"] = bf16_s
     results["bf16_speedup"] = [a / b for a, b in zip(layer_s, bf16_s)]
-    log("FF layer-epoch with precision bf16 (s): " + ", ".join(f"L{i + 1} {s:.2f}" for i, s in enumerate(bf16_s))
-        + "  (" + ", ".join(f"{r:.2f}×" for r in results["bf16_speedup"]) + " the float32 speed)")
+    log(
+        "FF layer-epoch with precision bf16 (s): "
+        + ", ".join(f"L{i + 1} {s:.2f}" for i, s in enumerate(bf16_s))
+        + "  ("
+        + ", ".join(f"{r:.2f}×" for r in results["bf16_speedup"])
+        + " the float32 speed)"
+    )
 
     # 10-label evaluation of the whole test set: batched (shared first layer) vs 10 full passes
     x, y = data.test_x, data.test_y
     fast = min(_time(lambda: label_goodness(ff.net, x, data.v_test, data.shape, "l2"), dev) for _ in range(repeats))
-    slow = min(_time(lambda: label_goodness_reference(ff.net, x, data.v_test, data.shape, "l2"), dev) for _ in range(repeats))
+    slow = min(
+        _time(lambda: label_goodness_reference(ff.net, x, data.v_test, data.shape, "l2"), dev) for _ in range(repeats)
+    )
     results.update(eval_10_labels_s=fast, eval_10_labels_reference_s=slow, eval_speedup=slow / fast)
-    log(f"10-label evaluation of {x.shape[0]} test images: {fast:.2f} s (10 full passes: {slow:.2f} s, {slow / fast:.2f}× faster)")
+    log(
+        f"10-label evaluation of {x.shape[0]} test images: {fast:.2f} s (10 full passes: {slow:.2f} s, {slow / fast:.2f}× faster)"
+    )
 
     # BP/FF and BP: one epoch each
     for model in ("bpff", "bp"):
         cfg = RunConfig(model=model, dataset=dataset, epochs=1, lr=1e-4)
         trainer = make_trainer(cfg, data, dev)  # BP's plain images cost the same as cleared-label ones
-        s = _time(lambda: _train_epoch(trainer), dev)
+        s = _time(lambda trainer=trainer: _train_epoch(trainer), dev)
         per_epoch = (2 if model == "bpff" else 1) * n_train
         results[f"{model}_epoch_s"] = s
         results[f"{model}_samples_per_s"] = per_epoch / s
@@ -125,7 +159,9 @@ def run_bench(device: str = "auto", dataset: str = "fashionmnist", data_dir: str
             "ff_layer_epoch": [p / s for p, s in zip(pub["ff_layer_epoch"], layer_s)],
             "eval_10_labels": pub["eval_10_labels"] / fast,
         }
-        log("vs the published code's 2-core CPU figures (×, higher is faster): layer-epochs "
+        log(
+            "vs the published code's 2-core CPU figures (×, higher is faster): layer-epochs "
             + ", ".join(f"{r:.2f}" for r in results["vs_published_cpu"]["ff_layer_epoch"])
-            + f"; evaluation {results['vs_published_cpu']['eval_10_labels']:.2f}")
+            + f"; evaluation {results['vs_published_cpu']['eval_10_labels']:.2f}"
+        )
     return results

@@ -3,6 +3,7 @@
 A preset YAML is a mapping of RunConfig fields. Unknown keys, wrong types and out-of-range values
 raise ConfigError with one line naming the key and what is allowed.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -54,7 +55,9 @@ class RunConfig:
     checkpoint_every: int = 1  # epochs between checkpoints
     final_pvalues: bool = True  # permutation p-values in the final analysis
     threads: int = 0  # torch CPU threads; 0: torch's default
-    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: training matmuls in bfloat16 (autocast); faster, not the paper's
+    precision: Literal["fp32", "bf16"] = (
+        "fp32"  # bf16: training matmuls in bfloat16 (autocast); faster, not the paper's
+    )
 
     # ---- derived values -------------------------------------------------------------------
     @property
@@ -82,7 +85,7 @@ class RunConfig:
             return self.eval_every
         return max(1, round(self.total_epochs / 40))
 
-    def replace(self, **changes: Any) -> "RunConfig":
+    def replace(self, **changes: Any) -> RunConfig:
         return from_dict({**to_dict(self), **changes})
 
 
@@ -149,7 +152,9 @@ def _coerce(key: str, value: Any) -> Any:
     low, high = _RANGES.get(key, (None, None))
     if low is not None and (value < low or (key in _EXCLUSIVE_LOW and value == low)):
         bound = f"> {low}" if key in _EXCLUSIVE_LOW else f">= {low}"
-        raise ConfigError(f"{key}: {value!r} is out of range; it must be {bound}" + (f" and <= {high}" if high is not None else ""))
+        raise ConfigError(
+            f"{key}: {value!r} is out of range; it must be {bound}" + (f" and <= {high}" if high is not None else "")
+        )
     if high is not None and value > high:
         raise ConfigError(f"{key}: {value!r} is out of range; it must be <= {high}")
     return value

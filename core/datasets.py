@@ -54,12 +54,12 @@ import torch
 __all__ = [
     "DATASETS",
     "DEBIAN_FASHION_MNIST_DIR",
+    "SPLITS",
+    "SYSTEM_DIRS",
     "DatasetCorrupt",
     "DatasetError",
     "DatasetInfo",
     "DatasetNotFound",
-    "SPLITS",
-    "SYSTEM_DIRS",
     "canonical_name",
     "default_data_dir",
     "load_raw",
@@ -122,9 +122,7 @@ DATASETS: dict[str, DatasetInfo] = {
     "mnist": DatasetInfo("mnist", (1, 28, 28), 1000, (0.1307,), (0.3081,)),
     # MNIST's constants on purpose: that is what the published code does (SPEC §1).
     "fashionmnist": DatasetInfo("fashionmnist", (1, 28, 28), 1000, (0.1307,), (0.3081,)),
-    "svhn": DatasetInfo(
-        "svhn", (3, 32, 32), 3072, (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)
-    ),
+    "svhn": DatasetInfo("svhn", (3, 32, 32), 3072, (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)),
     "cifar10": DatasetInfo("cifar10", (3, 32, 32), 3072, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
     "synthetic": DatasetInfo("synthetic", _SYN_SHAPE, 64, (_SYN_MEAN,), (_SYN_STD,)),
 }
@@ -213,8 +211,7 @@ def _one_line(text: str) -> str:
 
 def _corrupt(path: Path, what: str) -> DatasetCorrupt:
     return DatasetCorrupt(
-        f"corrupt dataset file {path}: {what}; delete or replace it "
-        f"(or point FFTERM_DATA / --data-dir elsewhere)",
+        f"corrupt dataset file {path}: {what}; delete or replace it (or point FFTERM_DATA / --data-dir elsewhere)",
         path=path,
     )
 
@@ -232,9 +229,7 @@ def canonical_name(name: str) -> str:
     """
     key = "".join(ch for ch in str(name).lower() if ch not in "-_ ")
     if key not in DATASETS:
-        raise ValueError(
-            f"unknown dataset {name!r}; valid names: {', '.join(sorted(DATASETS))}"
-        )
+        raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(sorted(DATASETS))}")
     return key
 
 
@@ -310,8 +305,7 @@ def _fix_hint(key: str, root: Path) -> str:
     disp = _DISPLAY[key]
     folder = {
         "mnist": f"{root / 'MNIST' / 'raw'} (or plain IDX files in {root / 'mnist'})",
-        "fashionmnist": f"{root / 'FashionMNIST' / 'raw'} (or plain IDX files in "
-        f"{root / 'fashion-mnist'})",
+        "fashionmnist": f"{root / 'FashionMNIST' / 'raw'} (or plain IDX files in {root / 'fashion-mnist'})",
         "svhn": f"{root} (train_32x32.mat, test_32x32.mat)",
         "cifar10": f"{root / _CIFAR_DIR}",
     }[key]
@@ -370,9 +364,7 @@ def read_idx(path: str | Path, ndim: int) -> np.ndarray:
     got = len(raw) - header
     if got != expected:
         state = "truncated" if got < expected else "has trailing bytes"
-        raise _corrupt(
-            path, f"{state}: header says {dims} = {expected} bytes of data, file has {got}"
-        )
+        raise _corrupt(path, f"{state}: header says {dims} = {expected} bytes of data, file has {got}")
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims).copy()
 
 
@@ -392,9 +384,7 @@ def _check_labels(labels: np.ndarray, info: DatasetInfo, path: Path) -> None:
         )
 
 
-def _check_pair(
-    images: np.ndarray, labels: np.ndarray, info: DatasetInfo, img_path: Path, lbl_path: Path
-) -> None:
+def _check_pair(images: np.ndarray, labels: np.ndarray, info: DatasetInfo, img_path: Path, lbl_path: Path) -> None:
     if images.shape[1:] != info.shape:
         raise _corrupt(
             img_path,
@@ -668,8 +658,7 @@ def normalize_images(images: torch.Tensor, info: DatasetInfo | str) -> torch.Ten
         raise TypeError(f"normalize_images expects uint8 images, got {images.dtype}")
     if images.dim() != 4 or images.shape[1] != len(info.mean):
         raise ValueError(
-            f"expected images of shape (N, {len(info.mean)}, H, W) for {info.name}, "
-            f"got {tuple(images.shape)}"
+            f"expected images of shape (N, {len(info.mean)}, H, W) for {info.name}, got {tuple(images.shape)}"
         )
     x = images.to(torch.float32).div_(255.0)  # a new tensor: the input is uint8
     mean = torch.tensor(info.mean, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)

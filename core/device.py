@@ -1,5 +1,8 @@
 """Choosing the training device, and reading GPU load for the dashboard."""
+
 from __future__ import annotations
+
+import contextlib
 
 import torch
 
@@ -29,10 +32,8 @@ def gpu_stats(device: torch.device) -> dict[str, float] | None:
         return None
     free, total = torch.cuda.mem_get_info(device)
     stats = {"memory_used_mb": (total - free) / 2**20, "memory_total_mb": total / 2**20}
-    try:
+    with contextlib.suppress(Exception):  # needs pynvml; memory alone is still useful
         stats["utilization_pct"] = float(torch.cuda.utilization(device))
-    except Exception:  # needs pynvml; memory alone is still useful
-        pass
     return stats
 
 

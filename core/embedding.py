@@ -4,6 +4,7 @@ The label of an image is written into the first 10 entries of its first row (the
 in every channel), after normalisation: all 10 are set to 0, then the labelled one to `v`, the
 maximum value of the whole normalised split.
 """
+
 from __future__ import annotations
 
 import torch
@@ -45,7 +46,9 @@ def wrong_label_table(allowed: list[int]) -> torch.Tensor:
     return table
 
 
-def fixed_negative_pairs(labels: torch.Tensor, allowed: list[int], generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def fixed_negative_pairs(
+    labels: torch.Tensor, allowed: list[int], generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Draw N (image, wrong label) pairs without replacement from the N×K possible ones (SPEC §1).
 
     Returns (image index, wrong label), each (N,). Drawn once per run; never redrawn.

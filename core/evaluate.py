@@ -3,6 +3,7 @@
 Live snapshots use a fixed, seeded subset of the test set (`analysis_samples`); the final one uses
 the whole test set and adds permutation p-values.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -52,8 +53,9 @@ def evaluate(trainer: Trainer, cfg: RunConfig, subset: torch.Tensor | None, fina
     return result
 
 
-def _heldout(trainer: Trainer, cfg: RunConfig, x: torch.Tensor, y: torch.Tensor, pred: torch.Tensor,
-             layers: list[dict[str, Any]]) -> dict[str, Any]:
+def _heldout(
+    trainer: Trainer, cfg: RunConfig, x: torch.Tensor, y: torch.Tensor, pred: torch.Tensor, layers: list[dict[str, Any]]
+) -> dict[str, Any]:
     """Held-out class k: accuracy on seen classes and on k; k's representations against seen ensembles.
 
     All class-k images are analysed (almost none are classified correctly, since label k was never

@@ -1,4 +1,5 @@
 """Numbers as text, the same way in reports, summaries and the app."""
+
 from __future__ import annotations
 
 import math

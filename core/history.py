@@ -17,6 +17,7 @@ A snapshot whose epoch is below the last one seen (the run was resumed and snaps
 rewritten) drops every point from that epoch on; one with the same epoch (the final snapshot, or
 one requested mid-epoch) replaces the point at that epoch.
 """
+
 from __future__ import annotations
 
 import math
@@ -114,7 +115,7 @@ class RunHistory:
 
     # ---- feeding ----------------------------------------------------------------------------
     @classmethod
-    def from_snapshots(cls, snapshots: Iterable[Snapshot]) -> "RunHistory":
+    def from_snapshots(cls, snapshots: Iterable[Snapshot]) -> RunHistory:
         history = cls()
         for snap in snapshots:
             history.add(snap)
@@ -127,8 +128,15 @@ class RunHistory:
         self.state, self.message = snap.state, snap.message
         if snap.kind == "state":
             return False
-        self._grow_layers(max(snap.num_layers, len(snap.loss), len(snap.g_pos or []),
-                              len(snap.layers or []), len(snap.layer_accuracy or [])))
+        self._grow_layers(
+            max(
+                snap.num_layers,
+                len(snap.loss),
+                len(snap.g_pos or []),
+                len(snap.layers or []),
+                len(snap.layer_accuracy or []),
+            )
+        )
         if self.epochs and snap.epoch < self.epochs[-1]:
             self._truncate(snap.epoch)
         self.latest = snap
@@ -142,11 +150,18 @@ class RunHistory:
     def _grow_layers(self, n: int) -> None:
         while self.num_layers < n:
             self.num_layers += 1
-            for series, x in ((self.loss, self.epochs), (self.g_pos, self.epochs), (self.g_neg, self.epochs),
-                              (self.layer_accuracy, self.eval_epochs), (self.sparsity, self.eval_epochs),
-                              (self.ensemble_size_pct, self.eval_epochs), (self.active_units, self.eval_epochs),
-                              (self.rho_plus_mean, self.eval_epochs), (self.bias_mean, self.eval_epochs),
-                              (self.stability_mean, self.eval_epochs)):
+            for series, x in (
+                (self.loss, self.epochs),
+                (self.g_pos, self.epochs),
+                (self.g_neg, self.epochs),
+                (self.layer_accuracy, self.eval_epochs),
+                (self.sparsity, self.eval_epochs),
+                (self.ensemble_size_pct, self.eval_epochs),
+                (self.active_units, self.eval_epochs),
+                (self.rho_plus_mean, self.eval_epochs),
+                (self.bias_mean, self.eval_epochs),
+                (self.stability_mean, self.eval_epochs),
+            ):
                 series.append([None] * len(x))
             self.stability.append([])
             for ens in self._ensembles:
@@ -165,8 +180,15 @@ class RunHistory:
         keep = sum(1 for e in self.eval_epochs if e < epoch)
         del self.eval_epochs[keep:], self.test_accuracy[keep:], self._ensembles[keep:]
         del self.heldout_accuracy_seen[keep:], self.heldout_accuracy_heldout[keep:]
-        for per_layer in (self.layer_accuracy, self.sparsity, self.ensemble_size_pct, self.active_units,
-                          self.rho_plus_mean, self.bias_mean, self.stability_mean):
+        for per_layer in (
+            self.layer_accuracy,
+            self.sparsity,
+            self.ensemble_size_pct,
+            self.active_units,
+            self.rho_plus_mean,
+            self.bias_mean,
+            self.stability_mean,
+        ):
             for s in per_layer:
                 del s[keep:]
         for per_class in self.stability:
@@ -183,7 +205,9 @@ class RunHistory:
             self.samples_per_s.append(_num(snap.samples_per_s))
         else:
             self.wall_time[-1] = snap.wall_time
-            self.samples_per_s[-1] = _num(snap.samples_per_s) if snap.samples_per_s is not None else self.samples_per_s[-1]
+            self.samples_per_s[-1] = (
+                _num(snap.samples_per_s) if snap.samples_per_s is not None else self.samples_per_s[-1]
+            )
         for series, values in ((self.loss, snap.loss), (self.g_pos, snap.g_pos), (self.g_neg, snap.g_neg)):
             for layer, s in enumerate(series):
                 v = _num(_get(values, layer))
@@ -278,14 +302,26 @@ class RunHistory:
     def to_dict(self) -> dict[str, Any]:
         """The series as plain JSON-ready data (for reports)."""
         return {
-            "run_name": self.run_name, "model": self.model, "dataset": self.dataset, "state": self.state,
-            "num_layers": self.num_layers, "epochs": self.epochs, "loss": self.loss,
-            "g_pos": self.g_pos, "g_neg": self.g_neg, "wall_time": self.wall_time,
-            "samples_per_s": self.samples_per_s, "eval_epochs": self.eval_epochs,
-            "test_accuracy": self.test_accuracy, "layer_accuracy": self.layer_accuracy,
-            "sparsity": self.sparsity, "ensemble_size_pct": self.ensemble_size_pct,
-            "active_units": self.active_units, "rho_plus_mean": self.rho_plus_mean,
-            "bias_mean": self.bias_mean, "stability": self.stability,
+            "run_name": self.run_name,
+            "model": self.model,
+            "dataset": self.dataset,
+            "state": self.state,
+            "num_layers": self.num_layers,
+            "epochs": self.epochs,
+            "loss": self.loss,
+            "g_pos": self.g_pos,
+            "g_neg": self.g_neg,
+            "wall_time": self.wall_time,
+            "samples_per_s": self.samples_per_s,
+            "eval_epochs": self.eval_epochs,
+            "test_accuracy": self.test_accuracy,
+            "layer_accuracy": self.layer_accuracy,
+            "sparsity": self.sparsity,
+            "ensemble_size_pct": self.ensemble_size_pct,
+            "active_units": self.active_units,
+            "rho_plus_mean": self.rho_plus_mean,
+            "bias_mean": self.bias_mean,
+            "stability": self.stability,
             "stability_mean": self.stability_mean,
             "heldout_accuracy_seen": self.heldout_accuracy_seen,
             "heldout_accuracy_heldout": self.heldout_accuracy_heldout,

@@ -1,4 +1,5 @@
 """Goodness losses (SPEC §2)."""
+
 from __future__ import annotations
 
 import torch

@@ -1,5 +1,8 @@
 """The networks: FF layers (normalise → Linear → ReLU), goodness, and the BP classifier (SPEC §2)."""
+
 from __future__ import annotations
+
+import itertools
 
 import torch
 import torch.nn.functional as F
@@ -28,7 +31,7 @@ class FFNet(nn.Module):
     def __init__(self, in_features: int, hidden: int, layers: int, norm: str) -> None:
         super().__init__()
         sizes = [in_features] + [hidden] * layers
-        self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(sizes))
         self.norm = norm
 
     def layer(self, index: int, x: torch.Tensor) -> torch.Tensor:
@@ -49,7 +52,7 @@ class BPNet(nn.Module):
     def __init__(self, in_features: int, hidden: int, layers: int, classes: int = 10) -> None:
         super().__init__()
         sizes = [in_features] + [hidden] * layers
-        self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(sizes))
         self.head = nn.Linear(hidden, classes)
 
     def hidden(self, x: torch.Tensor) -> list[torch.Tensor]:

@@ -1,10 +1,10 @@
 """Analyses of a saved run, from its checkpoint: full analysis, linear probes, run comparison."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
 
 from . import rundir
 from .analysis import distance_correlation, linear_cka, linear_probe, svcca
@@ -44,8 +44,9 @@ def load_trained(run_dir: Path, device: str | None = None, *, keep_heldout: bool
     return cfg, trainer
 
 
-def analyze_run(run_dir: Path, samples: int | None = None, device: str | None = None,
-                pvalues: bool = True) -> dict[str, Any]:
+def analyze_run(
+    run_dir: Path, samples: int | None = None, device: str | None = None, pvalues: bool = True
+) -> dict[str, Any]:
     """Recompute accuracy and the full per-layer analysis; writes RUN_DIR/analysis.json."""
     cfg, trainer = load_trained(run_dir, device)
     cfg = cfg.replace(final_pvalues=pvalues)
@@ -56,8 +57,9 @@ def analyze_run(run_dir: Path, samples: int | None = None, device: str | None = 
     return result
 
 
-def probe_run(run_dir: Path, layer: int | None = None, device: str | None = None,
-              log: Callable[[str], None] = print) -> dict[str, Any]:
+def probe_run(
+    run_dir: Path, layer: int | None = None, device: str | None = None, log: Callable[[str], None] = print
+) -> dict[str, Any]:
     """Linear probes on each layer's representations of plain images (no label pixel), SPEC §3.
 
     The probe trains on every training image (a held-out class included: the probe asks whether the
@@ -74,8 +76,9 @@ def probe_run(run_dir: Path, layer: int | None = None, device: str | None = None
     rows = []
     for i in layers:
         log(f"probing layer {i + 1}…")
-        r = linear_probe(train_reps[i], data.train_y, test_reps[i], data.test_y, num_classes=10,
-                         heldout_class=cfg.heldout_class)
+        r = linear_probe(
+            train_reps[i], data.train_y, test_reps[i], data.test_y, num_classes=10, heldout_class=cfg.heldout_class
+        )
         rows.append({"layer": i + 1, **r})
     result = {"layers": rows}
     rundir.write_json(Path(run_dir) / "probes.json", result)
@@ -86,8 +89,10 @@ def compare_runs(run_a: Path, run_b: Path, samples: int = 2000, device: str | No
     """Linear CKA, SVCCA and distance correlation between every layer pair of two runs."""
     dataset_a, dataset_b = load_config(run_a).dataset, load_config(run_b).dataset
     if dataset_a != dataset_b:
-        raise OfflineError(f"cannot compare runs on different datasets ({dataset_a} vs {dataset_b}); "
-                           "representations must be of the same test images")
+        raise OfflineError(
+            f"cannot compare runs on different datasets ({dataset_a} vs {dataset_b}); "
+            "representations must be of the same test images"
+        )
     _, tr_a = load_trained(run_a, device)
     _, tr_b = load_trained(run_b, device)
     n = min(samples, tr_a.data.test_y.shape[0])
@@ -98,6 +103,13 @@ def compare_runs(run_a: Path, run_b: Path, samples: int = 2000, device: str | No
     pairs = []
     for i, ha in enumerate(reps[0]):
         for j, hb in enumerate(reps[1]):
-            pairs.append({"layer_a": i + 1, "layer_b": j + 1, "cka": linear_cka(ha, hb),
-                          "svcca": svcca(ha, hb), "dcor": distance_correlation(ha, hb)})
+            pairs.append(
+                {
+                    "layer_a": i + 1,
+                    "layer_b": j + 1,
+                    "cka": linear_cka(ha, hb),
+                    "svcca": svcca(ha, hb),
+                    "dcor": distance_correlation(ha, hb),
+                }
+            )
     return {"run_a": str(run_a), "run_b": str(run_b), "samples": n, "pairs": pairs}

@@ -4,6 +4,7 @@
 (only one label pixel differs, and every labelled copy has the same input norm), so layer 1 costs one
 matmul instead of ten. `label_goodness_reference` is the plain 10-pass form it must equal.
 """
+
 from __future__ import annotations
 
 import torch
@@ -15,8 +16,9 @@ EVAL_CHUNK = 256  # 2560 labelled rows per block: stays in cache; measured faste
 
 
 @torch.no_grad()
-def label_goodness(net: FFNet, base: torch.Tensor, v: float, shape: tuple[int, int, int], kind: str,
-                   chunk: int = EVAL_CHUNK) -> torch.Tensor:
+def label_goodness(
+    net: FFNet, base: torch.Tensor, v: float, shape: tuple[int, int, int], kind: str, chunk: int = EVAL_CHUNK
+) -> torch.Tensor:
     """Goodness of every layer for every embedded label: (N, 10, L). `base` has cleared label pixels."""
     first = net.linears[0]
     pos = label_positions(shape).to(base.device)  # (C, 10)
@@ -24,7 +26,7 @@ def label_goodness(net: FFNet, base: torch.Tensor, v: float, shape: tuple[int, i
     label_cols = first.weight[:, pos].sum(dim=1).T  # (10, H): Σ_c W[:, pos[c, j]]
     out = torch.empty(base.shape[0], NUM_LABELS, len(net.linears), device=base.device)
     for start in range(0, base.shape[0], chunk):
-        x0 = base[start:start + chunk]
+        x0 = base[start : start + chunk]
         if net.norm == "l2":
             norm = (x0.square().sum(dim=1) + channels * v * v).sqrt()
         else:
@@ -42,8 +44,9 @@ def label_goodness(net: FFNet, base: torch.Tensor, v: float, shape: tuple[int, i
 
 
 @torch.no_grad()
-def label_goodness_reference(net: FFNet, base: torch.Tensor, v: float, shape: tuple[int, int, int],
-                             kind: str) -> torch.Tensor:
+def label_goodness_reference(
+    net: FFNet, base: torch.Tensor, v: float, shape: tuple[int, int, int], kind: str
+) -> torch.Tensor:
     """The same (N, 10, L) array, one full forward pass per label."""
     per_label = []
     for label in range(NUM_LABELS):

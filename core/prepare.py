@@ -1,4 +1,5 @@
 """Data prepared for training: normalised, flattened, label pixels cleared, on the training device."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,5 @@
 """Presets: YAML files of RunConfig settings, found in a checkout's presets/ or an installed wheel."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,7 +10,6 @@ from typing import Any
 from .config import ConfigError, RunConfig, from_dict, load_yaml_text
 
 DEFAULT_PRESET = "quick-ff-fashionmnist"
-_CHECKOUT_DIR = Path(__file__).resolve().parent.parent / "presets"
 
 
 class PresetError(ConfigError):
@@ -24,8 +24,7 @@ class PresetInfo:
 
 
 def presets_dir() -> Path:
-    if _CHECKOUT_DIR.is_dir():
-        return _CHECKOUT_DIR
+    """The folder of the shipped presets (the checkout's presets/, installed as ``ffterm.presets``)."""
     return Path(str(resources.files("ffterm.presets")))
 
 
@@ -41,7 +40,9 @@ def _find(name_or_path: str) -> Path:
     candidate = Path(name_or_path)
     if candidate.suffix in (".yaml", ".yml") or candidate.exists():
         if not candidate.is_file():
-            raise PresetError(f"preset file {candidate} does not exist; give a preset name (see `ffterm presets`) or a YAML path")
+            raise PresetError(
+                f"preset file {candidate} does not exist; give a preset name (see `ffterm presets`) or a YAML path"
+            )
         return candidate
     path = presets_dir() / f"{name_or_path}.yaml"
     if not path.is_file():

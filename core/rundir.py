@@ -3,6 +3,7 @@
 Files are written atomically (temporary name, then rename) so a kill never leaves a torn file;
 snapshots.jsonl is append-only, one complete line per snapshot.
 """
+
 from __future__ import annotations
 
 import json
@@ -136,4 +137,6 @@ def check_reusable(run_dir: Path, force: bool) -> None:
     if is_finished(run_dir):
         raise RunDirError(f"{run_dir}: holds a finished run; choose another --out or pass --force to overwrite it")
     if (Path(run_dir) / CHECKPOINT).exists():
-        raise RunDirError(f"{run_dir}: holds an unfinished run; continue it with `ffterm resume {run_dir}` or pass --force")
+        raise RunDirError(
+            f"{run_dir}: holds an unfinished run; continue it with `ffterm resume {run_dir}` or pass --force"
+        )

@@ -5,6 +5,7 @@ leaves a consistent checkpoint and a complete snapshots.jsonl; a crash leaves ev
 to the last snapshot. Subscribers are called on the training thread and must return at once (the
 app posts a coalescing message; the console updates a progress bar).
 """
+
 from __future__ import annotations
 
 import threading
@@ -39,8 +40,15 @@ class TrainingFailed(RuntimeError):
 
 
 class Session:
-    def __init__(self, cfg: RunConfig, run_dir: Path | None = None, *, force: bool = False,
-                 run_root: Path = Path("runs"), _resume: bool = False) -> None:
+    def __init__(
+        self,
+        cfg: RunConfig,
+        run_dir: Path | None = None,
+        *,
+        force: bool = False,
+        run_root: Path = Path("runs"),
+        _resume: bool = False,
+    ) -> None:
         self.config = cfg
         self.run_dir = Path(run_dir) if run_dir is not None else rundir.new_run_dir(cfg.name, run_root)
         self.device = resolve_device(cfg.device)  # DeviceError before anything is written
@@ -64,7 +72,7 @@ class Session:
         self._last: Snapshot | None = None
 
     @classmethod
-    def resume_from(cls, run_dir: Path, device: str | None = None) -> "Session":
+    def resume_from(cls, run_dir: Path, device: str | None = None) -> Session:
         """A session that continues the run in `run_dir` from its checkpoint."""
         run_dir = Path(run_dir)
         cfg_path = run_dir / rundir.CONFIG
@@ -73,7 +81,9 @@ class Session:
         if rundir.is_finished(run_dir):
             raise rundir.RunDirError(f"{run_dir}: this run has already finished (final.json exists); nothing to resume")
         if not (run_dir / rundir.CHECKPOINT).exists():
-            raise rundir.RunDirError(f"{run_dir}: no {rundir.CHECKPOINT} to resume from; start the run again with `ffterm run`")
+            raise rundir.RunDirError(
+                f"{run_dir}: no {rundir.CHECKPOINT} to resume from; start the run again with `ffterm run`"
+            )
         cfg = from_dict(load_yaml_text(cfg_path.read_text(), str(cfg_path)))
         if device is not None:
             cfg = cfg.replace(device=device)
@@ -203,18 +213,35 @@ class Session:
         if not all(v == v and abs(v) != float("inf") for v in values):
             raise TrainingFailed(
                 f"the loss became NaN/inf at epoch {trainer.epochs_done}; the last good checkpoint is kept in "
-                f"{self.run_dir}; try a smaller lr")
+                f"{self.run_dir}; try a smaller lr"
+            )
 
-    def _snapshot(self, trainer: Trainer, metrics: EpochMetrics | None, stage: int, elapsed: float,
-                  subset: torch.Tensor | None, final: bool = False) -> Snapshot:
+    def _snapshot(
+        self,
+        trainer: Trainer,
+        metrics: EpochMetrics | None,
+        stage: int,
+        elapsed: float,
+        subset: torch.Tensor | None,
+        final: bool = False,
+    ) -> Snapshot:
         cfg = self.config
         done = trainer.epochs_done
         snap = Snapshot(
-            run_name=cfg.name, model=cfg.model, dataset=cfg.dataset, device=describe(self.device),
-            num_layers=cfg.layers, kind="final" if final else "live", state=self.state,
-            stage=min(stage, trainer.num_stages - 1), stage_epoch=done - stage * cfg.epochs if trainer.num_stages > 1 else done,
-            epochs_per_stage=cfg.epochs, epoch=done, total_epochs=cfg.epochs * trainer.num_stages,
-            wall_time=round(self._wall, 3), gpu=gpu_stats(self.device),
+            run_name=cfg.name,
+            model=cfg.model,
+            dataset=cfg.dataset,
+            device=describe(self.device),
+            num_layers=cfg.layers,
+            kind="final" if final else "live",
+            state=self.state,
+            stage=min(stage, trainer.num_stages - 1),
+            stage_epoch=done - stage * cfg.epochs if trainer.num_stages > 1 else done,
+            epochs_per_stage=cfg.epochs,
+            epoch=done,
+            total_epochs=cfg.epochs * trainer.num_stages,
+            wall_time=round(self._wall, 3),
+            gpu=gpu_stats(self.device),
         )
         if metrics is not None:
             snap.samples_per_s = metrics.samples / elapsed if elapsed > 0 else None
@@ -278,11 +305,22 @@ class Session:
         self.state = state
         cfg = self.config
         base = self._last
-        snap = Snapshot(run_name=cfg.name, model=cfg.model, dataset=cfg.dataset, device=describe(self.device),
-                        num_layers=cfg.layers, kind="state", state=state, message=message,
-                        epoch=base.epoch if base else 0, stage=base.stage if base else 0,
-                        stage_epoch=base.stage_epoch if base else 0, epochs_per_stage=cfg.epochs,
-                        total_epochs=cfg.total_epochs, wall_time=round(self._wall, 3))
+        snap = Snapshot(
+            run_name=cfg.name,
+            model=cfg.model,
+            dataset=cfg.dataset,
+            device=describe(self.device),
+            num_layers=cfg.layers,
+            kind="state",
+            state=state,
+            message=message,
+            epoch=base.epoch if base else 0,
+            stage=base.stage if base else 0,
+            stage_epoch=base.stage_epoch if base else 0,
+            epochs_per_stage=cfg.epochs,
+            total_epochs=cfg.total_epochs,
+            wall_time=round(self._wall, 3),
+        )
         if state in ("stopped", "failed") and self.run_dir.exists():
             rundir.append_snapshot(self.run_dir, snap)
         for fn in list(self._subscribers):
@@ -304,5 +342,14 @@ class Session:
             d.rmdir()
 
 
-FINAL_LAYER_KEYS = ("sparsity", "sparsity_ignored_rows", "ensembles", "ensemble_size_pct", "shared_units",
-                    "jaccard", "n_units_p_gt_0_05", "rho_plus", "bias")
+FINAL_LAYER_KEYS = (
+    "sparsity",
+    "sparsity_ignored_rows",
+    "ensembles",
+    "ensemble_size_pct",
+    "shared_units",
+    "jaccard",
+    "n_units_p_gt_0_05",
+    "rho_plus",
+    "bias",
+)

@@ -4,6 +4,7 @@ One snapshot is written per epoch (a line of `snapshots.jsonl`). Every `eval_eve
 the end, a snapshot is *evaluated*: it carries test accuracy and the per-layer analysis (`layers`).
 Between evaluations those fields are None, and views keep showing the last evaluated values.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,7 +42,7 @@ class Snapshot:
     test_accuracy: float | None = None
     layer_accuracy: list[float] | None = None
     eval_samples: int | None = None
-    layers: list[dict[str, Any]] | None = None  # analysis per hidden layer (see core.analysis.analyze_layer)
+    layers: list[dict[str, Any]] | None = None  # analysis per hidden layer (see ffterm.core.analysis.analyze_layer)
     heldout: dict[str, Any] | None = None
     gpu: dict[str, float] | None = None  # {"memory_used_mb", "memory_total_mb", "utilization_pct"}
     message: str | None = None  # e.g. the error of a failed run
@@ -54,7 +55,7 @@ class Snapshot:
         return json.dumps(_finite(asdict(self)), separators=(",", ":"))
 
     @classmethod
-    def from_json(cls, line: str) -> "Snapshot":
+    def from_json(cls, line: str) -> Snapshot:
         data = json.loads(line)
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         return cls(**known)

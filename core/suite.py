@@ -4,6 +4,7 @@ A suite directory holds one run directory per seed (`seed-0/`, `seed-1/`, …) a
 `summary.json` and `summary.md`. Finished seeds are skipped when a suite is run again, so an
 interrupted suite continues where it stopped.
 """
+
 from __future__ import annotations
 
 import json
@@ -51,8 +52,20 @@ def _dig(d: dict[str, Any] | None, path: tuple[str, ...]) -> Any:
 
 
 # settings that may differ between runs pooled in one summary (everything else must match)
-POOLABLE_KEYS = frozenset({"seed", "name", "description", "device", "data_dir", "eval_every", "analysis_samples",
-                           "checkpoint_every", "final_pvalues", "threads"})
+POOLABLE_KEYS = frozenset(
+    {
+        "seed",
+        "name",
+        "description",
+        "device",
+        "data_dir",
+        "eval_every",
+        "analysis_samples",
+        "checkpoint_every",
+        "final_pvalues",
+        "threads",
+    }
+)
 
 
 def expand_run_dirs(paths: list[Path]) -> list[Path]:
@@ -88,8 +101,11 @@ def summarize(run_dirs: list[Path]) -> dict[str, Any]:
         raise SuiteError(f"no finished runs among {len(run_dirs)} directories; run them to the end first")
     reference = finals[0]["config"]
     for f in finals[1:]:
-        differ = sorted(k for k in set(reference) | set(f["config"])
-                        if k not in POOLABLE_KEYS and reference.get(k) != f["config"].get(k))
+        differ = sorted(
+            k
+            for k in set(reference) | set(f["config"])
+            if k not in POOLABLE_KEYS and reference.get(k) != f["config"].get(k)
+        )
         if differ:
             raise SuiteError(f"the runs differ in {', '.join(differ)}; summarise one setting at a time")
     seeds = [f["config"]["seed"] for f in finals]
@@ -98,8 +114,7 @@ def summarize(run_dirs: list[Path]) -> dict[str, Any]:
     num_layers = max(len(f["layers"]) for f in finals)
     layers = []
     for i in range(num_layers):
-        row: dict[str, Any] = {"layer": i + 1,
-                               "accuracy": mean_std([_at(f["layer_accuracy"], i) for f in finals])}
+        row: dict[str, Any] = {"layer": i + 1, "accuracy": mean_std([_at(f["layer_accuracy"], i) for f in finals])}
         for label, path in LAYER_FIGURES:
             row[label] = mean_std([_dig(_at(f["layers"], i), path) for f in finals])
         layers.append(row)
@@ -115,9 +130,11 @@ def summarize(run_dirs: list[Path]) -> dict[str, Any]:
     }
     held = [f["heldout"] for f in finals if f.get("heldout")]
     if held:
-        summary["heldout"] = {"class": held[0]["class"],
-                              "accuracy_seen": mean_std([h["accuracy_seen"] for h in held]),
-                              "accuracy_heldout": mean_std([h["accuracy_heldout"] for h in held])}
+        summary["heldout"] = {
+            "class": held[0]["class"],
+            "accuracy_seen": mean_std([h["accuracy_seen"] for h in held]),
+            "accuracy_heldout": mean_std([h["accuracy_heldout"] for h in held]),
+        }
     return summary
 
 
@@ -126,20 +143,28 @@ def _at(items: list[Any] | None, i: int) -> Any:
 
 
 def to_markdown(summary: dict[str, Any]) -> str:
-    lines = [f"# {summary['model'].upper()} on {summary['dataset']}: {summary['runs']} runs "
-             f"(seeds {', '.join(map(str, summary['seeds']))})", "",
-             f"Test accuracy: **{fmt_pm(summary['test_accuracy'], 4)}** (mean ± std over runs)", ""]
+    lines = [
+        f"# {summary['model'].upper()} on {summary['dataset']}: {summary['runs']} runs "
+        f"(seeds {', '.join(map(str, summary['seeds']))})",
+        "",
+        f"Test accuracy: **{fmt_pm(summary['test_accuracy'], 4)}** (mean ± std over runs)",
+        "",
+    ]
     if summary.get("skipped"):
         lines += [f"Not finished, left out: {', '.join(summary['skipped'])}", ""]
     if "heldout" in summary:
         h = summary["heldout"]
-        lines += [f"Held-out class {h['class']}: accuracy on the seen classes {fmt_pm(h['accuracy_seen'], 4)}, "
-                  f"on class {h['class']} {fmt_pm(h['accuracy_heldout'], 4)}", ""]
+        lines += [
+            f"Held-out class {h['class']}: accuracy on the seen classes {fmt_pm(h['accuracy_seen'], 4)}, "
+            f"on class {h['class']} {fmt_pm(h['accuracy_heldout'], 4)}",
+            "",
+        ]
     header = ["layer", "accuracy"] + [label for label, _ in LAYER_FIGURES]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in summary["layers"]:
-        cells = [str(row["layer"]), fmt_pm(row["accuracy"])] + [fmt_pm(row[label], 1 if "%" in label or "units" in label else 3)
-                                                            for label, _ in LAYER_FIGURES]
+        cells = [str(row["layer"]), fmt_pm(row["accuracy"])] + [
+            fmt_pm(row[label], 1 if "%" in label or "units" in label else 3) for label, _ in LAYER_FIGURES
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

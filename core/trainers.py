@@ -5,6 +5,7 @@ position (the epoch's permutation, resampled negatives), so a checkpoint needs n
 resumed run repeats an uninterrupted one exactly on the same device. Per-batch metrics accumulate on
 the device; `end_epoch()` reads them once (no host sync per batch).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -98,7 +99,7 @@ class Trainer:
         if self._perm is None:
             self._begin_epoch()
         b = self.cfg.effective_batch_size
-        idx = self._perm[self.batch * b:(self.batch + 1) * b]
+        idx = self._perm[self.batch * b : (self.batch + 1) * b]
         with self._autocast:
             self._train_batch(idx)
         self.batch += 1
@@ -128,8 +129,15 @@ class Trainer:
             self._samples, self._seen = 0, 0
         # on resume mid-epoch the batches already done are skipped by position
 
-    def _accumulate(self, loss: torch.Tensor, g_pos: torch.Tensor, g_neg: torch.Tensor, n: int, samples: int,
-                    layer: int | None = None) -> None:
+    def _accumulate(
+        self,
+        loss: torch.Tensor,
+        g_pos: torch.Tensor,
+        g_neg: torch.Tensor,
+        n: int,
+        samples: int,
+        layer: int | None = None,
+    ) -> None:
         """Add a batch's metrics (per layer, or to one `layer`'s column only) to the epoch's sums."""
         sums = self._sums if layer is None else self._sums[:, layer]  # a view: updated in place
         sums[0] += loss.detach() * n
@@ -213,8 +221,9 @@ class _GoodnessTrainer(Trainer):
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> Evaluation:
         g = label_goodness(self.net, x, self.data.v_test, self.data.shape, self.cfg.goodness)
         pred, layer_pred = aggregate(g)
-        return Evaluation(pred, layer_pred, _accuracy(pred, y),
-                          [_accuracy(layer_pred[:, i], y) for i in range(layer_pred.shape[1])])
+        return Evaluation(
+            pred, layer_pred, _accuracy(pred, y), [_accuracy(layer_pred[:, i], y) for i in range(layer_pred.shape[1])]
+        )
 
     @torch.no_grad()
     def representations(self, x: torch.Tensor, y: torch.Tensor | None) -> list[torch.Tensor]:
@@ -222,7 +231,7 @@ class _GoodnessTrainer(Trainer):
             x = embed_labels(x, y, self.data.v_test, self.data.shape)
         outs: list[list[torch.Tensor]] = [[] for _ in self.net.linears]
         for start in range(0, x.shape[0], INPUT_CHUNK):
-            for i, h in enumerate(self.net(x[start:start + INPUT_CHUNK])):
+            for i, h in enumerate(self.net(x[start : start + INPUT_CHUNK])):
                 outs[i].append(h)
         return [torch.cat(o) for o in outs]
 
@@ -242,7 +251,7 @@ class FFTrainer(_GoodnessTrainer):
         """Outputs of layers 0..upto-1 on x (no grad), in chunks."""
         parts = []
         for start in range(0, x.shape[0], INPUT_CHUNK):
-            h = x[start:start + INPUT_CHUNK]
+            h = x[start : start + INPUT_CHUNK]
             for layer in range(upto):
                 h = self.net.layer(layer, h)
             parts.append(h)
@@ -305,7 +314,9 @@ class BPFFTrainer(_GoodnessTrainer):
         loss.backward()
         opt.step()
         # the single loss is reported in every layer's slot; G± per layer
-        self._accumulate(loss.detach().expand(self.metric_width), g_pos.detach().mean(0), g_neg.detach().mean(0), n, 2 * n)
+        self._accumulate(
+            loss.detach().expand(self.metric_width), g_pos.detach().mean(0), g_neg.detach().mean(0), n, 2 * n
+        )
 
 
 class BPTrainer(Trainer):
@@ -330,14 +341,14 @@ class BPTrainer(Trainer):
 
     @torch.no_grad()
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> Evaluation:
-        pred = torch.cat([self.net(x[s:s + INPUT_CHUNK])[0].argmax(1) for s in range(0, x.shape[0], INPUT_CHUNK)])
+        pred = torch.cat([self.net(x[s : s + INPUT_CHUNK])[0].argmax(1) for s in range(0, x.shape[0], INPUT_CHUNK)])
         return Evaluation(pred, None, _accuracy(pred, y), [])
 
     @torch.no_grad()
     def representations(self, x: torch.Tensor, y: torch.Tensor | None) -> list[torch.Tensor]:
         outs: list[list[torch.Tensor]] = [[] for _ in self.net.linears]
         for start in range(0, x.shape[0], INPUT_CHUNK):
-            for i, h in enumerate(self.net.hidden(x[start:start + INPUT_CHUNK])):
+            for i, h in enumerate(self.net.hidden(x[start : start + INPUT_CHUNK])):
                 outs[i].append(h)
         return [torch.cat(o) for o in outs]
 

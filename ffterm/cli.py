@@ -1,5 +1,6 @@
 """The `ffterm` command line. The terminal app is imported only when it is launched, so headless
 commands (run --headless, bench, analyze…) work where textual is not installed."""
+
 from __future__ import annotations
 
 import argparse
@@ -7,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from core.config import ConfigError, parse_override
+from ffterm.core.config import ConfigError, parse_override
 
 COMMANDS = ("run", "resume", "presets", "watch", "serve", "bench", "analyze", "probe", "compare", "suite", "summary")
 
@@ -29,7 +30,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting, e.g. --set epochs=5")
     p.add_argument("--seed", type=int)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--data-dir", dest="data_dir", help="where datasets are looked for (default $FFTERM_DATA or a user cache dir)")
+    p.add_argument(
+        "--data-dir", dest="data_dir", help="where datasets are looked for (default $FFTERM_DATA or a user cache dir)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,9 +77,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", dest="data_dir")
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--json", type=Path, help="also write the figures to this JSON file")
-    p.add_argument("--ui", action="store_true",
-                   help="instead: training speed with the app open vs headless, and key latency (needs textual)")
-    p.add_argument("--preset", default="quick-ff-fashionmnist", help="with --ui: the run to train (default: %(default)s, 2 epochs per layer)")
+    p.add_argument(
+        "--ui",
+        action="store_true",
+        help="instead: training speed with the app open vs headless, and key latency (needs textual)",
+    )
+    p.add_argument(
+        "--preset",
+        default="quick-ff-fashionmnist",
+        help="with --ui: the run to train (default: %(default)s, 2 epochs per layer)",
+    )
 
     p = sub.add_parser("analyze", help="recompute the full analysis of a run from its checkpoint")
     p.add_argument("run_dir", type=Path)
@@ -129,24 +139,34 @@ def _launch_app(preset: str | None, overrides: dict[str, Any] | None, **kwargs: 
     try:
         from .app import run_app
     except ImportError as exc:
-        raise UsageError(f"the terminal app needs textual and textual-plotext ({exc}); "
-                         "install ffterm with its dependencies, or use `ffterm run PRESET --headless`") from None
+        raise UsageError(
+            f"the terminal app needs textual and textual-plotext ({exc}); "
+            "install ffterm with its dependencies, or use `ffterm run PRESET --headless`"
+        ) from None
     return run_app(preset=preset, overrides=overrides, **kwargs) or 0
 
 
 def _guard(fn) -> int:
     """Run a command; known problems become one line on stderr and a non-zero exit."""
-    from core.checkpoint import CheckpointError
-    from core.datasets import DatasetError
-    from core.device import DeviceError
-    from core.offline import OfflineError
-    from core.rundir import RunDirError
-    from core.suite import SuiteError
+    from ffterm.core.checkpoint import CheckpointError
+    from ffterm.core.datasets import DatasetError
+    from ffterm.core.device import DeviceError
+    from ffterm.core.offline import OfflineError
+    from ffterm.core.rundir import RunDirError
+    from ffterm.core.suite import SuiteError
 
     try:
         return fn() or 0
-    except (ConfigError, UsageError, CheckpointError, DatasetError, DeviceError, RunDirError, OfflineError,
-            SuiteError) as exc:
+    except (
+        ConfigError,
+        UsageError,
+        CheckpointError,
+        DatasetError,
+        DeviceError,
+        RunDirError,
+        OfflineError,
+        SuiteError,
+    ) as exc:
         print(f"ffterm: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,4 +1,5 @@
 """Headless commands: run, resume, presets, analyze, probe, compare, bench, serve. No textual here."""
+
 from __future__ import annotations
 
 import argparse
@@ -10,11 +11,11 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from core import rundir
-from core.device import resolve_device
-from core.formatting import fmt
-from core.presets import list_presets, load_preset
-from core.session import Session
+from ffterm.core import rundir
+from ffterm.core.device import resolve_device
+from ffterm.core.formatting import fmt
+from ffterm.core.presets import list_presets, load_preset
+from ffterm.core.session import Session
 
 from .cli import UsageError
 from .progress import ConsoleProgress
@@ -22,8 +23,13 @@ from .progress import ConsoleProgress
 console = Console()
 
 
-def check_app_inputs(preset: str | None, overrides: dict[str, Any] | None, watch: list[Path] | None,
-                     out: Path | None = None, force: bool = False) -> None:
+def check_app_inputs(
+    preset: str | None,
+    overrides: dict[str, Any] | None,
+    watch: list[Path] | None,
+    out: Path | None = None,
+    force: bool = False,
+) -> None:
     """Fail fast, before the app takes the screen, on a bad preset, override or run directory."""
     if preset is not None:
         resolve_device(load_preset(preset, overrides).device)  # e.g. cuda asked for on a machine without it
@@ -31,7 +37,9 @@ def check_app_inputs(preset: str | None, overrides: dict[str, Any] | None, watch
         rundir.check_reusable(out, force)
     for path in watch or []:
         if not (Path(path) / rundir.CONFIG).exists():
-            raise rundir.RunDirError(f"{path}: not an ffterm run directory (no {rundir.CONFIG}); start one with `ffterm run PRESET --headless`")
+            raise rundir.RunDirError(
+                f"{path}: not an ffterm run directory (no {rundir.CONFIG}); start one with `ffterm run PRESET --headless`"
+            )
 
 
 def _drive(session: Session) -> int:
@@ -55,8 +63,10 @@ def _drive(session: Session) -> int:
         return 130
     final = session.final or {}
     acc = final.get("test_accuracy")
-    console.print(f"finished after {final.get('wall_seconds', 0):.1f} s of training: test accuracy "
-                  f"[bold]{acc:.4f}[/]; run directory {session.run_dir}")
+    console.print(
+        f"finished after {final.get('wall_seconds', 0):.1f} s of training: test accuracy "
+        f"[bold]{acc:.4f}[/]; run directory {session.run_dir}"
+    )
     return 0
 
 
@@ -70,7 +80,7 @@ def cmd_resume(args: argparse.Namespace, _: Any = None) -> int:
 
 
 def cmd_suite(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
-    from core import suite
+    from ffterm.core import suite
 
     if args.seeds < 1:
         raise UsageError("--seeds must be at least 1")
@@ -100,7 +110,7 @@ def cmd_suite(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
 
 
 def cmd_summary(args: argparse.Namespace, _: Any = None) -> int:
-    from core import suite
+    from ffterm.core import suite
 
     summary = suite.summarize(suite.expand_run_dirs(args.run_dirs))
     if args.json:
@@ -124,37 +134,51 @@ def cmd_bench(args: argparse.Namespace, _: Any = None) -> int:
     if args.ui:
         from .app.uibench import run_ui_bench
 
-        cfg = load_preset(args.preset, {"epochs": 2, "eval_every": 1, "device": args.device,
-                                        **({"data_dir": args.data_dir} if args.data_dir else {})})
+        cfg = load_preset(
+            args.preset,
+            {
+                "epochs": 2,
+                "eval_every": 1,
+                "device": args.device,
+                **({"data_dir": args.data_dir} if args.data_dir else {}),
+            },
+        )
         results = run_ui_bench(cfg, log=console.print)
     else:
-        from core.bench import run_bench
+        from ffterm.core.bench import run_bench
 
-        results = run_bench(device=args.device, dataset=args.dataset, data_dir=args.data_dir,
-                            repeats=args.repeats, log=console.print)
+        results = run_bench(
+            device=args.device, dataset=args.dataset, data_dir=args.data_dir, repeats=args.repeats, log=console.print
+        )
     if args.json:
         rundir.write_json(args.json, results)
     return 0
 
 
 def cmd_analyze(args: argparse.Namespace, _: Any = None) -> int:
-    from core.offline import analyze_run
+    from ffterm.core.offline import analyze_run
 
     result = analyze_run(args.run_dir, samples=args.samples, device=args.device, pvalues=not args.no_pvalues)
     table = Table(title=f"analysis of {args.run_dir} ({result['eval_samples']} test images)")
     for col in ("layer", "sparsity", "ignored rows", "ensemble size %", "units p>0.05", "ρ⁺ mean", "bias mean"):
         table.add_column(col, justify="right")
     for i, layer in enumerate(result["layers"], 1):
-        table.add_row(str(i), fmt(layer["sparsity"]), str(layer["sparsity_ignored_rows"]),
-                      fmt(layer["ensemble_size_pct"], 2), fmt(layer["n_units_p_gt_0_05"]),
-                      fmt(layer["rho_plus"]["mean"]), fmt(layer["bias"]["mean"]))
+        table.add_row(
+            str(i),
+            fmt(layer["sparsity"]),
+            str(layer["sparsity_ignored_rows"]),
+            fmt(layer["ensemble_size_pct"], 2),
+            fmt(layer["n_units_p_gt_0_05"]),
+            fmt(layer["rho_plus"]["mean"]),
+            fmt(layer["bias"]["mean"]),
+        )
     console.print(table)
     console.print(f"test accuracy {result['test_accuracy']:.4f}; written to {args.run_dir / 'analysis.json'}")
     return 0
 
 
 def cmd_probe(args: argparse.Namespace, _: Any = None) -> int:
-    from core.offline import probe_run
+    from ffterm.core.offline import probe_run
 
     result = probe_run(args.run_dir, layer=args.layer, device=args.device, log=console.print)
     table = Table(title=f"linear probes of {args.run_dir}")
@@ -168,7 +192,7 @@ def cmd_probe(args: argparse.Namespace, _: Any = None) -> int:
 
 
 def cmd_compare(args: argparse.Namespace, _: Any = None) -> int:
-    from core.offline import compare_runs
+    from ffterm.core.offline import compare_runs
 
     result = compare_runs(args.run_a, args.run_b, samples=args.samples, device=args.device)
     if args.json:

@@ -3,13 +3,14 @@
 On a terminal, a live progress bar; otherwise (nohup, a log file) one plain line per evaluated
 snapshot, so a log of a long run shows its progress.
 """
+
 from __future__ import annotations
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from core.config import RunConfig
-from core.snapshot import Snapshot
+from ffterm.core.config import RunConfig
+from ffterm.core.snapshot import Snapshot
 
 
 class ConsoleProgress:
@@ -18,15 +19,21 @@ class ConsoleProgress:
     def __init__(self, cfg: RunConfig, console: Console) -> None:
         self.cfg = cfg
         self.progress = Progress(
-            TextColumn("[bold]{task.fields[stage]}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[metrics]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-            console=console, transient=False,
+            TextColumn("[bold]{task.fields[stage]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[metrics]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
         )
         self.task = self.progress.add_task("train", total=cfg.total_epochs, stage="starting", metrics="")
         self.accuracy: float | None = None
         self.lines = not console.is_terminal
 
-    def __enter__(self) -> "ConsoleProgress":
+    def __enter__(self) -> ConsoleProgress:
         self.progress.start()
         return self
 
@@ -54,7 +61,9 @@ class ConsoleProgress:
         losses = [v for v in snap.loss if v is not None]
         parts = []
         if losses:
-            parts.append(f"loss {losses[0]:.4f}" if len(losses) == 1 else "loss " + "/".join(f"{v:.3f}" for v in losses))
+            parts.append(
+                f"loss {losses[0]:.4f}" if len(losses) == 1 else "loss " + "/".join(f"{v:.3f}" for v in losses)
+            )
         if self.accuracy is not None:
             parts.append(f"acc {self.accuracy:.4f}")
         if snap.samples_per_s:

@@ -1,15 +1,28 @@
 """Every dataset's whole path (files → normalisation → label embedding → training → analysis) on tiny
 files written in the real formats; and comparing runs across datasets is refused."""
+
 import json
 
 import pytest
 from test_datasets import make_idx_set, write_cifar, write_svhn
 
-from core import rundir
 from ffterm.cli import main
+from ffterm.core import rundir
 
-TINY = ["--set", "epochs=1", "--set", "hidden=16", "--set", "batch_size=32", "--set", "analysis_samples=20",
-        "--set", "final_pvalues=false", "--device", "cpu"]
+TINY = [
+    "--set",
+    "epochs=1",
+    "--set",
+    "hidden=16",
+    "--set",
+    "batch_size=32",
+    "--set",
+    "analysis_samples=20",
+    "--set",
+    "final_pvalues=false",
+    "--device",
+    "cpu",
+]
 
 
 def write(dataset, root):
@@ -27,8 +40,20 @@ def write(dataset, root):
 def test_each_dataset_trains_and_is_analysed(tmp_path, capsys, dataset, shape, model):
     write(dataset, tmp_path / "data")
     out = tmp_path / "run"
-    code = main(["run", f"{model}-{dataset}", "--headless", "--out", str(out), "--data-dir", str(tmp_path / "data"),
-                 *TINY, "--set", "lr=0.001"])
+    code = main(
+        [
+            "run",
+            f"{model}-{dataset}",
+            "--headless",
+            "--out",
+            str(out),
+            "--data-dir",
+            str(tmp_path / "data"),
+            *TINY,
+            "--set",
+            "lr=0.001",
+        ]
+    )
     assert code == 0, capsys.readouterr().out
     final = json.loads((out / rundir.FINAL).read_text())
     assert final["epochs_done"] == (3 if model == "ff" else 1)
@@ -44,8 +69,21 @@ def test_each_dataset_trains_and_is_analysed(tmp_path, capsys, dataset, shape, m
 def test_compare_refuses_runs_on_different_datasets(tmp_path, capsys):
     for dataset in ("mnist", "cifar10"):
         write(dataset, tmp_path / "data")
-        assert main(["run", f"ff-{dataset}", "--headless", "--out", str(tmp_path / dataset),
-                     "--data-dir", str(tmp_path / "data"), *TINY]) == 0
+        assert (
+            main(
+                [
+                    "run",
+                    f"ff-{dataset}",
+                    "--headless",
+                    "--out",
+                    str(tmp_path / dataset),
+                    "--data-dir",
+                    str(tmp_path / "data"),
+                    *TINY,
+                ]
+            )
+            == 0
+        )
     capsys.readouterr()
     code = main(["compare", str(tmp_path / "mnist"), str(tmp_path / "cifar10")])
     err = capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""Tests of core.analysis (SPEC §3) with hand-computed values."""
+"""Tests of ffterm.core.analysis (SPEC §3) with hand-computed values."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-import core.analysis as A
-from core.analysis.permutation import _np_injections, _np_permutations, _t_injections
+import ffterm.core.analysis as A
+from ffterm.core.analysis.permutation import _np_injections, _np_permutations, _t_injections
 
 
 # --------------------------------------------------------------------- helpers
@@ -127,7 +127,9 @@ def test_pvalues_planted_small_and_reproducible():
     again = A.ensemble_pvalues(X, y, ens, n_shuffles=200, seed=0, workers=1)
     assert all(np.array_equal(a, b) for a, b in zip(p, again))  # threads change nothing
     other = A.ensemble_pvalues(X + 0.0, y, [np.arange(40, 50)] * 4, n_shuffles=200, seed=0)
-    assert not all(np.array_equal(a, b) for a, b in zip(other, A.ensemble_pvalues(X, y, [np.arange(40, 50)] * 4, seed=1)))
+    assert not all(
+        np.array_equal(a, b) for a, b in zip(other, A.ensemble_pvalues(X, y, [np.arange(40, 50)] * 4, seed=1))
+    )
 
 
 def test_pvalues_noise_mostly_large():
@@ -288,8 +290,13 @@ def test_linear_probe_separable(optimizer):
 
 def test_linear_probe_chance_on_noise_and_errors():
     rng = np.random.default_rng(1)
-    r = A.linear_probe(rng.normal(size=(200, 5)), rng.integers(0, 2, 200), rng.normal(size=(400, 5)),
-                       rng.integers(0, 2, 400), num_classes=2)
+    r = A.linear_probe(
+        rng.normal(size=(200, 5)),
+        rng.integers(0, 2, 200),
+        rng.normal(size=(400, 5)),
+        rng.integers(0, 2, 400),
+        num_classes=2,
+    )
     assert 0.35 < r["accuracy"] < 0.65 and r["heldout_accuracy"] is None
     with pytest.raises(ValueError, match="features"):
         A.linear_probe(np.zeros((4, 3)), [0, 1, 0, 1], np.zeros((4, 2)), [0, 1, 0, 1], num_classes=2)

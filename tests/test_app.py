@@ -1,9 +1,10 @@
 """The terminal app, driven with Textual's Pilot: picker → run → live numbers → keys → export → quit.
 
-Runs use ffterm.app.demo.DemoSession (the shape of core.session.Session, synthetic snapshots from
+Runs use ffterm.app.demo.DemoSession (the shape of ffterm.core.session.Session, synthetic snapshots from
 a thread, a real run directory), so these tests need neither torch nor datasets; the last test
-drives the real engine on the synthetic dataset when core.session is present.
+drives the real engine on the synthetic dataset when ffterm.core.session is present.
 """
+
 from __future__ import annotations
 
 import time
@@ -11,13 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from core.rundir import append_snapshot, read_snapshots
 from ffterm.app.demo import DemoPresets, DemoSession, demo_snapshots
 from ffterm.app.header import StatusHeader
 from ffterm.app.main import Dashboard, FFTermApp
 from ffterm.app.screens import HelpScreen, OpenRunScreen, PresetPicker, RunDialog
 from ffterm.app.views import TextPanel
-
+from ffterm.core.rundir import append_snapshot, read_snapshots
 
 
 class Factory:
@@ -334,7 +334,9 @@ async def test_compare_runs_and_open_run_dialog(tmp_path):
     _write_run(root / "bpff-run", demo_snapshots(model="bpff", run_name="bpff-run", seed=2))
     app = FFTermApp(watch=[root / "ff-run", root / "bp-run"], run_root=root, presets=DemoPresets())
     async with app.run_test(size=(120, 40)) as pilot:
-        assert await wait_for(pilot, lambda: all(f.history.count == 18 for f in app.feeds[:1]) and app.feeds[1].history.count == 6)
+        assert await wait_for(
+            pilot, lambda: all(f.history.count == 18 for f in app.feeds[:1]) and app.feeds[1].history.count == 6
+        )
         await pilot.press("o")
         assert await wait_for(pilot, lambda: isinstance(app.screen, OpenRunScreen))
         assert [r.name for r in app.screen.runs] == ["bpff-run"]  # the open ones are left out
@@ -384,14 +386,16 @@ async def test_quit_with_ctrl_c_stops_the_training_thread(tmp_path):
 
 @pytest.mark.asyncio
 async def test_real_engine_on_synthetic_data(tmp_path):
-    """The real Session and presets (skipped until core.session and core.presets exist)."""
-    pytest.importorskip("core.session")
-    presets = pytest.importorskip("core.presets")
-    app = FFTermApp(preset=presets.DEFAULT_PRESET, overrides={"dataset": "synthetic", "epochs": 2},
-                    run_root=tmp_path / "runs")
+    """The real Session and presets (skipped until ffterm.core.session and ffterm.core.presets exist)."""
+    pytest.importorskip("ffterm.core.session")
+    presets = pytest.importorskip("ffterm.core.presets")
+    app = FFTermApp(
+        preset=presets.DEFAULT_PRESET, overrides={"dataset": "synthetic", "epochs": 2}, run_root=tmp_path / "runs"
+    )
     async with app.run_test(size=(100, 30)) as pilot:
-        assert await wait_for(pilot, lambda: app.primary is not None and app.primary.history.latest_evaluated is not None,
-                              timeout=120)
+        assert await wait_for(
+            pilot, lambda: app.primary is not None and app.primary.history.latest_evaluated is not None, timeout=120
+        )
         await pilot.pause(0.3)
         assert "acc " in header_text(app)
         await pilot.press("e")

@@ -5,15 +5,16 @@ an FF run (3 layers, sequential), a BP run and a BP/FF run with class 3 held out
 Update the pictures after an intended UI change with `pytest tests/test_app_snapshots.py --snapshot-update`
 and look at them (snapshot_report.html) before committing.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 
-from core.snapshot import Snapshot
 from ffterm.app.demo import DemoPresets
 from ffterm.app.main import FFTermApp
+from ffterm.core.snapshot import Snapshot
 
 DATA = Path(__file__).parent / "data"
 
@@ -48,8 +49,14 @@ def test_fixture_files_are_valid():
     assert held[-1].heldout["class"] == 3
 
 
-TABS_80 = [("curves", "tab-curves", ()), ("layers", "tab-layers", ()), ("activations", "tab-act", ("]", ".", ".")),
-           ("ensembles", "tab-ens", ("j",)), ("ei", "tab-ei", ()), ("compare", "tab-compare", ())]
+TABS_80 = [
+    ("curves", "tab-curves", ()),
+    ("layers", "tab-layers", ()),
+    ("activations", "tab-act", ("]", ".", ".")),
+    ("ensembles", "tab-ens", ("j",)),
+    ("ei", "tab-ei", ()),
+    ("compare", "tab-compare", ()),
+]
 
 
 @pytest.mark.parametrize("name,tab,keys", TABS_80, ids=[t[0] for t in TABS_80])
@@ -58,8 +65,10 @@ def test_dashboard_80x24(snap_compare, name, tab, keys):
     assert snap_compare(dashboard(*files), terminal_size=(80, 24), run_before=show(tab, *keys))
 
 
-@pytest.mark.parametrize("name,tab", [("curves", "tab-curves"), ("activations", "tab-act"), ("ensembles", "tab-ens"),
-                                      ("compare", "tab-compare")])
+@pytest.mark.parametrize(
+    "name,tab",
+    [("curves", "tab-curves"), ("activations", "tab-act"), ("ensembles", "tab-ens"), ("compare", "tab-compare")],
+)
 def test_dashboard_160x48(snap_compare, name, tab):
     files = ("ff_run.jsonl", "bp_run.jsonl", "bpff_heldout_run.jsonl") if name == "compare" else ("ff_run.jsonl",)
     assert snap_compare(dashboard(*files), terminal_size=(160, 48), run_before=show(tab))

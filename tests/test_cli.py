@@ -1,13 +1,24 @@
 """The command line: headless runs, resume, presets, analysis commands, and one-line errors."""
+
 import json
 
 import pytest
 
-from core import rundir
 from ffterm.cli import main
+from ffterm.core import rundir
 
-FAST = ["--set", "dataset=synthetic", "--set", "epochs=2", "--set", "batch_size=200", "--set", "final_pvalues=false",
-        "--device", "cpu"]
+FAST = [
+    "--set",
+    "dataset=synthetic",
+    "--set",
+    "epochs=2",
+    "--set",
+    "batch_size=200",
+    "--set",
+    "final_pvalues=false",
+    "--device",
+    "cpu",
+]
 
 
 def run_cli(capsys, *args):
@@ -34,15 +45,18 @@ def test_headless_run_writes_the_run_directory(capsys, tmp_path):
     assert code == 2 and "already finished" in err
 
 
-@pytest.mark.parametrize("args, words", [
-    (["run", "nope", "--headless"], ["unknown preset 'nope'", "quick-ff-fashionmnist"]),
-    (["run", "quick-ff-synthetic", "--headless", "--set", "epoch=3"], ["unknown key 'epoch'", "epochs"]),
-    (["run", "quick-ff-synthetic", "--headless", "--set", "heldout_class=12"], ["heldout_class", "<= 9"]),
-    (["run", "quick-ff-synthetic", "--headless", "--set", "dataset=imagenet"], ["dataset", "cifar10"]),
-    (["run", "quick-ff-synthetic", "--headless", "--set", "epochs"], ["key=value"]),
-    (["resume", "/nonexistent/run"], ["no config.yaml"]),
-    (["analyze", "/nonexistent/run"], ["not an ffterm run directory"]),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["run", "nope", "--headless"], ["unknown preset 'nope'", "quick-ff-fashionmnist"]),
+        (["run", "quick-ff-synthetic", "--headless", "--set", "epoch=3"], ["unknown key 'epoch'", "epochs"]),
+        (["run", "quick-ff-synthetic", "--headless", "--set", "heldout_class=12"], ["heldout_class", "<= 9"]),
+        (["run", "quick-ff-synthetic", "--headless", "--set", "dataset=imagenet"], ["dataset", "cifar10"]),
+        (["run", "quick-ff-synthetic", "--headless", "--set", "epochs"], ["key=value"]),
+        (["resume", "/nonexistent/run"], ["no config.yaml"]),
+        (["analyze", "/nonexistent/run"], ["not an ffterm run directory"]),
+    ],
+)
 def test_bad_input_is_one_clear_line(capsys, args, words):
     code, _, err = run_cli(capsys, *args)
     assert code == 2
@@ -52,8 +66,18 @@ def test_bad_input_is_one_clear_line(capsys, args, words):
 
 
 def test_missing_dataset_fails_with_the_paths_searched(capsys, tmp_path):
-    code, _, err = run_cli(capsys, "run", "ff-mnist", "--headless", "--out", str(tmp_path / "m"),
-                           "--data-dir", str(tmp_path / "nodata"), "--device", "cpu")
+    code, _, err = run_cli(
+        capsys,
+        "run",
+        "ff-mnist",
+        "--headless",
+        "--out",
+        str(tmp_path / "m"),
+        "--data-dir",
+        str(tmp_path / "nodata"),
+        "--device",
+        "cpu",
+    )
     assert code == 1 and err.count("\n") == 1  # one line on stderr
     assert "MNIST" in err and str(tmp_path / "nodata") in err and "fix:" in err
     assert not (tmp_path / "m").exists()  # nothing was computed: no run directory left behind
@@ -61,8 +85,19 @@ def test_missing_dataset_fails_with_the_paths_searched(capsys, tmp_path):
 
 def test_analyze_probe_compare(capsys, tmp_path):
     for name, model in (("a", "ff"), ("b", "bp")):
-        code, _, _ = run_cli(capsys, "run", "quick-ff-synthetic", "--headless", "--out", str(tmp_path / name),
-                             *FAST, "--set", f"model={model}", "--set", "lr=0.003")
+        code, _, _ = run_cli(
+            capsys,
+            "run",
+            "quick-ff-synthetic",
+            "--headless",
+            "--out",
+            str(tmp_path / name),
+            *FAST,
+            "--set",
+            f"model={model}",
+            "--set",
+            "lr=0.003",
+        )
         assert code == 0
     code, out, _ = run_cli(capsys, "analyze", str(tmp_path / "a"), "--samples", "300")
     assert code == 0 and "sparsity" in out
@@ -81,12 +116,20 @@ def test_analyze_probe_compare(capsys, tmp_path):
 
 
 def test_bench_reports_every_figure(capsys, tmp_path):
-    code, out, _ = run_cli(capsys, "bench", "--dataset", "synthetic", "--device", "cpu", "--json", str(tmp_path / "b.json"))
+    code, out, _ = run_cli(
+        capsys, "bench", "--dataset", "synthetic", "--device", "cpu", "--json", str(tmp_path / "b.json")
+    )
     assert code == 0 and "10-label evaluation" in out
     figures = json.loads((tmp_path / "b.json").read_text())
     assert len(figures["ff_layer_epoch_s"]) == 3 and all(s > 0 for s in figures["ff_layer_epoch_s"])
-    for key in ("eval_10_labels_s", "eval_10_labels_reference_s", "bpff_epoch_s", "bp_epoch_s",
-                "live_snapshot_s", "final_analysis_s"):
+    for key in (
+        "eval_10_labels_s",
+        "eval_10_labels_reference_s",
+        "bpff_epoch_s",
+        "bp_epoch_s",
+        "live_snapshot_s",
+        "final_analysis_s",
+    ):
         assert figures[key] > 0
     assert figures["eval_speedup"] == pytest.approx(figures["eval_10_labels_reference_s"] / figures["eval_10_labels_s"])
 

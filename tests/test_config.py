@@ -1,8 +1,9 @@
 """RunConfig validation and presets: every problem is one line naming the key and the fix."""
+
 import pytest
 
-from core.config import ConfigError, RunConfig, from_dict, parse_override
-from core.presets import DEFAULT_PRESET, PresetError, list_presets, load_preset
+from ffterm.core.config import ConfigError, RunConfig, from_dict, parse_override
+from ffterm.core.presets import DEFAULT_PRESET, PresetError, list_presets, load_preset
 
 PAPER = {  # Table 6: (epochs, lr)
     "ff": {"mnist": (1200, 0.01), "fashionmnist": (100, 0.01), "svhn": (1000, 1e-4), "cifar10": (1000, 1e-4)},
@@ -41,19 +42,22 @@ def test_overrides_and_derived_values():
     assert from_dict({"lr": "1e-4"}).lr == 1e-4
 
 
-@pytest.mark.parametrize("data, words", [
-    ({"epoch": 3}, ["unknown key 'epoch'", "epochs"]),
-    ({"model": "cnn"}, ["model", "ff, bpff, bp"]),
-    ({"dataset": "imagenet"}, ["dataset", "mnist"]),
-    ({"epochs": "many"}, ["epochs", "whole number"]),
-    ({"epochs": 0}, ["epochs", "out of range"]),
-    ({"lr": 0}, ["lr", "> 0"]),
-    ({"heldout_class": 10}, ["heldout_class", "<= 9"]),
-    ({"heldout_class": -1}, ["heldout_class", ">= 0"]),
-    ({"goodness": "l3"}, ["goodness", "l2, l1"]),
-    ({"act_l1": 1e-3}, ["act_l1", "bp"]),
-    ({"lr": float("nan")}, ["lr", "finite"]),
-])
+@pytest.mark.parametrize(
+    "data, words",
+    [
+        ({"epoch": 3}, ["unknown key 'epoch'", "epochs"]),
+        ({"model": "cnn"}, ["model", "ff, bpff, bp"]),
+        ({"dataset": "imagenet"}, ["dataset", "mnist"]),
+        ({"epochs": "many"}, ["epochs", "whole number"]),
+        ({"epochs": 0}, ["epochs", "out of range"]),
+        ({"lr": 0}, ["lr", "> 0"]),
+        ({"heldout_class": 10}, ["heldout_class", "<= 9"]),
+        ({"heldout_class": -1}, ["heldout_class", ">= 0"]),
+        ({"goodness": "l3"}, ["goodness", "l2, l1"]),
+        ({"act_l1": 1e-3}, ["act_l1", "bp"]),
+        ({"lr": float("nan")}, ["lr", "finite"]),
+    ],
+)
 def test_bad_values_name_the_key(data, words):
     with pytest.raises(ConfigError) as err:
         from_dict(data)
@@ -92,7 +96,7 @@ def test_replace_validates():
 
 
 def test_presets_are_found_in_an_installed_layout(tmp_path):
-    """Installed from a wheel, presets/ lives at ffterm/presets (pyproject's package-dir mapping)."""
+    """Installed from a wheel, core/ lives at ffterm/core and presets/ at ffterm/presets (package-dir)."""
     import shutil
     import subprocess
     import sys
@@ -100,11 +104,17 @@ def test_presets_are_found_in_an_installed_layout(tmp_path):
 
     root = Path(__file__).resolve().parent.parent
     site = tmp_path / "site"
-    shutil.copytree(root / "core", site / "core")
     shutil.copytree(root / "ffterm", site / "ffterm", ignore=shutil.ignore_patterns("app"))
+    shutil.copytree(root / "core", site / "ffterm" / "core")
     shutil.copytree(root / "presets", site / "ffterm" / "presets")
-    code = "from core.presets import list_presets, presets_dir; print(presets_dir()); print(len(list_presets()))"
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(site)},
-                         capture_output=True, text=True, check=True).stdout.split()
+    code = "from ffterm.core.presets import list_presets, presets_dir; print(presets_dir()); print(len(list_presets()))"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(site)},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     assert out[0] == str(site / "ffterm" / "presets")
     assert int(out[1]) == len(list(root.joinpath("presets").glob("*.yaml")))

@@ -1,4 +1,4 @@
-"""Tests for core.datasets: file formats, search order, errors, normalisation, synthetic data.
+"""Tests for ffterm.core.datasets: file formats, search order, errors, normalisation, synthetic data.
 
 Nothing here downloads: every test passes ``download=False`` or replaces the download step.
 """
@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from core import datasets as ds
-from core.datasets import (
+from ffterm.core import datasets as ds
+from ffterm.core.datasets import (
     DATASETS,
     DatasetCorrupt,
     DatasetError,
@@ -32,9 +32,7 @@ from core.datasets import (
 DEBIAN_FMNIST = Path("/usr/share/datasets/fashion-mnist")
 REAL_DOWNLOAD = ds._download
 HAVE_DEBIAN_FMNIST = all(
-    (DEBIAN_FMNIST / f"{s}-{k}-ubyte.gz").is_file()
-    for s in ("train", "t10k")
-    for k in ("images-idx3", "labels-idx1")
+    (DEBIAN_FMNIST / f"{s}-{k}-ubyte.gz").is_file() for s in ("train", "t10k") for k in ("images-idx3", "labels-idx1")
 )
 
 
@@ -248,8 +246,17 @@ def _corrupt_case(tmp_path: Path, kind: str) -> Path:
 
 @pytest.mark.parametrize(
     "kind",
-    ["bad_magic", "not_idx", "truncated", "trailing", "empty", "truncated_gz", "count_mismatch",
-     "wrong_size", "bad_label"],
+    [
+        "bad_magic",
+        "not_idx",
+        "truncated",
+        "trailing",
+        "empty",
+        "truncated_gz",
+        "count_mismatch",
+        "wrong_size",
+        "bad_label",
+    ],
 )
 def test_corrupt_idx_is_a_clear_error(tmp_path: Path, kind: str):
     bad = _corrupt_case(tmp_path, kind)
@@ -423,7 +430,7 @@ def test_download_is_used_and_its_files_read(tmp_path: Path, monkeypatch: pytest
         make_idx_set(root / "FashionMNIST" / "raw", seed=18)
 
     monkeypatch.setattr(ds, "_download", fake_download)
-    x, y = load_raw("fashionmnist", "train", tmp_path, download=True)
+    x, _y = load_raw("fashionmnist", "train", tmp_path, download=True)
     assert calls == [("fashionmnist", "train", tmp_path)]
     assert tuple(x.shape) == (5, 1, 28, 28)
     # Found on disk now: no second download.

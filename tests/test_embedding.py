@@ -1,8 +1,15 @@
 """Label embedding and negatives (SPEC §1)."""
+
 import torch
 
-from core.embedding import (clear_label_pixels, embed_labels, fixed_negative_pairs, label_positions,
-                            resampled_negative_labels, wrong_label_table)
+from ffterm.core.embedding import (
+    clear_label_pixels,
+    embed_labels,
+    fixed_negative_pairs,
+    label_positions,
+    resampled_negative_labels,
+    wrong_label_table,
+)
 
 
 def test_label_positions_grey_and_colour():
@@ -18,7 +25,7 @@ def test_embed_sets_only_the_label_pixel_in_every_channel():
     out = embed_labels(base, torch.tensor([0, 3, 9, 3]), 2.5, shape)
     for i, label in enumerate([0, 3, 9, 3]):
         for c in range(3):
-            row = out[i, c * 144:c * 144 + 10]
+            row = out[i, c * 144 : c * 144 + 10]
             expected = torch.zeros(10)
             expected[label] = 2.5
             assert torch.equal(row, expected)

@@ -1,29 +1,62 @@
-"""core.history.RunHistory: snapshots → per-epoch series, with hand-computed values."""
+"""ffterm.core.history.RunHistory: snapshots → per-epoch series, with hand-computed values."""
+
 from __future__ import annotations
 
 import math
 
 import pytest
 
-from core.history import RunHistory, ema, jaccard
-from core.snapshot import Snapshot
+from ffterm.core.history import RunHistory, ema, jaccard
+from ffterm.core.snapshot import Snapshot
 
 
 def _layer(ensembles, sparsity=0.8, size=None, rho=0.4, bias=-0.1, active=7):
     return {
-        "sparsity": sparsity, "sparsity_ignored_rows": 0, "ensembles": ensembles,
-        "ensemble_size_pct": size, "shared_units": None, "jaccard": None, "n_units_p_gt_0_05": None,
+        "sparsity": sparsity,
+        "sparsity_ignored_rows": 0,
+        "ensembles": ensembles,
+        "ensemble_size_pct": size,
+        "shared_units": None,
+        "jaccard": None,
+        "n_units_p_gt_0_05": None,
         "rho_plus": {"mean": rho, "std": 0.1, "hist": {"counts": [1], "edges": [0, 1]}},
         "bias": {"mean": bias, "std": 0.2, "hist": {"counts": [1], "edges": [-1, 1]}},
-        "class_mean_activation": [[0.0]], "activation_map": {"matrix": [], "row_class": [], "unit_order": [], "col_class": []},
+        "class_mean_activation": [[0.0]],
+        "activation_map": {"matrix": [], "row_class": [], "unit_order": [], "col_class": []},
         "active_units": active,
     }
 
 
-def _snap(epoch, loss, acc=None, layers=None, layer_acc=None, state="running", kind="live", g_pos=None, g_neg=None, heldout=None):
-    return Snapshot(run_name="t", model="ff", dataset="mnist", device="cpu", num_layers=2, epoch=epoch,
-                    total_epochs=6, loss=loss, g_pos=g_pos or [None, None], g_neg=g_neg or [None, None],
-                    test_accuracy=acc, layer_accuracy=layer_acc, layers=layers, state=state, kind=kind, heldout=heldout)
+def _snap(
+    epoch,
+    loss,
+    acc=None,
+    layers=None,
+    layer_acc=None,
+    state="running",
+    kind="live",
+    g_pos=None,
+    g_neg=None,
+    heldout=None,
+):
+    return Snapshot(
+        run_name="t",
+        model="ff",
+        dataset="mnist",
+        device="cpu",
+        num_layers=2,
+        epoch=epoch,
+        total_epochs=6,
+        loss=loss,
+        g_pos=g_pos or [None, None],
+        g_neg=g_neg or [None, None],
+        test_accuracy=acc,
+        layer_accuracy=layer_acc,
+        layers=layers,
+        state=state,
+        kind=kind,
+        heldout=heldout,
+    )
 
 
 def test_jaccard_and_ema():
@@ -54,11 +87,21 @@ def test_evaluation_series_and_stability():
     h = RunHistory()
     e1 = [[0, 1, 2], [3, 4]]
     e2 = [[1, 2, 5], [3, 4]]  # class 0: {0,1,2} vs {1,2,5} → 2/4; class 1 unchanged → 1
-    assert h.add(_snap(2, [0.5, None], acc=0.8, layer_acc=[0.78, 0.8],
-                       layers=[_layer(e1, size=25.0), _layer(None, sparsity=0.3)]))
+    assert h.add(
+        _snap(
+            2, [0.5, None], acc=0.8, layer_acc=[0.78, 0.8], layers=[_layer(e1, size=25.0), _layer(None, sparsity=0.3)]
+        )
+    )
     assert not h.add(_snap(3, [0.4, None]))
-    h.add(_snap(4, [0.3, None], acc=0.85, layer_acc=[0.8, 0.85],
-                layers=[_layer(e2, size=30.0, rho=0.45, bias=-0.2, active=9), _layer(None, sparsity=0.35)]))
+    h.add(
+        _snap(
+            4,
+            [0.3, None],
+            acc=0.85,
+            layer_acc=[0.8, 0.85],
+            layers=[_layer(e2, size=30.0, rho=0.45, bias=-0.2, active=9), _layer(None, sparsity=0.35)],
+        )
+    )
     assert h.eval_epochs == [2, 4]
     assert h.test_accuracy == [0.8, 0.85]
     assert h.layer_accuracy == [[0.78, 0.8], [0.8, 0.85]]
@@ -91,8 +134,14 @@ def test_final_snapshot_at_same_epoch_replaces_the_point():
 def test_resume_rewrite_truncates():
     h = RunHistory()
     for e in range(1, 5):
-        h.add(_snap(e, [1.0 / e, None], acc=0.1 * e if e % 2 == 0 else None,
-                    layers=[_layer([[e]]), _layer(None)] if e % 2 == 0 else None))
+        h.add(
+            _snap(
+                e,
+                [1.0 / e, None],
+                acc=0.1 * e if e % 2 == 0 else None,
+                layers=[_layer([[e]]), _layer(None)] if e % 2 == 0 else None,
+            )
+        )
     assert h.eval_epochs == [2, 4]
     h.add(_snap(3, [0.9, None]))  # the run was resumed from epoch 2's checkpoint
     assert h.epochs == [1, 2, 3]
@@ -103,8 +152,15 @@ def test_resume_rewrite_truncates():
 
 def test_heldout_series_and_nan():
     h = RunHistory()
-    h.add(_snap(1, [math.nan, None], acc=0.5, layers=[_layer(None), _layer(None)],
-                heldout={"class": 3, "accuracy_seen": 0.6, "accuracy_heldout": 0.1, "layers": []}))
+    h.add(
+        _snap(
+            1,
+            [math.nan, None],
+            acc=0.5,
+            layers=[_layer(None), _layer(None)],
+            heldout={"class": 3, "accuracy_seen": 0.6, "accuracy_heldout": 0.1, "layers": []},
+        )
+    )
     assert h.loss[0] == [None]
     assert h.heldout_accuracy_seen == [0.6] and h.heldout_accuracy_heldout == [0.1]
 
@@ -121,10 +177,33 @@ def test_layers_grow_when_a_later_snapshot_has_more():
 def test_state_announcements_change_only_the_state():
     h = RunHistory()
     h.add(_snap(1, [0.7, None]))
-    h.add(Snapshot(run_name="t", model="ff", dataset="mnist", device="cpu", num_layers=2, kind="state",
-                   state="paused", epoch=1, total_epochs=6))
+    h.add(
+        Snapshot(
+            run_name="t",
+            model="ff",
+            dataset="mnist",
+            device="cpu",
+            num_layers=2,
+            kind="state",
+            state="paused",
+            epoch=1,
+            total_epochs=6,
+        )
+    )
     assert h.state == "paused" and h.latest.epoch == 1 and h.latest.kind == "live"
     assert h.epochs == [1] and h.loss[0] == [0.7]
-    h.add(Snapshot(run_name="t", model="ff", dataset="mnist", device="cpu", num_layers=2, kind="state",
-                   state="failed", message="loss became NaN", epoch=1, total_epochs=6))
+    h.add(
+        Snapshot(
+            run_name="t",
+            model="ff",
+            dataset="mnist",
+            device="cpu",
+            num_layers=2,
+            kind="state",
+            state="failed",
+            message="loss became NaN",
+            epoch=1,
+            total_epochs=6,
+        )
+    )
     assert h.state == "failed" and h.message == "loss became NaN"

@@ -1,13 +1,14 @@
 """Normalisation, goodness, losses, prediction (SPEC §2) on hand-computed tensors."""
+
 import math
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from core.losses import symmetric_loss, threshold_loss
-from core.networks import FFNet, goodness, normalize
-from core.predict import aggregate, label_goodness, label_goodness_reference
+from ffterm.core.losses import symmetric_loss, threshold_loss
+from ffterm.core.networks import FFNet, goodness, normalize
+from ffterm.core.predict import aggregate, label_goodness, label_goodness_reference
 
 
 def test_normalize_l2_and_l1():
@@ -25,7 +26,10 @@ def test_goodness_is_the_norm_not_squared():
 def test_threshold_loss_hand_value():
     g_pos = torch.tensor([5.0, 3.0])
     g_neg = torch.tensor([1.0, 4.0])
-    sp = lambda v: math.log1p(math.exp(v))
+
+    def sp(v):
+        return math.log1p(math.exp(v))
+
     expected = (sp(3 - 5) + sp(3 - 3) + sp(1 - 3) + sp(4 - 3)) / 4
     assert threshold_loss(g_pos, g_neg, 3.0).item() == pytest.approx(expected, rel=1e-6)
 
@@ -68,7 +72,8 @@ def test_batched_prediction_equals_ten_passes(norm, shape):
     torch.manual_seed(1)
     d = shape[0] * shape[1] * shape[2]
     net = FFNet(d, 32, 3, norm)
-    from core.embedding import clear_label_pixels
+    from ffterm.core.embedding import clear_label_pixels
+
     base = clear_label_pixels(torch.randn(50, d), shape)
     fast = label_goodness(net, base, 2.8, shape, norm, chunk=7)
     slow = label_goodness_reference(net, base, 2.8, shape, norm)

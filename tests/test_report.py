@@ -1,18 +1,24 @@
-"""core.report: snapshot.json + report.md carry the snapshot's numbers."""
+"""ffterm.core.report: snapshot.json + report.md carry the snapshot's numbers."""
+
 from __future__ import annotations
 
 import json
 from datetime import datetime
 
-from core.history import RunHistory
-from core.report import class_names, render_markdown, report_dir, write_report
-from core.snapshot import Snapshot
+from ffterm.core.history import RunHistory
+from ffterm.core.report import class_names, render_markdown, report_dir, write_report
+from ffterm.core.snapshot import Snapshot
 
 
 def _layer(sparsity, ensembles, shared, jac, size, rho=(0.4321, 0.05), bias=(-0.1234, 0.2)):
     return {
-        "sparsity": sparsity, "sparsity_ignored_rows": 2, "ensembles": ensembles,
-        "ensemble_size_pct": size, "shared_units": shared, "jaccard": jac, "n_units_p_gt_0_05": 1,
+        "sparsity": sparsity,
+        "sparsity_ignored_rows": 2,
+        "ensembles": ensembles,
+        "ensemble_size_pct": size,
+        "shared_units": shared,
+        "jaccard": jac,
+        "n_units_p_gt_0_05": 1,
         "rho_plus": {"mean": rho[0], "std": rho[1], "hist": {"counts": [1, 2], "edges": [0, 0.5, 1]}},
         "bias": {"mean": bias[0], "std": bias[1], "hist": {"counts": [2, 1], "edges": [-1, 0, 1]}},
         "class_mean_activation": [[0.1, 0.9], [0.8, 0.0]],
@@ -23,17 +29,38 @@ def _layer(sparsity, ensembles, shared, jac, size, rho=(0.4321, 0.05), bias=(-0.
 
 def _snapshot():
     return Snapshot(
-        run_name="paper-ff-fashionmnist", model="ff", dataset="fashionmnist", device="cuda", num_layers=2,
-        kind="final", state="finished", stage=1, stage_epoch=5, epochs_per_stage=5, epoch=10, total_epochs=10,
-        wall_time=123.4, loss=[None, 0.25], g_pos=[None, 6.0], g_neg=[None, 1.0], test_accuracy=0.8765,
-        layer_accuracy=[0.85, 0.8765], eval_samples=10000,
+        run_name="paper-ff-fashionmnist",
+        model="ff",
+        dataset="fashionmnist",
+        device="cuda",
+        num_layers=2,
+        kind="final",
+        state="finished",
+        stage=1,
+        stage_epoch=5,
+        epochs_per_stage=5,
+        epoch=10,
+        total_epochs=10,
+        wall_time=123.4,
+        loss=[None, 0.25],
+        g_pos=[None, 6.0],
+        g_neg=[None, 1.0],
+        test_accuracy=0.8765,
+        layer_accuracy=[0.85, 0.8765],
+        eval_samples=10000,
         layers=[
             _layer(0.7312, [[0, 1], [1, 2]], [[2, 1], [1, 2]], [[1.0, 1 / 3], [1 / 3, 1.0]], 12.5),
             _layer(0.4107, None, None, None, None),
         ],
-        heldout={"class": 3, "accuracy_seen": 0.88, "accuracy_heldout": 0.42,
-                 "layers": [{"sparsity": 0.7, "ensemble": [4, 5, 6], "shared_with_seen": 2},
-                            {"sparsity": 0.4, "ensemble": None, "shared_with_seen": None}]},
+        heldout={
+            "class": 3,
+            "accuracy_seen": 0.88,
+            "accuracy_heldout": 0.42,
+            "layers": [
+                {"sparsity": 0.7, "ensemble": [4, 5, 6], "shared_with_seen": 2},
+                {"sparsity": 0.4, "ensemble": None, "shared_with_seen": None},
+            ],
+        },
     )
 
 
@@ -66,8 +93,9 @@ def test_write_report_files_and_numbers(tmp_path):
 
 
 def test_unevaluated_snapshot_report_says_so():
-    snap = Snapshot(run_name="r", model="bp", dataset="mnist", device="cpu", num_layers=1, epoch=3, total_epochs=9,
-                    loss=[0.4])
+    snap = Snapshot(
+        run_name="r", model="bp", dataset="mnist", device="cpu", num_layers=1, epoch=3, total_epochs=9, loss=[0.4]
+    )
     md = render_markdown(snap, None)
     assert "not evaluated" in md
 

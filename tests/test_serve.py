@@ -1,4 +1,5 @@
 """`ffterm serve`: the app offered in a browser through textual-serve."""
+
 import socket
 import subprocess
 import sys
@@ -7,8 +8,8 @@ import urllib.request
 
 import pytest
 
-from core import rundir
-from core.snapshot import Snapshot
+from ffterm.core import rundir
+from ffterm.core.snapshot import Snapshot
 
 pytest.importorskip("textual_serve")
 
@@ -25,8 +26,12 @@ def test_serve_offers_the_app_watching_a_run(tmp_path):
     rundir.atomic_write_text(run / rundir.CONFIG, "model: ff\n")
     rundir.append_snapshot(run, Snapshot("myrun", "ff", "synthetic", "cpu", 3))
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "ffterm.cli", "serve", str(run), "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ffterm.cli", "serve", str(run), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         page = None
         for _ in range(100):

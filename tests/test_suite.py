@@ -1,22 +1,40 @@
 """Suites: mean ± std over seeds, as the study reports its tables."""
+
 import json
 import math
 
 import pytest
 
-from core import rundir
-from core.suite import SuiteError, mean_std, summarize, to_markdown
 from ffterm.cli import main
+from ffterm.core import rundir
+from ffterm.core.suite import SuiteError, mean_std, summarize, to_markdown
 
 
 def fake_final(path, seed, acc, sparsity, model="ff", dataset="mnist", epochs=10):
-    layer = {"sparsity": sparsity, "sparsity_ignored_rows": 0, "ensembles": None, "ensemble_size_pct": None,
-             "shared_units": None, "jaccard": None, "n_units_p_gt_0_05": None,
-             "rho_plus": {"mean": 0.4, "std": 0.1, "hist": None}, "bias": {"mean": -0.1, "std": 0.1, "hist": None}}
+    layer = {
+        "sparsity": sparsity,
+        "sparsity_ignored_rows": 0,
+        "ensembles": None,
+        "ensemble_size_pct": None,
+        "shared_units": None,
+        "jaccard": None,
+        "n_units_p_gt_0_05": None,
+        "rho_plus": {"mean": 0.4, "std": 0.1, "hist": None},
+        "bias": {"mean": -0.1, "std": 0.1, "hist": None},
+    }
     path.mkdir(parents=True)
-    rundir.write_json(path / rundir.FINAL, {
-        "config": {"model": model, "dataset": dataset, "seed": seed, "epochs": epochs}, "test_accuracy": acc,
-        "layer_accuracy": [acc - 0.01], "epochs_done": 1, "wall_seconds": 10.0, "device": "cpu", "layers": [layer]})
+    rundir.write_json(
+        path / rundir.FINAL,
+        {
+            "config": {"model": model, "dataset": dataset, "seed": seed, "epochs": epochs},
+            "test_accuracy": acc,
+            "layer_accuracy": [acc - 0.01],
+            "epochs_done": 1,
+            "wall_seconds": 10.0,
+            "device": "cpu",
+            "layers": [layer],
+        },
+    )
 
 
 def test_mean_std_hand_values():
@@ -34,7 +52,7 @@ def test_summarize_finished_runs(tmp_path):
     assert summary["runs"] == 2 and summary["seeds"] == [0, 1]
     assert summary["skipped"] == [str(tmp_path / "seed-2")]
     assert summary["test_accuracy"]["mean"] == pytest.approx(0.92)
-    assert summary["test_accuracy"]["std"] == pytest.approx(math.sqrt(2 * 0.02 ** 2))
+    assert summary["test_accuracy"]["std"] == pytest.approx(math.sqrt(2 * 0.02**2))
     assert summary["layers"][0]["sparsity"]["mean"] == pytest.approx(0.7)
     assert summary["layers"][0]["ensemble size %"]["n"] == 0  # undefined in every run
     md = to_markdown(summary)
@@ -57,8 +75,20 @@ def test_summarize_refuses_mixed_settings_and_nothing_finished(tmp_path):
 
 
 def test_suite_command_runs_seeds_and_continues(tmp_path, capsys):
-    args = ["suite", "quick-ff-synthetic", "--seeds", "2", "--out", str(tmp_path / "s"), "--device", "cpu",
-            "--set", "epochs=1", "--set", "final_pvalues=false"]
+    args = [
+        "suite",
+        "quick-ff-synthetic",
+        "--seeds",
+        "2",
+        "--out",
+        str(tmp_path / "s"),
+        "--device",
+        "cpu",
+        "--set",
+        "epochs=1",
+        "--set",
+        "final_pvalues=false",
+    ]
     assert main(args) == 0
     summary = json.loads((tmp_path / "s" / "summary.json").read_text())
     assert summary["seeds"] == [0, 1]
@@ -70,8 +100,26 @@ def test_suite_command_runs_seeds_and_continues(tmp_path, capsys):
     assert main(["summary", str(tmp_path / "s"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["runs"] == 2
     # a suite directory and a run directory together: the suite is expanded
-    assert main(["run", "quick-ff-synthetic", "--headless", "--out", str(tmp_path / "extra"), "--seed", "5",
-                 "--device", "cpu", "--set", "epochs=1", "--set", "final_pvalues=false"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "quick-ff-synthetic",
+                "--headless",
+                "--out",
+                str(tmp_path / "extra"),
+                "--seed",
+                "5",
+                "--device",
+                "cpu",
+                "--set",
+                "epochs=1",
+                "--set",
+                "final_pvalues=false",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["summary", str(tmp_path / "s"), str(tmp_path / "extra"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["seeds"] == [0, 1, 5]

@@ -1,24 +1,35 @@
 """Trainers and sessions on the tiny synthetic dataset: schedules, resume, failures, run directories."""
+
 import json
 import math
 
 import pytest
 import torch
 
-from core import rundir
-from core.checkpoint import CheckpointError, load_checkpoint
-from core.config import RunConfig
-from core.device import DeviceError
-from core.prepare import prepare
-from core.session import Session
-from core.trainers import EpochMetrics, FFTrainer, make_trainer
+from ffterm.core import rundir
+from ffterm.core.checkpoint import CheckpointError, load_checkpoint
+from ffterm.core.config import RunConfig
+from ffterm.core.device import DeviceError
+from ffterm.core.prepare import prepare
+from ffterm.core.session import Session
+from ffterm.core.trainers import EpochMetrics, FFTrainer, make_trainer
 
 CPU = torch.device("cpu")
 
 
 def tiny(**kw) -> RunConfig:
-    base = dict(name="t", model="ff", dataset="synthetic", epochs=2, lr=0.01, batch_size=256, hidden=None,
-                analysis_samples=200, device="cpu", final_pvalues=False)
+    base = dict(
+        name="t",
+        model="ff",
+        dataset="synthetic",
+        epochs=2,
+        lr=0.01,
+        batch_size=256,
+        hidden=None,
+        analysis_samples=200,
+        device="cpu",
+        final_pvalues=False,
+    )
     base.update(kw)
     return RunConfig(**base)
 
@@ -95,11 +106,20 @@ def test_bp_activation_penalty_reduces_activity():
         tr = make_trainer(cfg, prepare(cfg, CPU), CPU)
         train_all(tr)
         return sum(h.abs().mean().item() for h in tr.representations(tr.data.test_x, None))
+
     assert mean_activity(1e-3) < 0.7 * mean_activity(0.0)
 
 
-@pytest.mark.parametrize("kw", [{}, {"schedule": "simultaneous"}, {"model": "bpff", "lr": 0.003},
-                                {"model": "bp", "lr": 0.003}, {"negatives": "resample"}])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {"schedule": "simultaneous"},
+        {"model": "bpff", "lr": 0.003},
+        {"model": "bp", "lr": 0.003},
+        {"negatives": "resample"},
+    ],
+)
 def test_resume_mid_epoch_repeats_an_uninterrupted_run(kw):
     cfg = tiny(epochs=2, batch_size=300, **kw)
     data = prepare(cfg, CPU)
@@ -165,7 +185,7 @@ def test_pause_and_resume(tmp_path):
 
 
 def test_snapshots_and_final_json(tmp_path):
-    s, snaps = run_session(tiny(epochs=2, eval_every=1), tmp_path / "r")
+    _s, _snaps = run_session(tiny(epochs=2, eval_every=1), tmp_path / "r")
     lines = [json.loads(x) for x in (tmp_path / "r" / rundir.SNAPSHOTS).read_text().splitlines()]
     live = [x for x in lines if x["kind"] == "live"]
     assert [x["epoch"] for x in live] == list(range(1, 7))
@@ -173,10 +193,27 @@ def test_snapshots_and_final_json(tmp_path):
         assert key in live[0]
     assert live[0]["loss"][0] is not None and live[0]["loss"][1] is None  # only the layer in training
     final = json.loads((tmp_path / "r" / rundir.FINAL).read_text())
-    assert set(final) >= {"config", "test_accuracy", "layer_accuracy", "epochs_done", "wall_seconds", "device", "layers"}
+    assert set(final) >= {
+        "config",
+        "test_accuracy",
+        "layer_accuracy",
+        "epochs_done",
+        "wall_seconds",
+        "device",
+        "layers",
+    }
     assert final["epochs_done"] == 6 and len(final["layer_accuracy"]) == 3
-    assert final["layers"][0].keys() == {"sparsity", "sparsity_ignored_rows", "ensembles", "ensemble_size_pct",
-                                         "shared_units", "jaccard", "n_units_p_gt_0_05", "rho_plus", "bias"}
+    assert final["layers"][0].keys() == {
+        "sparsity",
+        "sparsity_ignored_rows",
+        "ensembles",
+        "ensemble_size_pct",
+        "shared_units",
+        "jaccard",
+        "n_units_p_gt_0_05",
+        "rho_plus",
+        "bias",
+    }
 
 
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path, monkeypatch):
@@ -244,7 +281,9 @@ def test_heldout_run_reports_seen_and_heldout_accuracy(tmp_path):
 def test_bf16_precision_trains_and_differs_from_float32(tmp_path, model, lr):
     runs = {}
     for precision in ("fp32", "bf16"):
-        s, _ = run_session(tiny(model=model, epochs=6, batch_size=100, lr=lr, precision=precision), tmp_path / precision)
+        s, _ = run_session(
+            tiny(model=model, epochs=6, batch_size=100, lr=lr, precision=precision), tmp_path / precision
+        )
         assert s.state == "finished"
         runs[precision] = s.final["test_accuracy"]
     assert runs["bf16"] > 0.8

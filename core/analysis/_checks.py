@@ -1,6 +1,6 @@
 """Input conversion and validation shared by the analysis functions.
 
-Every public function of :mod:`core.analysis` accepts numpy arrays, torch tensors
+Every public function of :mod:`ffterm.core.analysis` accepts numpy arrays, torch tensors
 (any device; they are copied to host memory unless the function says it runs on
 the tensor's device) or nested sequences.  Bad input raises :class:`ValueError`
 with one message naming the argument and the problem; nothing is silently
@@ -10,7 +10,8 @@ coerced into a wrong number.
 from __future__ import annotations
 
 import numbers
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -20,14 +21,14 @@ except ImportError:  # pragma: no cover - exercised only without torch
     torch = None  # type: ignore[assignment]
 
 __all__ = [
-    "is_tensor",
-    "to_numpy",
+    "as_ensembles",
+    "as_labels",
     "as_matrix",
     "as_vector",
-    "as_labels",
-    "check_num_classes",
-    "as_ensembles",
     "check_finite",
+    "check_num_classes",
+    "is_tensor",
+    "to_numpy",
 ]
 
 
@@ -58,10 +59,7 @@ def check_finite(arr: np.ndarray, name: str) -> None:
         bad = np.argwhere(~finite)
         first = tuple(int(i) for i in bad[0])
         where = first[0] if len(first) == 1 else first
-        raise ValueError(
-            f"{name} contains {len(bad)} non-finite value(s) (NaN or inf); "
-            f"first at index {where}"
-        )
+        raise ValueError(f"{name} contains {len(bad)} non-finite value(s) (NaN or inf); first at index {where}")
 
 
 def _check_numeric(arr: np.ndarray, name: str) -> None:
@@ -87,9 +85,7 @@ def as_matrix(
     if arr.shape[0] < min_rows:
         raise ValueError(f"{name} needs at least {min_rows} row(s); got shape {tuple(arr.shape)}")
     if arr.shape[1] < min_cols:
-        raise ValueError(
-            f"{name} needs at least {min_cols} column(s); got shape {tuple(arr.shape)}"
-        )
+        raise ValueError(f"{name} needs at least {min_cols} column(s); got shape {tuple(arr.shape)}")
     arr = np.ascontiguousarray(arr, dtype=dtype)
     check_finite(arr, name)
     return arr
@@ -149,11 +145,9 @@ def as_ensembles(
     ensembles: Any, n_units: int, num_classes: int | None = None, name: str = "ensembles"
 ) -> list[np.ndarray]:
     """Validate a per-class list of unit-index arrays (sorted, unique, in ``[0, n_units)``)."""
-    if ensembles is None or isinstance(ensembles, (str, bytes)) or not isinstance(
-        ensembles, (Sequence, np.ndarray)
-    ):
-        if not is_tensor(ensembles):
-            raise ValueError(f"{name} must be a list with one array of unit indices per class")
+    not_a_list = isinstance(ensembles, (str, bytes)) or not isinstance(ensembles, (Sequence, np.ndarray))
+    if ensembles is None or (not_a_list and not is_tensor(ensembles)):
+        raise ValueError(f"{name} must be a list with one array of unit indices per class")
     out: list[np.ndarray] = []
     for c, e in enumerate(ensembles):
         arr = to_numpy(e, f"{name}[{c}]")
@@ -161,10 +155,7 @@ def as_ensembles(
             raise ValueError(f"{name}[{c}] must be a 1-D array of unit indices; got shape {arr.shape}")
         idx = _as_int64(arr, f"{name}[{c}]", "unit indices")
         if idx.size and (idx.min() < 0 or idx.max() >= n_units):
-            raise ValueError(
-                f"{name}[{c}] has unit indices outside [0, {n_units}): "
-                f"{int(idx.min())}..{int(idx.max())}"
-            )
+            raise ValueError(f"{name}[{c}] has unit indices outside [0, {n_units}): {int(idx.min())}..{int(idx.max())}")
         if np.unique(idx).size != idx.size:
             raise ValueError(f"{name}[{c}] contains repeated unit indices")
         out.append(idx)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from ._checks import as_ensembles, as_labels, as_matrix, check_num_classes, to_numpy
 
-__all__ = ["find_ensembles", "shared_units", "jaccard", "class_means"]
+__all__ = ["class_means", "find_ensembles", "jaccard", "shared_units"]
 
 
 def _check_factor(factor: Any) -> float:
@@ -65,7 +66,7 @@ def find_ensembles(X: Any, y: Any, num_classes: int, factor: float = 2.0) -> lis
     A class with no rows in ``X`` gets an empty ensemble (its means are
     undefined, so no unit can be shown to respond to it).  Whether ensembles are
     defined at all for a layer (sparsity >= 0.5) is decided by the caller, see
-    :func:`core.analysis.analyze_layer`.
+    :func:`ffterm.core.analysis.analyze_layer`.
 
     Parameters
     ----------

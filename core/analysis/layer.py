@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -15,7 +16,7 @@ from .profiles import _activation_map, _pos_int
 from .sparsity import _hoyer_rows, _layer_sparsity_from_rows
 from .weights import histogram, weight_balance
 
-__all__ = ["analyze_layer", "analyze_heldout_layer", "LAYER_KEYS"]
+__all__ = ["LAYER_KEYS", "analyze_heldout_layer", "analyze_layer"]
 
 #: Keys of :func:`analyze_layer`'s record that form the final.json contract (in order).
 LAYER_KEYS: tuple[str, ...] = (
@@ -205,8 +206,10 @@ def analyze_heldout_layer(
             raise ValueError("num_classes is required when ensembles is None")
         num_classes = len(ensembles)
     C = check_num_classes(num_classes)
-    if isinstance(heldout_class, bool) or not isinstance(heldout_class, numbers.Integral) or not (
-        0 <= heldout_class < C
+    if (
+        isinstance(heldout_class, bool)
+        or not isinstance(heldout_class, numbers.Integral)
+        or not (0 <= heldout_class < C)
     ):
         raise ValueError(f"heldout_class must be an integer in [0, {C}), got {heldout_class!r}")
     k = int(heldout_class)

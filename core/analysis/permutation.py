@@ -44,8 +44,9 @@ from __future__ import annotations
 
 import numbers
 import os
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -160,7 +161,7 @@ def _np_counts(Xc: np.ndarray, units: np.ndarray | None, K: int, rng: np.random.
 
 
 # ---------------------------------------------------------------- torch backend
-def _t_injections(R: int, k: int, n: int, gen: "torch.Generator", device: Any) -> "torch.Tensor":
+def _t_injections(R: int, k: int, n: int, gen: torch.Generator, device: Any) -> torch.Tensor:
     """Torch twin of :func:`_np_injections` (runs on ``device``)."""
     v = torch.randint(0, n, (R, k), generator=gen, device=device, dtype=torch.int64)
     if k < 2:
@@ -184,13 +185,13 @@ def _t_injections(R: int, k: int, n: int, gen: "torch.Generator", device: Any) -
     return v
 
 
-def _t_permutations(R: int, n: int, gen: "torch.Generator", device: Any, cols: "torch.Tensor | None") -> "torch.Tensor":
+def _t_permutations(R: int, n: int, gen: torch.Generator, device: Any, cols: torch.Tensor | None) -> torch.Tensor:
     """Torch twin of :func:`_np_permutations` (63-bit keys, tied rows redrawn)."""
     shift = _perm_shift(n)
     rbits = 63 - shift
     pos = torch.arange(n, device=device, dtype=torch.int64)
 
-    def draw(rows: int) -> "tuple[torch.Tensor, torch.Tensor]":
+    def draw(rows: int) -> tuple[torch.Tensor, torch.Tensor]:
         key = torch.randint(0, 1 << rbits, (rows, n), generator=gen, device=device, dtype=torch.int64)
         key = torch.sort((key << shift) | pos, dim=1).values
         tie = ((key[:, 1:] ^ key[:, :-1]) < (1 << shift)).any(dim=1)
@@ -206,7 +207,7 @@ def _t_permutations(R: int, n: int, gen: "torch.Generator", device: Any, cols: "
     return key if cols is None else key[:, cols]
 
 
-def _t_counts(Xc: "torch.Tensor", units: np.ndarray | None, K: int, gen: "torch.Generator", chunk: int) -> np.ndarray:
+def _t_counts(Xc: torch.Tensor, units: np.ndarray | None, K: int, gen: torch.Generator, chunk: int) -> np.ndarray:
     M, n = Xc.shape
     device = Xc.device
     cols = None if units is None else torch.as_tensor(units, device=device, dtype=torch.int64)
@@ -247,9 +248,7 @@ def _prepare(X: Any, backend: str) -> tuple[Any, bool]:
     """Validated data for the chosen backend; returns (data, use_torch)."""
     if backend not in ("auto", "numpy", "torch"):
         raise ValueError(f"backend must be 'auto', 'numpy' or 'torch', got {backend!r}")
-    use_torch = backend == "torch" or (
-        backend == "auto" and is_tensor(X) and X.device.type != "cpu"
-    )
+    use_torch = backend == "torch" or (backend == "auto" and is_tensor(X) and X.device.type != "cpu")
     if not use_torch:
         return as_matrix(X, "X", min_cols=2), False
     if torch is None:  # pragma: no cover
@@ -258,9 +257,7 @@ def _prepare(X: Any, backend: str) -> tuple[Any, bool]:
         t = X.detach()
         if t.ndim != 2 or t.shape[1] < 2:
             raise ValueError(f"X must be 2-D (samples, units) with >= 2 units; got shape {tuple(t.shape)}")
-        if not torch.is_floating_point(t):
-            t = t.float()
-        elif t.dtype not in (torch.float32, torch.float64):
+        if not torch.is_floating_point(t) or t.dtype not in (torch.float32, torch.float64):
             t = t.float()
         bad = int((~torch.isfinite(t)).sum())
         if bad:
@@ -274,8 +271,15 @@ def _default_workers() -> int:
 
 
 def _pvalues(
-    X: Any, y: Any, num_classes: int, ensembles: list[np.ndarray] | None, n_shuffles: int, seed: int,
-    chunk_elements: int, backend: str, workers: int | None,
+    X: Any,
+    y: Any,
+    num_classes: int,
+    ensembles: list[np.ndarray] | None,
+    n_shuffles: int,
+    seed: int,
+    chunk_elements: int,
+    backend: str,
+    workers: int | None,
 ) -> list[np.ndarray]:
     K = _check_int(n_shuffles, "n_shuffles", 1)
     seed = _check_int(seed, "seed", 0)

@@ -90,8 +90,7 @@ def linear_probe(
         if isinstance(val, bool) or not isinstance(val, numbers.Integral) or val < 1:
             raise ValueError(f"{name} must be a positive integer, got {val!r}")
     if heldout_class is not None and (
-        isinstance(heldout_class, bool) or not isinstance(heldout_class, numbers.Integral)
-        or not 0 <= heldout_class < C
+        isinstance(heldout_class, bool) or not isinstance(heldout_class, numbers.Integral) or not 0 <= heldout_class < C
     ):
         raise ValueError(f"heldout_class must be an integer in [0, {C}) or None, got {heldout_class!r}")
     if lr is None:
@@ -134,8 +133,13 @@ def linear_probe(
     with torch.enable_grad():
         if optimizer == "lbfgs":
             opt = torch.optim.LBFGS(
-                [W, b], lr=float(lr), max_iter=int(epochs), history_size=20,
-                line_search_fn="strong_wolfe", tolerance_grad=1e-7, tolerance_change=1e-10,
+                [W, b],
+                lr=float(lr),
+                max_iter=int(epochs),
+                history_size=20,
+                line_search_fn="strong_wolfe",
+                tolerance_grad=1e-7,
+                tolerance_change=1e-10,
             )
 
             def closure() -> torch.Tensor:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import numbers
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from ._checks import as_ensembles, as_labels, as_matrix, check_num_classes
 from .ensembles import class_means
 
-__all__ = ["activation_profiles", "activation_map"]
+__all__ = ["activation_map", "activation_profiles"]
 
 
 def activation_profiles(X: Any, y: Any, num_classes: int) -> np.ndarray:
@@ -44,7 +45,7 @@ def _unit_groups(ensembles: list[np.ndarray] | None, n: int, C: int) -> np.ndarr
 def _activation_map(
     X: np.ndarray, y: np.ndarray, C: int, ensembles: list[np.ndarray] | None, rows_per_class: int, max_cols: int
 ) -> dict[str, Any]:
-    M, n = X.shape
+    _M, n = X.shape
     order = np.argsort(y, kind="stable")
     bounds = np.searchsorted(y[order], np.arange(C + 1))
     picks = [order[bounds[c] : min(bounds[c] + rows_per_class, bounds[c + 1])] for c in range(C)]

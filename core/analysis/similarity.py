@@ -16,7 +16,7 @@ import numpy as np
 
 from ._checks import as_matrix, to_numpy
 
-__all__ = ["linear_cka", "svcca", "distance_correlation"]
+__all__ = ["distance_correlation", "linear_cka", "svcca"]
 
 
 def _pair(X: Any, Y: Any, *, allow_1d: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -26,9 +26,7 @@ def _pair(X: Any, Y: Any, *, allow_1d: bool = False) -> tuple[np.ndarray, np.nda
     X = as_matrix(X, "X", min_rows=2)
     Y = as_matrix(Y, "Y", min_rows=2)
     if X.shape[0] != Y.shape[0]:
-        raise ValueError(
-            f"X and Y must hold the same samples (same number of rows); got {X.shape[0]} and {Y.shape[0]}"
-        )
+        raise ValueError(f"X and Y must hold the same samples (same number of rows); got {X.shape[0]} and {Y.shape[0]}")
     return X, Y
 
 
@@ -69,7 +67,7 @@ def _top_directions(Xc: np.ndarray, variance: float) -> np.ndarray | None:
     ``None`` if the matrix has no variance.
     """
     M, p = Xc.shape
-    if M <= p:
+    if p >= M:
         U, s, _ = np.linalg.svd(Xc, full_matrices=False)
         lam = s * s
     else:
@@ -143,7 +141,7 @@ def distance_correlation(X: Any, Y: Any, max_samples: int | None = 2000, seed: i
     if max_samples is not None:
         if isinstance(max_samples, bool) or not isinstance(max_samples, numbers.Integral) or max_samples < 2:
             raise ValueError(f"max_samples must be an integer >= 2 or None, got {max_samples!r}")
-        if M > max_samples:
+        if max_samples < M:
             rows = np.sort(np.random.default_rng(seed).choice(M, size=int(max_samples), replace=False))
             X, Y = X[rows], Y[rows]
     A = _centered_distances(X)

@@ -9,7 +9,7 @@ import numpy as np
 
 from ._checks import as_matrix, as_vector, check_finite, to_numpy
 
-__all__ = ["weight_balance", "histogram"]
+__all__ = ["histogram", "weight_balance"]
 
 
 def weight_balance(W: Any, b: Any) -> dict[str, Any]:

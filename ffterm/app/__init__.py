@@ -3,6 +3,7 @@
 Import-light on purpose: textual, the views and the engine load only when `run_app` or `serve`
 is called, so `ffterm --help` and headless runs stay fast.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -12,9 +13,14 @@ from typing import Any
 __all__ = ["run_app"]
 
 
-def run_app(preset: str | None = None, overrides: dict[str, Any] | None = None,
-            watch: Path | Sequence[Path] | None = None, run_root: Path = Path("runs"),
-            out: Path | None = None, force: bool = False) -> int:
+def run_app(
+    preset: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    watch: Path | Sequence[Path] | None = None,
+    run_root: Path = Path("runs"),
+    out: Path | None = None,
+    force: bool = False,
+) -> int:
     """Open the dashboard and block until it is quit; return the exit code.
 
     preset: start this preset at once (`overrides` apply to it); None opens the preset picker with

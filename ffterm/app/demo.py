@@ -1,10 +1,11 @@
 """Synthetic snapshots and a stand-in session, for developing and testing the app without torch.
 
 `demo_snapshots()` makes a deterministic, plausible-looking run (losses fall, accuracy rises,
-layers grow sparser and their ensembles shrink). `DemoSession` has the shape of core.session.Session
+layers grow sparser and their ensembles shrink). `DemoSession` has the shape of ffterm.core.session.Session
 and plays such a run from a thread, writing snapshots.jsonl into its run directory, so every part
 of the app (watch, export, pause, stop, failure) can be exercised in tests in a fraction of a second.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from core.snapshot import Snapshot
+from ffterm.core.snapshot import Snapshot
 
 N_CLASSES = 10
 
@@ -45,9 +46,10 @@ def _hoyer(row: list[float]) -> float | None:
     return (math.sqrt(n) - l1 / l2) / (math.sqrt(n) - 1)
 
 
-def demo_layer(rng: random.Random, progress: float, layer: int, n_units: int, rows_per_class: int = 4,
-               final: bool = False) -> dict[str, Any]:
-    """One per-layer analysis dict (see core.analysis.analyze_layer) at training progress 0..1."""
+def demo_layer(
+    rng: random.Random, progress: float, layer: int, n_units: int, rows_per_class: int = 4, final: bool = False
+) -> dict[str, Any]:
+    """One per-layer analysis dict (see ffterm.core.analysis.analyze_layer) at training progress 0..1."""
     frac = max(0.04, 0.45 * (1 - progress) + 0.06 + 0.02 * layer)  # ensemble fraction shrinks
     ensembles: list[list[int]] = []
     class_mean: list[list[float]] = []
@@ -57,8 +59,12 @@ def demo_layer(rng: random.Random, progress: float, layer: int, n_units: int, ro
         members = sorted({(start + i * 2 + rng.randrange(2)) % n_units for i in range(k)})
         ensembles.append(members)
         mset = set(members)
-        class_mean.append([round(rng.uniform(0.8, 2.0) if i in mset else rng.uniform(0, 0.12 * (1 - progress) + 0.01), 4)
-                           for i in range(n_units)])
+        class_mean.append(
+            [
+                round(rng.uniform(0.8, 2.0) if i in mset else rng.uniform(0, 0.12 * (1 - progress) + 0.01), 4)
+                for i in range(n_units)
+            ]
+        )
     unit_order = [u for c in range(N_CLASSES) for u in ensembles[c]]
     seen: set[int] = set()
     unit_order = [u for u in unit_order if not (u in seen or seen.add(u))]
@@ -84,7 +90,9 @@ def demo_layer(rng: random.Random, progress: float, layer: int, n_units: int, ro
         "sparsity": round(sparsity, 4),
         "sparsity_ignored_rows": 0,
         "ensembles": ensembles if defined else None,
-        "ensemble_size_pct": round(100 * sum(len(e) for e in ensembles) / (N_CLASSES * n_units), 3) if defined else None,
+        "ensemble_size_pct": round(100 * sum(len(e) for e in ensembles) / (N_CLASSES * n_units), 3)
+        if defined
+        else None,
         "shared_units": shared if defined else None,
         "jaccard": jac if defined else None,
         "n_units_p_gt_0_05": (layer + 1) if final and defined else None,
@@ -97,40 +105,76 @@ def demo_layer(rng: random.Random, progress: float, layer: int, n_units: int, ro
 
 
 def demo_heldout_layer(layer: dict[str, Any], k: int) -> dict[str, Any]:
-    """The held-out class's entry for one layer, shaped as core.analysis.analyze_heldout_layer's."""
+    """The held-out class's entry for one layer, shaped as ffterm.core.analysis.analyze_heldout_layer's."""
     ensembles = layer["ensembles"]
     if ensembles is None:
-        return {"sparsity": round(layer["sparsity"] - 0.05, 4), "ensemble": None, "shared_with_seen": None,
-                "shared_with_seen_total": None}
+        return {
+            "sparsity": round(layer["sparsity"] - 0.05, 4),
+            "ensemble": None,
+            "shared_with_seen": None,
+            "shared_with_seen_total": None,
+        }
     ek = set(ensembles[k])
     seen = set().union(*(set(e) for c, e in enumerate(ensembles) if c != k))
-    return {"sparsity": round(layer["sparsity"] - 0.05, 4), "ensemble": ensembles[k],
-            "shared_with_seen": [None if c == k else len(ek & set(e)) for c, e in enumerate(ensembles)],
-            "shared_with_seen_total": len(ek & seen)}
+    return {
+        "sparsity": round(layer["sparsity"] - 0.05, 4),
+        "ensemble": ensembles[k],
+        "shared_with_seen": [None if c == k else len(ek & set(e)) for c, e in enumerate(ensembles)],
+        "shared_with_seen_total": len(ek & seen),
+    }
 
 
-def demo_snapshots(epochs_per_stage: int = 6, layers: int = 3, model: str = "ff", n_units: int = 40,
-                   eval_every: int = 2, seed: int = 0, run_name: str = "demo-ff-synthetic",
-                   dataset: str = "synthetic", heldout_class: int | None = None) -> list[Snapshot]:
+def demo_snapshots(
+    epochs_per_stage: int = 6,
+    layers: int = 3,
+    model: str = "ff",
+    n_units: int = 40,
+    eval_every: int = 2,
+    seed: int = 0,
+    run_name: str = "demo-ff-synthetic",
+    dataset: str = "synthetic",
+    heldout_class: int | None = None,
+) -> list[Snapshot]:
     """A deterministic synthetic run: one snapshot per epoch, evaluated every `eval_every` and at the end."""
     rng = random.Random(seed)
     stages = layers if model == "ff" else 1
     total = epochs_per_stage * stages
     out = []
     for epoch in range(1, total + 1):
-        out.append(demo_snapshot(rng, epoch, total, layers, model, n_units, epochs_per_stage,
-                                 evaluated=(epoch % eval_every == 0 or epoch == total),
-                                 run_name=run_name, dataset=dataset, heldout_class=heldout_class))
+        out.append(
+            demo_snapshot(
+                rng,
+                epoch,
+                total,
+                layers,
+                model,
+                n_units,
+                epochs_per_stage,
+                evaluated=(epoch % eval_every == 0 or epoch == total),
+                run_name=run_name,
+                dataset=dataset,
+                heldout_class=heldout_class,
+            )
+        )
     last = out[-1]
     last.state = "finished"
     last.kind = "final"
     return out
 
 
-def demo_snapshot(rng: random.Random, epoch: int, total: int, layers: int = 3, model: str = "ff",
-                  n_units: int = 40, epochs_per_stage: int | None = None, evaluated: bool = True,
-                  run_name: str = "demo-ff-synthetic", dataset: str = "synthetic",
-                  heldout_class: int | None = None) -> Snapshot:
+def demo_snapshot(
+    rng: random.Random,
+    epoch: int,
+    total: int,
+    layers: int = 3,
+    model: str = "ff",
+    n_units: int = 40,
+    epochs_per_stage: int | None = None,
+    evaluated: bool = True,
+    run_name: str = "demo-ff-synthetic",
+    dataset: str = "synthetic",
+    heldout_class: int | None = None,
+) -> Snapshot:
     epochs_per_stage = epochs_per_stage or total
     progress = epoch / total
     stage = (epoch - 1) // epochs_per_stage if model == "ff" else 0
@@ -157,28 +201,56 @@ def demo_snapshot(rng: random.Random, epoch: int, total: int, layers: int = 3, m
         layer_acc = [round(acc - 0.02 * (layers - 1 - i), 4) for i in range(layers)]
         analysis = [demo_layer(rng, progress, i, n_units) for i in range(layers)]
         if heldout_class is not None:
-            heldout = {"class": heldout_class, "accuracy_seen": round(acc + 0.01, 4),
-                       "accuracy_heldout": round(0.1 + 0.3 * progress, 4),
-                       "layers": [demo_heldout_layer(a, heldout_class) for a in analysis]}
+            heldout = {
+                "class": heldout_class,
+                "accuracy_seen": round(acc + 0.01, 4),
+                "accuracy_heldout": round(0.1 + 0.3 * progress, 4),
+                "layers": [demo_heldout_layer(a, heldout_class) for a in analysis],
+            }
     return Snapshot(
-        run_name=run_name, model=model, dataset=dataset, device="cpu", num_layers=layers,
-        kind="live", state="running", stage=stage, stage_epoch=(epoch - 1) % epochs_per_stage + 1,
-        epochs_per_stage=epochs_per_stage, epoch=epoch, total_epochs=total, wall_time=round(1.5 * epoch, 3),
-        samples_per_s=12000.0 + 100 * (epoch % 3), eta_s=round(1.5 * (total - epoch), 3),
-        loss=loss, g_pos=g_pos, g_neg=g_neg, test_accuracy=acc, layer_accuracy=layer_acc,
-        eval_samples=200 if evaluated else None, layers=analysis, heldout=heldout,
+        run_name=run_name,
+        model=model,
+        dataset=dataset,
+        device="cpu",
+        num_layers=layers,
+        kind="live",
+        state="running",
+        stage=stage,
+        stage_epoch=(epoch - 1) % epochs_per_stage + 1,
+        epochs_per_stage=epochs_per_stage,
+        epoch=epoch,
+        total_epochs=total,
+        wall_time=round(1.5 * epoch, 3),
+        samples_per_s=12000.0 + 100 * (epoch % 3),
+        eta_s=round(1.5 * (total - epoch), 3),
+        loss=loss,
+        g_pos=g_pos,
+        g_neg=g_neg,
+        test_accuracy=acc,
+        layer_accuracy=layer_acc,
+        eval_samples=200 if evaluated else None,
+        layers=analysis,
+        heldout=heldout,
     )
 
 
 class DemoSession:
-    """Plays a synthetic run from a thread, with the interface of core.session.Session.
+    """Plays a synthetic run from a thread, with the interface of ffterm.core.session.Session.
 
     `interval` seconds between snapshots; `fail_at`: epoch at which the run fails (as a missing
     dataset or NaN loss would), ending with state "failed", `error` set and a failed Snapshot.
     """
 
-    def __init__(self, cfg: Any = None, run_dir: Path | None = None, *, force: bool = False,
-                 interval: float = 0.05, fail_at: int | None = None, n_units: int = 40) -> None:
+    def __init__(
+        self,
+        cfg: Any = None,
+        run_dir: Path | None = None,
+        *,
+        force: bool = False,
+        interval: float = 0.05,
+        fail_at: int | None = None,
+        n_units: int = 40,
+    ) -> None:
         self.config = cfg
         model = getattr(cfg, "model", "ff")
         layers = getattr(cfg, "layers", 3)
@@ -203,7 +275,7 @@ class DemoSession:
         (self.run_dir / "config.yaml").write_text(json.dumps({"name": self._name, "model": model}) + "\n")
 
     @classmethod
-    def resume_from(cls, run_dir: Path) -> "DemoSession":
+    def resume_from(cls, run_dir: Path) -> DemoSession:
         return cls(None, run_dir)
 
     def subscribe(self, fn: Callable[[Snapshot], None]) -> None:
@@ -260,26 +332,56 @@ class DemoSession:
             if self.fail_at is not None and epoch >= self.fail_at:
                 self.error = f"loss became NaN at epoch {epoch}; lower lr"
                 self.state = "failed"
-                failed = Snapshot(run_name=self._name, model=self._model, dataset=self._dataset, device="cpu",
-                                  num_layers=self._layers, kind="state", state="failed", epoch=epoch - 1,
-                                  total_epochs=total, message=self.error)
+                failed = Snapshot(
+                    run_name=self._name,
+                    model=self._model,
+                    dataset=self._dataset,
+                    device="cpu",
+                    num_layers=self._layers,
+                    kind="state",
+                    state="failed",
+                    epoch=epoch - 1,
+                    total_epochs=total,
+                    message=self.error,
+                )
                 self._emit(failed)
                 return
             time.sleep(self.interval)
             evaluated = epoch % 2 == 0 or epoch == total or self._snap_now.is_set()
             self._snap_now.clear()
-            snap = demo_snapshot(rng, epoch, total, self._layers, self._model, self.n_units,
-                                 self._epochs if self._stages > 1 else total, evaluated,
-                                 run_name=self._name, dataset=self._dataset, heldout_class=self._heldout)
+            snap = demo_snapshot(
+                rng,
+                epoch,
+                total,
+                self._layers,
+                self._model,
+                self.n_units,
+                self._epochs if self._stages > 1 else total,
+                evaluated,
+                run_name=self._name,
+                dataset=self._dataset,
+                heldout_class=self._heldout,
+            )
             snap.state = "paused" if not self._run.is_set() else "running"
             if epoch == total:
                 snap.kind, snap.state = "final", "finished"
             self._emit(snap)
         if self._stop.is_set():
             self.state = "stopped"
-            self._emit(Snapshot(run_name=self._name, model=self._model, dataset=self._dataset, device="cpu",
-                                num_layers=self._layers, kind="state", state="stopped",
-                                epoch=snap.epoch if snap else 0, total_epochs=total, message="stopped by the user"))
+            self._emit(
+                Snapshot(
+                    run_name=self._name,
+                    model=self._model,
+                    dataset=self._dataset,
+                    device="cpu",
+                    num_layers=self._layers,
+                    kind="state",
+                    state="stopped",
+                    epoch=snap.epoch if snap else 0,
+                    total_epochs=total,
+                    message="stopped by the user",
+                )
+            )
         else:
             self.state = "finished"
 
@@ -290,7 +392,7 @@ class DemoPresetInfo:
 
 
 class DemoPresets:
-    """A stand-in for core.presets (same functions), with a few synthetic-data presets."""
+    """A stand-in for ffterm.core.presets (same functions), with a few synthetic-data presets."""
 
     DEFAULT_PRESET = "quick-ff-fashionmnist"
 
@@ -309,7 +411,7 @@ class DemoPresets:
         return [DemoPresetInfo(n, d) for n, (d, _) in self._PRESETS.items()]
 
     def load_preset(self, name_or_path: str, overrides: dict[str, Any] | None = None) -> Any:
-        from core.config import from_dict
+        from ffterm.core.config import from_dict
 
         if name_or_path not in self._PRESETS:
             raise self.PresetError(f"unknown preset {name_or_path!r}; choose one of {', '.join(self._PRESETS)}")

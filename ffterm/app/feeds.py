@@ -7,6 +7,7 @@ Producer threads only append to a deque and post a `SnapshotsReady` message, whi
 (`can_replace`) so a burst of snapshots costs the UI one wake-up; the UI drains the deque into
 the history. Producers never wait for the UI.
 """
+
 from __future__ import annotations
 
 import threading
@@ -18,9 +19,9 @@ from typing import Any
 
 from textual.message import Message
 
-from core.history import RunHistory
-from core.rundir import follow_snapshots
-from core.snapshot import Snapshot
+from ffterm.core.history import RunHistory
+from ffterm.core.rundir import follow_snapshots
+from ffterm.core.snapshot import Snapshot
 
 RUN_COLORS = ["cyan", "orange", "magenta", "green", "yellow", "blue", "red", "white"]
 _RICH_NAMES = {"orange": "dark_orange"}
@@ -63,7 +64,7 @@ class RunFeed:
 
     # ---- sources ----------------------------------------------------------------------------
     @classmethod
-    def from_snapshots(cls, name: str, snapshots: Iterable[Snapshot], run_dir: Path | None = None) -> "RunFeed":
+    def from_snapshots(cls, name: str, snapshots: Iterable[Snapshot], run_dir: Path | None = None) -> RunFeed:
         feed = cls(name, run_dir)
         for snap in snapshots:
             feed.history.add(snap)

@@ -1,4 +1,5 @@
 """The status header: what runs, where it is, how fast, and what the dashboard shows."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -6,13 +7,19 @@ from typing import Any
 from rich.text import Text
 from textual.widget import Widget
 
-from core.report import class_label
+from ffterm.core.report import class_label
 
 from .feeds import RunFeed, rich_color
 
 STATE_STYLE = {
-    "starting": "bold yellow", "running": "bold green", "paused": "bold yellow", "stopping": "bold yellow",
-    "stopped": "bold magenta", "finished": "bold cyan", "failed": "bold white on red", "watching": "bold blue",
+    "starting": "bold yellow",
+    "running": "bold green",
+    "paused": "bold yellow",
+    "stopping": "bold yellow",
+    "stopped": "bold magenta",
+    "finished": "bold cyan",
+    "failed": "bold white on red",
+    "watching": "bold blue",
 }
 MODEL_NAMES = {"ff": "FF", "bpff": "BP/FF", "bp": "BP"}
 
@@ -20,7 +27,7 @@ MODEL_NAMES = {"ff": "FF", "bpff": "BP/FF", "bp": "BP"}
 def duration(seconds: float | None) -> str:
     if seconds is None or seconds != seconds or seconds < 0:
         return "—"
-    s = int(round(seconds))
+    s = round(seconds)
     h, rem = divmod(s, 3600)
     m, s = divmod(rem, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
@@ -37,7 +44,11 @@ def progress_bar(done: int, total: int, width: int = 12) -> str:
         return "─" * width
     f = max(0.0, min(1.0, done / total)) * width
     full = int(f)
-    return "━" * full + ("╸" if f - full >= 0.5 and full < width else "") + "─" * (width - full - (1 if f - full >= 0.5 and full < width else 0))
+    return (
+        "━" * full
+        + ("╸" if f - full >= 0.5 and full < width else "")
+        + "─" * (width - full - (1 if f - full >= 0.5 and full < width else 0))
+    )
 
 
 class StatusHeader(Widget):
@@ -51,13 +62,14 @@ class StatusHeader(Widget):
 
     def show(self, feed: RunFeed | None, opts: Any, frozen: bool, stale_s: float | None, n_feeds: int) -> None:
         lines = self.compose_lines(feed, opts, frozen, stale_s, n_feeds, self.size.width or 80)
-        if [l.markup for l in lines] != [l.markup for l in self._lines]:
+        if [line.markup for line in lines] != [line.markup for line in self._lines]:
             self._lines = lines
             self.refresh()
 
     @staticmethod
-    def compose_lines(feed: RunFeed | None, opts: Any, frozen: bool, stale_s: float | None, n_feeds: int,
-                      width: int = 80) -> tuple[Text, Text]:
+    def compose_lines(
+        feed: RunFeed | None, opts: Any, frozen: bool, stale_s: float | None, n_feeds: int, width: int = 80
+    ) -> tuple[Text, Text]:
         one, two = Text(no_wrap=True, overflow="ellipsis"), Text(no_wrap=True, overflow="ellipsis")
         if feed is None:
             one.append("ffterm", style="bold")
@@ -77,7 +89,12 @@ class StatusHeader(Widget):
         if snap is None:
             one.append("  waiting for the first snapshot…", style="dim")
             return one, two
-        if snap.model == "ff" and snap.epochs_per_stage and snap.num_layers > 1 and snap.total_epochs > snap.epochs_per_stage:
+        if (
+            snap.model == "ff"
+            and snap.epochs_per_stage
+            and snap.num_layers > 1
+            and snap.total_epochs > snap.epochs_per_stage
+        ):
             one.append(f" │ L{snap.stage + 1}/{snap.num_layers}")
         one.append(f" │ ep {snap.epoch}/{snap.total_epochs}")
         if width >= 100:
@@ -108,11 +125,16 @@ class StatusHeader(Widget):
             if best and len(h.eval_epochs) > 1:
                 two.append(f" (best {100 * best[1]:.2f}@{best[0]})", style="dim")
             if ev.layer_accuracy:
-                two.append(" · " + " ".join(f"L{i + 1} {100 * a:.1f}" for i, a in enumerate(ev.layer_accuracy) if a is not None),
-                           style="dim")
+                two.append(
+                    " · "
+                    + " ".join(f"L{i + 1} {100 * a:.1f}" for i, a in enumerate(ev.layer_accuracy) if a is not None),
+                    style="dim",
+                )
             if ev.heldout:
-                two.append(f" · held-out {ev.heldout.get('class')}: {100 * (ev.heldout.get('accuracy_heldout') or 0):.1f}%",
-                           style="yellow")
+                two.append(
+                    f" · held-out {ev.heldout.get('class')}: {100 * (ev.heldout.get('accuracy_heldout') or 0):.1f}%",
+                    style="yellow",
+                )
             two.append(" │ ", style="dim")
         two.append("layer ", style="dim")
         two.append(f"{opts.layer + 1}", style="bold")

@@ -3,6 +3,7 @@
 Snapshots reach the app as coalesced `SnapshotsReady` messages (see feeds.py); a timer (at most
 4 redraws a second) redraws only the visible tab, and only when what it shows has changed.
 """
+
 from __future__ import annotations
 
 import time
@@ -19,10 +20,10 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 
-from core.config import RunConfig
-from core.report import report_dir, write_report
-from core.rundir import new_run_dir
-from core.snapshot import Snapshot
+from ffterm.core.config import RunConfig
+from ffterm.core.report import report_dir, write_report
+from ffterm.core.rundir import new_run_dir
+from ffterm.core.snapshot import Snapshot
 
 from .feeds import RUN_COLORS, RunFeed, SnapshotsReady
 from .header import StatusHeader
@@ -30,9 +31,14 @@ from .screens import HelpScreen, OpenRunScreen, PresetPicker, RunDialog
 from .views import ActivationsView, CompareView, CurvesView, EIView, EnsemblesView, LayersView, View, ViewOptions
 
 MIN_WIDTH, MIN_HEIGHT = 60, 20
-TABS = [("tab-curves", "Curves", CurvesView), ("tab-layers", "Layers", LayersView),
-        ("tab-act", "Activations", ActivationsView), ("tab-ens", "Ensembles", EnsemblesView),
-        ("tab-ei", "E/I", EIView), ("tab-compare", "Compare", CompareView)]
+TABS = [
+    ("tab-curves", "Curves", CurvesView),
+    ("tab-layers", "Layers", LayersView),
+    ("tab-act", "Activations", ActivationsView),
+    ("tab-ens", "Ensembles", EnsemblesView),
+    ("tab-ei", "E/I", EIView),
+    ("tab-compare", "Compare", CompareView),
+]
 SMOOTHING_STEPS = (0.0, 0.6, 0.9)
 
 
@@ -83,7 +89,8 @@ class Dashboard(Screen):
         if small:
             self.query_one("#too-small", Static).update(
                 f"Terminal too small: {w}×{h}.\n\nffterm needs at least {MIN_WIDTH}×{MIN_HEIGHT} "
-                f"(80×24 or more recommended).\nEnlarge the window; training goes on meanwhile.\n\nq quits.")
+                f"(80×24 or more recommended).\nEnlarge the window; training goes on meanwhile.\n\nq quits."
+            )
 
 
 class FFCommands(Provider):
@@ -102,13 +109,13 @@ class FFCommands(Provider):
 
 
 def _default_presets() -> Any:
-    from core import presets  # the engine's preset registry
+    from ffterm.core import presets  # the engine's preset registry
 
     return presets
 
 
 def _default_session_factory(cfg: RunConfig, run_dir: Path, force: bool = False) -> Any:
-    from core.session import Session
+    from ffterm.core.session import Session
 
     return Session(cfg, run_dir, force=force)
 
@@ -123,12 +130,21 @@ class FFTermApp(App[int]):
         Binding("question_mark,f1", "help", "Help"),
     ]
 
-    def __init__(self, preset: str | None = None, overrides: dict[str, Any] | None = None,
-                 watch: Path | Sequence[Path] | None = None, run_root: Path = Path("runs"), *,
-                 snapshots: dict[str, list[Snapshot]] | None = None,
-                 session_factory: Callable[[RunConfig, Path], Any] | None = None,
-                 presets: Any = None, refresh_s: float = 0.25, open_picker: bool = True,
-                 out: Path | None = None, force: bool = False) -> None:
+    def __init__(
+        self,
+        preset: str | None = None,
+        overrides: dict[str, Any] | None = None,
+        watch: Path | Sequence[Path] | None = None,
+        run_root: Path = Path("runs"),
+        *,
+        snapshots: dict[str, list[Snapshot]] | None = None,
+        session_factory: Callable[[RunConfig, Path], Any] | None = None,
+        presets: Any = None,
+        refresh_s: float = 0.25,
+        open_picker: bool = True,
+        out: Path | None = None,
+        force: bool = False,
+    ) -> None:
         super().__init__()
         self.preset = preset
         self.overrides = dict(overrides or {})
@@ -211,8 +227,9 @@ class FFTermApp(App[int]):
         key = (feed.id, state)
         if state == "failed" and key not in self._notified:
             self._notified.add(key)
-            self.notify(f"{feed.name} failed: {feed.error}\nPress n to pick another preset.",
-                        severity="error", timeout=12)
+            self.notify(
+                f"{feed.name} failed: {feed.error}\nPress n to pick another preset.", severity="error", timeout=12
+            )
         elif state == "finished" and feed.live and key not in self._notified:
             self._notified.add(key)
             acc = feed.history.latest_evaluated.test_accuracy if feed.history.latest_evaluated else None
@@ -294,12 +311,14 @@ class FFTermApp(App[int]):
     @work(thread=True, exclusive=True, group="session")
     def _create_session(self, cfg: RunConfig) -> None:
         try:
-            run_dir, self._out = (self._out, None) if self._out is not None else (new_run_dir(cfg.name, self.run_root), None)
+            run_dir, self._out = (
+                (self._out, None) if self._out is not None else (new_run_dir(cfg.name, self.run_root), None)
+            )
             if self.session_factory is _default_session_factory:
                 session = _default_session_factory(cfg, run_dir, force=self._force)
             else:
                 session = self.session_factory(cfg, run_dir)
-        except Exception as exc:  # noqa: BLE001 - shown to the user, app stays usable
+        except Exception as exc:
             self.call_from_thread(self.notify, f"Cannot start {cfg.name}: {exc}", severity="error", timeout=12)
             return
         self.call_from_thread(self._session_created, session, cfg)
@@ -310,7 +329,7 @@ class FFTermApp(App[int]):
         self._add_feed(feed, primary=True)
         try:
             session.start()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self.notify(f"Cannot start {cfg.name}: {exc}", severity="error", timeout=12)
         self._redraw(True)
 
@@ -321,7 +340,7 @@ class FFTermApp(App[int]):
         try:
             presets = self.presets.list_presets()
             default = getattr(self.presets, "DEFAULT_PRESET", None)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self.notify(f"Presets unavailable: {exc}", severity="error")
             return
         self.push_screen(PresetPicker(presets, self.last_preset or default), self._picked)
@@ -335,7 +354,7 @@ class FFTermApp(App[int]):
         if base is None:
             try:
                 base = self.presets.load_preset(self.presets.DEFAULT_PRESET)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 base = RunConfig()
         self.push_screen(RunDialog(base), self._dialog_done)
 
@@ -521,7 +540,7 @@ class FFTermApp(App[int]):
         try:
             for p in self.presets.list_presets():
                 cmds.append((f"Start preset: {p.name}", p.description or "", lambda n=p.name: self.start_preset(n)))
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
         return cmds
 

@@ -3,6 +3,7 @@
 Pure functions from numbers to rich Text, sized to the cells they are given; colours degrade to
 256 colours on their own (Textual maps truecolor for the terminal).
 """
+
 from __future__ import annotations
 
 import math
@@ -16,8 +17,18 @@ from rich.text import Text
 # viridis-like ramp, dark → bright
 _RAMP = [(68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37)]
 LEVELS = 32
-CLASS_COLORS = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
-                "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"]
+CLASS_COLORS = [
+    "#4e79a7",
+    "#f28e2b",
+    "#e15759",
+    "#76b7b2",
+    "#59a14f",
+    "#edc948",
+    "#b07aa1",
+    "#ff9da7",
+    "#9c755f",
+    "#bab0ac",
+]
 ENSEMBLE_COLOR = "#ff8c1a"
 OTHER_COLOR = "#4a90d9"
 _EIGHTHS = " ▁▂▃▄▅▆▇█"
@@ -68,8 +79,9 @@ def _bins(n: int, k: int) -> list[tuple[int, int]]:
     return [(i * n // k, (i + 1) * n // k) for i in range(k)]
 
 
-def bar_strip(values: Sequence[float], highlight: set[int] | frozenset[int], width: int, height: int,
-              title: str = "") -> Text:
+def bar_strip(
+    values: Sequence[float], highlight: set[int] | frozenset[int], width: int, height: int, title: str = ""
+) -> Text:
     """Vertical bars, one per unit (units binned by max when there are more units than columns).
 
     Highlighted units (the class's ensemble) in orange, others in blue. A y label on the left and
@@ -121,8 +133,14 @@ def bar_strip(values: Sequence[float], highlight: set[int] | frozenset[int], wid
     return text
 
 
-def activation_map(matrix: Sequence[Sequence[float]], row_class: Sequence[int], col_class: Sequence[int],
-                   width: int, height: int, names: Sequence[str]) -> Text:
+def activation_map(
+    matrix: Sequence[Sequence[float]],
+    row_class: Sequence[int],
+    col_class: Sequence[int],
+    width: int,
+    height: int,
+    names: Sequence[str],
+) -> Text:
     """Class-grouped activation map: rows = test samples grouped by class, columns = units in the
     analysis's order (ensemble units of class 0 first, …). Two rows per line with half blocks.
     The top ruler marks which class's ensemble each column belongs to ("·": none)."""
@@ -169,14 +187,25 @@ def activation_map(matrix: Sequence[Sequence[float]], row_class: Sequence[int], 
             last_label = cls2
         else:
             text.append(" " * gutter)
-        _append_runs(text, [("▀" * repeat, _half_style(_level(v, vmax), _level(bottom[j], vmax) if bottom is not None else 0))
-                            for j, v in enumerate(top)])
+        _append_runs(
+            text,
+            [
+                ("▀" * repeat, _half_style(_level(v, vmax), _level(bottom[j], vmax) if bottom is not None else 0))
+                for j, v in enumerate(top)
+            ],
+        )
         text.append("\n")
     return text
 
 
-def matrix_grid(matrix: Sequence[Sequence[float]] | None, names: Sequence[str], jaccard: bool, width: int,
-                selected: int | None = None, title: str = "") -> Text:
+def matrix_grid(
+    matrix: Sequence[Sequence[float]] | None,
+    names: Sequence[str],
+    jaccard: bool,
+    width: int,
+    selected: int | None = None,
+    title: str = "",
+) -> Text:
     """A C×C matrix as a coloured grid (shared-unit counts, or Jaccard in [0, 1])."""
     text = Text(no_wrap=True, overflow="crop")
     if title:
@@ -201,7 +230,7 @@ def matrix_grid(matrix: Sequence[Sequence[float]] | None, names: Sequence[str], 
     text.append("\n")
     for i, row in enumerate(matrix):
         style = CLASS_COLORS[i % len(CLASS_COLORS)] + (" bold reverse" if i == selected else "")
-        text.append(f"{i}"[:label_w - 1].rjust(label_w - 1) + " ", style=style)
+        text.append(f"{i}"[: label_w - 1].rjust(label_w - 1) + " ", style=style)
         for j, v in enumerate(row):
             if jaccard:
                 s = f"{v:.2f}" if cell_w >= 5 else (f"{v:.2f}"[1:] if v < 1 else "1.0")

@@ -1,4 +1,5 @@
 """Modal screens: preset picker, run dialog, open-run dialog, help."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -15,8 +16,8 @@ from textual.timer import Timer
 from textual.widgets import Button, Input, Label, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
-from core.config import ConfigError, RunConfig
-from core.report import class_names
+from ffterm.core.config import ConfigError, RunConfig
+from ffterm.core.report import class_names
 
 from .keys import KEY_HELP
 
@@ -45,8 +46,17 @@ class PresetPicker(ModalScreen[tuple[str, bool] | None]):
             yield Label("Start a run: pick a preset", classes="dialog-title")
             yield Input(placeholder="type to filter (name or description)…", id="picker-filter")
             yield OptionList(id="picker-list")
-            yield Static(Text.assemble(("enter", "bold"), " start  ", ("ctrl+e", "bold"), " customise (model, dataset, "
-                                       "epochs, held-out class, ℓ1/ℓ2…)  ", ("esc", "bold"), " cancel"), classes="hint")
+            yield Static(
+                Text.assemble(
+                    ("enter", "bold"),
+                    " start  ",
+                    ("ctrl+e", "bold"),
+                    " customise (model, dataset, epochs, held-out class, ℓ1/ℓ2…)  ",
+                    ("esc", "bold"),
+                    " cancel",
+                ),
+                classes="hint",
+            )
 
     def on_mount(self) -> None:
         self._fill("")
@@ -61,8 +71,12 @@ class PresetPicker(ModalScreen[tuple[str, bool] | None]):
         self._shown = self._matching(query)
         ol = self.query_one("#picker-list", OptionList)
         ol.clear_options()
-        ol.add_options([Option(Text.assemble((p.name, "bold"), "\n", ("  " + (p.description or ""), "dim")), id=p.name)
-                        for p in self._shown])
+        ol.add_options(
+            [
+                Option(Text.assemble((p.name, "bold"), "\n", ("  " + (p.description or ""), "dim")), id=p.name)
+                for p in self._shown
+            ]
+        )
         if self._shown:
             names = [p.name for p in self._shown]
             ol.highlighted = names.index(self.default) if (not q and self.default in names) else 0
@@ -131,11 +145,15 @@ class RunDialog(ModalScreen[RunConfig | None]):
             yield Label(f"Run settings · from preset {b.name}", classes="dialog-title")
             with Grid(id="run-grid"):
                 yield Label("model")
-                yield _select([("FF (forward-forward)", "ff"), ("BP/FF (backprop on goodness)", "bpff"),
-                               ("BP (backprop)", "bp")], b.model, "f-model")
+                yield _select(
+                    [("FF (forward-forward)", "ff"), ("BP/FF (backprop on goodness)", "bpff"), ("BP (backprop)", "bp")],
+                    b.model,
+                    "f-model",
+                )
                 yield Label("dataset")
-                yield _select([(d, d) for d in ("mnist", "fashionmnist", "svhn", "cifar10", "synthetic")],
-                              b.dataset, "f-dataset")
+                yield _select(
+                    [(d, d) for d in ("mnist", "fashionmnist", "svhn", "cifar10", "synthetic")], b.dataset, "f-dataset"
+                )
                 yield Label("epochs")
                 yield Input(str(b.epochs), id="f-epochs", type="integer")
                 yield Label("layers")
@@ -181,10 +199,14 @@ class RunDialog(ModalScreen[RunConfig | None]):
             return None
         self.config = cfg
         total = cfg.total_epochs
-        error.update(Text(f"✓ {cfg.model.upper()} on {cfg.dataset}: {cfg.layers} layers, {total} "
-                          f"{'layer-' if cfg.stages > 1 else ''}epochs, batch {cfg.effective_batch_size}"
-                          + (f", class {cfg.heldout_class} held out" if cfg.heldout_class is not None else ""),
-                          style="green"))
+        error.update(
+            Text(
+                f"✓ {cfg.model.upper()} on {cfg.dataset}: {cfg.layers} layers, {total} "
+                f"{'layer-' if cfg.stages > 1 else ''}epochs, batch {cfg.effective_batch_size}"
+                + (f", class {cfg.heldout_class} held out" if cfg.heldout_class is not None else ""),
+                style="green",
+            )
+        )
         self.query_one("#run-start", Button).disabled = False
         return cfg
 
@@ -233,8 +255,10 @@ class OpenRunScreen(ModalScreen[Path | None]):
         with Vertical(id="open-run", classes="dialog"):
             yield Label("Add a run to compare", classes="dialog-title")
             yield Input(placeholder="path to a run directory (holding snapshots.jsonl)", id="open-path")
-            yield OptionList(*[Option(Text.assemble((r.name, "bold"), ("  " + str(r.parent), "dim")), id=str(r))
-                               for r in self.runs], id="open-list")
+            yield OptionList(
+                *[Option(Text.assemble((r.name, "bold"), ("  " + str(r.parent), "dim")), id=str(r)) for r in self.runs],
+                id="open-list",
+            )
             yield Static("" if self.runs else f"no runs found under {self.run_root}/", id="open-error", classes="hint")
 
     def on_mount(self) -> None:
@@ -250,7 +274,8 @@ class OpenRunScreen(ModalScreen[Path | None]):
             return
         if not (path / "snapshots.jsonl").exists():
             self.query_one("#open-error", Static).update(
-                Text(f"✖ {path} has no snapshots.jsonl; pick a run directory", style="bold red"))
+                Text(f"✖ {path} has no snapshots.jsonl; pick a run directory", style="bold red")
+            )
             return
         self.dismiss(path)
 

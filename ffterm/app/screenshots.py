@@ -6,6 +6,7 @@
 Writes dashboard-<view>-<W>x<H>.svg for every view and size, plus the preset picker and help at
 the smallest size. Works on any run directory (its snapshots.jsonl is read once, not followed).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,10 +14,16 @@ import asyncio
 import sys
 from pathlib import Path
 
-from core.rundir import read_snapshots
+from ffterm.core.rundir import read_snapshots
 
-VIEWS = [("curves", "tab-curves"), ("layers", "tab-layers"), ("activations", "tab-act"),
-         ("ensembles", "tab-ens"), ("ei", "tab-ei"), ("compare", "tab-compare")]
+VIEWS = [
+    ("curves", "tab-curves"),
+    ("layers", "tab-layers"),
+    ("activations", "tab-act"),
+    ("ensembles", "tab-ens"),
+    ("ei", "tab-ei"),
+    ("compare", "tab-compare"),
+]
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -24,8 +31,9 @@ def _size(text: str) -> tuple[int, int]:
     return int(w), int(h)
 
 
-async def _shoot(run_dirs: list[Path], out: Path, size: tuple[int, int], layer: int, cls: int,
-                 extras: bool) -> list[Path]:
+async def _shoot(
+    run_dirs: list[Path], out: Path, size: tuple[int, int], layer: int, cls: int, extras: bool
+) -> list[Path]:
     from .main import FFTermApp
 
     runs = {}
@@ -56,7 +64,7 @@ async def _shoot(run_dirs: list[Path], out: Path, size: tuple[int, int], layer: 
                 app.action_new_run()
                 await pilot.pause(0.3)
                 written.append(Path(app.save_screenshot(f"preset-picker-{w}x{h}.svg", str(out))))
-            except Exception:  # noqa: BLE001 - presets unavailable: skip that picture
+            except Exception:
                 pass
     return written
 

@@ -4,6 +4,7 @@ Each visitor gets their own app process running `python -m ffterm.app`; with a R
 visitor watches that run (follows its snapshots.jsonl), so a training started headless on a GPU box
 can be watched from a browser without SSH. Without one, each visitor gets the preset picker.
 """
+
 from __future__ import annotations
 
 import shlex
@@ -23,13 +24,21 @@ def serve_command(run_dir: Path | None = None, run_root: Path = Path("runs")) ->
     return " ".join(shlex.quote(p) for p in parts)
 
 
-def serve(run_dir: Path | None = None, host: str = "localhost", port: int = 8000, *,
-          run_root: Path = Path("runs"), public_url: str | None = None) -> None:
+def serve(
+    run_dir: Path | None = None,
+    host: str = "localhost",
+    port: int = 8000,
+    *,
+    run_root: Path = Path("runs"),
+    public_url: str | None = None,
+) -> None:
     """Serve the app over HTTP until interrupted (blocks)."""
     try:
         from textual_serve.server import Server
     except ImportError:
-        raise ServeUnavailable("ffterm serve needs textual-serve; install it with: pip install 'ffterm[serve]'") from None
+        raise ServeUnavailable(
+            "ffterm serve needs textual-serve; install it with: pip install 'ffterm[serve]'"
+        ) from None
     if run_dir is not None and not (Path(run_dir) / "snapshots.jsonl").exists() and not Path(run_dir).is_dir():
         raise ServeUnavailable(f"{run_dir}: not a run directory (no snapshots.jsonl); pass a directory under runs/")
     title = f"ffterm · {Path(run_dir).name}" if run_dir is not None else "ffterm"

@@ -6,6 +6,7 @@ sends layer/class/view keys and times each from the key event until the screen u
 it has been composed (the first display after the status header, which is redrawn last). Pilot.press is not used: it waits for the process to be idle,
 which never happens while training runs.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -16,12 +17,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from core.config import RunConfig
-from core.rundir import read_snapshots
-from core.session import Session
+from ffterm.core.config import RunConfig
+from ffterm.core.rundir import read_snapshots
+from ffterm.core.session import Session
 
-KEYS = [("right_square_bracket", "]"), ("full_stop", "."), ("left_square_bracket", "["), ("comma", ","),
-        ("tab", "\t"), ("shift+tab", None)]
+KEYS = [
+    ("right_square_bracket", "]"),
+    ("full_stop", "."),
+    ("left_square_bracket", "["),
+    ("comma", ","),
+    ("tab", "\t"),
+    ("shift+tab", None),
+]
 
 
 def _stage_speeds(run_dir: Path) -> dict[int, float]:
@@ -98,14 +105,22 @@ def run_ui_bench(cfg: RunConfig, log: Callable[[str], None] = print) -> dict[str
         "headless_samples_per_s": headless,
         "app_samples_per_s": with_app,
         "app_over_headless": ratios,
-        "key_latency_ms": {"median": statistics.median(lat_ms), "p95": lat_ms[int(0.95 * (len(lat_ms) - 1))],
-                           "max": lat_ms[-1], "presses": len(lat_ms)},
+        "key_latency_ms": {
+            "median": statistics.median(lat_ms),
+            "p95": lat_ms[int(0.95 * (len(lat_ms) - 1))],
+            "max": lat_ms[-1],
+            "presses": len(lat_ms),
+        },
     }
     for stage, ratio in ratios.items():
         doing = "keys twice a second" if stage == 0 else "watching"
-        log(f"layer {stage + 1} ({doing}): headless {headless[stage]:,.0f} samples/s, "
-            f"app open {with_app[stage]:,.0f} samples/s ({ratio:.3f} of headless)")
+        log(
+            f"layer {stage + 1} ({doing}): headless {headless[stage]:,.0f} samples/s, "
+            f"app open {with_app[stage]:,.0f} samples/s ({ratio:.3f} of headless)"
+        )
     k = result["key_latency_ms"]
-    log(f"key presses while training ({k['presses']}): median {k['median']:.0f} ms, "
-        f"95th percentile {k['p95']:.0f} ms, max {k['max']:.0f} ms")
+    log(
+        f"key presses while training ({k['presses']}): median {k['median']:.0f} ms, "
+        f"95th percentile {k['p95']:.0f} ms, max {k['max']:.0f} ms"
+    )
     return result

@@ -5,6 +5,7 @@ returns early when nothing it draws has changed (history count, options, feed). 
 textual-plotext PlotextPlots (redrawn only when their data changes); bar strips, the activation map
 and matrices are rich Text sized at render time, so a resize costs no data work.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -19,10 +20,10 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Static
 from textual_plotext import PlotextPlot
 
-from core.formatting import fmt, fmt_pm
-from core.history import RunHistory, ema
-from core.report import class_label, class_names
-from core.snapshot import Snapshot
+from ffterm.core.formatting import fmt, fmt_pm
+from ffterm.core.history import RunHistory, ema
+from ffterm.core.report import class_label, class_names
+from ffterm.core.snapshot import Snapshot
 
 from .feeds import RunFeed, rich_color
 from .render import activation_map, bar_strip, matrix_grid
@@ -56,7 +57,7 @@ def thin(xs: Sequence[float], ys: Sequence[float], n: int = MAX_POINTS) -> tuple
 class _Titled:
     """The plot object handed to drawing functions: plotext, with `title` kept by the Chart."""
 
-    def __init__(self, chart: "Chart") -> None:
+    def __init__(self, chart: Chart) -> None:
         self._chart = chart
 
     def title(self, label: str | None = None) -> None:
@@ -97,8 +98,9 @@ class Chart(PlotextPlot):
         return super().render()
 
 
-def _lines(plt: Any, series: list[tuple[list[float], list[float], str, str]], log_y: bool = False,
-           marker: str = "braille") -> bool:
+def _lines(
+    plt: Any, series: list[tuple[list[float], list[float], str, str]], log_y: bool = False, marker: str = "braille"
+) -> bool:
     """Plot (xs, ys, label, color) series; return whether anything was drawn."""
     drawn = False
     for xs, ys, label, color in series:
@@ -235,9 +237,18 @@ def _pct(xy: tuple[list[int], list[float]]) -> tuple[list[int], list[float]]:
 
 
 # ---- per-layer table ----------------------------------------------------------------------------
-LAYER_COLUMNS = [("layer", "layer"), ("acc", "acc"), ("sparsity", "sparsity"), ("zero", "0-rows"),
-                 ("ens", "ens %"), ("active", "active"), ("rho", "ρ⁺ μ±σ"), ("bias", "bias μ±σ"),
-                 ("stab", "stab"), ("p05", "p>.05")]
+LAYER_COLUMNS = [
+    ("layer", "layer"),
+    ("acc", "acc"),
+    ("sparsity", "sparsity"),
+    ("zero", "0-rows"),
+    ("ens", "ens %"),
+    ("active", "active"),
+    ("rho", "ρ⁺ μ±σ"),
+    ("bias", "bias μ±σ"),
+    ("stab", "stab"),
+    ("p05", "p>.05"),
+]
 
 
 class LayersView(View):
@@ -272,11 +283,15 @@ class LayersView(View):
             stab = h.stability_mean[i][-1] if i < len(h.stability_mean) and h.stability_mean[i] else None
             values = {
                 "layer": Text(f"L{i + 1}" + (" ◀" if i == opts.layer else ""), style=rich_color(layer_color(i))),
-                "acc": fmt(acc, pct=True), "sparsity": fmt(layer.get("sparsity")),
+                "acc": fmt(acc, pct=True),
+                "sparsity": fmt(layer.get("sparsity")),
                 "zero": fmt(layer.get("sparsity_ignored_rows")),
                 "ens": "undef" if layer and layer.get("ensembles") is None else fmt(layer.get("ensemble_size_pct"), 1),
-                "active": fmt(layer.get("active_units")), "rho": fmt_pm(layer.get("rho_plus"), 2, sep="±"),
-                "bias": fmt_pm(layer.get("bias"), 2, sep="±"), "stab": fmt(stab, 2), "p05": fmt(layer.get("n_units_p_gt_0_05")),
+                "active": fmt(layer.get("active_units")),
+                "rho": fmt_pm(layer.get("rho_plus"), 2, sep="±"),
+                "bias": fmt_pm(layer.get("bias"), 2, sep="±"),
+                "stab": fmt(stab, 2),
+                "p05": fmt(layer.get("n_units_p_gt_0_05")),
             }
             for key, value in values.items():
                 table.update_cell(f"L{i + 1}", key, value, update_width=True)
@@ -287,35 +302,61 @@ class LayersView(View):
             note.update("Per-layer analysis appears at the first evaluated snapshot.")
         else:
             acc = fmt(snap.test_accuracy, pct=True)
-            note.update(Text.assemble(("Analysis at epoch ", "dim"), (str(snap.epoch), "bold"),
-                                      (f"/{snap.total_epochs} on {snap.eval_samples or '?'} test images · ", "dim"),
-                                      ("test acc ", "dim"), (acc, "bold"),
-                                      ("  (undef: sparsity < 0.5 · stab: ensembles' Jaccard vs previous eval)", "dim")))
-        self.query_one("#plot-layer-acc", Chart).draw(lambda plt: (
-            plt.title("Accuracy % per layer (each layer's goodness alone)"
-                      if any(v is not None for series in h.layer_accuracy for v in series) else "Per-layer accuracy: none for backprop (one output head)"),
-            _lines(plt, [(*_pct(h.series("layer_accuracy", i)), f"L{i + 1}", layer_color(i))
-                         for i in range(len(h.layer_accuracy))])))
-        self.query_one("#plot-active", Chart).draw(lambda plt: (
-            plt.title("Active units per layer"),
-            _lines(plt, [(*h.series("active_units", i), f"L{i + 1}", layer_color(i))
-                         for i in range(len(h.active_units))])))
+            note.update(
+                Text.assemble(
+                    ("Analysis at epoch ", "dim"),
+                    (str(snap.epoch), "bold"),
+                    (f"/{snap.total_epochs} on {snap.eval_samples or '?'} test images · ", "dim"),
+                    ("test acc ", "dim"),
+                    (acc, "bold"),
+                    ("  (undef: sparsity < 0.5 · stab: ensembles' Jaccard vs previous eval)", "dim"),
+                )
+            )
+        self.query_one("#plot-layer-acc", Chart).draw(
+            lambda plt: (
+                plt.title(
+                    "Accuracy % per layer (each layer's goodness alone)"
+                    if any(v is not None for series in h.layer_accuracy for v in series)
+                    else "Per-layer accuracy: none for backprop (one output head)"
+                ),
+                _lines(
+                    plt,
+                    [
+                        (*_pct(h.series("layer_accuracy", i)), f"L{i + 1}", layer_color(i))
+                        for i in range(len(h.layer_accuracy))
+                    ],
+                ),
+            )
+        )
+        self.query_one("#plot-active", Chart).draw(
+            lambda plt: (
+                plt.title("Active units per layer"),
+                _lines(
+                    plt,
+                    [(*h.series("active_units", i), f"L{i + 1}", layer_color(i)) for i in range(len(h.active_units))],
+                ),
+            )
+        )
         held = self.query_one("#layers-heldout", Static)
         if snap is not None and snap.heldout:
             hd = snap.heldout
             k = hd.get("class")
             names = class_names(h.dataset)
             name = names[k] if isinstance(k, int) and k < len(names) else ""
-            parts = [f"Held-out class {k} {name}: accuracy {fmt(hd.get('accuracy_heldout'), pct=True)} "
-                     f"(seen classes {fmt(hd.get('accuracy_seen'), pct=True)})"]
+            parts = [
+                f"Held-out class {k} {name}: accuracy {fmt(hd.get('accuracy_heldout'), pct=True)} "
+                f"(seen classes {fmt(hd.get('accuracy_seen'), pct=True)})"
+            ]
             for i, hl in enumerate(hd.get("layers") or []):
                 ens = hl.get("ensemble")
                 shared = hl.get("shared_with_seen") or []
                 most = sorted(((n, c) for c, n in enumerate(shared) if n), reverse=True)[:3]
                 overlap = ", ".join(f"{class_label(h.dataset, c)} {n}" for n, c in most) or "none"
-                parts.append(f"  L{i + 1}: sparsity {fmt(hl.get('sparsity'))}, ensemble "
-                             f"{'undefined' if ens is None else len(ens)} units, "
-                             f"{fmt(hl.get('shared_with_seen_total'))} in seen ensembles (most: {overlap})")
+                parts.append(
+                    f"  L{i + 1}: sparsity {fmt(hl.get('sparsity'))}, ensemble "
+                    f"{'undefined' if ens is None else len(ens)} units, "
+                    f"{fmt(hl.get('shared_with_seen_total'))} in seen ensembles (most: {overlap})"
+                )
             held.update("\n".join(parts))
             held.display = True
         else:
@@ -372,15 +413,18 @@ class ActivationsView(View):
         values = (means[cls] if cls < len(means) else None) or []  # None: no correctly classified image
         ens = layer.get("ensembles")
         members = frozenset(ens[cls]) if ens is not None and cls < len(ens) else frozenset()
-        ens_note = ("ensemble undefined (sparsity < 0.5)" if ens is None
-                    else f"ensemble {len(members)} units (orange)")
-        title = (f"Layer {opts.layer + 1} · class {class_label(h.dataset, cls)} · mean activation per unit "
-                 f"({len(values)} units) · {ens_note} · epoch {snap.epoch}")
+        ens_note = "ensemble undefined (sparsity < 0.5)" if ens is None else f"ensemble {len(members)} units (orange)"
+        title = (
+            f"Layer {opts.layer + 1} · class {class_label(h.dataset, cls)} · mean activation per unit "
+            f"({len(values)} units) · {ens_note} · epoch {snap.epoch}"
+        )
         if values:
             bars = lambda w, hh: bar_strip(values, members, w, hh, title)  # noqa: E731
         else:
-            empty = Text.assemble((title + "\n", "bold"), ("no correctly classified test image of this class "
-                                                          "in this snapshot: no profile to show", "dim italic"))
+            empty = Text.assemble(
+                (title + "\n", "bold"),
+                ("no correctly classified test image of this class in this snapshot: no profile to show", "dim italic"),
+            )
             bars = lambda w, hh: empty  # noqa: E731
         self.query_one("#act-bars", TextPanel).set_renderer(bars)
         amap = layer.get("activation_map") or {}
@@ -389,7 +433,8 @@ class ActivationsView(View):
         col_class = amap.get("col_class") or []
         # the map does not depend on the class shown: switching class redraws only the bars
         self.query_one("#act-map", TextPanel).set_renderer(
-            lambda w, hh: activation_map(matrix, row_class, col_class, w, hh, names), key=(id(amap), snap.epoch))
+            lambda w, hh: activation_map(matrix, row_class, col_class, w, hh, names), key=(id(amap), snap.epoch)
+        )
 
 
 def _layer_dict(snap: Snapshot | None, layer: int) -> dict[str, Any] | None:
@@ -425,19 +470,26 @@ class EnsemblesView(View):
             self.query_one("#ens-matrix", TextPanel).set_renderer(lambda w, hh: msg)
         else:
             self.query_one("#ens-matrix", TextPanel).set_renderer(
-                lambda w, hh: matrix_grid(matrix, names, opts.jaccard, w, opts.cls, title))
+                lambda w, hh: matrix_grid(matrix, names, opts.jaccard, w, opts.cls, title)
+            )
 
         def size(plt):
             plt.title("Ensemble size % per layer")
-            _lines(plt, [(*h.series("ensemble_size_pct", i), f"L{i + 1}", layer_color(i))
-                         for i in range(len(h.ensemble_size_pct))])
+            _lines(
+                plt,
+                [
+                    (*h.series("ensemble_size_pct", i), f"L{i + 1}", layer_color(i))
+                    for i in range(len(h.ensemble_size_pct))
+                ],
+            )
 
         cls_name = class_label(h.dataset, opts.cls)
 
         def stability(plt):
             plt.title(f"Stability: Jaccard vs previous eval (layer means; L{opts.layer + 1} class {cls_name})")
-            series = [(*h.series("stability_mean", i), f"L{i + 1} mean", layer_color(i))
-                      for i in range(len(h.stability_mean))]
+            series = [
+                (*h.series("stability_mean", i), f"L{i + 1} mean", layer_color(i)) for i in range(len(h.stability_mean))
+            ]
             series.append((*h.stability_series(opts.layer, opts.cls), f"L{opts.layer + 1} c{cls_name}", "white"))
             if _lines(plt, series):
                 plt.ylim(0, 1.05)
@@ -477,16 +529,18 @@ class EIView(View):
                 plt.title(f"{label} · layer {opts.layer + 1}: {fmt_pm(stat, 3, sep='±')}")
                 if centers:
                     width = (edges[-1] - edges[0]) / max(1, len(centers))
-                    plt.bar(centers, counts[:len(centers)], color=color, width=width * 0.9)
+                    plt.bar(centers, counts[: len(centers)], color=color, width=width * 0.9)
                     plt.vertical_line(stat["mean"], color="white")
                     ticks = [edges[0] + (edges[-1] - edges[0]) * k / 4 for k in range(5)]
                     plt.xticks(ticks, [f"{t:.2g}" for t in ticks])
+
             return fn
 
         def means(name: str, label: str):
             def fn(plt):
                 plt.title(f"{label} over epochs, per layer")
                 _lines(plt, [(*h.series(name, i), f"L{i + 1}", layer_color(i)) for i in range(h.num_layers)])
+
             return fn
 
         self.query_one("#plot-rho-hist", Chart).draw(hist("rho_plus", "ρ⁺ (frac. w>0)", "green"))
@@ -496,9 +550,18 @@ class EIView(View):
 
 
 # ---- compare ------------------------------------------------------------------------------------
-COMPARE_COLUMNS = [("run", "run"), ("model", "model"), ("data", "data"), ("epoch", "epoch"), ("acc", "acc"),
-                   ("sparsity", "sparsity per layer"), ("ens", "ens % per layer"), ("rho", "ρ⁺ per layer"),
-                   ("bias", "bias per layer"), ("state", "state")]
+COMPARE_COLUMNS = [
+    ("run", "run"),
+    ("model", "model"),
+    ("data", "data"),
+    ("epoch", "epoch"),
+    ("acc", "acc"),
+    ("sparsity", "sparsity per layer"),
+    ("ens", "ens % per layer"),
+    ("rho", "ρ⁺ per layer"),
+    ("bias", "bias per layer"),
+    ("state", "state"),
+]
 
 
 class CompareView(View):
@@ -522,13 +585,23 @@ class CompareView(View):
 
     def draw(self, feed, feeds, opts):
         def progress(h: RunHistory, xs: list[int]) -> list[float]:
-            total = (h.latest.total_epochs if h.latest and h.latest.total_epochs else max(xs or [1]))
+            total = h.latest.total_epochs if h.latest and h.latest.total_epochs else max(xs or [1])
             return [100 * x / total for x in xs]
 
         def acc(plt):
             plt.title("Test accuracy % vs % of training")
-            _lines(plt, [(progress(f.history, f.history.series("test_accuracy")[0]),
-                          [100 * v for v in f.history.series("test_accuracy")[1]], f.name[:24], f.color) for f in feeds])
+            _lines(
+                plt,
+                [
+                    (
+                        progress(f.history, f.history.series("test_accuracy")[0]),
+                        [100 * v for v in f.history.series("test_accuracy")[1]],
+                        f.name[:24],
+                        f.color,
+                    )
+                    for f in feeds
+                ],
+            )
 
         def loss(plt):
             plt.title(f"Loss of layer {opts.layer + 1} (CE for BP) vs % of training" + (" (log)" if opts.log_y else ""))
@@ -552,6 +625,7 @@ class CompareView(View):
                     series.append((xs, ys, f.name[:24], f.color))
                 _lines(plt, series, marker="dot")
                 plt.xticks(list(range(1, 1 + max((f.history.num_layers for f in feeds), default=1))))
+
             return fn
 
         self.query_one("#cmp-acc", Chart).draw(acc)
@@ -569,7 +643,7 @@ class CompareView(View):
             snap = h.latest_evaluated
             layers = (snap.layers or []) if snap else []
 
-            def per(key: str, digits: int = 2, stat: bool = False) -> str:
+            def per(key: str, digits: int = 2, stat: bool = False, layers: list = layers) -> str:
                 vals = []
                 for d in layers:
                     v = (d.get(key) or {}).get("mean") if stat else d.get(key)
@@ -577,11 +651,16 @@ class CompareView(View):
                 return "/".join(vals) or "—"
 
             row = {
-                "run": Text(f.name, style=rich_color(f.color)), "model": h.model.upper(), "data": h.dataset,
+                "run": Text(f.name, style=rich_color(f.color)),
+                "model": h.model.upper(),
+                "data": h.dataset,
                 "epoch": f"{h.latest.epoch}/{h.latest.total_epochs}" if h.latest else "—",
                 "acc": fmt(snap.test_accuracy if snap else None, pct=True),
-                "sparsity": per("sparsity"), "ens": per("ensemble_size_pct", 1),
-                "rho": per("rho_plus", stat=True), "bias": per("bias", stat=True), "state": f.state,
+                "sparsity": per("sparsity"),
+                "ens": per("ensemble_size_pct", 1),
+                "rho": per("rho_plus", stat=True),
+                "bias": per("bias", stat=True),
+                "state": f.state,
             }
             for key, value in row.items():
                 table.update_cell(f"run{f.id}", key, value, update_width=True)
