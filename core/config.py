@@ -72,7 +72,10 @@ class RunConfig:
 
     @property
     def stages(self) -> int:
-        """Number of training stages: one per layer for sequential FF, else one."""
+        """Number of training stages: one per layer for sequential FF, else one.
+
+        The one statement of this rule: trainers, snapshots, reports and the views all ask it.
+        """
         return self.layers if self.model == "ff" and self.schedule == "sequential" else 1
 
     @property

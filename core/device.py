@@ -6,6 +6,8 @@ import contextlib
 
 import torch
 
+from .records import GpuStats
+
 
 class DeviceError(RuntimeError):
     """A device that was asked for and is not there."""
@@ -26,12 +28,12 @@ def describe(device: torch.device) -> str:
     return f"cpu ({torch.get_num_threads()} threads)"
 
 
-def gpu_stats(device: torch.device) -> dict[str, float] | None:
+def gpu_stats(device: torch.device) -> GpuStats | None:
     """Memory and utilisation of a CUDA device, or None on CPU."""
     if device.type != "cuda":
         return None
     free, total = torch.cuda.mem_get_info(device)
-    stats = {"memory_used_mb": (total - free) / 2**20, "memory_total_mb": total / 2**20}
+    stats = GpuStats(memory_used_mb=(total - free) / 2**20, memory_total_mb=total / 2**20)
     with contextlib.suppress(Exception):  # needs pynvml; memory alone is still useful
         stats["utilization_pct"] = float(torch.cuda.utilization(device))
     return stats

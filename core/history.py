@@ -24,6 +24,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from .records import LayerAnalysis, Summary
 from .snapshot import Snapshot
 
 Num = float | None
@@ -71,8 +72,7 @@ def _get(seq: Sequence[Any] | None, i: int) -> Any:
     return seq[i]
 
 
-def _stat_mean(layer: dict[str, Any], key: str) -> Num:
-    stat = layer.get(key)
+def _stat_mean(stat: Summary | None) -> Num:
     return _num(stat.get("mean")) if isinstance(stat, dict) else None
 
 
@@ -228,13 +228,14 @@ class RunHistory:
         ensembles_now: list[tuple[frozenset[int], ...] | None] = []
         prev = self._ensembles[-1] if self._ensembles else None
         for i in range(self.num_layers):
-            layer = layers[i] if i < len(layers) and isinstance(layers[i], dict) else {}
+            # a snapshot read from disk may lack a layer or hold something else there
+            layer: LayerAnalysis | dict[str, Any] = layers[i] if i < len(layers) and isinstance(layers[i], dict) else {}
             self.layer_accuracy[i].append(_num(_get(snap.layer_accuracy, i)))
             self.sparsity[i].append(_num(layer.get("sparsity")))
             self.ensemble_size_pct[i].append(_num(layer.get("ensemble_size_pct")))
             self.active_units[i].append(_num(layer.get("active_units")))
-            self.rho_plus_mean[i].append(_stat_mean(layer, "rho_plus"))
-            self.bias_mean[i].append(_stat_mean(layer, "bias"))
+            self.rho_plus_mean[i].append(_stat_mean(layer.get("rho_plus")))
+            self.bias_mean[i].append(_stat_mean(layer.get("bias")))
             ens = layer.get("ensembles")
             now = tuple(frozenset(int(u) for u in units) for units in ens) if ens is not None else None
             ensembles_now.append(now)

@@ -16,27 +16,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from .datasets import class_label, class_names
 from .formatting import fmt, fmt_pm
 from .history import RunHistory
 from .rundir import atomic_write_text
 from .snapshot import Snapshot, _finite
 
-CLASS_NAMES: dict[str, list[str]] = {
-    "fashionmnist": ["T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Boot"],
-    "cifar10": ["plane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
-}
-
-
-def class_names(dataset: str, n: int = 10) -> list[str]:
-    """Short display names of a dataset's classes (digits for MNIST, SVHN and synthetic)."""
-    names = CLASS_NAMES.get(dataset.lower().replace("-", "").replace("_", ""), [])
-    return [names[i] if i < len(names) else str(i) for i in range(n)]
-
-
-def class_label(dataset: str, c: int) -> str:
-    """'3 Dress' for named classes, '3' for digits."""
-    name = class_names(dataset, max(10, c + 1))[c]
-    return str(c) if name == str(c) else f"{c} {name}"
+# class_label and class_names live with the datasets; still importable from here for the views
+__all__ = ["class_label", "class_names", "render_markdown", "report_dir", "write_report"]
 
 
 def report_dir(run_dir: Path, now: datetime | None = None) -> Path:
@@ -82,7 +69,7 @@ def render_markdown(snapshot: Snapshot, history: RunHistory | None = None, *, wh
     names = class_names(snapshot.dataset)
     out: list[str] = [f"# Snapshot report — {snapshot.run_name}", ""]
     progress = f"epoch {snapshot.epoch}/{snapshot.total_epochs}"
-    if snapshot.model == "ff" and snapshot.epochs_per_stage and snapshot.num_layers > 1:
+    if snapshot.stages > 1:
         progress += f" (layer {snapshot.stage + 1}, epoch {snapshot.stage_epoch}/{snapshot.epochs_per_stage} of it)"
     out += _table(
         ["", ""],

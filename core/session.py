@@ -13,7 +13,6 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -24,6 +23,7 @@ from .datasets import DatasetError
 from .device import describe, gpu_stats, resolve_device, synchronize
 from .evaluate import evaluate, live_subset
 from .prepare import prepare
+from .records import FinalRecord, final_layer
 from .snapshot import Snapshot
 from .trainers import EpochMetrics, Trainer, make_trainer
 
@@ -67,7 +67,7 @@ class Session:
         self._done = threading.Event()
         self.state = "starting"
         self.error: str | None = None
-        self.final: dict[str, Any] | None = None
+        self.final: FinalRecord | None = None
         self._wall = 0.0  # training seconds so far (resumed runs continue the count)
         self._last: Snapshot | None = None
 
@@ -235,11 +235,11 @@ class Session:
             num_layers=cfg.layers,
             kind="final" if final else "live",
             state=self.state,
-            stage=min(stage, trainer.num_stages - 1),
-            stage_epoch=done - stage * cfg.epochs if trainer.num_stages > 1 else done,
+            stage=min(stage, cfg.stages - 1),
+            stage_epoch=done - stage * cfg.epochs if cfg.stages > 1 else done,
             epochs_per_stage=cfg.epochs,
             epoch=done,
-            total_epochs=cfg.epochs * trainer.num_stages,
+            total_epochs=cfg.total_epochs,
             wall_time=round(self._wall, 3),
             gpu=gpu_stats(self.device),
         )
@@ -257,30 +257,31 @@ class Session:
             snap.heldout = ev.get("heldout")
         return snap
 
-    def _metric_lists(self, m: EpochMetrics, stage: int) -> tuple[list, list, list]:
+    def _metric_lists(self, m: EpochMetrics, stage: int) -> tuple[list[float | None], ...]:
+        """Loss, G⁺ and G⁻ per layer; when layers train one at a time, None for every other layer."""
         cfg = self.config
         if cfg.model == "bp":
-            return m.loss, [], []
-        if cfg.model == "ff" and cfg.schedule == "sequential":
-            keep = [i == stage for i in range(cfg.layers)]
-            return tuple([v if k else None for v, k in zip(vals, keep)] for vals in (m.loss, m.g_pos, m.g_neg))
-        return m.loss, m.g_pos, m.g_neg
+            return [*m.loss], [], []
+        return tuple(
+            [v if cfg.stages == 1 or i == stage else None for i, v in enumerate(vals)]
+            for vals in (m.loss, m.g_pos, m.g_neg)
+        )
 
     def _finish(self, trainer: Trainer) -> None:
         self.state = "finished"
         self._publish_state("finished", "final analysis on the whole test set")
-        snap = self._snapshot(trainer, None, trainer.num_stages - 1, 0.0, None, final=True)
-        final = {
-            "config": to_dict(self.config),
-            "test_accuracy": snap.test_accuracy,
-            "layer_accuracy": snap.layer_accuracy,
-            "epochs_done": trainer.epochs_done,
-            "wall_seconds": round(self._wall, 3),
-            "device": describe(self.device),
-            "v_train": trainer.data.v_train,
-            "v_test": trainer.data.v_test,
-            "layers": [{k: layer[k] for k in FINAL_LAYER_KEYS} for layer in snap.layers],
-        }
+        snap = self._snapshot(trainer, None, self.config.stages - 1, 0.0, None, final=True)
+        final = FinalRecord(
+            config=to_dict(self.config),
+            test_accuracy=snap.test_accuracy,
+            layer_accuracy=snap.layer_accuracy,
+            epochs_done=trainer.epochs_done,
+            wall_seconds=round(self._wall, 3),
+            device=describe(self.device),
+            v_train=trainer.data.v_train,
+            v_test=trainer.data.v_test,
+            layers=[final_layer(layer) for layer in snap.layers or []],
+        )
         if snap.heldout is not None:
             final["heldout"] = snap.heldout
         rundir.append_snapshot(self.run_dir, snap)
@@ -340,16 +341,3 @@ class Session:
             (d / name).unlink(missing_ok=True)
         if d.is_dir() and not any(d.iterdir()):
             d.rmdir()
-
-
-FINAL_LAYER_KEYS = (
-    "sparsity",
-    "sparsity_ignored_rows",
-    "ensembles",
-    "ensemble_size_pct",
-    "shared_units",
-    "jaccard",
-    "n_units_p_gt_0_05",
-    "rho_plus",
-    "bias",
-)

@@ -14,6 +14,7 @@ from typing import Any
 
 from . import rundir
 from .formatting import fmt_pm
+from .records import FinalRecord
 
 # per-layer figures of final.json summarised across seeds: (label, path into the layer dict)
 LAYER_FIGURES: list[tuple[str, tuple[str, ...]]] = [
@@ -90,7 +91,8 @@ def summarize(run_dirs: list[Path]) -> dict[str, Any]:
     The result lists the directories left out because they have not finished (`skipped`). Runs
     with different settings (other than the seed and bookkeeping) are refused, as are repeated seeds.
     """
-    finals, skipped = [], []
+    finals: list[FinalRecord] = []
+    skipped: list[str] = []
     for d in run_dirs:
         path = Path(d) / rundir.FINAL
         if path.exists():
@@ -115,8 +117,8 @@ def summarize(run_dirs: list[Path]) -> dict[str, Any]:
     layers = []
     for i in range(num_layers):
         row: dict[str, Any] = {"layer": i + 1, "accuracy": mean_std([_at(f["layer_accuracy"], i) for f in finals])}
-        for label, path in LAYER_FIGURES:
-            row[label] = mean_std([_dig(_at(f["layers"], i), path) for f in finals])
+        for label, keys in LAYER_FIGURES:
+            row[label] = mean_std([_dig(_at(f["layers"], i), keys) for f in finals])
         layers.append(row)
     summary = {
         "model": finals[0]["config"]["model"],

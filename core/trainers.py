@@ -58,9 +58,7 @@ def _accuracy(pred: torch.Tensor, y: torch.Tensor) -> float:
 
 
 class Trainer:
-    """The interface the session drives. Subclasses set `num_stages` and implement the hooks."""
-
-    num_stages = 1
+    """The interface the session drives. Subclasses implement the hooks."""
 
     def __init__(self, cfg: RunConfig, data: PreparedData, device: torch.device) -> None:
         self.cfg = cfg
@@ -78,6 +76,10 @@ class Trainer:
         self._autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
 
     # ---- progress -------------------------------------------------------------------------
+    @property
+    def num_stages(self) -> int:
+        return self.cfg.stages
+
     @property
     def done(self) -> bool:
         return self.stage >= self.num_stages
@@ -242,7 +244,6 @@ class FFTrainer(_GoodnessTrainer):
     def __init__(self, cfg: RunConfig, data: PreparedData, device: torch.device) -> None:
         super().__init__(cfg, data, device)
         self.sequential = cfg.schedule == "sequential"
-        self.num_stages = cfg.layers if self.sequential else 1
         self.optimizers = [_adam(lin.parameters(), cfg.lr) for lin in self.net.linears]
         self.stage_pos, self.stage_neg = self.pos_in, self.neg_in
 
