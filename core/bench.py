@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import torch
@@ -20,13 +21,15 @@ from .embedding import clear_label_pixels
 from .evaluate import evaluate, live_subset
 from .predict import label_goodness, label_goodness_reference
 from .prepare import PreparedData
-from .trainers import Trainer, make_trainer
+from .trainers import FFTrainer, Trainer, make_trainer
 
 # The published training code on a 2-core CPU (FashionMNIST, 60k+60k samples, batch 1024+1024).
-PUBLISHED_CPU_S = {"ff_layer_epoch": [3.5, 4.2, 3.9], "eval_10_labels": 4.0}
+PUBLISHED_CPU_S: dict[str, Any] = {"ff_layer_epoch": [3.5, 4.2, 3.9], "eval_10_labels": 4.0}
 
 
-def _bench_data(dataset: str, data_dir: str | None, device: torch.device, log: Callable) -> tuple[PreparedData, str]:
+def _bench_data(
+    dataset: str, data_dir: str | None, device: torch.device, log: Callable[[str], None]
+) -> tuple[PreparedData, str]:
     info = DATASETS[dataset]
     splits = {}
     source = "real"
@@ -70,14 +73,14 @@ def _train_epoch(trainer: Trainer) -> None:
 
 def _ff_layer_epochs(
     cfg: RunConfig, data: PreparedData, dev: torch.device, repeats: int
-) -> tuple[list[float], list[float], Trainer]:
+) -> tuple[list[float], list[float], FFTrainer]:
     """Seconds of one epoch of each FF layer, and of building the next layer's inputs (best of repeats)."""
     layer_s = [float("inf")] * cfg.layers
     stage_inputs_s = [float("inf")] * cfg.layers
     for _ in range(repeats):
-        ff = make_trainer(cfg, data, dev)
+        ff = FFTrainer(cfg, data, dev)
         for stage in range(ff.num_stages):
-            layer_s[stage] = min(layer_s[stage], _time(lambda ff=ff: _train_epoch(ff), dev))
+            layer_s[stage] = min(layer_s[stage], _time(partial(_train_epoch, ff), dev))
             stage_inputs_s[stage] = min(stage_inputs_s[stage], _time(ff.end_epoch, dev))
     return layer_s, stage_inputs_s, ff
 
@@ -90,7 +93,8 @@ def run_bench(
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     dev = resolve_device(device)
-    data, source = _bench_data(dataset, data_dir, dev, log)
+    ff_cfg = RunConfig(model="ff", epochs=1).replace(dataset=dataset)  # ConfigError for an unknown dataset
+    data, source = _bench_data(ff_cfg.dataset, data_dir, dev, log)
     n_train = data.train_y.shape[0]
     results: dict[str, Any] = {
         "device": describe(dev),
@@ -101,7 +105,7 @@ def run_bench(
     }
 
     # FF: one epoch of each layer (sequential schedule); the best of `repeats` fresh runs
-    layer_s, stage_inputs_s, ff = _ff_layer_epochs(RunConfig(model="ff", dataset=dataset, epochs=1), data, dev, repeats)
+    layer_s, stage_inputs_s, ff = _ff_layer_epochs(ff_cfg, data, dev, repeats)
     results["ff_layer_epoch_s"] = layer_s
     results["ff_samples_per_s"] = [2 * n_train / s for s in layer_s]
     results["ff_next_layer_inputs_s"] = stage_inputs_s[:-1]
@@ -110,9 +114,7 @@ def run_bench(
         + ", ".join(f"L{i + 1} {s:.2f}" for i, s in enumerate(layer_s))
         + f"  ({', '.join(f'{2 * n_train / s:,.0f}' for s in layer_s)} samples/s)"
     )
-    bf16_s, _, _ = _ff_layer_epochs(
-        RunConfig(model="ff", dataset=dataset, epochs=1, precision="bf16"), data, dev, repeats
-    )
+    bf16_s, _, _ = _ff_layer_epochs(ff_cfg.replace(precision="bf16"), data, dev, repeats)
     results["ff_bf16_layer_epoch_s"] = bf16_s
     results["bf16_speedup"] = [a / b for a, b in zip(layer_s, bf16_s)]
     log(
@@ -136,21 +138,19 @@ def run_bench(
 
     # BP/FF and BP: one epoch each
     for model in ("bpff", "bp"):
-        cfg = RunConfig(model=model, dataset=dataset, epochs=1, lr=1e-4)
-        trainer = make_trainer(cfg, data, dev)  # BP's plain images cost the same as cleared-label ones
-        s = _time(lambda trainer=trainer: _train_epoch(trainer), dev)
+        trainer = make_trainer(ff_cfg.replace(model=model, lr=1e-4), data, dev)  # BP's plain images cost as much
+        s = _time(partial(_train_epoch, trainer), dev)
         per_epoch = (2 if model == "bpff" else 1) * n_train
         results[f"{model}_epoch_s"] = s
         results[f"{model}_samples_per_s"] = per_epoch / s
         log(f"{model.upper()} epoch: {s:.2f} s ({per_epoch / s:,.0f} samples/s)")
 
     # analysis: a live snapshot (default subset) and the final one (whole test set, p-values)
-    cfg = RunConfig(model="ff", dataset=dataset, epochs=1)
-    subset = live_subset(y.shape[0], cfg.analysis_samples, 0)
-    live = _time(lambda: evaluate(ff, cfg, subset, final=False), dev)
-    final = _time(lambda: evaluate(ff, cfg, None, final=True), dev)
-    results.update(live_snapshot_s=live, final_analysis_s=final, analysis_samples=cfg.analysis_samples)
-    log(f"live snapshot (accuracy + analysis of {cfg.analysis_samples} test images, 3 layers): {live:.2f} s")
+    subset = live_subset(y.shape[0], ff_cfg.analysis_samples, 0)
+    live = _time(lambda: evaluate(ff, ff_cfg, subset, final=False), dev)
+    final = _time(lambda: evaluate(ff, ff_cfg, None, final=True), dev)
+    results.update(live_snapshot_s=live, final_analysis_s=final, analysis_samples=ff_cfg.analysis_samples)
+    log(f"live snapshot (accuracy + analysis of {ff_cfg.analysis_samples} test images, 3 layers): {live:.2f} s")
     log(f"final analysis (all {y.shape[0]} test images, 200-shuffle p-values): {final:.2f} s")
 
     if dev.type == "cpu" and dataset == "fashionmnist":

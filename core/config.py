@@ -163,7 +163,7 @@ def _coerce(key: str, value: Any) -> Any:
     return value
 
 
-def _number(key: str, value: Any, kind: type) -> int | float:
+def _number(key: str, value: Any, kind: type[int] | type[float]) -> int | float:
     """A whole number (kind int) or a finite number (kind float), from YAML or command-line text."""
     what = "a whole number" if kind is int else "a number"
     if isinstance(value, str):
@@ -176,10 +176,10 @@ def _number(key: str, value: Any, kind: type) -> int | float:
     allowed = (int,) if kind is int else (int, float)
     if isinstance(value, bool) or not isinstance(value, allowed):
         raise ConfigError(f"{key}: expected {what}, got {value!r}")
-    value = kind(value)
-    if not math.isfinite(value):
+    number = kind(value)
+    if not math.isfinite(number):
         raise ConfigError(f"{key}: expected a finite number, got {value!r}")
-    return value
+    return number
 
 
 def from_dict(data: dict[str, Any]) -> RunConfig:

@@ -398,7 +398,8 @@ def read_idx(path: str | Path, ndim: int) -> np.ndarray:
     if got != expected:
         state = "truncated" if got < expected else "has trailing bytes"
         raise _corrupt(path, f"{state}: header says {dims} = {expected} bytes of data, file has {got}")
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims).copy()
+    images: np.ndarray = np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims).copy()
+    return images
 
 
 def _find_file(folder: Path, stem: str) -> Path | None:
@@ -489,7 +490,7 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a CIFAR batch")
 
 
-def _get(d: dict, key: str) -> Any:
+def _get(d: dict[Any, Any], key: str) -> Any:
     if key in d:
         return d[key]
     return d.get(key.encode("ascii"))

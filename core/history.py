@@ -24,7 +24,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .records import LayerAnalysis, Summary
+from .records import Heldout, LayerAnalysis, Summary
 from .snapshot import Snapshot
 
 Num = float | None
@@ -222,7 +222,7 @@ class RunHistory:
         layers = snap.layers or []
         self.eval_epochs.append(snap.epoch)
         self.test_accuracy.append(_num(snap.test_accuracy))
-        held = snap.heldout or {}
+        held: Heldout | dict[str, Any] = snap.heldout or {}
         self.heldout_accuracy_seen.append(_num(held.get("accuracy_seen")))
         self.heldout_accuracy_heldout.append(_num(held.get("accuracy_heldout")))
         ensembles_now: list[tuple[frozenset[int], ...] | None] = []

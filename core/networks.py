@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -25,13 +26,18 @@ def goodness(h: torch.Tensor, kind: str) -> torch.Tensor:
     return h.norm(dim=1) if kind == "l2" else h.abs().sum(dim=1)
 
 
+def _linear_stack(sizes: list[int]) -> Sequence[nn.Linear]:
+    """Linear layers between consecutive sizes, registered as submodules (a ModuleList)."""
+    # a ModuleList is typed as holding any Module; this one holds only Linear layers
+    return nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(sizes))  # type: ignore[return-value]
+
+
 class FFNet(nn.Module):
     """A stack of FF layers: h_l = ReLU(W_l · normalize(h_{l-1}) + b_l); each layer passes raw h on."""
 
     def __init__(self, in_features: int, hidden: int, layers: int, norm: str) -> None:
         super().__init__()
-        sizes = [in_features] + [hidden] * layers
-        self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(sizes))
+        self.linears = _linear_stack([in_features] + [hidden] * layers)
         self.norm = norm
 
     def layer(self, index: int, x: torch.Tensor) -> torch.Tensor:
@@ -51,8 +57,7 @@ class BPNet(nn.Module):
 
     def __init__(self, in_features: int, hidden: int, layers: int, classes: int = 10) -> None:
         super().__init__()
-        sizes = [in_features] + [hidden] * layers
-        self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(sizes))
+        self.linears = _linear_stack([in_features] + [hidden] * layers)
         self.head = nn.Linear(hidden, classes)
 
     def hidden(self, x: torch.Tensor) -> list[torch.Tensor]:

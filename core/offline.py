@@ -13,6 +13,7 @@ from .config import RunConfig, from_dict, load_yaml_text
 from .device import resolve_device
 from .evaluate import evaluate, live_subset
 from .prepare import prepare
+from .records import SnapshotEvaluation
 from .trainers import Trainer, make_trainer
 
 
@@ -46,7 +47,7 @@ def load_trained(run_dir: Path, device: str | None = None, *, keep_heldout: bool
 
 def analyze_run(
     run_dir: Path, samples: int | None = None, device: str | None = None, pvalues: bool = True
-) -> dict[str, Any]:
+) -> SnapshotEvaluation:
     """Recompute accuracy and the full per-layer analysis; writes RUN_DIR/analysis.json."""
     cfg, trainer = load_trained(run_dir, device)
     cfg = cfg.replace(final_pvalues=pvalues)

@@ -151,14 +151,14 @@ def render_markdown(snapshot: Snapshot, history: RunHistory | None = None, *, wh
         out += ["## Held-out class", ""]
         rows = []
         for i, hl in enumerate(snapshot.heldout["layers"]):
-            ens = hl.get("ensemble")
+            ek = hl.get("ensemble")
             shared = hl.get("shared_with_seen")  # per seen class: |E_k ∩ E_c| (None at k)
             per_class = ", ".join(f"{c}: {n}" for c, n in enumerate(shared) if n) if isinstance(shared, list) else "—"
             rows.append(
                 [
                     str(i + 1),
                     fmt(hl.get("sparsity")),
-                    "undefined" if ens is None else str(len(ens)),
+                    "undefined" if ek is None else str(len(ek)),
                     fmt(hl.get("shared_with_seen_total")),
                     per_class or "none",
                 ]

@@ -8,6 +8,7 @@ the device; `end_epoch()` reads them once (no host sync per batch).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,7 +49,7 @@ def _generator(*parts: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def _adam(params, lr: float) -> torch.optim.Adam:
+def _adam(params: Iterable[torch.nn.Parameter], lr: float) -> torch.optim.Adam:
     """Adam (β 0.9, 0.999, eps 1e-8, no weight decay), fused: one kernel for all parameters."""
     return torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999), eps=1e-8, fused=True)
 
@@ -58,7 +59,10 @@ def _accuracy(pred: torch.Tensor, y: torch.Tensor) -> float:
 
 
 class Trainer:
-    """The interface the session drives. Subclasses implement the hooks."""
+    """The interface the session drives. Subclasses build `net` and `optimizers` and implement the hooks."""
+
+    net: FFNet | BPNet
+    optimizers: list[torch.optim.Optimizer]
 
     def __init__(self, cfg: RunConfig, data: PreparedData, device: torch.device) -> None:
         self.cfg = cfg
@@ -98,10 +102,9 @@ class Trainer:
 
     def step(self) -> bool:
         """Train one batch; True when it ended an epoch (call `end_epoch()` then)."""
-        if self._perm is None:
-            self._begin_epoch()
+        perm = self._perm if self._perm is not None else self._begin_epoch()
         b = self.cfg.effective_batch_size
-        idx = self._perm[self.batch * b : (self.batch + 1) * b]
+        idx = perm[self.batch * b : (self.batch + 1) * b]
         with self._autocast:
             self._train_batch(idx)
         self.batch += 1
@@ -110,7 +113,7 @@ class Trainer:
     def end_epoch(self) -> EpochMetrics:
         """Read the epoch's metrics (one host sync) and advance the position."""
         n = max(self._seen, 1)
-        sums = (self._sums / n).cpu().tolist()
+        sums = (self._epoch_sums / n).cpu().tolist()
         metrics = EpochMetrics(loss=sums[0], g_pos=sums[1], g_neg=sums[2], samples=self._samples)
         self._perm, self._sums, self._samples, self._seen = None, None, 0, 0
         self.batch = 0
@@ -122,14 +125,22 @@ class Trainer:
                 self._begin_stage()
         return metrics
 
-    def _begin_epoch(self) -> None:
+    def _begin_epoch(self) -> torch.Tensor:
+        """Draw the epoch's permutation (returned) and start its sums."""
         gen = _generator(self.cfg.seed, self.stage, self.epoch)
-        self._perm = torch.randperm(self.num_examples, generator=gen).to(self.device)
+        self._perm = perm = torch.randperm(self.num_examples, generator=gen).to(self.device)
         self._epoch_setup(gen)
         if self._sums is None:
             self._sums = torch.zeros(3, self.metric_width, device=self.device)
             self._samples, self._seen = 0, 0
         # on resume mid-epoch the batches already done are skipped by position
+        return perm
+
+    @property
+    def _epoch_sums(self) -> torch.Tensor:
+        if self._sums is None:
+            raise RuntimeError("no epoch in progress: call step() first")
+        return self._sums
 
     def _accumulate(
         self,
@@ -141,7 +152,7 @@ class Trainer:
         layer: int | None = None,
     ) -> None:
         """Add a batch's metrics (per layer, or to one `layer`'s column only) to the epoch's sums."""
-        sums = self._sums if layer is None else self._sums[:, layer]  # a view: updated in place
+        sums = self._epoch_sums if layer is None else self._epoch_sums[:, layer]  # a view: updated in place
         sums[0] += loss.detach() * n
         sums[1] += g_pos.detach() * n
         sums[2] += g_neg.detach() * n
@@ -200,6 +211,8 @@ class Trainer:
 
 class _GoodnessTrainer(Trainer):
     """Shared by FF and BP/FF: embedded positives and negatives, goodness-based prediction."""
+
+    net: FFNet
 
     def __init__(self, cfg: RunConfig, data: PreparedData, device: torch.device) -> None:
         super().__init__(cfg, data, device)
@@ -322,6 +335,8 @@ class BPFFTrainer(_GoodnessTrainer):
 
 class BPTrainer(Trainer):
     """Backprop with cross-entropy on plain images; optional activation ℓ1 penalty."""
+
+    net: BPNet
 
     def __init__(self, cfg: RunConfig, data: PreparedData, device: torch.device) -> None:
         super().__init__(cfg, data, device)

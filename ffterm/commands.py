@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +62,7 @@ def _drive(session: Session) -> int:
     if session.state == "stopped":
         console.print(f"stopped; continue with [bold]ffterm resume {session.run_dir}[/]")
         return 130
-    final = session.final or {}
+    final: Mapping[str, Any] = session.final or {}
     acc = final.get("test_accuracy")
     console.print(
         f"finished after {final.get('wall_seconds', 0):.1f} s of training: test accuracy "
@@ -169,8 +170,8 @@ def cmd_analyze(args: argparse.Namespace, _: Any = None) -> int:
             str(layer["sparsity_ignored_rows"]),
             fmt(layer["ensemble_size_pct"], 2),
             fmt(layer["n_units_p_gt_0_05"]),
-            fmt(layer["rho_plus"]["mean"]),
-            fmt(layer["bias"]["mean"]),
+            fmt(layer["rho_plus"]["mean"] if layer["rho_plus"] else None),
+            fmt(layer["bias"]["mean"] if layer["bias"] else None),
         )
     console.print(table)
     console.print(f"test accuracy {result['test_accuracy']:.4f}; written to {args.run_dir / 'analysis.json'}")
@@ -213,6 +214,7 @@ def cmd_serve(args: argparse.Namespace, _: Any = None) -> int:
     try:
         from .app.serve import serve
 
-        return serve(args.run_dir, host=args.host, port=args.port) or 0
+        serve(args.run_dir, host=args.host, port=args.port)
+        return 0
     except ImportError:
         raise UsageError("`ffterm serve` needs textual-serve; install it with `pip install 'ffterm[serve]'`") from None

@@ -47,7 +47,7 @@ def _ensemble_mask(means: np.ndarray, factor: float) -> np.ndarray:
     n = means.shape[1]
     total = means.sum(axis=1, keepdims=True)
     with np.errstate(invalid="ignore"):
-        mask = means * (n - 1) > factor * (total - means)
+        mask: np.ndarray = means * (n - 1) > factor * (total - means)
     return mask
 
 
@@ -117,7 +117,8 @@ def shared_units(ensembles: Sequence[Any], n_units: int | None = None) -> np.nda
     numpy.ndarray, (C, C) int64, symmetric.
     """
     B = _membership(ensembles, n_units)
-    return B @ B.T
+    shared: np.ndarray = B @ B.T
+    return shared
 
 
 def jaccard(ensembles: Sequence[Any], n_units: int | None = None) -> np.ndarray:

@@ -17,7 +17,7 @@ __all__ = ["linear_probe"]
 def _features(X: Any, name: str, device: torch.device) -> torch.Tensor:
     """Finite 2-D float32 tensor on ``device``."""
     if is_tensor(X):
-        t = X.detach()
+        t: torch.Tensor = X.detach()
         if t.ndim != 2:
             raise ValueError(f"{name} must be 2-D (samples, features); got shape {tuple(t.shape)}")
         if t.is_complex():
