@@ -25,14 +25,14 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class RunConfig:
-    """One run. Defaults follow the published training code (SPEC §2)."""
+    """One run. Defaults follow the published training code (docs/algorithms.md#hyperparameters)."""
 
     name: str = "custom"
     description: str = ""
     model: Model = "ff"
     dataset: DatasetName = "fashionmnist"
     layers: int = 3
-    hidden: int | None = None  # None: the dataset's width (SPEC §1)
+    hidden: int | None = None  # None: the dataset's width (docs/algorithms.md#data)
     epochs: int = 10  # FF sequential: per layer
     lr: float = 0.01
     batch_size: int | None = None  # None: 1024 (FF, BP/FF), 2048 (BP)

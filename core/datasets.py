@@ -1,4 +1,4 @@
-"""Dataset loading for ffterm (SPEC §1).
+"""Dataset loading for ffterm (docs/algorithms.md#data).
 
 This module finds and reads the four image datasets of the study (MNIST, FashionMNIST, SVHN,
 CIFAR10) plus a small generated ``"synthetic"`` set, and returns them as raw ``uint8`` tensors.
@@ -28,7 +28,7 @@ The readers are deliberately small and vectorised: IDX files are parsed with num
 per-sample work), SVHN ``.mat`` files with :func:`scipy.io.loadmat`, CIFAR10 batches with a
 restricted unpickler that only reconstructs numpy arrays.
 
-``DATASETS`` carries the per-dataset constants of SPEC §1 (input shape, hidden width, normalisation
+``DATASETS`` carries the per-dataset constants of docs/algorithms.md#data (input shape, hidden width, normalisation
 mean/std; FashionMNIST deliberately uses MNIST's constants, as the published code does).
 :func:`normalize_images` applies them: ``/255``, per-channel ``(x - mean) / std``, flattened
 channel-major. The label embedding is done elsewhere.
@@ -88,7 +88,7 @@ class DatasetInfo:
     Attributes:
         name: canonical key in :data:`DATASETS` (lower case, no punctuation).
         shape: image shape ``(C, H, W)``.
-        hidden: width of every hidden layer used for this dataset (SPEC §1).
+        hidden: width of every hidden layer used for this dataset (docs/algorithms.md#data).
         mean: per-channel mean used for normalisation (pixels scaled to [0, 1] first).
         std: per-channel standard deviation used for normalisation.
         num_classes: number of classes (labels are ``0 .. num_classes - 1``).
@@ -126,7 +126,7 @@ _SYN_STD = 0.2747670017
 
 DATASETS: dict[str, DatasetInfo] = {
     "mnist": DatasetInfo("mnist", (1, 28, 28), 1000, (0.1307,), (0.3081,)),
-    # MNIST's constants on purpose: that is what the published code does (SPEC §1).
+    # MNIST's constants on purpose: that is what the published code does (docs/algorithms.md#data).
     "fashionmnist": DatasetInfo(
         "fashionmnist",
         (1, 28, 28),

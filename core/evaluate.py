@@ -1,4 +1,4 @@
-"""Evaluation of a trainer at one moment: accuracy and the per-layer analysis of SPEC §3.
+"""Evaluation of a trainer at one moment: accuracy and the per-layer analysis (docs/algorithms.md#evaluation).
 
 Live snapshots use a fixed, seeded subset of the test set (`analysis_samples`); the final one uses
 the whole test set and adds permutation p-values.

@@ -6,10 +6,10 @@ Pure bookkeeping (no textual, no torch). Feed it every Snapshot of a run, in ord
   samples/s. A layer that is not trained in a snapshot (sequential FF) has None there.
 - evaluation series, one point per *evaluated* snapshot (x = `eval_epochs`): test accuracy,
   per-layer accuracy, and per layer: sparsity, ensemble size %, active units, ρ⁺ mean, bias mean.
-- ensemble stability per layer and class: the Jaccard index |E_c(t-1) ∩ E_c(t)| / |E_c(t-1) ∪ E_c(t)|
-  of class c's ensemble between consecutive evaluated snapshots (0 when both are empty, as SPEC §3
-  defines Jaccard). None at the first evaluation and wherever either ensemble is undefined
-  (sparsity < 0.5).
+- ensemble stability per layer and class (docs/algorithms.md#ensemble-stability): the Jaccard index
+  |E_c(t-1) ∩ E_c(t)| / |E_c(t-1) ∪ E_c(t)| of class c's ensemble between consecutive evaluated
+  snapshots (0 when both are empty). None at the first evaluation and wherever either ensemble is
+  undefined (sparsity < 0.5).
 
 A snapshot of kind "state" (the session announcing starting/paused/stopped/failed, with a
 message) changes only `state` and `message`; the series and `latest` keep the last real snapshot.
@@ -31,7 +31,7 @@ Num = float | None
 
 
 def jaccard(a: frozenset[int] | set[int], b: frozenset[int] | set[int]) -> float:
-    """|a ∩ b| / |a ∪ b|; 0 when both are empty (SPEC §3)."""
+    """|a ∩ b| / |a ∪ b|; 0 when both are empty (docs/algorithms.md#shared-units-and-jaccard)."""
     union = len(a | b)
     return len(a & b) / union if union else 0.0
 

@@ -1,4 +1,4 @@
-"""Goodness losses (SPEC §2)."""
+"""Goodness losses (docs/algorithms.md#goodness-and-loss)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The networks: FF layers (normalise → Linear → ReLU), goodness, and the BP classifier (SPEC §2)."""
+"""The networks: FF layers (normalise → Linear → ReLU), goodness, and the BP classifier.
+
+See docs/algorithms.md#networks and #goodness-and-loss.
+"""
 
 from __future__ import annotations
 

@@ -61,7 +61,7 @@ def analyze_run(
 def probe_run(
     run_dir: Path, layer: int | None = None, device: str | None = None, log: Callable[[str], None] = print
 ) -> dict[str, Any]:
-    """Linear probes on each layer's representations of plain images (no label pixel), SPEC §3.
+    """Linear probes on each layer's representations of plain images (no label pixel), docs/algorithms.md#linear-probes.
 
     The probe trains on every training image (a held-out class included: the probe asks whether the
     network's representation separates it) and is tested on the test images.

@@ -1,4 +1,4 @@
-"""Trainers for FF, BP/FF and BP (SPEC §2), advancing one batch per `step()`.
+"""Trainers for FF, BP/FF and BP, advancing one batch per `step()` (docs/algorithms.md#ff-training and after).
 
 A trainer's position is (stage, epoch, batch). Every random choice is derived from the seed and the
 position (the epoch's permutation, resampled negatives), so a checkpoint needs no RNG state and a

@@ -1,4 +1,4 @@
-"""Class ensembles: units that respond to a class far above the layer's average (SPEC §3)."""
+"""Class ensembles: units that respond to a class far above the layer's average (docs/algorithms.md#ensembles)."""
 
 from __future__ import annotations
 

@@ -51,7 +51,7 @@ def analyze_layer(
     rows_per_class: int = 8,
     max_cols: int = 120,
 ) -> LayerAnalysis:
-    """Full SPEC §3 analysis of one layer, as a JSON-ready dict.
+    """The full analysis of one layer (docs/algorithms.md, #sparsity to #profiles), as a JSON-ready dict.
 
     Parameters
     ----------
@@ -161,7 +161,7 @@ def analyze_heldout_layer(
 
     Rule: ``E_k`` is computed from the rows of class ``k`` with the usual
     leave-one-out rule, and it is *defined* when the Hoyer sparsity of those
-    rows is ``>= sparsity_threshold`` (the layer rule of SPEC §3, applied to the
+    rows is ``>= sparsity_threshold`` (the layer rule of docs/algorithms.md#ensembles, applied to the
     held-out class's own rows, since that class played no part in training).
     The seen classes' ensembles are taken as given: pass the layer's
     ``ensembles`` from :func:`analyze_layer` / :func:`find_ensembles` (entry

@@ -1,4 +1,4 @@
-"""Linear probes: multinomial logistic regression on layer representations (SPEC §3)."""
+"""Linear probes: multinomial logistic regression on layer representations (docs/algorithms.md#linear-probes)."""
 
 from __future__ import annotations
 

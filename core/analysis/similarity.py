@@ -1,4 +1,4 @@
-"""Representation similarity: linear CKA, SVCCA and distance correlation (SPEC §3).
+"""Representation similarity: linear CKA, SVCCA and distance correlation (docs/algorithms.md#representation-similarity).
 
 All three compare two representations of the *same* samples (row ``r`` of ``X``
 and of ``Y`` come from the same input); the number of columns may differ.  They
