@@ -1,4 +1,4 @@
-"""Normalisation, goodness, losses and prediction on hand-computed tensors (docs/algorithms.md#networks to #prediction)."""
+"""Normalisation, goodness, losses and prediction on hand-computed tensors (docs/algorithms.md#networks on)."""
 
 import math
 
