@@ -100,6 +100,17 @@ def test_unevaluated_snapshot_report_says_so():
     assert "not evaluated" in md
 
 
+def test_progress_names_the_layer_only_when_layers_train_one_at_a_time():
+    sequential = _snapshot()  # FF, 2 layers of 5 epochs each
+    assert sequential.stages == 2
+    assert "epoch 10/10 (layer 2, epoch 5/5 of it)" in render_markdown(sequential)
+    simultaneous = _snapshot()
+    simultaneous.stage, simultaneous.stage_epoch, simultaneous.epoch, simultaneous.total_epochs = 0, 5, 5, 5
+    assert simultaneous.stages == 1
+    md = render_markdown(simultaneous)
+    assert "epoch 5/5," in md and "of it)" not in md
+
+
 def test_class_names():
     assert class_names("fashionmnist")[9] == "Boot"
     assert class_names("mnist") == [str(i) for i in range(10)]
