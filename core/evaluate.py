@@ -45,7 +45,16 @@ def evaluate(trainer: Trainer, cfg: RunConfig, subset: torch.Tensor | None, fina
     params = trainer.layer_params()
     y_correct = y[correct]
     result["layers"] = [
-        analyze_layer(h, y_correct, NUM_LABELS, w, b, pvalues=final and cfg.final_pvalues, seed=cfg.seed)
+        analyze_layer(
+            h,
+            y_correct,
+            NUM_LABELS,
+            w,
+            b,
+            pvalues=final and cfg.final_pvalues,
+            seed=cfg.seed,
+            factor=cfg.ensemble_factor,
+        )
         for h, (w, b) in zip(reps, params)
     ]
     if heldout is not None:
@@ -71,7 +80,11 @@ def _heldout(
         if not reps:
             out_layers.append({"sparsity": None, "ensemble": None, "shared_with_seen": None})
             continue
-        out_layers.append(analyze_heldout_layer(reps[i], y[held], k, layer["ensembles"], num_classes=NUM_LABELS))
+        out_layers.append(
+            analyze_heldout_layer(
+                reps[i], y[held], k, layer["ensembles"], num_classes=NUM_LABELS, factor=cfg.ensemble_factor
+            )
+        )
     return {
         "class": k,
         "accuracy_seen": float((pred[seen] == y[seen]).float().mean()) if seen.any() else None,
