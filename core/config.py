@@ -54,6 +54,9 @@ class RunConfig:
     analysis_samples: int = 2000  # test images analysed in live snapshots
     checkpoint_every: int = 1  # epochs between checkpoints
     final_pvalues: bool = True  # permutation p-values in the final analysis
+    # ensemble rule: unit i joins class c's ensemble when its class mean exceeds this multiple of the
+    # leave-one-out mean (2: the paper's text; 3: the stricter variant of its published notebook)
+    ensemble_factor: float = 2.0
     threads: int = 0  # torch CPU threads; 0: torch's default
     precision: Literal["fp32", "bf16"] = (
         "fp32"  # bf16: training matmuls in bfloat16 (autocast); faster, not the paper's
@@ -108,6 +111,7 @@ _RANGES: dict[str, tuple[float | None, float | None]] = {
     "analysis_samples": (10, None),
     "checkpoint_every": (1, None),
     "threads": (0, 1024),
+    "ensemble_factor": (1.0, 100.0),
 }
 _EXCLUSIVE_LOW = {"lr"}
 FIELD_NAMES = tuple(f.name for f in fields(RunConfig))

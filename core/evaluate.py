@@ -43,7 +43,16 @@ def evaluate(trainer: Trainer, cfg: RunConfig, subset: torch.Tensor | None, fina
         layer_accuracy=ev.layer_accuracy,
         eval_samples=int(y.shape[0]),
         layers=[
-            analyze_layer(h, y_correct, NUM_LABELS, w, b, pvalues=final and cfg.final_pvalues, seed=cfg.seed)
+            analyze_layer(
+                h,
+                y_correct,
+                NUM_LABELS,
+                w,
+                b,
+                pvalues=final and cfg.final_pvalues,
+                seed=cfg.seed,
+                factor=cfg.ensemble_factor,
+            )
             for h, (w, b) in zip(reps, params)
         ],
     )
@@ -71,7 +80,9 @@ def _heldout(
     yk = y[held] if cfg.heldout_label == "embed" else None
     reps = trainer.representations(xk, yk) if xk.shape[0] else []
     out_layers = [
-        analyze_heldout_layer(reps[i], y[held], k, layer["ensembles"], num_classes=NUM_LABELS)
+        analyze_heldout_layer(
+            reps[i], y[held], k, layer["ensembles"], num_classes=NUM_LABELS, factor=cfg.ensemble_factor
+        )
         if reps
         else _no_heldout_rows()
         for i, layer in enumerate(layers)

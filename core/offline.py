@@ -46,11 +46,19 @@ def load_trained(run_dir: Path, device: str | None = None, *, keep_heldout: bool
 
 
 def analyze_run(
-    run_dir: Path, samples: int | None = None, device: str | None = None, pvalues: bool = True
+    run_dir: Path,
+    samples: int | None = None,
+    device: str | None = None,
+    pvalues: bool = True,
+    ensemble_factor: float | None = None,
 ) -> SnapshotEvaluation:
-    """Recompute accuracy and the full per-layer analysis; writes RUN_DIR/analysis.json."""
+    """Recompute accuracy and the full per-layer analysis; writes RUN_DIR/analysis.json.
+
+    ensemble_factor: the ensemble rule's multiple (default: the run's setting)."""
     cfg, trainer = load_trained(run_dir, device)
     cfg = cfg.replace(final_pvalues=pvalues)
+    if ensemble_factor is not None:
+        cfg = cfg.replace(ensemble_factor=ensemble_factor)
     n_test = trainer.data.test_y.shape[0]
     subset = live_subset(n_test, samples, cfg.seed) if samples else None
     result = evaluate(trainer, cfg, subset, final=True)

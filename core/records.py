@@ -66,6 +66,7 @@ class LayerAnalysis(FinalLayer):
     active_units: int  # units with a non-zero activation on some row
     n_rows: int
     n_units: int
+    ensemble_factor: float  # the m_i > factor·LOO_i rule the ensembles were found with
 
 
 def final_layer(layer: LayerAnalysis) -> FinalLayer:

@@ -10,7 +10,20 @@ from typing import Any
 
 from ffterm.core.config import ConfigError, parse_override
 
-COMMANDS = ("run", "resume", "presets", "watch", "serve", "bench", "analyze", "probe", "compare", "suite", "summary")
+COMMANDS = (
+    "run",
+    "resume",
+    "presets",
+    "watch",
+    "serve",
+    "bench",
+    "analyze",
+    "probe",
+    "compare",
+    "suite",
+    "summary",
+    "report",
+)
 
 
 class UsageError(Exception):
@@ -57,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dirs", type=Path, nargs="+")
     p.add_argument("--json", action="store_true")
 
+    p = sub.add_parser("report", help="figures, report.html, report.md and curves.csv of a run or a suite")
+    p.add_argument("path", type=Path, help="a run directory or a suite directory")
+    p.add_argument("--out", type=Path, help="where to write (default: PATH/reports/<date-time>/)")
+
     p = sub.add_parser("resume", help="continue a stopped run from its checkpoint (headless)")
     p.add_argument("run_dir", type=Path)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
@@ -93,6 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, help="test images to analyse (default: all)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
     p.add_argument("--no-pvalues", action="store_true")
+    p.add_argument(
+        "--ensemble-factor",
+        type=float,
+        help="ensemble rule: class mean > F × leave-one-out mean (default: the run's, 2; 3 is the notebook's)",
+    )
 
     p = sub.add_parser("probe", help="linear probes on a run's layer representations")
     p.add_argument("run_dir", type=Path)

@@ -159,8 +159,17 @@ def cmd_bench(args: argparse.Namespace, _: Any = None) -> int:
 def cmd_analyze(args: argparse.Namespace, _: Any = None) -> int:
     from ffterm.core.offline import analyze_run
 
-    result = analyze_run(args.run_dir, samples=args.samples, device=args.device, pvalues=not args.no_pvalues)
-    table = Table(title=f"analysis of {args.run_dir} ({result['eval_samples']} test images)")
+    result = analyze_run(
+        args.run_dir,
+        samples=args.samples,
+        device=args.device,
+        pvalues=not args.no_pvalues,
+        ensemble_factor=args.ensemble_factor,
+    )
+    factor = result["layers"][0]["ensemble_factor"] if result["layers"] else None
+    table = Table(
+        title=f"analysis of {args.run_dir} ({result['eval_samples']} test images, ensemble factor {fmt(factor, 2)})"
+    )
     for col in ("layer", "sparsity", "ignored rows", "ensemble size %", "units p>0.05", "ρ⁺ mean", "bias mean"):
         table.add_column(col, justify="right")
     for i, layer in enumerate(result["layers"], 1):
@@ -218,3 +227,13 @@ def cmd_serve(args: argparse.Namespace, _: Any = None) -> int:
         return 0
     except ImportError:
         raise UsageError("`ffterm serve` needs textual-serve; install it with `pip install 'ffterm[serve]'`") from None
+
+
+def cmd_report(args: argparse.Namespace, _: Any = None) -> int:
+    from ffterm.core.report import report_path
+
+    paths = report_path(args.path, args.out)
+    out = paths[0].parent
+    figures = sorted((out / "figures").glob("*.png"))
+    console.print(f"report of {args.path}: {', '.join(p.name for p in paths)} and {len(figures)} figures in {out}")
+    return 0

@@ -73,7 +73,8 @@ def find_ensembles(X: Any, y: Any, num_classes: int, factor: float = 2.0) -> lis
     X : (M, n) activations, n >= 2.
     y : (M,) integer labels in ``[0, num_classes)``.
     num_classes : number of classes C.
-    factor : the multiple of the leave-one-out mean (2 in the paper).
+    factor : the multiple of the leave-one-out mean (2 in the paper's text, 3 in its
+        published notebook; ``RunConfig.ensemble_factor``).
 
     Returns
     -------

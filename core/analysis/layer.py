@@ -61,7 +61,8 @@ def analyze_layer(
     W, b : the layer's Linear weight (n, n_in) and bias (n,); both may be None
         (then ``rho_plus`` and ``bias`` are None).
     pvalues : run the permutation test (``n_shuffles`` shuffles, ``seed``).
-    factor, sparsity_threshold : the ensemble rule (2 and 0.5 in the paper).
+    factor, sparsity_threshold : the ensemble rule (2 and 0.5 in the paper's text; its published
+        notebook uses factor 3).
 
     Returns
     -------
@@ -83,7 +84,8 @@ def analyze_layer(
     ``ensembles``; None unless computed), ``class_mean_activation`` (C×n, 4
     decimals, None for a class without rows), ``activation_map`` (see
     :func:`activation_map`), ``active_units`` (units with non-zero mean
-    absolute activation over all rows), ``n_rows``, ``n_units``.
+    absolute activation over all rows), ``n_rows``, ``n_units`` and
+    ``ensemble_factor`` (the ``factor`` the ensembles were found with).
     """
     C = check_num_classes(num_classes)
     factor = _check_factor(factor)
@@ -144,6 +146,7 @@ def analyze_layer(
         active_units=int(np.count_nonzero(np.abs(Xn).sum(axis=0) > 0)),
         n_rows=int(M),
         n_units=int(n),
+        ensemble_factor=factor,
     )
 
 
