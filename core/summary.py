@@ -48,6 +48,10 @@ class StudyTable:
     digits: int = 3
     note: str = ""
 
+    @property
+    def has_study(self) -> bool:
+        return any(c is not None and c.study_mean is not None for r in self.rows for c in r.cells)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "key": self.key,
@@ -409,6 +413,24 @@ def cell_texts(cell: Cell | None, digits: int) -> tuple[str, str, str]:
     return ours, study, dev
 
 
+def table_header(table: StudyTable) -> list[str]:
+    """The column heads: per column ours / study / Δ, or just the column where the study has no values."""
+    if not table.has_study:
+        return ["", *table.columns]
+    return [""] + [f"{c} {part}" for c in table.columns for part in ("ours", "study", "Δ")]
+
+
+def table_rows(table: StudyTable) -> list[list[str]]:
+    rows = []
+    for row in table.rows:
+        cells = [row.label]
+        for c in range(len(table.columns)):
+            texts = cell_texts(row.cells[c] if c < len(row.cells) else None, table.digits)
+            cells += list(texts) if table.has_study else [texts[0]]
+        rows.append(cells)
+    return rows
+
+
 def to_markdown(summary: dict[str, Any]) -> str:
     states = ", ".join(f"{n} {s}" for s, n in sorted(summary["states"].items()))
     lines = [f"# Suite {summary['suite']}: {states}", ""]
@@ -423,16 +445,12 @@ def to_markdown(summary: dict[str, Any]) -> str:
         lines += [f"## {t.title}", ""]
         if t.note:
             lines += [f"_{t.note}_", ""]
-        header = [""] + [f"{c} {part}" for c in t.columns for part in ("ours", "study", "Δ")]
+        header = table_header(t)
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        for row in t.rows:
-            cells = [row.label]
-            for c in range(len(t.columns)):
-                cells += list(cell_texts(row.cells[c] if c < len(row.cells) else None, t.digits))
-            lines.append("| " + " | ".join(cells) + " |")
+        lines += ["| " + " | ".join(cells) + " |" for cells in table_rows(t)]
         lines.append("")
     for m in summary["matrices"]:
-        lines += [f"## {TABLES[m.key].split(':')[0]}: {m.title} (mean over {m.n} runs)", ""]
+        lines += [f"## {m.title} (mean over {m.n} runs)", ""]
         lines += ["| | " + " | ".join(m.labels) + " |", "|" + "---|" * (len(m.labels) + 1)]
         for label, row in zip(m.labels, m.values):
             lines.append(f"| {label} | " + " | ".join(fmt(v, 2) for v in row) + " |")
@@ -469,10 +487,13 @@ def to_json(summary: dict[str, Any]) -> dict[str, Any]:
 def write_summary(
     suite_dir: Path, *, compute_similarity: bool = True, log: Callable[[str], None] = print
 ) -> dict[str, Any]:
-    """Write summary.md, summary.csv and summary.json into the suite folder; returns the summary."""
+    """Write summary.md, summary.csv, summary.json and summary.html into the suite folder; returns the summary."""
     suite_dir = Path(suite_dir)
     summary = build_summary(suite_dir, compute_similarity=compute_similarity, log=log)
     rundir.atomic_write_text(suite_dir / "summary.md", to_markdown(summary))
     rundir.atomic_write_text(suite_dir / "summary.csv", to_csv(summary))
     rundir.write_json(suite_dir / "summary.json", to_json(summary))
+    from .summary_html import write_summary_html  # matplotlib, loaded only here
+
+    write_summary_html(summary, suite_dir)
     return summary
