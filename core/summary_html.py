@@ -6,6 +6,9 @@ across seeds (Fig. 2), the layer-1 Jaccard matrices of Fig. 12 and the layer-by-
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,22 +24,39 @@ BAR_TABLES = {
 }
 
 
+def _cached(out: Path, name: str, data: Any, draw: Callable[[], Any]) -> Path:
+    """figures/NAME.svg (+ .png), drawn again only when its data changed (summaries are rewritten often)."""
+    from .figures import save_figure
+
+    digest = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+    stamp, svg = out / f".{name}.sha256", out / f"{name}.svg"
+    if svg.exists() and (out / f"{name}.png").exists() and stamp.exists() and stamp.read_text() == digest:
+        return svg
+    path = save_figure(draw(), out, name)[1]
+    stamp.write_text(digest)
+    return path
+
+
 def _bars(table: StudyTable, out: Path) -> Path:
-    from .figures import layer_bars, save_figure
+    from .figures import layer_bars
 
     ylabel, ylim, threshold = BAR_TABLES[table.key]
     groups = {
         row.label: [{"mean": c.mean, "std": c.std} if c is not None else None for c in row.cells] for row in table.rows
     }
-    fig = layer_bars(groups, ylabel=ylabel, title=table.title, ylim=ylim, threshold=threshold)
-    return save_figure(fig, out, table.key)[1]
+    return _cached(
+        out,
+        table.key,
+        [table.title, groups],
+        lambda: layer_bars(groups, ylabel=ylabel, title=table.title, ylim=ylim, threshold=threshold),
+    )
 
 
 def _matrix(m: Matrix, index: int, out: Path) -> Path:
-    from .figures import class_matrices, save_figure
+    from .figures import class_matrices
 
-    fig = class_matrices([(f"{m.title} (n={m.n})", m.values, 2)], m.labels)
-    return save_figure(fig, out, f"{m.key}-{index}")[1]
+    panels = [(f"{m.title} (n={m.n})", m.values, 2)]
+    return _cached(out, f"{m.key}-{index}", [panels, m.labels], lambda: class_matrices(panels, m.labels))
 
 
 def write_summary_html(summary: dict[str, Any], suite_dir: Path) -> Path:
