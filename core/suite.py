@@ -47,11 +47,6 @@ class Unit:
     runs: tuple[PlannedRun, ...]
     dirs: tuple[Path, ...]
 
-    @property
-    def label(self) -> str:
-        seeds = ",".join(str(r.seed) for r in self.runs)
-        return f"{self.runs[0].setting} seed {seeds}"
-
 
 class Executor(Protocol):
     def run(self, units: list[Unit], probe_layer: int | None, done: Callable[[Unit, list[str]], None]) -> None:

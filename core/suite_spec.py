@@ -31,7 +31,7 @@ from typing import Any
 import yaml
 
 from .config import FIELD_NAMES, ConfigError, RunConfig, to_dict
-from .presets import load_preset
+from .presets import PresetError, load_preset
 
 # table targets: name → what it reports (the summary lays each out as the study does)
 TABLES: dict[str, str] = {
@@ -204,6 +204,11 @@ def preset_suite(preset: str, *, seeds: int, first_seed: int = 0, overrides: dic
     overrides = {k: v for k, v in (overrides or {}).items() if k != "seed"}
     try:
         cfg = load_preset(preset, overrides)
+    except PresetError as exc:
+        if "unknown preset" not in str(exc):
+            raise SuiteError(str(exc)) from None
+        suites = ", ".join(n for n, _ in list_suites())
+        raise SuiteError(f"{preset!r} is neither a suite ({suites}) nor a preset (see `ffterm presets`)") from None
     except ConfigError as exc:
         raise SuiteError(str(exc)) from None
     tables = (

@@ -23,7 +23,6 @@ from .config import ConfigError, from_dict, load_yaml_text
 
 FAILED = "failed.json"
 PROBES = "probes.json"
-STATES = ("queued", "running", "stopped", "done", "failed")
 
 
 def run_state(run_dir: Path, needs_probes: bool = False) -> str:

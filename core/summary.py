@@ -19,6 +19,7 @@ from typing import Any
 from . import rundir
 from .formatting import MISSING, fmt
 from .pooling import mean_std
+from .report import class_names
 from .study import Cell, compare, study_value
 from .suite import suite_runs
 from .suite_similarity import cross_model, within_model
@@ -328,7 +329,7 @@ def _matrices(
                 Matrix(
                     "fig12",
                     f"Layer-1 Jaccard, {name}",
-                    [str(c) for c in range(len(mats[0]))],
+                    class_names(dataset, len(mats[0])),
                     _mean_matrix(mats),
                     len(mats),
                 )
