@@ -178,7 +178,8 @@ def load_suite(
     source = str(path)
     data = _parse(path.read_text(encoding="utf-8"), source)
     _check_keys(data, SUITE_KEYS, source, "suite")
-    default_seeds = seeds if seeds is not None else _count(data, "seeds", source, default=1)
+    file_seeds = _count(data, "seeds", source, default=1)
+    default_seeds = seeds if seeds is not None else file_seeds
     common = _mapping(data, "set", source)
     probe_layer = _count(data, "probe_layer", source, default=None) if "probe_layer" in data else None
     entries = data.get("runs")
@@ -189,7 +190,10 @@ def load_suite(
     for entry in entries:
         if not isinstance(entry, _Lined):
             raise SuiteError(f"{source} line {data.lines['runs']}: each item of `runs:` must be a mapping")
-        runs.extend(_expand(entry, source, common, overrides or {}, seeds, default_seeds, first_seed, configs))
+        common_line = data.lines.get("set")
+        runs.extend(
+            _expand(entry, source, common, common_line, overrides or {}, seeds, default_seeds, first_seed, configs)
+        )
     return Suite(
         Path(name_or_path).stem if not builtin.is_file() else name_or_path,
         str(data.get("description", "")),
@@ -224,6 +228,7 @@ def _expand(
     entry: _Lined,
     source: str,
     common: dict[str, Any],
+    common_line: int | None,
     overrides: dict[str, Any],
     seeds_override: int | None,
     default_seeds: int,
@@ -246,7 +251,8 @@ def _expand(
     for t in tables:
         if t not in TABLES:
             raise SuiteError(f"{source} line {entry.lines['tables']}: unknown table {t!r}; known: {', '.join(TABLES)}")
-    n_seeds = seeds_override if seeds_override is not None else _count(entry, "seeds", source, default=default_seeds)
+    entry_seeds = _count(entry, "seeds", source, default=default_seeds)
+    n_seeds = seeds_override if seeds_override is not None else entry_seeds
     label = entry.get("label")
     runs = []
     for preset in presets:
@@ -257,7 +263,8 @@ def _expand(
                 cfg = load_preset(preset, settings)
             except ConfigError as exc:
                 reason = str(exc).split(": ", 1)[-1]  # load_preset prefixes where the setting came from
-                raise SuiteError(f"{source} line {line}: {preset}: {reason}") from None
+                where = _setting_line(reason.split(":", 1)[0], entry, common, common_line) or line
+                raise SuiteError(f"{source} line {where}: {preset}: {reason}") from None
             name = "-".join([cfg.name, *([str(label)] if label else []), *(f"{k}{v}" for k, v in varied.items())])
             key_cfg = {k: v for k, v in to_dict(cfg).items() if k != "seed"}
             if name in configs and configs[name][0] != key_cfg:
@@ -270,6 +277,15 @@ def _expand(
                 PlannedRun(name, s, cfg.replace(seed=s), tuple(tables)) for s in range(first_seed, first_seed + n_seeds)
             ]
     return runs
+
+
+def _setting_line(key: str, entry: _Lined, common: dict[str, Any], common_line: int | None) -> int | None:
+    """The line where the setting `key` is given: the entry's `set:`/`vary:`, else the suite's `set:`."""
+    for block in ("vary", "set"):
+        value = entry.get(block)
+        if isinstance(value, _Lined) and key in value:
+            return value.lines.get(key, entry.lines[block])
+    return common_line if key in common else None
 
 
 def _presets(entry: _Lined, source: str) -> list[str]:
@@ -313,9 +329,9 @@ def _mapping(data: _Lined, key: str, source: str) -> dict[str, Any]:
 
 
 def _count(data: _Lined, key: str, source: str, default: int | None) -> int | None:
-    value = data.get(key, default)
-    if value is default:
-        return value
+    if key not in data:
+        return default
+    value = data[key]
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise SuiteError(f"{source} line {data.lines[key]}: `{key}:` must be a whole number >= 1, got {value!r}")
     return value

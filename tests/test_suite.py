@@ -120,11 +120,15 @@ SUITE_ERRORS = [
     ),
     (
         "runs:\n  - preset: ff-mnist\n    set: {epochs: -1}\n    tables: [table1]\n",
-        "line 2: ff-mnist: epochs: -1 is out of range",
+        "line 3: ff-mnist: epochs: -1 is out of range",
     ),
     ("runs:\n  - preset: ff-mnist\n    tables: [table1\n", "line 4: not valid YAML"),
     ("runs:\n  - preset: ff-mnist\n", "line 2: `tables:` must list"),
     ("seeds: 0\nruns: []\n", "line 1: `seeds:` must be a whole number >= 1"),
+    (
+        "set: {act_l1: 0.1}\nruns:\n  - preset: ff-mnist\n    tables: [table1]\n",
+        "line 1: ff-mnist: act_l1: only the bp model",
+    ),
 ]
 
 
