@@ -34,7 +34,7 @@ from . import rundir
 from .config import dump_yaml, to_dict
 from .pooling import POOLABLE_KEYS
 from .suite_spec import PlannedRun, Suite, SuiteError
-from .suite_worker import failure, run_state, run_unit
+from .suite_worker import Watch, failure, run_state, run_unit
 
 PLAN = "suite.json"
 Log = Callable[[str], None]
@@ -139,14 +139,15 @@ def pending(units: list[Unit]) -> list[Unit]:
 
 # ---- executors ---------------------------------------------------------------------------------
 class InProcessExecutor:
-    """One unit after the other, in this process."""
+    """One unit after the other, in this process; `watch` shows each run's progress."""
+
+    def __init__(self, watch: Watch | None = None) -> None:
+        self.watch = watch
 
     def run(self, units: list[Unit], probe_layer: int | None, done: Callable[[Unit, list[str]], None]) -> None:
         for unit in units:
-            done(
-                unit,
-                run_unit(list(unit.dirs), probe_layer=probe_layer, needs_probes=[r.needs_probes for r in unit.runs]),
-            )
+            needs = [r.needs_probes for r in unit.runs]
+            done(unit, run_unit(list(unit.dirs), probe_layer=probe_layer, needs_probes=needs, watch=self.watch))
 
 
 def visible_gpus() -> list[str]:

@@ -15,6 +15,8 @@ import sys
 import tarfile
 import tempfile
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +42,13 @@ def run_state(run_dir: Path, needs_probes: bool = False) -> str:
     return "queued"
 
 
-def run_one(run_dir: Path, *, probe_layer: int | None = None, needs_probes: bool = False) -> str:
+# shows one run's progress while it trains (the console's progress bar); given the run's Session
+Watch = Callable[[Any], AbstractContextManager[Any]]
+
+
+def run_one(
+    run_dir: Path, *, probe_layer: int | None = None, needs_probes: bool = False, watch: Watch | None = None
+) -> str:
     """Train (or resume) the run in `run_dir` to its end, then probe it if asked; returns its state.
 
     KeyboardInterrupt stops the run with a checkpoint and propagates (the suite stops there).
@@ -58,14 +66,15 @@ def run_one(run_dir: Path, *, probe_layer: int | None = None, needs_probes: bool
                 session = Session(
                     from_dict(load_yaml_text(cfg_text, str(run_dir / rundir.CONFIG))), run_dir, force=True
                 )
-            session.start()
-            try:
-                while session.alive:
-                    session.join(0.5)
-            except KeyboardInterrupt:
-                session.stop()
-                session.join()
-                raise
+            with watch(session) if watch else nullcontext():
+                session.start()
+                try:
+                    while session.alive:
+                        session.join(0.5)
+                except KeyboardInterrupt:
+                    session.stop()
+                    session.join()
+                    raise
             if session.state != "finished":
                 return _failed(run_dir, cfg_text, session.error or f"the run ended in state {session.state}")
         if needs_probes and not (run_dir / PROBES).exists():
@@ -103,9 +112,11 @@ def failure(run_dir: Path) -> str | None:
         return "failed (unreadable failed.json)"
 
 
-def run_unit(run_dirs: list[Path], *, probe_layer: int | None, needs_probes: list[bool]) -> list[str]:
+def run_unit(
+    run_dirs: list[Path], *, probe_layer: int | None, needs_probes: list[bool], watch: Watch | None = None
+) -> list[str]:
     """Run a unit's runs one after the other (a batched executor trains them together instead)."""
-    return [run_one(d, probe_layer=probe_layer, needs_probes=p) for d, p in zip(run_dirs, needs_probes)]
+    return [run_one(d, probe_layer=probe_layer, needs_probes=p, watch=watch) for d, p in zip(run_dirs, needs_probes)]
 
 
 # ---- Ray: in place on a shared suite folder, or shipped to the task and back -------------------

@@ -132,7 +132,16 @@ def _suite_executor(args: argparse.Namespace, spec: Any) -> Any:
 
         return RayExecutor(args.address, args.cpus_per_run)
     resolve_device(spec.runs[0].config.device)  # e.g. --device cuda on a machine without: one line, now
-    return suite.InProcessExecutor() if args.jobs == 1 else suite.ProcessPoolExecutor(args.jobs)
+    if args.jobs > 1:
+        return suite.ProcessPoolExecutor(args.jobs)
+    return suite.InProcessExecutor(watch=_progress_of)
+
+
+def _progress_of(session: Session) -> ConsoleProgress:
+    """A progress bar following one run of a suite (entered and left around its training)."""
+    progress = ConsoleProgress(session.config, console)
+    session.subscribe(progress.update)
+    return progress
 
 
 def cmd_summary(args: argparse.Namespace, _: Any = None) -> int:

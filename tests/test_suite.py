@@ -5,6 +5,8 @@ import json
 import math
 import os
 import sys
+import textwrap
+from contextlib import nullcontext
 
 import pytest
 
@@ -15,7 +17,15 @@ from ffterm.core.suite_spec import SuiteError, load_suite, preset_suite
 from ffterm.core.suite_worker import FAILED, remote_unit, run_state, unpack
 
 # tiny runs on generated data: about half a second each
-TINY = {"epochs": 1, "final_pvalues": False, "train_limit": 200, "test_limit": 100, "hidden": 16, "device": "cpu"}
+TINY = {
+    "epochs": 1,
+    "final_pvalues": False,
+    "train_limit": 200,
+    "test_limit": 100,
+    "hidden": 16,
+    "threads": 1,
+    "device": "cpu",
+}
 TINY_ARGS = [a for k, v in TINY.items() if k != "device" for a in ("--set", f"{k}={v}")] + ["--device", "cpu"]
 
 
@@ -205,15 +215,20 @@ def test_interrupted_suite_resumes_without_redoing_finished_runs(tmp_path, monke
     real_join = Session.join
     interrupted = []
 
-    def join(self, timeout=None):  # Ctrl-C arrives while seed 1 trains, after its first epoch
+    def watch(session):  # seed 1 pauses after its first epoch: Ctrl-C arrives while it is mid-run
+        if session.run_dir.name == "seed-1":
+            session.subscribe(lambda snap: session.pause() if snap.kind == "live" and snap.epoch >= 1 else None)
+        return nullcontext()
+
+    def join(self, timeout=None):
         real_join(self, timeout)
-        if self.run_dir.name == "seed-1" and not interrupted and self._last is not None and self._last.epoch >= 1:
-            interrupted.append(self._last.epoch)
+        if self.paused and not interrupted:
+            interrupted.append(self.run_dir)
             raise KeyboardInterrupt
 
     monkeypatch.setattr(Session, "join", join)
     with pytest.raises(KeyboardInterrupt):
-        suite.run_suite(spec, out, log=lambda _m: None)
+        suite.run_suite(spec, out, suite.InProcessExecutor(watch=watch), log=lambda _m: None)
     seed0, seed1 = out / "quick-ff-synthetic" / "seed-0", out / "quick-ff-synthetic" / "seed-1"
     assert rundir.is_finished(seed0) and not rundir.is_finished(seed1)
     assert (seed1 / rundir.CHECKPOINT).exists()
@@ -297,3 +312,45 @@ def test_ray_backend_problems_are_one_line(tmp_path, capsys, monkeypatch):
     assert "no Ray cluster answers there" in err and "ray start --head" in err and err.count("\n") == 1
     assert main(["suite", "quick-ff-synthetic", "--address", "127.0.0.1:9"]) == 2
     assert "are for --backend ray" in capsys.readouterr().err
+
+
+def test_probes_and_similarity_feed_their_tables(tmp_path):
+    """A held-out run is probed after training (Tables 7-8); FF vs BP similarity is computed once (Table 10)."""
+    from ffterm.core.summary import build_summary
+
+    text = textwrap.dedent(
+        """\
+        seeds: 1
+        probe_layer: 2
+        runs:
+          - preset: quick-ff-synthetic
+            vary: {heldout_class: [1]}
+            tables: [table7, table8]
+          - preset: quick-ff-synthetic
+            tables: [table10, fig13]
+          - preset: quick-ff-synthetic
+            label: bp
+            set: {model: bp}
+            tables: [table10]
+        """
+    )
+    (tmp_path / "a.yaml").write_text(text)
+    spec = load_suite(str(tmp_path / "a.yaml"), overrides=TINY)
+    assert suite.run_suite(spec, tmp_path / "s", log=lambda _m: None) == {"done": 3}
+    probes = json.loads((tmp_path / "s" / "quick-ff-synthetic-heldout_class1" / "seed-0" / "probes.json").read_text())
+    assert [p["layer"] for p in probes["layers"]] == [2]
+    assert 0.0 <= probes["layers"][0]["heldout_accuracy"] <= 1.0
+    summary = build_summary(tmp_path / "s", log=lambda _m: None)
+    tables = {t.key: t for t in summary["tables"]}
+    (row,) = tables["table7"].rows
+    assert row.cells[1].mean == probes["layers"][0]["heldout_accuracy"] and row.cells[1].n == 1
+    assert [r.label for r in tables["table10"].rows] == [
+        "synthetic · SVCCA · FF vs BP",
+        "synthetic · CKA · FF vs BP",
+        "synthetic · dCor · FF vs BP",
+    ]
+    assert all(c.n == 1 and 0.0 <= c.mean <= 1.0 + 1e-9 for r in tables["table10"].rows for c in r.cells)
+    (cka,) = [m for m in summary["matrices"] if m.key == "fig13"]
+    assert [round(cka.values[i][i], 6) for i in range(3)] == [1.0, 1.0, 1.0]  # a layer against itself
+    cached = sorted(p.name for p in (tmp_path / "s" / "similarity").iterdir())
+    assert len(cached) == 2  # FF vs BP seed 0, FF against itself
