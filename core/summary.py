@@ -170,8 +170,17 @@ def _accuracy_table(records: list[dict[str, Any]], key: str, study_key: str) -> 
     return StudyTable(key, TABLES[key], [MODEL_NAMES[m] for m in models], rows, digits=3)
 
 
+UNIT_SPREAD = "the study's ± is the spread over the units of one run; ours is over the seeds' unit means"
+
+
 def _layer_table(
-    records: list[dict[str, Any]], key: str, study_key: str, path: tuple[str, ...], study_order: str, digits: int = 3
+    records: list[dict[str, Any]],
+    key: str,
+    study_key: str,
+    path: tuple[str, ...],
+    study_order: str,
+    digits: int = 3,
+    note: str = "",
 ) -> StudyTable | None:
     """Rows model × dataset (or dataset × model), a column per layer; the study entry at
     study_key/model/dataset/layer (study_order "md"), …/dataset/model/layer ("dm") or …/dataset/layer ("d")."""
@@ -199,7 +208,7 @@ def _layer_table(
             else _name(vals["model"], vals["dataset"])
         )
         rows.append(Row(label, cells, _settings(rs)))
-    return StudyTable(key, TABLES[key], [f"layer {i + 1}" for i in range(width)], rows, digits=digits)
+    return StudyTable(key, TABLES[key], [f"layer {i + 1}" for i in range(width)], rows, digits=digits, note=note)
 
 
 def _probe(r: dict[str, Any], layer: int | None, what: str) -> float | None:
@@ -370,8 +379,8 @@ def build_summary(
         _accuracy_table(records, "table1", "table1_test_accuracy"),
         _layer_table(records, "table2", "table2_sparsity", ("sparsity",), "md"),
         _layer_table(records, "table3", "table3_ensemble_size_pct", ("ensemble_size_pct",), "md", digits=2),
-        _layer_table(records, "table4", "table4_rho_plus", ("rho_plus", "mean"), "dm"),
-        _layer_table(records, "table5", "table5_bias", ("bias", "mean"), "dm"),
+        _layer_table(records, "table4", "table4_rho_plus", ("rho_plus", "mean"), "dm", note=UNIT_SPREAD),
+        _layer_table(records, "table5", "table5_bias", ("bias", "mean"), "dm", note=UNIT_SPREAD),
         *_probe_tables(records, probe_layer),
         _heldout_ensembles(records),
         _layer_table(records, "table9", "table9_bp_act_l1_sparsity", ("sparsity",), "d"),
