@@ -354,3 +354,24 @@ def test_probes_and_similarity_feed_their_tables(tmp_path):
     assert [round(cka.values[i][i], 6) for i in range(3)] == [1.0, 1.0, 1.0]  # a layer against itself
     cached = sorted(p.name for p in (tmp_path / "s" / "similarity").iterdir())
     assert len(cached) == 2  # FF vs BP seed 0, FF against itself
+
+
+def test_suite_status_lists_each_run(tmp_path):
+    from ffterm.core.suite_status import suite_status
+
+    spec = preset_suite("quick-ff-synthetic", seeds=4, overrides=TINY)
+    units = suite.prepare(spec, tmp_path)
+    d0, d1, d2, _ = (u.dirs[0] for u in units)
+    fake_layers = [{"sparsity": 0.8}, {"sparsity": 0.6}]
+    rundir.write_json(d0 / rundir.FINAL, {"test_accuracy": 0.9, "epochs_done": 3, "layers": fake_layers})
+    evaluated = {"kind": "live", "epoch": 1, "total_epochs": 3, "test_accuracy": 0.5, "layers": fake_layers}
+    later = {"kind": "live", "epoch": 2, "total_epochs": 3, "test_accuracy": None, "layers": None}
+    state = {"kind": "state", "state": "running", "epoch": 2}
+    (d1 / rundir.SNAPSHOTS).write_text("\n".join(json.dumps(s) for s in (evaluated, later, state)) + "\n")
+    (d1 / rundir.CHECKPOINT).write_bytes(b"")
+    rundir.write_json(d2 / FAILED, {"error": "DatasetError: no data"})
+    rows = suite_status(tmp_path)
+    assert [(r.seed, r.state) for r in rows] == [(0, "done"), (1, "running"), (2, "failed"), (3, "queued")]
+    assert (rows[0].accuracy, rows[0].sparsity, rows[0].epoch) == (0.9, [0.8, 0.6], 3)
+    assert (rows[1].epoch, rows[1].total_epochs, rows[1].accuracy, rows[1].sparsity) == (2, 3, 0.5, [0.8, 0.6])
+    assert rows[2].error == "DatasetError: no data" and rows[3].accuracy is None and rows[3].sparsity == []
