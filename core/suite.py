@@ -10,8 +10,9 @@ an interrupted suite continues where it stopped. Executors:
   several runs per GPU allowed), or on the CPU;
 - `ffterm.core.suite_ray.RayExecutor`: each run a task on a Ray cluster.
 
-Work is handed to an executor in units. A unit is one run, or (for an executor that trains the seeds
-of one setting together, `batched=True` in `work_units`) a whole `SettingGroup`.
+Work is handed to an executor in units. A unit is one run, or with `run_suite(..., batched=True)` all
+the runs of one setting not yet done (same settings but the seed), for an executor that trains a
+setting's seeds together in one call; it must leave each run's ordinary run directory behind.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from . import rundir
 from .config import dump_yaml, to_dict
 from .pooling import POOLABLE_KEYS
 from .suite_spec import PlannedRun, Suite, SuiteError
-from .suite_worker import Watch, failure, run_state, run_unit
+from .suite_worker import FAILED, Watch, failure, run_state, run_unit
 
 PLAN = "suite.json"
 Log = Callable[[str], None]
@@ -133,8 +134,8 @@ def work_units(units: list[Unit], batched: bool = False) -> list[Unit]:
 
 
 def pending(units: list[Unit]) -> list[Unit]:
-    """Units with at least one run not done."""
-    return [u for u in units if any(run_state(d, r.needs_probes) != "done" for r, d in zip(u.runs, u.dirs))]
+    """The single-run units whose run is not done."""
+    return [u for u in units if run_state(u.dirs[0], u.runs[0].needs_probes) != "done"]
 
 
 # ---- executors ---------------------------------------------------------------------------------
@@ -231,7 +232,7 @@ class ProcessPoolExecutor:
 
 def _record_crash(run_dir: Path, reason: str) -> str:
     if failure(run_dir) is None:
-        rundir.write_json(run_dir / "failed.json", {"error": reason})
+        rundir.write_json(run_dir / FAILED, {"error": reason})
     return "failed"
 
 
@@ -246,18 +247,20 @@ def run_suite(
 ) -> dict[str, int]:
     """Run what is left of `suite` in `suite_dir`; returns the count of runs per state at the end."""
     units = prepare(suite, suite_dir)
-    todo = pending(work_units(units, batched))
+    todo = work_units(pending(units), batched)
     total = len(suite.runs)
     finished = total - sum(len(u.runs) for u in todo)
     if finished:
         log(f"{finished} of {total} runs finished earlier")
     counter = {"n": finished}
+    lock = threading.Lock()  # executors may report from several threads
 
     def done(unit: Unit, states: list[str]) -> None:
         for run, d, state in zip(unit.runs, unit.dirs, states):
-            counter["n"] += 1
             detail = _result_line(d) if state == "done" else (failure(d) or state)
-            log(f"[{counter['n']}/{total}] {run.setting} seed {run.seed}: {state} {detail}".rstrip())
+            with lock:
+                counter["n"] += 1
+                log(f"[{counter['n']}/{total}] {run.setting} seed {run.seed}: {state} {detail}".rstrip())
 
     if todo:
         (executor or InProcessExecutor()).run(todo, suite.probe_layer, done)

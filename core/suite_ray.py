@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 from . import rundir
 from .suite import Unit, read_suite_id
 from .suite_spec import SuiteError
-from .suite_worker import pack, remote_unit, run_state, unpack
+from .suite_worker import FAILED, pack, remote_unit, run_state, unpack
 
 INSTALL_HINT = "install it with `pip install 'ffterm[ray]'` (on the driver and on every node of the cluster)"
 
@@ -104,7 +104,7 @@ class RayExecutor:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             for d in unit.dirs:
                 if not rundir.is_finished(d):
-                    rundir.write_json(d / "failed.json", {"error": f"Ray task failed: {first}"})
+                    rundir.write_json(d / FAILED, {"error": f"Ray task failed: {first}"})
             return [run_state(d, r.needs_probes) for r, d in zip(unit.runs, unit.dirs)]
         if result["bundles"] is not None:
             for d, data in zip(unit.dirs, result["bundles"]):
