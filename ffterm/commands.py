@@ -151,7 +151,7 @@ def cmd_summary(args: argparse.Namespace, _: Any = None) -> int:
     if len(args.run_dirs) == 1 and (args.run_dirs[0] / PLAN).exists():
         from ffterm.core.summary import to_json, to_markdown, write_summary
 
-        summary = write_summary(args.run_dirs[0], log=_plain_log)
+        summary = write_summary(args.run_dirs[0], log=lambda m: print(m, file=sys.stderr))  # stdout: the tables
         print(json.dumps(to_json(summary), indent=2) if args.json else to_markdown(summary))
         return 0
     summary = pooling.summarize(pooling.expand_run_dirs(args.run_dirs))
