@@ -59,14 +59,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite a run directory that holds a run")
     p.add_argument("--headless", action="store_true", help="no app: console progress only")
 
-    p = sub.add_parser("suite", help="run a preset over several seeds (headless) and summarise as mean ± std")
-    p.add_argument("preset")
+    p = sub.add_parser(
+        "suite", help="run a study suite (or a preset over seeds) headless; summary beside the study's tables"
+    )
+    p.add_argument(
+        "target", metavar="NAME|PRESET", help="a suite (see `ffterm presets`), a suite YAML file, or a preset"
+    )
     _add_run_options(p)
-    p.add_argument("--seeds", type=int, default=10, help="how many seeds (default %(default)s)")
+    p.add_argument("--seeds", type=int, help="seeds per setting (default: the suite's; 10 for a preset)")
     p.add_argument("--first-seed", type=int, default=0)
-    p.add_argument("--out", type=Path, help="the suite directory (default: runs/PRESET-suite)")
+    p.add_argument("--out", type=Path, help="the suite folder (default: runs/NAME-suite)")
+    p.add_argument("--jobs", type=int, default=1, help="runs at once on this machine, spread over its GPUs")
+    p.add_argument("--backend", choices=["local", "ray"], default="local")
+    p.add_argument("--address", help="with --backend ray: the cluster's head, HOST:PORT or ray://HOST:PORT")
+    p.add_argument("--cpus-per-run", type=int, help="with --backend ray: CPUs per run instead of one GPU")
 
-    p = sub.add_parser("summary", help="mean ± std over finished runs (a suite directory or run directories)")
+    p = sub.add_parser("summary", help="a suite folder's tables beside the study's, or mean ± std over run directories")
     p.add_argument("run_dirs", type=Path, nargs="+")
     p.add_argument("--json", action="store_true")
 
@@ -175,7 +183,7 @@ def _guard(fn) -> int:
     from ffterm.core.device import DeviceError
     from ffterm.core.offline import OfflineError
     from ffterm.core.rundir import RunDirError
-    from ffterm.core.suite import SuiteError
+    from ffterm.core.suite_spec import SuiteError
 
     try:
         return fn() or 0

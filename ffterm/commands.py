@@ -81,43 +81,85 @@ def cmd_resume(args: argparse.Namespace, _: Any = None) -> int:
 
 
 def cmd_suite(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
+    from ffterm.core import suite_spec
+    from ffterm.core.suite import run_suite
+    from ffterm.core.summary import to_markdown, write_summary
+
+    if args.seeds is not None and args.seeds < 1:
+        raise UsageError("--seeds must be at least 1")
+    if args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    if args.backend != "ray" and (args.address or args.cpus_per_run):
+        raise UsageError("--address and --cpus-per-run are for --backend ray")
+    if args.cpus_per_run is not None and args.cpus_per_run < 1:
+        raise UsageError("--cpus-per-run must be at least 1")
+    overrides.pop("seed", None)  # the suite sets the seeds
+    if suite_spec.is_suite(args.target):
+        spec = suite_spec.load_suite(args.target, seeds=args.seeds, first_seed=args.first_seed, overrides=overrides)
+    else:
+        spec = suite_spec.preset_suite(
+            args.target, seeds=args.seeds or 10, first_seed=args.first_seed, overrides=overrides
+        )
+    suite_dir = args.out or Path("runs") / f"{spec.name}-suite"
+    executor = _suite_executor(args, spec)
+    log = _plain_log
+    log(f"suite {spec.name}: {len(spec.runs)} runs in {suite_dir}")
+    try:
+        states = run_suite(spec, suite_dir, executor, log=log)
+    except KeyboardInterrupt:
+        print(
+            "suite stopped (unfinished runs keep their checkpoints); run the same command again to continue",
+            file=sys.stderr,
+        )
+        return 130
+    summary = write_summary(suite_dir, log=log)
+    print(to_markdown(summary))
+    log(f"written to {suite_dir / 'summary.md'}, summary.csv and summary.json")
+    failed = states.get("failed", 0)
+    if failed:
+        log(f"{failed} runs failed (the reason is in each run's failed.json and in the summary)")
+    return 1 if failed else 0
+
+
+def _plain_log(message: str) -> None:
+    console.print(message, markup=False, highlight=False)
+
+
+def _suite_executor(args: argparse.Namespace, spec: Any) -> Any:
     from ffterm.core import suite
 
-    if args.seeds < 1:
-        raise UsageError("--seeds must be at least 1")
-    overrides.pop("seed", None)  # the suite sets the seeds
-    first = load_preset(args.preset, overrides)
-    suite_dir = args.out or Path("runs") / f"{first.name}-suite"
-    run_dirs = []
-    for seed in range(args.first_seed, args.first_seed + args.seeds):
-        run_dir = suite.seed_dir(suite_dir, seed)
-        run_dirs.append(run_dir)
-        if rundir.is_finished(run_dir):
-            console.print(f"seed {seed}: finished earlier")
-            continue
-        console.print(f"[bold]seed {seed}[/] ({len(run_dirs)}/{args.seeds})")
-        if (run_dir / rundir.CHECKPOINT).exists():
-            session = Session.resume_from(run_dir, device=overrides.get("device"))
-        else:
-            session = Session(load_preset(args.preset, {**overrides, "seed": seed}), run_dir, force=True)
-        code = _drive(session)
-        if code != 0:
-            console.print(f"suite stopped at seed {seed}; run the same command again to continue")
-            return code
-    summary = suite.write_summary(suite_dir, run_dirs)
-    print(suite.to_markdown(summary))
-    console.print(f"written to {suite_dir / 'summary.md'} and summary.json")
-    return 0
+    if args.backend == "ray":
+        from ffterm.core.suite_ray import RayExecutor
+
+        return RayExecutor(args.address, args.cpus_per_run)
+    resolve_device(spec.runs[0].config.device)  # e.g. --device cuda on a machine without: one line, now
+    if args.jobs > 1:
+        return suite.ProcessPoolExecutor(args.jobs)
+    return suite.InProcessExecutor(watch=_progress_of)
+
+
+def _progress_of(session: Session) -> ConsoleProgress:
+    """A progress bar following one run of a suite (entered and left around its training)."""
+    progress = ConsoleProgress(session.config, console)
+    session.subscribe(progress.update)
+    return progress
 
 
 def cmd_summary(args: argparse.Namespace, _: Any = None) -> int:
-    from ffterm.core import suite
+    from ffterm.core import pooling
+    from ffterm.core.suite import PLAN
 
-    summary = suite.summarize(suite.expand_run_dirs(args.run_dirs))
+    if len(args.run_dirs) == 1 and (args.run_dirs[0] / PLAN).exists():
+        from ffterm.core.summary import to_json, to_markdown, write_summary
+
+        summary = write_summary(args.run_dirs[0], log=lambda m: print(m, file=sys.stderr))  # stdout: the tables
+        print(json.dumps(to_json(summary), indent=2) if args.json else to_markdown(summary))
+        return 0
+    summary = pooling.summarize(pooling.expand_run_dirs(args.run_dirs))
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        print(suite.to_markdown(summary))
+        print(pooling.to_markdown(summary))
     return 0
 
 
@@ -128,6 +170,14 @@ def cmd_presets(args: argparse.Namespace, _: Any = None) -> int:
     for p in list_presets():
         table.add_row(p.name, p.description)
     console.print(table)
+    from ffterm.core.suite_spec import list_suites
+
+    suites = Table(box=None, show_header=True, header_style="bold")
+    suites.add_column("suite (ffterm suite NAME)")
+    suites.add_column("description")
+    for name, description in list_suites():
+        suites.add_row(name, description)
+    console.print(suites)
     return 0
 
 
