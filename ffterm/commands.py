@@ -1,4 +1,4 @@
-"""Headless commands: run, resume, presets, analyze, probe, compare, bench, serve. No textual here."""
+"""Headless commands: run, resume, presets, analyze, probe, compare, prune, bench, serve. No textual here."""
 
 from __future__ import annotations
 
@@ -216,3 +216,44 @@ def cmd_serve(args: argparse.Namespace, _: Any = None) -> int:
         return serve(args.run_dir, host=args.host, port=args.port) or 0
     except ImportError:
         raise UsageError("`ffterm serve` needs textual-serve; install it with `pip install 'ffterm[serve]'`") from None
+
+
+def cmd_prune(args: argparse.Namespace, _: Any = None) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ffterm.core import prune
+
+    spec = prune.PruneSpec(
+        targets=prune.parse_targets(args.layers),
+        strategies=prune.parse_names(args.strategies) if args.strategies else prune.STRATEGIES,
+        keep=prune.parse_fractions(args.keep) if args.keep else prune.DEFAULT_KEEP,
+        finetune=args.finetune,
+        draws=args.draws,
+        seed=args.seed,
+        samples=args.samples,
+    )
+    bar = Progress(
+        TextColumn("[bold]{task.fields[strategy]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+    task = bar.add_task("prune", total=None, strategy="loading")
+
+    def on_progress(p: prune.PruneProgress) -> None:
+        bar.update(task, completed=p.done, total=p.total, strategy=p.strategy)
+        if p.entry is not None and not console.is_terminal:
+            console.print(f"{p.strategy} layer {p.entry['layer']} keep {p.entry['keep']:g}: {p.entry['accuracy']:.4f}")
+
+    with bar:
+        result = prune.prune_run(args.run_dir, spec, device=args.device, progress=on_progress)
+    written = prune.write_outputs(args.run_dir, result)
+    table = Table(title=f"pruning {args.run_dir} (unpruned accuracy {result['baseline']:.4f})")
+    for col in ("strategy", "layer", "10% kept", "20% kept", "smallest kept within 1 point"):
+        table.add_column(col, justify="right")
+    for row in prune.summary_rows(result):
+        table.add_row(*row)
+    console.print(table)
+    console.print("written: " + ", ".join(p.name for p in written))
+    return 0
