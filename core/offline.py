@@ -45,14 +45,19 @@ def load_trained(run_dir: Path, device: str | None = None, *, keep_heldout: bool
 
 
 def analyze_run(
-    run_dir: Path, samples: int | None = None, device: str | None = None, pvalues: bool = True
+    run_dir: Path,
+    samples: int | None = None,
+    device: str | None = None,
+    pvalues: bool = True,
+    microstructure: bool = False,
 ) -> dict[str, Any]:
-    """Recompute accuracy and the full per-layer analysis; writes RUN_DIR/analysis.json."""
+    """Recompute accuracy and the full per-layer analysis (with `microstructure`, each class's activation
+    patterns); writes RUN_DIR/analysis.json."""
     cfg, trainer = load_trained(run_dir, device)
     cfg = cfg.replace(final_pvalues=pvalues)
     n_test = trainer.data.test_y.shape[0]
     subset = live_subset(n_test, samples, cfg.seed) if samples else None
-    result = evaluate(trainer, cfg, subset, final=True)
+    result = evaluate(trainer, cfg, subset, final=True, microstructure=microstructure)
     rundir.write_json(Path(run_dir) / "analysis.json", result)
     return result
 

@@ -158,7 +158,13 @@ def cmd_bench(args: argparse.Namespace, _: Any = None) -> int:
 def cmd_analyze(args: argparse.Namespace, _: Any = None) -> int:
     from ffterm.core.offline import analyze_run
 
-    result = analyze_run(args.run_dir, samples=args.samples, device=args.device, pvalues=not args.no_pvalues)
+    result = analyze_run(
+        args.run_dir,
+        samples=args.samples,
+        device=args.device,
+        pvalues=not args.no_pvalues,
+        microstructure=args.microstructure,
+    )
     table = Table(title=f"analysis of {args.run_dir} ({result['eval_samples']} test images)")
     for col in ("layer", "sparsity", "ignored rows", "ensemble size %", "units p>0.05", "ρ⁺ mean", "bias mean"):
         table.add_column(col, justify="right")
@@ -173,6 +179,10 @@ def cmd_analyze(args: argparse.Namespace, _: Any = None) -> int:
             fmt(layer["bias"]["mean"]),
         )
     console.print(table)
+    if args.microstructure:
+        for i, layer in enumerate(result["layers"], 1):
+            counts = " ".join(str(len(entry["patterns"])) for entry in layer["microstructure"])
+            console.print(f"layer {i}: activation patterns per class (0–9): {counts}")
     console.print(f"test accuracy {result['test_accuracy']:.4f}; written to {args.run_dir / 'analysis.json'}")
     return 0
 
