@@ -21,7 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -383,20 +383,3 @@ def parse_fractions(text: str) -> tuple[float, ...]:
 
 def parse_names(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(p.strip() for p in text.split(",") if p.strip()))
-
-
-def summary_rows(result: dict[str, Any], fractions: Sequence[float] = (0.1, 0.2)) -> list[list[str]]:
-    """Rows for a console or Markdown table: strategy, target, accuracy at `fractions`, smallest keep."""
-    rows = []
-    for name, entries in result["strategies"].items():
-        for target, smallest in result["smallest_keep"][name].items():
-            by_keep = {e["keep"]: e for e in entries if str(e["layer"]) == target}
-            cells = []
-            for f in fractions:
-                e = by_keep.get(f)
-                if e is None:
-                    cells.append("–")
-                else:
-                    cells.append(f"{e['accuracy']:.4f}" + (f" ± {e['std']:.4f}" if e["std"] is not None else ""))
-            rows.append([name, target, *cells, "–" if smallest is None else f"{smallest:g}"])
-    return rows

@@ -18,6 +18,7 @@ from typing import Any
 
 from .formatting import fmt, fmt_pm
 from .history import RunHistory
+from .report_beyond import beyond_markdown
 from .rundir import atomic_write_text
 from .snapshot import Snapshot, _finite
 
@@ -75,8 +76,11 @@ def _matrix(title: str, matrix: list[list[Any]] | None, names: list[str], digits
     return [f"**{title}**", "", *_table(header, rows), ""]
 
 
-def render_markdown(snapshot: Snapshot, history: RunHistory | None = None, *, when: datetime | None = None) -> str:
-    """The report page of one (preferably evaluated) snapshot."""
+def render_markdown(
+    snapshot: Snapshot, history: RunHistory | None = None, *, when: datetime | None = None, run_dir: Path | None = None
+) -> str:
+    """The report page of one (preferably evaluated) snapshot; with `run_dir`, also its prune and
+    microstructure results (see report_beyond)."""
     history = history or RunHistory.from_snapshots([snapshot])
     latest = history.latest or snapshot
     names = class_names(snapshot.dataset)
@@ -210,10 +214,13 @@ def render_markdown(snapshot: Snapshot, history: RunHistory | None = None, *, wh
                 ]
             )
         out += [*_table(header, rows), ""]
+    out += beyond_markdown(history, run_dir)
     return "\n".join(out).rstrip() + "\n"
 
 
-def write_report(snapshot: Snapshot, history: RunHistory | None, out_dir: Path) -> list[Path]:
+def write_report(
+    snapshot: Snapshot, history: RunHistory | None, out_dir: Path, run_dir: Path | None = None
+) -> list[Path]:
     """Write snapshot.json, history.json and report.md into out_dir (created); return their paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -221,5 +228,5 @@ def write_report(snapshot: Snapshot, history: RunHistory | None, out_dir: Path) 
     paths = [out_dir / "snapshot.json", out_dir / "history.json", out_dir / "report.md"]
     atomic_write_text(paths[0], json.dumps(json.loads(snapshot.to_json()), indent=1) + "\n")
     atomic_write_text(paths[1], json.dumps(_finite(history.to_dict()), separators=(",", ":")) + "\n")
-    atomic_write_text(paths[2], render_markdown(snapshot, history))
+    atomic_write_text(paths[2], render_markdown(snapshot, history, run_dir=run_dir))
     return paths

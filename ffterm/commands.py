@@ -232,6 +232,7 @@ def cmd_prune(args: argparse.Namespace, _: Any = None) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ffterm.core import prune
+    from ffterm.core.report_beyond import prune_rows
 
     spec = prune.PruneSpec(
         targets=prune.parse_targets(args.layers),
@@ -262,7 +263,7 @@ def cmd_prune(args: argparse.Namespace, _: Any = None) -> int:
     table = Table(title=f"pruning {args.run_dir} (unpruned accuracy {result['baseline']:.4f})")
     for col in ("strategy", "layer", "10% kept", "20% kept", "smallest kept within 1 point"):
         table.add_column(col, justify="right")
-    for row in prune.summary_rows(result):
+    for row in prune_rows(result, [0.1, 0.2]):
         table.add_row(*row)
     console.print(table)
     console.print("written: " + ", ".join(p.name for p in written))

@@ -105,3 +105,15 @@ def test_final_json_holds_the_ensemble_life(tmp_path):
     final = json.loads((tmp_path / "r" / rundir.FINAL).read_text())
     assert final["ensemble_life"] == ensemble_life_of_run(tmp_path / "r")
     assert len(final["ensemble_life"]) == cfg.layers
+
+
+def test_report_section_shows_the_raster_and_stable_epoch():
+    from ffterm.core.report_beyond import life_markdown
+
+    history = RunHistory.from_snapshots(_snap(e, ens) for e, ens in HISTORY)
+    text = "\n".join(life_markdown(history))
+    assert "    1 ██ ·██\n    2 ██ ███\n    3 ·█ ███" in text  # █ member, · not, blank: undefined
+    assert (
+        "| 0 | 5 | 3 | 3 | 3 | 0 |" in text
+    )  # stable from 5; 3 ever; final 3; turnover 1+1+1+0 after the first; last 0
+    assert "| 1 | — | 1 | 0 | 1 | 0 |" in text

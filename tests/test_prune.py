@@ -186,3 +186,14 @@ def test_run_without_checkpoint_is_one_line(tmp_path, capsys, constructed_run):
     assert main(["prune", str(tmp_path / "nothing")]) == 2
     assert "not an ffterm run directory" in capsys.readouterr().err
     assert sorted(p.name for p in run.iterdir()) == [rundir.CONFIG]  # nothing written
+
+
+def test_report_section_lists_every_strategy(constructed_run):
+    from ffterm.core.history import RunHistory
+    from ffterm.core.report_beyond import beyond_markdown
+
+    spec = PruneSpec(strategies=("ensemble", "random"), keep=(0.25, 1.0), draws=2)
+    write_outputs(constructed_run, prune_run(constructed_run, spec))
+    text = "\n".join(beyond_markdown(RunHistory(), constructed_run))
+    assert "## Pruning" in text and "| ensemble | all |" in text and "| random | all |" in text
+    assert "| 0.25 | 1 | smallest within 1 pt |" in text
