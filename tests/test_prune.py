@@ -13,11 +13,15 @@ from ffterm.cli import main
 from ffterm.core import rundir
 from ffterm.core.checkpoint import save_checkpoint
 from ffterm.core.config import RunConfig, dump_yaml
+from ffterm.core.offline import load_trained
 from ffterm.core.prepare import prepare
 from ffterm.core.prune import (
     PruneSpec,
+    _Measurer,
+    apply_masks,
     ensemble_order,
     keep_count,
+    keep_mask,
     magnitude_order,
     prune_run,
     random_orders,
@@ -26,8 +30,6 @@ from ffterm.core.prune import (
     write_outputs,
 )
 from ffterm.core.trainers import make_trainer
-
-INFORMATIVE = set(range(10))
 
 
 @pytest.fixture(scope="module")
@@ -140,20 +142,40 @@ def test_smallest_keep_needs_every_larger_fraction_within_one_point():
     assert to_csv({"strategies": {"s": entries[:1]}, "hidden": 10}).splitlines()[1] == "s,all,0.1,1,0.895,"
 
 
-def test_ff_run_reports_per_layer_accuracy(tmp_path, capsys):
-    run = tmp_path / "ff"
+@pytest.fixture(scope="module")
+def ff_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("ff") / "run"
     args = ["--set", "dataset=synthetic", "--set", "epochs=1", "--set", "hidden=16", "--set", "final_pvalues=false"]
     assert main(["run", "quick-ff-synthetic", "--headless", "--out", str(run), *args, "--device", "cpu"]) == 0
-    code = main(["prune", str(run), "--layers", "all,2", "--keep", "0.5,1", "--strategies", "magnitude"])
+    return run
+
+
+def test_ff_run_reports_per_layer_accuracy(ff_run, capsys):
+    code = main(["prune", str(ff_run), "--layers", "all,2", "--keep", "0.5,1", "--strategies", "magnitude"])
     out = capsys.readouterr().out
     assert code == 0 and "magnitude" in out
-    data = json.loads((run / "prune.json").read_text())
+    data = json.loads((ff_run / "prune.json").read_text())
     entries = data["strategies"]["magnitude"]
     assert [(e["layer"], e["keep"]) for e in entries] == [("all", 0.5), ("all", 1.0), (2, 0.5), (2, 1.0)]
     assert all(len(e["layer_accuracy"]) == 3 for e in entries)
     assert entries[1]["layer_accuracy"] == data["baseline_layer_accuracy"]
     # pruning layer 2 leaves layer 1's goodness, hence its accuracy, unchanged
     assert entries[2]["layer_accuracy"][0] == data["baseline_layer_accuracy"][0]
+
+
+def test_finetuning_retrains_only_the_kept_units(ff_run):
+    _, trainer = load_trained(ff_run, "cpu")
+    original = [lin.weight.detach().clone() for lin in trainer.net.linears]
+    masks = {1: keep_mask(magnitude_order(original[1].numpy()), 0.5, trainer.device)}
+    measure = _Measurer(trainer, PruneSpec(finetune=1))
+    apply_masks(trainer.net, masks)
+    tuned = measure._finetuned(masks)
+    w = tuned.net.linears[1].weight.detach()
+    assert masks[1].sum() == 8 and torch.count_nonzero(w[~masks[1]]) == 0  # removed units stay removed
+    assert not torch.equal(w[masks[1]], original[1][masks[1]])  # the kept units were trained
+    assert not torch.equal(tuned.net.linears[0].weight, original[0])  # so were the other layers
+    result = prune_run(ff_run, PruneSpec(strategies=("magnitude",), keep=(0.5,), finetune=1), device="cpu")
+    assert result["finetune_epochs"] == 1 and 0.0 <= result["strategies"]["magnitude"][0]["accuracy"] <= 1.0
 
 
 @pytest.mark.parametrize(
