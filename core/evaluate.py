@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from .analysis import analyze_heldout_layer, analyze_layer
+from .analysis.microstructure import microstructure as class_microstructure
 from .config import RunConfig
 from .embedding import NUM_LABELS
 from .records import Heldout, HeldoutLayer, LayerAnalysis, SnapshotEvaluation
@@ -23,8 +24,13 @@ def live_subset(num_test: int, size: int, seed: int) -> torch.Tensor:
     return torch.randperm(num_test, generator=gen)[:size].sort().values
 
 
-def evaluate(trainer: Trainer, cfg: RunConfig, subset: torch.Tensor | None, final: bool) -> SnapshotEvaluation:
-    """Accuracy and analysis on the test set (or `subset` of it), as Snapshot fields."""
+def evaluate(
+    trainer: Trainer, cfg: RunConfig, subset: torch.Tensor | None, final: bool, microstructure: bool = False
+) -> SnapshotEvaluation:
+    """Accuracy and analysis on the test set (or `subset` of it), as Snapshot fields.
+
+    microstructure: also each class's activation patterns per layer (docs/algorithms.md).
+    """
     data = trainer.data
     x, y = data.test_x, data.test_y
     if subset is not None:
@@ -56,6 +62,9 @@ def evaluate(trainer: Trainer, cfg: RunConfig, subset: torch.Tensor | None, fina
             for h, (w, b) in zip(reps, params)
         ],
     )
+    if microstructure:
+        for layer, h in zip(result["layers"], reps):
+            layer["microstructure"] = class_microstructure(h, y_correct, NUM_LABELS, layer["ensembles"], seed=cfg.seed)
     if heldout is not None:
         result["heldout"] = _heldout(trainer, cfg, heldout, x, y, ev.predictions, result["layers"])
     return result

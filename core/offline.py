@@ -51,17 +51,19 @@ def analyze_run(
     device: str | None = None,
     pvalues: bool = True,
     ensemble_factor: float | None = None,
+    microstructure: bool = False,
 ) -> SnapshotEvaluation:
     """Recompute accuracy and the full per-layer analysis; writes RUN_DIR/analysis.json.
 
-    ensemble_factor: the ensemble rule's multiple (default: the run's setting)."""
+    ensemble_factor: the ensemble rule's multiple (default: the run's setting).
+    microstructure: also each class's activation patterns per layer."""
     cfg, trainer = load_trained(run_dir, device)
     cfg = cfg.replace(final_pvalues=pvalues)
     if ensemble_factor is not None:
         cfg = cfg.replace(ensemble_factor=ensemble_factor)
     n_test = trainer.data.test_y.shape[0]
     subset = live_subset(n_test, samples, cfg.seed) if samples else None
-    result = evaluate(trainer, cfg, subset, final=True)
+    result = evaluate(trainer, cfg, subset, final=True, microstructure=microstructure)
     rundir.write_json(Path(run_dir) / "analysis.json", result)
     return result
 

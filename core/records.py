@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, TypedDict
 
+from typing_extensions import NotRequired
+
 
 class Histogram(TypedDict):
     """Equal-width bins: ``len(edges) == len(counts) + 1``; the last bin includes its right edge."""
@@ -67,6 +69,7 @@ class LayerAnalysis(FinalLayer):
     n_rows: int
     n_units: int
     ensemble_factor: float  # the m_i > factor·LOO_i rule the ensembles were found with
+    microstructure: NotRequired[list[dict[str, Any]]]  # per class; only from `ffterm analyze --microstructure`
 
 
 def final_layer(layer: LayerAnalysis) -> FinalLayer:

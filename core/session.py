@@ -21,6 +21,7 @@ from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import RunConfig, dump_yaml, from_dict, load_yaml_text, to_dict
 from .datasets import DatasetError
 from .device import describe, gpu_stats, resolve_device, synchronize
+from .ensemble_life import ensemble_life_of_run
 from .evaluate import evaluate, live_subset
 from .prepare import prepare
 from .records import FinalRecord, final_layer
@@ -285,6 +286,7 @@ class Session:
         if snap.heldout is not None:
             final["heldout"] = snap.heldout
         rundir.append_snapshot(self.run_dir, snap)
+        final["ensemble_life"] = ensemble_life_of_run(self.run_dir)  # from every evaluation, the final one included
         rundir.write_json(self.run_dir / rundir.FINAL, final)
         self.final = final
         self._notify(snap)

@@ -32,15 +32,10 @@ from typing import Any, Protocol
 import yaml
 
 from . import rundir
-<<<<<<< HEAD
-from .formatting import fmt_pm
-from .records import FinalRecord
-=======
 from .config import dump_yaml, to_dict
 from .pooling import POOLABLE_KEYS
 from .suite_spec import PlannedRun, Suite, SuiteError
 from .suite_worker import FAILED, Watch, failure, run_state, run_unit
->>>>>>> suites
 
 PLAN = "suite.json"
 Log = Callable[[str], None]
@@ -289,96 +284,6 @@ def _result_line(run_dir: Path) -> str:
     acc = final.get("test_accuracy")
     return f"(test accuracy {acc:.4f}, {final.get('wall_seconds', 0):.0f} s)" if isinstance(acc, (int, float)) else ""
 
-<<<<<<< HEAD
-    The result lists the directories left out because they have not finished (`skipped`). Runs
-    with different settings (other than the seed and bookkeeping) are refused, as are repeated seeds.
-    """
-    finals: list[FinalRecord] = []
-    skipped: list[str] = []
-    for d in run_dirs:
-        path = Path(d) / rundir.FINAL
-        if path.exists():
-            finals.append(json.loads(path.read_text()))
-        else:
-            skipped.append(str(d))
-    if not finals:
-        raise SuiteError(f"no finished runs among {len(run_dirs)} directories; run them to the end first")
-    reference = finals[0]["config"]
-    for f in finals[1:]:
-        differ = sorted(
-            k
-            for k in set(reference) | set(f["config"])
-            if k not in POOLABLE_KEYS and reference.get(k) != f["config"].get(k)
-        )
-        if differ:
-            raise SuiteError(f"the runs differ in {', '.join(differ)}; summarise one setting at a time")
-    seeds = [f["config"]["seed"] for f in finals]
-    if len(set(seeds)) < len(seeds):
-        raise SuiteError(f"seeds repeat ({sorted(seeds)}): the same run counted twice would shrink the std")
-    num_layers = max(len(f["layers"]) for f in finals)
-    layers = []
-    for i in range(num_layers):
-        row: dict[str, Any] = {"layer": i + 1, "accuracy": mean_std([_at(f["layer_accuracy"], i) for f in finals])}
-        for label, keys in LAYER_FIGURES:
-            row[label] = mean_std([_dig(_at(f["layers"], i), keys) for f in finals])
-        layers.append(row)
-    summary = {
-        "model": finals[0]["config"]["model"],
-        "dataset": finals[0]["config"]["dataset"],
-        "runs": len(finals),
-        "seeds": sorted(seeds),
-        "skipped": skipped,
-        "test_accuracy": mean_std([f["test_accuracy"] for f in finals]),
-        "wall_seconds": mean_std([f["wall_seconds"] for f in finals]),
-        "layers": layers,
-    }
-    held = [f["heldout"] for f in finals if f.get("heldout")]
-    if held:
-        summary["heldout"] = {
-            "class": held[0]["class"],
-            "accuracy_seen": mean_std([h["accuracy_seen"] for h in held]),
-            "accuracy_heldout": mean_std([h["accuracy_heldout"] for h in held]),
-        }
-    return summary
-
-
-def _at(items: list[Any] | None, i: int) -> Any:
-    return items[i] if items and i < len(items) else None
-
-
-def to_markdown(summary: dict[str, Any]) -> str:
-    lines = [
-        f"# {summary['model'].upper()} on {summary['dataset']}: {summary['runs']} runs "
-        f"(seeds {', '.join(map(str, summary['seeds']))})",
-        "",
-        f"Test accuracy: **{fmt_pm(summary['test_accuracy'], 4)}** (mean ± std over runs)",
-        "",
-    ]
-    if summary.get("skipped"):
-        lines += [f"Not finished, left out: {', '.join(summary['skipped'])}", ""]
-    if "heldout" in summary:
-        h = summary["heldout"]
-        lines += [
-            f"Held-out class {h['class']}: accuracy on the seen classes {fmt_pm(h['accuracy_seen'], 4)}, "
-            f"on class {h['class']} {fmt_pm(h['accuracy_heldout'], 4)}",
-            "",
-        ]
-    header = ["layer", "accuracy"] + [label for label, _ in LAYER_FIGURES]
-    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in summary["layers"]:
-        cells = [str(row["layer"]), fmt_pm(row["accuracy"])] + [
-            fmt_pm(row[label], 1 if "%" in label or "units" in label else 3) for label, _ in LAYER_FIGURES
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def write_summary(suite_dir: Path, run_dirs: list[Path]) -> dict[str, Any]:
-    summary = summarize(run_dirs)
-    rundir.write_json(Path(suite_dir) / "summary.json", summary)
-    rundir.atomic_write_text(Path(suite_dir) / "summary.md", to_markdown(summary))
-    return summary
-=======
 
 def suite_runs(suite_dir: Path) -> list[dict[str, Any]]:
     """The plan's runs with their directory (absolute) and current state, for summaries and watchers."""
@@ -392,4 +297,3 @@ def suite_runs(suite_dir: Path) -> list[dict[str, Any]]:
         d = Path(suite_dir) / r["dir"]
         out.append({**r, "path": d, "state": run_state(d, r.get("needs_probes", False)), "error": failure(d)})
     return out
->>>>>>> suites

@@ -23,6 +23,7 @@ COMMANDS = (
     "suite",
     "summary",
     "report",
+    "prune",
 )
 
 
@@ -123,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="ensemble rule: class mean > F × leave-one-out mean (default: the run's, 2; 3 is the notebook's)",
     )
+    p.add_argument(
+        "--microstructure", action="store_true", help="also cluster each class's activation patterns per layer"
+    )
 
     p = sub.add_parser("probe", help="linear probes on a run's layer representations")
     p.add_argument("run_dir", type=Path)
@@ -135,7 +139,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=2000)
     p.add_argument("--json", action="store_true")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    _add_prune_parser(sub)
     return parser
+
+
+def _add_prune_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("prune", help="remove units of a trained run; accuracy vs fraction kept → prune.json/csv/png")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--layers", default="all", help="what to prune: 'all' (every layer at once) and/or 1-based layers")
+    p.add_argument("--strategies", help="comma-separated (default: ensemble,magnitude,activity,random)")
+    p.add_argument("--keep", help="comma-separated fractions of units kept, in (0, 1] (default: 0.01 … 1)")
+    p.add_argument("--finetune", type=int, default=0, metavar="EPOCHS", help="retrain the kept units per point")
+    p.add_argument("--draws", type=int, default=5, help="random strategy: seeded draws (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--samples", type=int, help="test images to measure on (default: all)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"])
 
 
 def main(argv: list[str] | None = None) -> int:

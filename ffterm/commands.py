@@ -1,4 +1,4 @@
-"""Headless commands: run, resume, presets, analyze, probe, compare, bench, serve. No textual here."""
+"""Headless commands: run, resume, presets, analyze, probe, compare, prune, bench, serve. No textual here."""
 
 from __future__ import annotations
 
@@ -215,6 +215,7 @@ def cmd_analyze(args: argparse.Namespace, _: Any = None) -> int:
         device=args.device,
         pvalues=not args.no_pvalues,
         ensemble_factor=args.ensemble_factor,
+        microstructure=args.microstructure,
     )
     factor = result["layers"][0]["ensemble_factor"] if result["layers"] else None
     table = Table(
@@ -233,6 +234,10 @@ def cmd_analyze(args: argparse.Namespace, _: Any = None) -> int:
             fmt(layer["bias"]["mean"] if layer["bias"] else None),
         )
     console.print(table)
+    if args.microstructure:
+        for i, layer in enumerate(result["layers"], 1):
+            counts = " ".join(str(len(entry["patterns"])) for entry in layer["microstructure"])
+            console.print(f"layer {i}: activation patterns per class (0–9): {counts}")
     console.print(f"test accuracy {result['test_accuracy']:.4f}; written to {args.run_dir / 'analysis.json'}")
     return 0
 
@@ -286,4 +291,45 @@ def cmd_report(args: argparse.Namespace, _: Any = None) -> int:
     out = paths[0].parent
     figures = sorted((out / "figures").glob("*.png"))
     console.print(f"report of {args.path}: {', '.join(p.name for p in paths)} and {len(figures)} figures in {out}")
+
+
+def cmd_prune(args: argparse.Namespace, _: Any = None) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ffterm.core import prune
+    from ffterm.core.report_beyond import prune_rows
+
+    spec = prune.PruneSpec(
+        targets=prune.parse_targets(args.layers),
+        strategies=prune.parse_names(args.strategies) if args.strategies else prune.STRATEGIES,
+        keep=prune.parse_fractions(args.keep) if args.keep else prune.DEFAULT_KEEP,
+        finetune=args.finetune,
+        draws=args.draws,
+        seed=args.seed,
+        samples=args.samples,
+    )
+    bar = Progress(
+        TextColumn("[bold]{task.fields[strategy]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+    task = bar.add_task("prune", total=None, strategy="loading")
+
+    def on_progress(p: prune.PruneProgress) -> None:
+        bar.update(task, completed=p.done, total=p.total, strategy=p.strategy)
+        if p.entry is not None and not console.is_terminal:
+            console.print(f"{p.strategy} layer {p.entry['layer']} keep {p.entry['keep']:g}: {p.entry['accuracy']:.4f}")
+
+    with bar:
+        result = prune.prune_run(args.run_dir, spec, device=args.device, progress=on_progress)
+    written = prune.write_outputs(args.run_dir, result)
+    table = Table(title=f"pruning {args.run_dir} (unpruned accuracy {result['baseline']:.4f})")
+    for col in ("strategy", "layer", "10% kept", "20% kept", "smallest kept within 1 point"):
+        table.add_column(col, justify="right")
+    for row in prune_rows(result, [0.1, 0.2]):
+        table.add_row(*row)
+    console.print(table)
+    console.print("written: " + ", ".join(p.name for p in written))
     return 0
