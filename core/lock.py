@@ -88,7 +88,9 @@ class RunLock:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise RunDirError(f"{self.run_dir}: cannot create its lock file ({exc.strerror}); choose a writable folder")
+            raise RunDirError(
+                f"{self.run_dir}: cannot create its lock file ({exc.strerror}); choose a writable folder"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -20,7 +20,7 @@ from typing import Any
 
 from .config import ConfigError, RunConfig, from_dict, load_yaml_text
 from .snapshot import Snapshot
-from .validation import Notice, SnapshotSchema, UnreadableFile, parse_lines, read_text
+from .validation import Notice, SnapshotSchema, UnreadableFile, check_final, parse_lines, read_text
 
 CONFIG = "config.yaml"
 SNAPSHOTS = "snapshots.jsonl"
@@ -101,6 +101,22 @@ def read_config(run_dir: Path) -> RunConfig:
     except UnreadableFile as exc:
         raise RunDirError(str(exc)) from None
     return from_dict(load_yaml_text(text, str(path)))
+
+
+def read_final(run_dir: Path) -> dict[str, Any]:
+    """final.json of a finished run, checked for the keys and types summaries rely on."""
+    path = Path(run_dir) / FINAL
+    fix = f"remove it and recompute the run (`ffterm run` with --out {run_dir} --force)"
+    try:
+        data = json.loads(read_text(path, "result file", fix))
+    except UnreadableFile as exc:
+        raise RunDirError(str(exc)) from None
+    except (ValueError, RecursionError):
+        raise RunDirError(f"{path}: not valid JSON; {fix}") from None
+    problem = check_final(data)
+    if problem:
+        raise RunDirError(f"{path}: {problem}; {fix}")
+    return data
 
 
 def _schema(run_dir: Path) -> SnapshotSchema:

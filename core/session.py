@@ -127,10 +127,16 @@ class Session:
             try:
                 rundir.atomic_write_text(d / rundir.CONFIG, dump_yaml(self.config))
             except OSError as exc:
-                raise rundir.RunDirError(f"{d}: cannot write {rundir.CONFIG} ({exc.strerror}); pick a writable place")
+                raise rundir.RunDirError(
+                    f"{d}: cannot write {rundir.CONFIG} ({exc.strerror}); pick a writable place"
+                ) from None
         except BaseException:
             self._lock.release()
             raise
+
+    def record_owner(self, **extra: Any) -> None:
+        """Add to what the run directory's lock file says about its owner (e.g. its control socket)."""
+        self._lock.update(**extra)
 
     def release(self) -> None:
         """Give up the run directory of a session that will not be started (start() does it at the end)."""

@@ -232,7 +232,7 @@ class SnapshotSchema:
             return
         if not isinstance(v, str) or len(v) > _MAX_TEXT:
             raise BadSnapshot(f"{key}: expected text of at most {_MAX_TEXT} characters")
-        if any(ord(ch) < 32 and ch not in "\t" or ord(ch) == 127 for ch in v):
+        if any((ord(ch) < 32 and ch not in "\t") or ord(ch) == 127 for ch in v):
             raise BadSnapshot(f"{key}: control characters are not allowed")
 
     @staticmethod
@@ -276,6 +276,38 @@ class SnapshotSchema:
 
 
 _FIELDS = {f.name for f in fields(Snapshot)}
+
+
+def check_final(data: Any) -> str | None:
+    """What is wrong with a final.json's content (None when it is usable)."""
+    from .config import ConfigError, from_dict
+
+    if not isinstance(data, dict):
+        return "expected a JSON object"
+    missing = [k for k in ("config", "test_accuracy", "layer_accuracy", "layers", "wall_seconds") if k not in data]
+    if missing:
+        return f"missing key {missing[0]!r}"
+    if not isinstance(data["config"], dict):
+        return "config: expected an object"
+    try:
+        cfg = from_dict(data["config"])
+    except ConfigError as exc:
+        return f"config: {exc}"
+    if not (_is_num(data["test_accuracy"]) and 0 <= data["test_accuracy"] <= 1):
+        return "test_accuracy: expected a fraction in 0..1"
+    if not _is_num(data["wall_seconds"]) or data["wall_seconds"] < 0:
+        return "wall_seconds: expected a number >= 0"
+    acc = data["layer_accuracy"]
+    if not isinstance(acc, list) or len(acc) > cfg.layers or not all(a is None or _is_num(a) for a in acc):
+        return f"layer_accuracy: expected at most {cfg.layers} numbers"
+    layers = data["layers"]
+    if not isinstance(layers, list) or len(layers) > cfg.layers or not all(isinstance(x, dict) for x in layers):
+        return f"layers: expected at most {cfg.layers} objects"
+    held = data.get("heldout")
+    if held is not None and not (isinstance(held, dict) and "class" in held):
+        return "heldout: expected an object with a class"
+    return None
+
 
 Notice = Callable[[str], None]
 """Called with one line when a bad snapshot line is skipped (file, line number, reason)."""
