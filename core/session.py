@@ -110,6 +110,7 @@ class Session:
     def _claim_run_dir(self, force: bool) -> None:
         """Take the run directory: lock it, check it may be used, clear an earlier run's outputs."""
         d = self.run_dir
+        new_lock_file = not (d / LOCK).exists()
         if d.is_dir():
             self._lock.acquire()  # first, so a directory in use is reported as such
         try:
@@ -131,6 +132,8 @@ class Session:
                     f"{d}: cannot write {rundir.CONFIG} ({exc.strerror}); pick a writable place"
                 ) from None
         except BaseException:
+            if self._lock.held and new_lock_file:  # a refused folder is left as it was
+                (d / LOCK).unlink(missing_ok=True)
             self._lock.release()
             raise
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 from pathlib import Path
@@ -289,11 +290,37 @@ def cmd_compare(args: argparse.Namespace, _: Any = None) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, _: Any = None) -> int:
+    if not 1 <= args.port <= 65535:
+        raise UsageError(f"--port must be in 1..65535 (got {args.port})")
+    _positive("--max-visitors", args.max_visitors)
     if args.run_dir is not None:
         check_app_inputs(None, None, [args.run_dir])
     try:
-        from .app.serve import serve
-
-        return serve(args.run_dir, host=args.host, port=args.port) or 0
+        from .app.serve import check_port_free, is_loopback, serve
     except ImportError:
         raise UsageError("`ffterm serve` needs textual-serve; install it with `pip install 'ffterm[serve]'`") from None
+    if args.no_token and not is_loopback(args.host):
+        raise UsageError("--no-token is allowed only with --host 127.0.0.1 (anyone who can reach the port gets in)")
+    try:
+        check_port_free(args.host, args.port)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot serve on {args.host} port {args.port}: "
+            + ("it is in use; choose another with --port" if exc.errno == errno.EADDRINUSE else str(exc.strerror))
+        ) from None
+    if not is_loopback(args.host):
+        print(
+            f"ffterm: warning: serving on {args.host}, reachable from other machines: anyone with the token "
+            "can watch" + (" and start runs" if args.allow_runs else "") + "; use --host 127.0.0.1 to keep it local",
+            file=sys.stderr,
+        )
+    serve(
+        args.run_dir,
+        host=args.host,
+        port=args.port,
+        token=None if args.no_token else "",
+        max_visitors=args.max_visitors,
+        allow_runs=args.allow_runs,
+        public_url=args.public_url,
+    )
+    return 0
