@@ -9,7 +9,7 @@ from typing import Any
 from . import rundir
 from .analysis import distance_correlation, linear_cka, linear_probe, svcca
 from .checkpoint import load_checkpoint
-from .config import RunConfig, from_dict, load_yaml_text
+from .config import RunConfig
 from .device import resolve_device
 from .evaluate import evaluate, live_subset
 from .prepare import prepare
@@ -22,10 +22,7 @@ class OfflineError(ValueError):
 
 
 def load_config(run_dir: Path) -> RunConfig:
-    cfg_path = Path(run_dir) / rundir.CONFIG
-    if not cfg_path.exists():
-        raise rundir.RunDirError(f"{run_dir}: not an ffterm run directory (no {rundir.CONFIG})")
-    return from_dict(load_yaml_text(cfg_path.read_text(), str(cfg_path)))
+    return rundir.read_config(run_dir)
 
 
 def load_trained(run_dir: Path, device: str | None = None, *, keep_heldout: bool = False) -> tuple[RunConfig, Trainer]:

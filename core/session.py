@@ -13,22 +13,25 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from . import rundir
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .config import RunConfig, dump_yaml, from_dict, load_yaml_text, to_dict
+from .checkpoint import CheckpointError, load_checkpoint, restore_previous, save_checkpoint
+from .config import RunConfig, dump_yaml, to_dict
 from .datasets import DatasetError
 from .device import describe, gpu_stats, resolve_device, synchronize
 from .ensemble_life import ensemble_life_of_run
 from .evaluate import evaluate, live_subset
+from .lock import LOCK, RunLock
 from .prepare import prepare
 from .records import FinalRecord, final_layer
 from .snapshot import Snapshot
 from .trainers import EpochMetrics, Trainer, make_trainer
 
 Subscriber = Callable[[Snapshot], None]
+NoticeHandler = Callable[[str], None]
 
 
 def _first_line(exc: BaseException) -> str:
@@ -48,15 +51,20 @@ class Session:
         *,
         force: bool = False,
         run_root: Path = Path("runs"),
-        _resume: bool = False,
+        _resume: RunLock | None = None,
     ) -> None:
+        """A new run in `run_dir` (default: a fresh folder under `run_root`), which this session
+        owns (its lock) until the training thread ends. `_resume` is the lock `resume_from` took."""
         self.config = cfg
         self.run_dir = Path(run_dir) if run_dir is not None else rundir.new_run_dir(cfg.name, run_root)
         self.device = resolve_device(cfg.device)  # DeviceError before anything is written
-        if not _resume:
+        self._lock = _resume or RunLock(self.run_dir)
+        if _resume is None:
             self._claim_run_dir(force)
-        self._resume = _resume
+        self._resume = _resume is not None
         self._subscribers: list[Subscriber] = []
+        self._notice_handlers: list[NoticeHandler] = []
+        self.notices: list[str] = []  # e.g. the snapshot lines a resume dropped, and why
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._unpaused = threading.Event()
@@ -73,36 +81,80 @@ class Session:
         self._last: Snapshot | None = None
 
     @classmethod
-    def resume_from(cls, run_dir: Path, device: str | None = None) -> Session:
-        """A session that continues the run in `run_dir` from its checkpoint."""
+    def resume_from(cls, run_dir: Path, device: str | None = None, *, previous: bool = False) -> Session:
+        """A session that continues the run in `run_dir` from its checkpoint (or, with `previous`,
+        from the checkpoint kept before it)."""
         run_dir = Path(run_dir)
-        cfg_path = run_dir / rundir.CONFIG
-        if not cfg_path.exists():
+        if not (run_dir / rundir.CONFIG).exists():
             raise rundir.RunDirError(f"{run_dir}: no {rundir.CONFIG} here; is this an ffterm run directory?")
-        if rundir.is_finished(run_dir):
-            raise rundir.RunDirError(f"{run_dir}: this run has already finished (final.json exists); nothing to resume")
-        if not (run_dir / rundir.CHECKPOINT).exists():
-            raise rundir.RunDirError(
-                f"{run_dir}: no {rundir.CHECKPOINT} to resume from; start the run again with `ffterm run`"
-            )
-        cfg = from_dict(load_yaml_text(cfg_path.read_text(), str(cfg_path)))
-        if device is not None:
-            cfg = cfg.replace(device=device)
-        load_checkpoint(run_dir / rundir.CHECKPOINT, cfg)  # validate before starting the thread
-        return cls(cfg, run_dir, _resume=True)
+        lock = RunLock(run_dir).acquire()
+        try:
+            cfg = rundir.read_config(run_dir)
+            if rundir.is_finished(run_dir):
+                raise rundir.RunDirError(
+                    f"{run_dir}: this run has already finished (final.json exists); nothing to resume"
+                )
+            rundir.clean_temp_files(run_dir)
+            if previous:
+                restore_previous(run_dir)
+            if not (run_dir / rundir.CHECKPOINT).exists():
+                raise rundir.RunDirError(
+                    f"{run_dir}: no {rundir.CHECKPOINT} to resume from; start the run again with `ffterm run`"
+                )
+            if device is not None:
+                cfg = cfg.replace(device=device)
+            load_checkpoint(run_dir / rundir.CHECKPOINT, cfg)  # validate before starting the thread
+            return cls(cfg, run_dir, _resume=lock)
+        except BaseException:
+            lock.release()
+            raise
 
     def _claim_run_dir(self, force: bool) -> None:
+        """Take the run directory: lock it, check it may be used, clear an earlier run's outputs."""
         d = self.run_dir
-        if d.exists() and any(d.iterdir()):
-            rundir.check_reusable(d, force)
-            for name in (rundir.SNAPSHOTS, rundir.CHECKPOINT, rundir.FINAL):
-                (d / name).unlink(missing_ok=True)
-        d.mkdir(parents=True, exist_ok=True)
-        rundir.atomic_write_text(d / rundir.CONFIG, dump_yaml(self.config))
+        new_lock_file = not (d / LOCK).exists()
+        if d.is_dir():
+            self._lock.acquire()  # first, so a directory in use is reported as such
+        try:
+            rundir.check_target(d, force)
+            try:
+                d.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise rundir.RunDirError(
+                    f"{d}: cannot create the run directory ({exc.strerror}); pick a writable place with --out"
+                ) from None
+            if not self._lock.held:
+                self._lock.acquire()
+            rundir.clean_temp_files(d)
+            rundir.clear_outputs(d)
+            try:
+                rundir.atomic_write_text(d / rundir.CONFIG, dump_yaml(self.config))
+            except OSError as exc:
+                raise rundir.RunDirError(
+                    f"{d}: cannot write {rundir.CONFIG} ({exc.strerror}); pick a writable place"
+                ) from None
+        except BaseException:
+            if self._lock.held and new_lock_file:  # a refused folder is left as it was
+                (d / LOCK).unlink(missing_ok=True)
+            self._lock.release()
+            raise
+
+    def record_owner(self, **extra: Any) -> None:
+        """Add to what the run directory's lock file says about its owner (e.g. its control socket)."""
+        self._lock.update(**extra)
+
+    def release(self) -> None:
+        """Give up the run directory of a session that will not be started (start() does it at the end)."""
+        if self._thread is None:
+            self._lock.release()
 
     # ---- commands (any thread) ------------------------------------------------------------
     def subscribe(self, fn: Subscriber) -> None:
         self._subscribers.append(fn)
+
+    def subscribe_notices(self, fn: NoticeHandler) -> None:
+        """`fn(line)` for each notice (e.g. a snapshot line a resume dropped); called on the training thread."""
+        self._notice_handlers.append(fn)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=f"ffterm-{self.config.name}", daemon=True)
@@ -143,6 +195,7 @@ class Session:
         try:
             self._train()
         finally:
+            self._lock.release()
             self._done.set()
 
     def _train(self) -> None:
@@ -158,14 +211,20 @@ class Session:
         except (DatasetError, CheckpointError, TrainingFailed) as exc:  # expected: the message says the fix
             self._fail(_first_line(exc))
         except Exception as exc:  # anything else (out of memory, a bug): one line, the traceback in the run dir
-            (self.run_dir / "error.log").write_text(traceback.format_exc())
+            (self.run_dir / rundir.ERROR_LOG).write_text(traceback.format_exc())
             self._fail(f"{type(exc).__name__}: {_first_line(exc)} (traceback in {self.run_dir / 'error.log'})")
 
     def _restore(self, trainer: Trainer) -> None:
         ckpt = load_checkpoint(self.run_dir / rundir.CHECKPOINT, self.config)
         trainer.load_state_dict(ckpt["trainer"])
         self._wall = float(ckpt["wall_time"])
-        rundir.truncate_snapshots(self.run_dir, trainer.epochs_done)
+        for line in rundir.truncate_snapshots(self.run_dir, trainer.epochs_done):
+            self._notice(line)
+
+    def _notice(self, line: str) -> None:
+        self.notices.append(line)
+        for fn in list(self._notice_handlers):
+            fn(line)
 
     def _loop(self, trainer: Trainer, subset: torch.Tensor) -> None:
         cfg = self.config
@@ -212,10 +271,13 @@ class Session:
     def _check_finite(self, metrics: EpochMetrics, trainer: Trainer) -> None:
         values = metrics.loss + metrics.g_pos + metrics.g_neg
         if not all(v == v and abs(v) != float("inf") for v in values):
-            raise TrainingFailed(
-                f"the loss became NaN/inf at epoch {trainer.epochs_done}; the last good checkpoint is kept in "
-                f"{self.run_dir}; try a smaller lr"
-            )
+            cfg = self.config
+            # settings beyond float32's range overflow whatever the learning rate
+            huge = [f"{k}={getattr(cfg, k):g}" for k in ("threshold", "lr", "act_l1") if abs(getattr(cfg, k)) > 1e30]
+            fix = f"{', '.join(huge)} overflows float32; use a smaller value" if huge else "try a smaller lr"
+            kept = (self.run_dir / rundir.CHECKPOINT).exists()
+            where = f"the last good checkpoint is kept in {self.run_dir}" if kept else "nothing was saved"
+            raise TrainingFailed(f"the loss became NaN/inf at epoch {trainer.epochs_done}; {fix}; {where}")
 
     def _snapshot(
         self,
@@ -337,9 +399,9 @@ class Session:
     def _discard_if_empty(self) -> None:
         """A run that failed before its first checkpoint (e.g. missing data) leaves no directory behind."""
         d = self.run_dir
-        if self._resume or (d / rundir.CHECKPOINT).exists() or (d / "error.log").exists():
+        if self._resume or (d / rundir.CHECKPOINT).exists() or (d / rundir.ERROR_LOG).exists():
             return
-        for name in (rundir.CONFIG, rundir.SNAPSHOTS):
+        for name in (rundir.CONFIG, rundir.SNAPSHOTS, LOCK):  # nobody can take an unlinked lock file's name
             (d / name).unlink(missing_ok=True)
         if d.is_dir() and not any(d.iterdir()):
             d.rmdir()

@@ -24,6 +24,8 @@ COMMANDS = (
     "summary",
     "report",
     "prune",
+    "runs",
+    "attach",
 )
 
 
@@ -59,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="the run directory (default: a new folder under runs/)")
     p.add_argument("--force", action="store_true", help="overwrite a run directory that holds a run")
     p.add_argument("--headless", action="store_true", help="no app: console progress only")
+    p.add_argument(
+        "--detach", action="store_true", help="train in the background (outlives the terminal); see `ffterm runs`"
+    )
 
     p = sub.add_parser(
         "suite", help="run a study suite (or a preset over seeds) headless; summary beside the study's tables"
@@ -86,6 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("resume", help="continue a stopped run from its checkpoint (headless)")
     p.add_argument("run_dir", type=Path)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--previous", action="store_true", help="from the checkpoint kept before the last one")
+    p.add_argument("--detach", action="store_true", help="train in the background (outlives the terminal)")
+
+    sub.add_parser("runs", help="list the runs training now, and where")
+
+    p = sub.add_parser("attach", help="open the app on a run training in the background, with full control")
+    p.add_argument("run_dir", type=Path)
 
     sub.add_parser("presets", help="list the presets")
 
@@ -94,8 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="offer the app in a browser (needs the `serve` extra)")
     p.add_argument("run_dir", type=Path, nargs="?")
-    p.add_argument("--host", default="localhost")
+    p.add_argument("--host", default="localhost", help="address to bind (default %(default)s: this machine only)")
     p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--no-token", action="store_true", help="no access token (only with --host 127.0.0.1)")
+    p.add_argument("--max-visitors", type=int, default=3, help="concurrent browser sessions (default %(default)s)")
+    p.add_argument(
+        "--allow-runs", action="store_true", help="let visitors start runs and open run directories (default: watch)"
+    )
+    p.add_argument("--public-url", help="the URL browsers use (needed with --host 0.0.0.0 or behind a proxy)")
 
     p = sub.add_parser("bench", help="measure training and evaluation speed")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
@@ -170,10 +188,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    if args.command == "run" and not args.headless:
+    if args.command == "run" and not (args.headless or args.detach):
         return _guard(lambda: _launch_app(args.preset, _overrides(args), out=args.out, force=args.force))
     if args.command == "watch":
         return _guard(lambda: _launch_app(None, None, watch=args.run_dirs))
+    if args.command == "attach":
+        return _guard(lambda: _launch_app(None, None, attach=args.run_dir))
     from . import commands  # headless commands: no textual import
 
     handler = getattr(commands, f"cmd_{args.command}")
@@ -181,9 +201,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _launch_app(preset: str | None, overrides: dict[str, Any] | None, **kwargs: Any) -> int:
-    from .commands import check_app_inputs
+    from .commands import attach_instead_of_watch, check_app_inputs
 
     check_app_inputs(preset, overrides, kwargs.get("watch"), kwargs.get("out"), kwargs.get("force", False))
+    kwargs = {**kwargs, **attach_instead_of_watch(kwargs)}
     try:
         from .app import run_app
     except ImportError as exc:
@@ -202,6 +223,7 @@ def _guard(fn) -> int:
     from ffterm.core.offline import OfflineError
     from ffterm.core.rundir import RunDirError
     from ffterm.core.suite_spec import SuiteError
+    from ffterm.core.validation import UnreadableFile
 
     try:
         return fn() or 0
@@ -214,6 +236,7 @@ def _guard(fn) -> int:
         RunDirError,
         OfflineError,
         SuiteError,
+        UnreadableFile,
     ) as exc:
         print(f"ffterm: error: {exc}", file=sys.stderr)
         return 2

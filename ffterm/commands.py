@@ -1,8 +1,9 @@
-"""Headless commands: run, resume, presets, analyze, probe, compare, prune, bench, serve. No textual here."""
+"""Headless commands: run, resume, runs, presets, analyze, probe, compare, prune, report, bench, serve. No textual here."""
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 from collections.abc import Mapping
@@ -15,6 +16,7 @@ from rich.table import Table
 from ffterm.core import rundir
 from ffterm.core.device import resolve_device
 from ffterm.core.formatting import fmt
+from ffterm.core.lock import RunDirBusy, live_runs, read_holder
 from ffterm.core.presets import list_presets, load_preset
 from ffterm.core.session import Session
 
@@ -35,18 +37,54 @@ def check_app_inputs(
     if preset is not None:
         resolve_device(load_preset(preset, overrides).device)  # e.g. cuda asked for on a machine without it
     if out is not None:
-        rundir.check_reusable(out, force)
+        check_free(out)
+        rundir.check_target(out, force)
     for path in watch or []:
         if not (Path(path) / rundir.CONFIG).exists():
             raise rundir.RunDirError(
                 f"{path}: not an ffterm run directory (no {rundir.CONFIG}); start one with `ffterm run PRESET --headless`"
             )
+        rundir.read_config(path)  # a config.yaml that is a folder, not UTF-8, not readable: one line now
+
+
+def check_free(run_dir: Path) -> None:
+    """RunDirBusy naming the process that trains `run_dir` now, if one does."""
+    holder = read_holder(run_dir)
+    if holder is not None:
+        raise RunDirBusy(
+            f"{run_dir}: in use by pid {holder.get('pid', '?')} ({holder.get('command', '?')}); "
+            f"wait for it to end, or `ffterm attach {run_dir}`"
+        )
+
+
+def attach_instead_of_watch(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """`watch` on one run training in the background attaches to it (full control); `attach`
+    on a run that is not training in the background is one line."""
+    from ffterm.core.control import ControlError
+
+    target = kwargs.get("attach")
+    if target is not None:
+        holder = read_holder(target)
+        if holder is None or not holder.get("control"):
+            busy = f" by {holder.get('command', '?')}, which takes no commands" if holder else " in the background"
+            raise ControlError(f"{target}: not training{busy}; `ffterm watch {target}` follows its files")
+        return {}
+    watch = kwargs.get("watch") or []
+    if len(watch) == 1 and (read_holder(watch[0]) or {}).get("control"):
+        return {"watch": None, "attach": watch[0]}
+    return {}
+
+
+def _positive(name: str, value: int | None) -> None:
+    if value is not None and value < 1:
+        raise UsageError(f"{name} must be at least 1 (got {value})")
 
 
 def _drive(session: Session) -> int:
     """Run a session to its end with a console progress bar; Ctrl-C stops it with a checkpoint."""
     progress = ConsoleProgress(session.config, console)
     session.subscribe(progress.update)
+    session.subscribe_notices(lambda line: progress.note(f"note: {line}"))
     with progress:
         session.start()
         try:
@@ -73,11 +111,53 @@ def _drive(session: Session) -> int:
 
 def cmd_run(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
     cfg = load_preset(args.preset, overrides)
+    if args.detach:
+        from ffterm.core.detached import start_detached
+
+        resolve_device(cfg.device)
+        return _detached(start_detached(cfg, args.out or rundir.new_run_dir(cfg.name), force=args.force))
     return _drive(Session(cfg, args.out, force=args.force))
 
 
 def cmd_resume(args: argparse.Namespace, _: Any = None) -> int:
-    return _drive(Session.resume_from(args.run_dir, device=args.device))
+    if args.detach:
+        from ffterm.core.detached import start_detached
+
+        remote = start_detached(None, args.run_dir, resume=True, previous=args.previous, device=args.device)
+        return _detached(remote)
+    return _drive(Session.resume_from(args.run_dir, device=args.device, previous=args.previous))
+
+
+def _detached(remote: Any) -> int:
+    console.print(
+        f"training in the background (pid {remote.pid}) in {remote.run_dir}; log {remote.run_dir / rundir.TRAIN_LOG}\n"
+        f"`ffterm attach {remote.run_dir}` controls it, `ffterm runs` lists what is training"
+    )
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace, _: Any = None) -> int:
+    runs = live_runs()
+    if not runs:
+        console.print("nothing is training now")
+        return 0
+    table = Table(box=None, show_header=True, header_style="bold")
+    for col in ("run directory", "pid", "host", "for", "started by", "control"):
+        table.add_column(col)
+    import time
+
+    for info in runs:
+        minutes = (time.time() - float(info.get("started", time.time()))) / 60
+        table.add_row(
+            str(info.get("run_dir")),
+            str(info.get("pid")),
+            str(info.get("host")),
+            f"{minutes:.0f} min",
+            str(info.get("command")),
+            "attach" if info.get("control") else "watch only",
+        )
+    console.print(table)
+    return 0
 
 
 def cmd_suite(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
@@ -209,6 +289,7 @@ def cmd_bench(args: argparse.Namespace, _: Any = None) -> int:
 def cmd_analyze(args: argparse.Namespace, _: Any = None) -> int:
     from ffterm.core.offline import analyze_run
 
+    _positive("--samples", args.samples)
     result = analyze_run(
         args.run_dir,
         samples=args.samples,
@@ -259,6 +340,7 @@ def cmd_probe(args: argparse.Namespace, _: Any = None) -> int:
 def cmd_compare(args: argparse.Namespace, _: Any = None) -> int:
     from ffterm.core.offline import compare_runs
 
+    _positive("--samples", args.samples)
     result = compare_runs(args.run_a, args.run_b, samples=args.samples, device=args.device)
     if args.json:
         print(json.dumps(result, indent=2))
@@ -273,15 +355,40 @@ def cmd_compare(args: argparse.Namespace, _: Any = None) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, _: Any = None) -> int:
+    if not 1 <= args.port <= 65535:
+        raise UsageError(f"--port must be in 1..65535 (got {args.port})")
+    _positive("--max-visitors", args.max_visitors)
     if args.run_dir is not None:
         check_app_inputs(None, None, [args.run_dir])
     try:
-        from .app.serve import serve
-
-        serve(args.run_dir, host=args.host, port=args.port)
-        return 0
+        from .app.serve import check_port_free, is_loopback, serve
     except ImportError:
         raise UsageError("`ffterm serve` needs textual-serve; install it with `pip install 'ffterm[serve]'`") from None
+    if args.no_token and not is_loopback(args.host):
+        raise UsageError("--no-token is allowed only with --host 127.0.0.1 (anyone who can reach the port gets in)")
+    try:
+        check_port_free(args.host, args.port)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot serve on {args.host} port {args.port}: "
+            + ("it is in use; choose another with --port" if exc.errno == errno.EADDRINUSE else str(exc.strerror))
+        ) from None
+    if not is_loopback(args.host):
+        print(
+            f"ffterm: warning: serving on {args.host}, reachable from other machines: anyone with the token "
+            "can watch" + (" and start runs" if args.allow_runs else "") + "; use --host 127.0.0.1 to keep it local",
+            file=sys.stderr,
+        )
+    serve(
+        args.run_dir,
+        host=args.host,
+        port=args.port,
+        token=None if args.no_token else "",
+        max_visitors=args.max_visitors,
+        allow_runs=args.allow_runs,
+        public_url=args.public_url,
+    )
+    return 0
 
 
 def cmd_report(args: argparse.Namespace, _: Any = None) -> int:

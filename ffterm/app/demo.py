@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ffterm.core.config import RunConfig, dump_yaml
 from ffterm.core.snapshot import Snapshot
 
 N_CLASSES = 10
@@ -272,7 +273,9 @@ class DemoSession:
         self._stop = threading.Event()
         self._snap_now = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="demo-session", daemon=True)
-        (self.run_dir / "config.yaml").write_text(json.dumps({"name": self._name, "model": model}) + "\n")
+        # the real settings when there are some: readers bound the snapshot lines by them
+        text = dump_yaml(cfg) if isinstance(cfg, RunConfig) else json.dumps({"name": self._name, "model": model}) + "\n"
+        (self.run_dir / "config.yaml").write_text(text)
 
     @classmethod
     def resume_from(cls, run_dir: Path) -> DemoSession:

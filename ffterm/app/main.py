@@ -505,9 +505,13 @@ class FFTermApp(App[int]):
 
     def action_screenshot(self) -> None:
         out = self._out_dir(self.primary)
-        out.mkdir(parents=True, exist_ok=True)
         name = f"ffterm-{datetime.now().strftime('%Y%m%d-%H%M%S')}.svg"
-        path = self.save_screenshot(name, str(out))
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            path = self.save_screenshot(name, str(out))
+        except OSError as exc:
+            self.notify(f"Cannot save a screenshot in {out}: {exc.strerror or exc}", severity="error", timeout=10)
+            return
         self.notify(f"Screenshot → {path}")
 
     # ---- palette -------------------------------------------------------------------------------
