@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=10, help="how many seeds (default %(default)s)")
     p.add_argument("--first-seed", type=int, default=0)
     p.add_argument("--out", type=Path, help="the suite directory (default: runs/PRESET-suite)")
+    p.add_argument(
+        "--batched", action="store_true", help="train the seeds together as one batched model (fast on GPUs)"
+    )
 
     p = sub.add_parser("summary", help="mean ± std over finished runs (a suite directory or run directories)")
     p.add_argument("run_dirs", type=Path, nargs="+")

@@ -87,12 +87,18 @@ def cmd_suite(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
     overrides.pop("seed", None)  # the suite sets the seeds
     first = load_preset(args.preset, overrides)
     suite_dir = args.out or Path("runs") / f"{first.name}-suite"
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    if args.batched:
+        code = _suite_batched(args.preset, overrides, suite_dir, seeds)
+        if code != 0:
+            return code
     run_dirs = []
-    for seed in range(args.first_seed, args.first_seed + args.seeds):
+    for seed in seeds:
         run_dir = suite.seed_dir(suite_dir, seed)
         run_dirs.append(run_dir)
         if rundir.is_finished(run_dir):
-            console.print(f"seed {seed}: finished earlier")
+            if not args.batched:
+                console.print(f"seed {seed}: finished earlier")
             continue
         console.print(f"[bold]seed {seed}[/] ({len(run_dirs)}/{args.seeds})")
         if (run_dir / rundir.CHECKPOINT).exists():
@@ -107,6 +113,38 @@ def cmd_suite(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
     print(suite.to_markdown(summary))
     console.print(f"written to {suite_dir / 'summary.md'} and summary.json")
     return 0
+
+
+def _suite_batched(preset: str, overrides: dict[str, Any], suite_dir: Path, seeds: range) -> int:
+    """The suite's unfinished seeds as one batched model; those with checkpoints continue from them."""
+    from ffterm.core import suite
+    from ffterm.core.batched import run_batched
+
+    todo = [s for s in seeds if not rundir.is_finished(suite.seed_dir(suite_dir, s))]
+    if not todo:
+        return 0
+    dirs = [suite.seed_dir(suite_dir, s) for s in todo]
+    resume = [(d / rundir.CHECKPOINT).exists() for d in dirs]
+    if any(resume) and not all(resume):
+        raise UsageError(f"{suite_dir}: some seeds have checkpoints and some not; run the suite without --batched")
+    configs = [load_preset(preset, {**overrides, "seed": s}) for s in todo]
+    console.print(f"[bold]seeds {todo[0]}–{todo[-1]}[/]: one batched model for {len(todo)} seeds")
+
+    def progress(i: int, snap: Any) -> None:
+        if i == len(todo) - 1 and snap.evaluated:
+            console.print(
+                f"epoch {snap.epoch}/{snap.total_epochs}: seed {todo[i]} test accuracy {snap.test_accuracy:.4f}"
+            )
+
+    try:
+        sessions = run_batched(configs, dirs, force=True, resume=all(resume), on_snapshot=progress)
+    except KeyboardInterrupt:
+        console.print("stopped; checkpoints saved; run the same command again to continue")
+        return 130
+    failed = [f"seed {s}: {session.error}" for s, session in zip(todo, sessions) if session.state == "failed"]
+    for line in failed:
+        print(f"ffterm: run failed: {line}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def cmd_summary(args: argparse.Namespace, _: Any = None) -> int:
