@@ -79,11 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="fashionmnist")
     p.add_argument("--data-dir", dest="data_dir")
     p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--quick", action="store_true", help="subsets of the data: about a minute on a 2-core CPU")
+    p.add_argument("--seeds", type=int, help="seeds in the batched figure (default 10 on CUDA, 3 on a CPU)")
     p.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     p.add_argument(
         "--ui",
         action="store_true",
-        help="instead: training speed with the app open vs headless, and key latency (needs textual)",
+        help="also: training speed with the app open vs headless, and key latency (needs textual)",
     )
     p.add_argument(
         "--preset",

@@ -169,6 +169,19 @@ def cmd_presets(args: argparse.Namespace, _: Any = None) -> int:
 
 
 def cmd_bench(args: argparse.Namespace, _: Any = None) -> int:
+    from ffterm.core.bench import run_bench
+
+    if args.repeats < 1 or (args.seeds is not None and args.seeds < 1):
+        raise UsageError("--repeats and --seeds must be at least 1")
+    results = run_bench(
+        device=args.device,
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        repeats=args.repeats,
+        quick=args.quick,
+        seeds=args.seeds,
+        log=console.print,
+    )
     if args.ui:
         from .app.uibench import run_ui_bench
 
@@ -181,13 +194,9 @@ def cmd_bench(args: argparse.Namespace, _: Any = None) -> int:
                 **({"data_dir": args.data_dir} if args.data_dir else {}),
             },
         )
-        results = run_ui_bench(cfg, log=console.print)
-    else:
-        from ffterm.core.bench import run_bench
-
-        results = run_bench(
-            device=args.device, dataset=args.dataset, data_dir=args.data_dir, repeats=args.repeats, log=console.print
-        )
+        results["ui"] = run_ui_bench(cfg, log=console.print)
+        ratios = list(results["ui"]["app_over_headless"].values())
+        results["app_throughput_ratio"] = sum(ratios) / len(ratios) if ratios else None
     if args.json:
         rundir.write_json(args.json, results)
     return 0
