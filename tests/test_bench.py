@@ -73,3 +73,30 @@ def test_cuda_bench_measures_the_device(tmp_path):
     r = run_bench(device="cuda", dataset="synthetic", quick=True, log=lambda _: None)
     assert r["device"].startswith("cuda") and positive(r["peak_memory_bytes"]["device"])
     assert all(0 < r["trainers"][name]["efficiency"] <= 1.5 for name in TRAINERS)
+
+
+@pytest.mark.parametrize(
+    "flags, native", [({"avx2", "fma"}, False), ({"avx2", "avx512_bf16"}, True), ({"amx_bf16"}, True), (set(), False)]
+)
+def test_bf16_only_where_the_cpu_multiplies_it_natively(tmp_path, monkeypatch, flags, native):
+    from ffterm.core import device
+    from ffterm.core.session import Session
+
+    monkeypatch.setattr(device, "_cpu_flags", lambda: frozenset(flags))
+    cpu = torch.device("cpu")
+    assert device.native_bf16(cpu) is native
+    cfg = RunConfig(dataset="synthetic", device="cpu", precision="bf16")
+    if native:
+        device.check_precision("bf16", cpu)
+        return
+    with pytest.raises(device.DeviceError, match=r"no native bfloat16 arithmetic.*use precision fp32"):
+        Session(cfg, tmp_path / "run")
+    assert not (tmp_path / "run").exists()  # refused before anything is written
+
+
+def test_tf32_is_refused_on_a_cpu(tmp_path):
+    from ffterm.core.device import DeviceError
+    from ffterm.core.session import Session
+
+    with pytest.raises(DeviceError, match=r"precision tf32: .* no TF32 matmuls"):
+        Session(RunConfig(dataset="synthetic", device="cpu", precision="tf32"), tmp_path / "run")
