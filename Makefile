@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 FASHION_DEB_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: run test lint setup data screenshots bench clean
+.PHONY: run test lint setup data screenshots bench gpu-carry clean
 
 run: setup data
 	$(VENV)/bin/ffterm
@@ -54,6 +54,14 @@ screenshots: setup data
 
 bench: setup data
 	$(VENV)/bin/ffterm bench
+
+# What scripts/gpu-check needs on a bare GPU machine without internet (copy the project folder with it):
+# FashionMNIST's IDX files and the pure-Python wheels the headless path and the tests need.
+GPU_CARRY_WHEELS := platformdirs "pytest>=8,<9" pluggy iniconfig packaging pygments
+gpu-carry:
+	mkdir -p gpu-carry/fashion-mnist gpu-carry/wheels
+	cp $(FASHION_DEB_DIR)/*-ubyte.gz gpu-carry/fashion-mnist/
+	$(PYTHON) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --dest gpu-carry/wheels $(GPU_CARRY_WHEELS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -58,9 +58,9 @@ class RunConfig:
     # leave-one-out mean (2: the paper's text; 3: the stricter variant of its published notebook)
     ensemble_factor: float = 2.0
     threads: int = 0  # torch CPU threads; 0: torch's default
-    precision: Literal["fp32", "bf16"] = (
-        "fp32"  # bf16: training matmuls in bfloat16 (autocast); faster, not the paper's
-    )
+    # training matmuls: fp32 (the paper's arithmetic); tf32 (CUDA, Ampere+); bf16 (autocast; GPUs and CPUs with
+    # native bfloat16 only, refused elsewhere since emulated bf16 is slower than fp32)
+    precision: Literal["fp32", "tf32", "bf16"] = "fp32"
 
     # ---- derived values -------------------------------------------------------------------
     @property

@@ -16,17 +16,17 @@ NORM_EPS = 1e-12
 
 
 def normalize(x: torch.Tensor, norm: str) -> torch.Tensor:
-    """Divide each row by its ℓ2 (or ℓ1) norm, as torch.nn.functional.normalize (eps 1e-12)."""
-    return F.normalize(x, p=2.0 if norm == "l2" else 1.0, dim=1, eps=NORM_EPS)
+    """Divide each row (the last dimension) by its ℓ2 (or ℓ1) norm, as F.normalize (eps 1e-12)."""
+    return F.normalize(x, p=2.0 if norm == "l2" else 1.0, dim=-1, eps=NORM_EPS)
 
 
 def goodness(h: torch.Tensor, kind: str) -> torch.Tensor:
-    """G = ‖h‖₂ (not squared, not averaged), or ‖h‖₁ for ℓ1 goodness. h: (N, n) → (N,).
+    """G = ‖h‖₂ (not squared, not averaged), or ‖h‖₁ for ℓ1 goodness, over the last dimension: (…, n) → (…).
 
     Always in float32, also when h comes from a bfloat16 layer (precision: bf16).
     """
     h = h.float()
-    return h.norm(dim=1) if kind == "l2" else h.abs().sum(dim=1)
+    return h.norm(dim=-1) if kind == "l2" else h.abs().sum(dim=-1)
 
 
 def _linear_stack(sizes: list[int]) -> Sequence[nn.Linear]:

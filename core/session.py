@@ -21,7 +21,7 @@ from . import rundir
 from .checkpoint import CheckpointError, load_checkpoint, restore_previous, save_checkpoint
 from .config import RunConfig, dump_yaml, to_dict
 from .datasets import DatasetError
-from .device import describe, gpu_stats, resolve_device, synchronize
+from .device import check_precision, describe, gpu_stats, resolve_device, synchronize
 from .ensemble_life import ensemble_life_of_run
 from .evaluate import evaluate, live_subset
 from .lock import LOCK, RunLock
@@ -58,6 +58,7 @@ class Session:
         self.config = cfg
         self.run_dir = Path(run_dir) if run_dir is not None else rundir.new_run_dir(cfg.name, run_root)
         self.device = resolve_device(cfg.device)  # DeviceError before anything is written
+        check_precision(cfg.precision, self.device)
         self._lock = _resume or RunLock(self.run_dir)
         if _resume is None:
             self._claim_run_dir(force)
@@ -215,11 +216,16 @@ class Session:
             self._fail(f"{type(exc).__name__}: {_first_line(exc)} (traceback in {self.run_dir / 'error.log'})")
 
     def _restore(self, trainer: Trainer) -> None:
+        trainer.load_state_dict(self._restore_state())
+
+    def _restore_state(self) -> dict[str, Any]:
+        """The checkpoint's trainer state; takes over its training time and cuts snapshots.jsonl back to it."""
         ckpt = load_checkpoint(self.run_dir / rundir.CHECKPOINT, self.config)
-        trainer.load_state_dict(ckpt["trainer"])
         self._wall = float(ckpt["wall_time"])
-        for line in rundir.truncate_snapshots(self.run_dir, trainer.epochs_done):
+        stage, epoch, _ = (int(v) for v in ckpt["trainer"]["position"])
+        for line in rundir.truncate_snapshots(self.run_dir, stage * self.config.epochs + epoch):
             self._notice(line)
+        return dict(ckpt["trainer"])
 
     def _notice(self, line: str) -> None:
         self.notices.append(line)
@@ -227,7 +233,6 @@ class Session:
             fn(line)
 
     def _loop(self, trainer: Trainer, subset: torch.Tensor) -> None:
-        cfg = self.config
         self.state = "running"
         epoch_time = 0.0  # seconds spent training in the current epoch, pauses excluded
         start = time.perf_counter()
@@ -251,22 +256,28 @@ class Session:
             if trainer.step():
                 stage = trainer.stage
                 metrics = trainer.end_epoch()
-                self._check_finite(metrics, trainer)
                 synchronize(self.device)
-                elapsed = epoch_time + time.perf_counter() - start
-                self._wall += elapsed
-                done = trainer.epochs_done
-                evaluated = done % cfg.effective_eval_every == 0 or self._snapshot_requested.is_set()
-                self._snapshot_requested.clear()
-                if trainer.done:
-                    evaluated = False  # the final snapshot follows
-                snap = self._snapshot(trainer, metrics, stage, elapsed, subset if evaluated else None)
-                if done % cfg.checkpoint_every == 0 or trainer.done:
-                    self._save(trainer)
-                self._emit(snap)
+                self._record_epoch(trainer, metrics, stage, epoch_time + time.perf_counter() - start, subset)
                 epoch_time = 0.0
                 start = time.perf_counter()
         self._finish(trainer)
+
+    def _record_epoch(
+        self, trainer: Trainer, metrics: EpochMetrics, stage: int, elapsed: float, subset: torch.Tensor
+    ) -> None:
+        """After an epoch: check the loss, write its snapshot (evaluated every eval_every) and checkpoint."""
+        cfg = self.config
+        self._check_finite(metrics, trainer)
+        self._wall += elapsed
+        done = trainer.epochs_done
+        evaluated = done % cfg.effective_eval_every == 0 or self._snapshot_requested.is_set()
+        self._snapshot_requested.clear()
+        if trainer.done:
+            evaluated = False  # the final snapshot follows
+        snap = self._snapshot(trainer, metrics, stage, elapsed, subset if evaluated else None)
+        if done % cfg.checkpoint_every == 0 or trainer.done:
+            self._save(trainer)
+        self._emit(snap)
 
     def _check_finite(self, metrics: EpochMetrics, trainer: Trainer) -> None:
         values = metrics.loss + metrics.g_pos + metrics.g_neg

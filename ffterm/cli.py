@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=["local", "ray"], default="local")
     p.add_argument("--address", help="with --backend ray: the cluster's head, HOST:PORT or ray://HOST:PORT")
     p.add_argument("--cpus-per-run", type=int, help="with --backend ray: CPUs per run instead of one GPU")
+    p.add_argument(
+        "--batched", action="store_true", help="train each setting's seeds together as one batched model (fast on GPUs)"
+    )
 
     p = sub.add_parser("summary", help="a suite folder's tables beside the study's, or mean ± std over run directories")
     p.add_argument("run_dirs", type=Path, nargs="+")
@@ -120,11 +123,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="fashionmnist")
     p.add_argument("--data-dir", dest="data_dir")
     p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--quick", action="store_true", help="subsets of the data: about a minute on a 2-core CPU")
+    p.add_argument("--seeds", type=int, help="seeds in the batched figure (default 10 on CUDA, 3 on a CPU)")
     p.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     p.add_argument(
         "--ui",
         action="store_true",
-        help="instead: training speed with the app open vs headless, and key latency (needs textual)",
+        help="also: training speed with the app open vs headless, and key latency (needs textual)",
     )
     p.add_argument(
         "--preset",

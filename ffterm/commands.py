@@ -185,7 +185,7 @@ def cmd_suite(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
     log = _plain_log
     log(f"suite {spec.name}: {len(spec.runs)} runs in {suite_dir}")
     try:
-        states = run_suite(spec, suite_dir, executor, log=log)
+        states = run_suite(spec, suite_dir, executor, batched=args.batched, log=log)
     except KeyboardInterrupt:
         print(
             "suite stopped (unfinished runs keep their checkpoints); run the same command again to continue",
@@ -213,6 +213,10 @@ def _suite_executor(args: argparse.Namespace, spec: Any) -> Any:
 
         return RayExecutor(args.address, args.cpus_per_run)
     resolve_device(spec.runs[0].config.device)  # e.g. --device cuda on a machine without: one line, now
+    if args.batched:
+        if args.jobs > 1:
+            raise UsageError("--batched trains a setting's seeds in this process; leave out --jobs")
+        return suite.BatchedExecutor(log=_plain_log)
     if args.jobs > 1:
         return suite.ProcessPoolExecutor(args.jobs)
     return suite.InProcessExecutor(watch=_progress_of)
@@ -262,6 +266,19 @@ def cmd_presets(args: argparse.Namespace, _: Any = None) -> int:
 
 
 def cmd_bench(args: argparse.Namespace, _: Any = None) -> int:
+    from ffterm.core.bench import run_bench
+
+    if args.repeats < 1 or (args.seeds is not None and args.seeds < 1):
+        raise UsageError("--repeats and --seeds must be at least 1")
+    results = run_bench(
+        device=args.device,
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        repeats=args.repeats,
+        quick=args.quick,
+        seeds=args.seeds,
+        log=console.print,
+    )
     if args.ui:
         from .app.uibench import run_ui_bench
 
@@ -274,13 +291,9 @@ def cmd_bench(args: argparse.Namespace, _: Any = None) -> int:
                 **({"data_dir": args.data_dir} if args.data_dir else {}),
             },
         )
-        results = run_ui_bench(cfg, log=console.print)
-    else:
-        from ffterm.core.bench import run_bench
-
-        results = run_bench(
-            device=args.device, dataset=args.dataset, data_dir=args.data_dir, repeats=args.repeats, log=console.print
-        )
+        results["ui"] = run_ui_bench(cfg, log=console.print)
+        ratios = list(results["ui"]["app_over_headless"].values())
+        results["app_throughput_ratio"] = sum(ratios) / len(ratios) if ratios else None
     if args.json:
         rundir.write_json(args.json, results)
     return 0
