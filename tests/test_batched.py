@@ -9,9 +9,9 @@ from ffterm.core import rundir
 from ffterm.core.batched import BatchedTrainer, run_batched
 from ffterm.core.checkpoint import load_checkpoint
 from ffterm.core.config import ConfigError, RunConfig
+from ffterm.core.pooling import summarize
 from ffterm.core.prepare import prepare
 from ffterm.core.session import Session
-from ffterm.core.suite import summarize
 from ffterm.core.trainers import make_trainer
 
 CPU = torch.device("cpu")
