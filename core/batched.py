@@ -74,7 +74,6 @@ class BatchedTrainer(Trainer):
         self.biases = [nn.Parameter(torch.stack([lin.bias.detach() for lin in layer])) for layer in stacks]
         cfg = self.cfg
         self.sequential = cfg.model == "ff" and cfg.schedule == "sequential"
-        self.num_stages = cfg.layers if self.sequential else 1
         if cfg.model == "ff":  # one Adam per layer, as a separate FF run
             self.optimizers = [_adam([w, b], cfg.lr) for w, b in zip(self.weights, self.biases)]
         else:  # one Adam over the parameters in the order of net.parameters()

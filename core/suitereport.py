@@ -30,7 +30,7 @@ from .markdownpage import MarkdownPage
 from .report import read_run_config, report_dir
 from .rundir import CONFIG, FINAL, RunDirError, atomic_write_text, read_snapshots
 from .runfigures import FigureFiles
-from .suite import POOLABLE_KEYS, mean_std
+from .pooling import POOLABLE_KEYS, mean_std
 
 MAX_DEPTH = 3  # suite/setting/seed-N/ at most
 
