@@ -127,7 +127,7 @@ def test_force_clears_what_the_previous_run_left(tmp_path):
     (d / "reports").mkdir()
     (d / "reports" / "report.md").write_text("old")
     (d / "my-notes.txt").write_text("mine")
-    with pytest.raises(rundir.RunDirError, match="not an ffterm run.*my-notes.txt"):
+    with pytest.raises(rundir.RunDirError, match=r"not an ffterm run.*my-notes\.txt"):
         Session(tiny(), d)
     s = Session(tiny(epochs=1), d, force=True)
     names = sorted(p.name for p in d.iterdir())
@@ -166,7 +166,7 @@ def test_a_flipped_bit_is_refused_and_the_previous_checkpoint_offered(tmp_path, 
     data = bytearray((d / rundir.CHECKPOINT).read_bytes())
     data[len(data) // 2] ^= 0x01
     (d / rundir.CHECKPOINT).write_bytes(bytes(data))
-    with pytest.raises(CheckpointError, match="checksum mismatch.*checkpoint.prev.pt.*is intact.*--previous"):
+    with pytest.raises(CheckpointError, match=r"checksum mismatch.*checkpoint\.prev\.pt.*is intact.*--previous"):
         load_checkpoint(d / rundir.CHECKPOINT)
     assert main(["resume", str(d)]) == 2
     err = capsys.readouterr().err
