@@ -136,6 +136,9 @@ class RunFeed:
     def close(self, timeout: float = 0.0) -> None:
         """Stop following; for a live session, ask it to stop and wait up to `timeout` s."""
         self._stop.set()
+        if getattr(self.session, "detached", False):
+            self.session.detach()  # it trains in its own process and goes on without us
+            return
         if self.session is not None and self.active:
             self.session.stop()
         if self.session is not None and timeout:
