@@ -321,7 +321,10 @@ class FFTermApp(App[int]):
         """The most recent feed with a live session."""
         return next((f for f in reversed(self.feeds) if f.session is not None), None)
 
-    def start_preset(self, name: str, overrides: dict[str, Any] | None = None, customise: bool = False) -> None:
+    def start_preset(
+        self, name: str, overrides: dict[str, Any] | None = None, customise: bool = False, confirm: bool = False
+    ) -> None:
+        """Start a preset; `confirm`: ask first when it is a long run (picked with one key or click)."""
         if self.read_only:
             self.notify(READ_ONLY, severity="warning", timeout=8)
             return
@@ -333,7 +336,7 @@ class FFTermApp(App[int]):
         self.last_preset = name
         if customise:
             self.push_screen(RunDialog(cfg), self._dialog_done)
-        elif _image_epochs(cfg) > LONG_RUN_IMAGE_EPOCHS:
+        elif confirm and _image_epochs(cfg) > LONG_RUN_IMAGE_EPOCHS:
             self.push_screen(ConfirmLongRun(cfg, _image_epochs(cfg)), lambda ok: ok and self.start_config(cfg))
         else:
             self.start_config(cfg)
@@ -398,7 +401,8 @@ class FFTermApp(App[int]):
 
     def _picked(self, result: tuple[str, bool] | None) -> None:
         if result is not None:
-            self.start_preset(result[0], self.overrides if result[0] == self.preset else None, customise=result[1])
+            overrides = self.overrides if result[0] == self.preset else None
+            self.start_preset(result[0], overrides, customise=result[1], confirm=True)
 
     def action_run_dialog(self) -> None:
         if self.read_only:
@@ -603,7 +607,13 @@ class FFTermApp(App[int]):
                 cmds.append((f"Show run in dashboard: {feed.name}", "", lambda f=feed: self.focus_run(f)))
         try:
             for p in self.presets.list_presets():
-                cmds.append((f"Start preset: {p.name}", p.description or "", lambda n=p.name: self.start_preset(n)))
+                cmds.append(
+                    (
+                        f"Start preset: {p.name}",
+                        p.description or "",
+                        lambda n=p.name: self.start_preset(n, confirm=True),
+                    )
+                )
         except Exception:
             pass
         return cmds
