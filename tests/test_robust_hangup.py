@@ -114,6 +114,6 @@ def test_hang_up_leaves_the_run_training_and_attach_controls_it(tmp_path):
     finally:
         if trainer_pid is not None and read_holder(run) is not None:
             os.kill(trainer_pid, signal.SIGKILL)
-    stage, epoch, batch = load_checkpoint(run / rundir.CHECKPOINT)["trainer"]["position"]
+    _, epoch, _ = load_checkpoint(run / rundir.CHECKPOINT)["trainer"]["position"]
     assert epoch >= 3 and read_holder(run) is None
     assert "stopped: checkpoint saved" in (run / rundir.TRAIN_LOG).read_text()

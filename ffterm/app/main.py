@@ -258,6 +258,8 @@ class FFTermApp(App[int]):
         if feed is not None and feed.follow_error and (feed.id, "follow") not in self._notified:
             self._notified.add((feed.id, "follow"))
             self.notify(f"stopped following {feed.run_dir}: {feed.follow_error}", severity="error", timeout=12)
+        while feed is not None and feed.notices:
+            self.notify(feed.notices.popleft(), severity="warning", timeout=10)
         if feed is None or not feed.drain():
             return
         self._dirty = True
