@@ -92,10 +92,20 @@ def _label(names: Sequence[str], c: int) -> str:
     return str(c) if name == str(c) else f"{c} {name}"
 
 
+def _epochs_axis(*axes: Axes) -> None:
+    """Whole epochs on the x axis."""
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def _no_data(ax: Axes, text: str) -> None:
+    """An empty panel saying why (its ticks hidden without touching axes it shares them with)."""
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="#666666")
-    ax.set_xticks([])
-    ax.set_yticks([])
+    ax.tick_params(left=False, bottom=False, labelleft=False, labelbottom=False)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
 
 
 # ---- curves over the epochs -------------------------------------------------------------------
@@ -134,6 +144,7 @@ def training_curves(
                     ax.plot(epochs, _nan(g_neg[i]), color=color, lw=1.4, ls="--", label=f"G⁻ layer {i + 1}")
             ax.set(xlabel=xlabel, ylabel="mean goodness", title="Goodness of positive (—) and negative (--) data")
             ax.legend(ncols=2)
+        _epochs_axis(*axes)
         return fig
 
 
@@ -155,6 +166,7 @@ def accuracy_curves(
         )
         ax.set(xlabel=xlabel, ylabel="test accuracy (%)", title="Test accuracy")
         ax.legend(loc="lower right")
+        _epochs_axis(ax)
         return fig
 
 
@@ -179,6 +191,7 @@ def ensemble_curves(
         for ax in (left, right):
             if ax.lines:
                 ax.legend()
+        _epochs_axis(left, right)
         return fig
 
 
@@ -266,8 +279,9 @@ def class_profiles(
     classes = list(range(len(class_mean_activation))) if classes is None else list(classes)
     cols = min(5, len(classes)) or 1
     rows = max(1, math.ceil(len(classes) / cols))
+    panel_width = 1.6 if len(classes) > 1 else 4.0  # inches
     with _style():
-        fig = _new_figure(1.6 * cols + 0.6 if len(classes) > 1 else 4.5, 1.45 * rows + 0.5)
+        fig = _new_figure(panel_width * cols + 0.6, 1.45 * rows + 0.5)
         axes = fig.subplots(rows, cols, squeeze=False, sharey=True)
         for ax in axes.flat[len(classes) :]:
             ax.set_visible(False)
@@ -281,9 +295,13 @@ def class_profiles(
             members = np.zeros(m.size, dtype=bool)
             if ensembles is not None and c < len(ensembles):
                 members[[u for u in ensembles[c] if 0 <= u < m.size]] = True
+            # one line collection per group; a line per unit at least 0.5 pt wide so that 1000s of
+            # units stay visible. Wide layers are embedded as an image in the SVG (axes and text stay
+            # vector), which keeps the file small.
             units = np.arange(m.size)
-            ax.bar(units[~members], m[~members], width=1.0, color=OTHER_COLOR, lw=0)
-            ax.bar(units[members], m[members], width=1.0, color=ENSEMBLE_COLOR, lw=0)
+            lw = max(0.5, 0.75 * panel_width * 72 / m.size)
+            for mask, color in ((~members, OTHER_COLOR), (members, ENSEMBLE_COLOR)):
+                ax.vlines(units[mask], 0, m[mask], colors=color, lw=lw, capstyle="butt", rasterized=m.size > 200)
             ax.axhline(factor * np.nanmean(m), color="black", lw=0.6, ls=":")
             ax.set_xlim(-0.5, m.size - 0.5)
             if ensembles is not None and c < len(ensembles):
@@ -345,7 +363,8 @@ def activation_map(
             spine.set_visible(False)
         for c in sorted({int(c) for c in col_class if c >= 0}):
             cols = np.flatnonzero(np.asarray(col_class) == c)
-            strip_ax.text(cols.mean(), 0, str(c), ha="center", va="center", fontsize=6.5, color="white")
+            if cols.size >= 2:  # a label wider than its block would run into the next one
+                strip_ax.text(cols.mean(), 0, str(c), ha="center", va="center", fontsize=6.5, color="white")
         ax.tick_params(axis="x", bottom=False, labelbottom=False)
         where = f"Layer {layer}: " if layer is not None else ""
         strip_ax.set_title(f"{where}activation map")

@@ -106,21 +106,29 @@ def test_class_profiles_colour_the_ensemble_units():
     fig = F.class_profiles(means, ensembles, NAMES, factor=2.0)
     ax0 = fig.axes[0]
     assert ax0.get_title() == "0 T-shirt"
-    coloured = [b for b in _bars(ax0) if to_hex(b.get_facecolor()) == F.ENSEMBLE_COLOR.lower()]
-    assert [(b.get_x() + b.get_width() / 2, b.get_height()) for b in coloured] == [(1.0, 0.9)]
+    bars = {to_hex(c.get_colors()[0]): [(seg[0][0], seg[1][1]) for seg in c.get_segments()] for c in ax0.collections}
+    assert bars[F.ENSEMBLE_COLOR.lower()] == [(1.0, 0.9)]  # unit 1 only
+    assert bars[F.OTHER_COLOR] == [(0.0, 0.1), (2.0, 0.0), (3.0, 0.2)]
     # the dotted line: factor × the class mean over all units = 2 × 0.3
     assert ax0.lines[0].get_ydata()[0] == pytest.approx(0.6)
     assert "no correct rows" in [t.get_text() for t in fig.axes[2].texts]
 
 
 def test_activation_map_labels_rows_by_class():
-    matrix = [[1.0, 0.0, 0.0], [0.9, 0.1, 0.0], [0.0, 1.0, 0.2], [0.0, 0.8, 0.1]]
-    fig = F.activation_map(matrix, [0, 0, 1, 1], [0, 1, -1], NAMES, layer=2)
+    matrix = [
+        [1.0, 0.9, 0.0, 0.0, 0.1, 0.0],
+        [0.9, 0.8, 0.1, 0.0, 0.0, 0.0],
+        [0.0, 0.1, 1.0, 0.2, 0.0, 0.1],
+        [0.0, 0.0, 0.8, 0.1, 0.0, 0.0],
+    ]
+    fig = F.activation_map(matrix, [0, 0, 1, 1], [0, 0, 1, -1, 2, -1], NAMES, n_units=60, layer=2)
     heat = fig.axes[1]
     assert [t.get_text() for t in heat.get_yticklabels()] == ["0 T-shirt", "1 Trouser"]
     assert list(heat.get_yticks()) == [0.5, 2.5]
-    assert heat.images[0].get_array().shape == (4, 3)
-    assert [t.get_text() for t in fig.axes[0].texts] == ["0", "1"]  # the ensemble strip
+    assert heat.images[0].get_array().shape == (4, 6)
+    assert "60 units" in heat.get_xlabel() and "6 columns" in heat.get_xlabel()
+    # the ensemble strip names blocks of two columns or more (class 2's single column stays unlabelled)
+    assert [(t.get_text(), t.get_position()[0]) for t in fig.axes[0].texts] == [("0", 0.5)]
 
 
 def test_class_matrices_write_values_with_class_names():
