@@ -1,4 +1,4 @@
-"""Headless commands: run, resume, presets, analyze, probe, compare, bench, serve. No textual here."""
+"""Headless commands: run, resume, presets, analyze, probe, compare, bench, serve, report. No textual here."""
 
 from __future__ import annotations
 
