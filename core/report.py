@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -247,7 +248,7 @@ def build_report(
     *,
     config: RunConfig | None = None,
     run_dir: Path | None = None,
-    figures: list[FigureFiles] = (),  # type: ignore[assignment]
+    figures: Sequence[FigureFiles] = (),
     when: datetime | None = None,
 ) -> None:
     """Write the report of one (preferably evaluated) snapshot on `page`."""
