@@ -26,7 +26,7 @@ from .formatting import fmt, fmt_pm
 from .history import RunHistory
 from .htmlreport import HtmlPage
 from .markdownpage import MarkdownPage
-from .rundir import CONFIG, RunDirError, atomic_write_text, read_snapshots
+from .rundir import CONFIG, SNAPSHOTS, RunDirError, atomic_write_text, read_snapshots
 from .runfigures import FigureFiles, render_figures, run_figures
 from .snapshot import Snapshot, _finite
 
@@ -71,6 +71,20 @@ class Page(Protocol):
     def paragraph(self, text: str, *, note: bool = False) -> None: ...
     def table(self, header: list[str], rows: list[list[str]], caption: str | None = None) -> None: ...
     def figure(self, images: list[Path], caption: str, alt: str | None = None) -> None: ...
+
+
+# What reading a file of the right syntax but the wrong shape raises (a field of another type, a
+# missing key); RunDirError, a ValueError, is already one line and passes through.
+DAMAGED = (TypeError, ValueError, KeyError, AttributeError, IndexError)
+
+
+def damaged(path: Path, exc: BaseException) -> RunDirError:
+    """The one-line error for a run file whose content is not in the form ffterm writes."""
+    if isinstance(exc, RunDirError):
+        return exc
+    return RunDirError(
+        f"{path}: not in the form ffterm writes ({type(exc).__name__}: {exc}); restore it or remove the damaged part"
+    )
 
 
 def read_run_config(run_dir: Path) -> RunConfig:
@@ -396,12 +410,14 @@ def report_run(run_dir: Path, out_dir: Path | None = None) -> list[Path]:
     """`ffterm report RUN_DIR`: the report of the run's last evaluated snapshot (else its last one)."""
     run_dir = Path(run_dir)
     read_run_config(run_dir)  # refuse a folder that is not a run before writing anything
-    snapshots = read_snapshots(run_dir)
-    history = RunHistory.from_snapshots(snapshots)
-    snapshot = history.latest_evaluated or history.latest
-    if snapshot is None:
-        raise RunDirError(f"{run_dir}: the run has no snapshots yet; report on it after its first epoch")
-    return write_report(snapshot, history, out_dir or report_dir(run_dir), run_dir=run_dir)
+    try:
+        history = RunHistory.from_snapshots(read_snapshots(run_dir))
+        snapshot = history.latest_evaluated or history.latest
+        if snapshot is None:
+            raise RunDirError(f"{run_dir}: the run has no snapshots yet; report on it after its first epoch")
+        return write_report(snapshot, history, out_dir or report_dir(run_dir), run_dir=run_dir)
+    except DAMAGED as exc:
+        raise damaged(run_dir / SNAPSHOTS, exc) from None
 
 
 def report_path(path: Path, out_dir: Path | None = None) -> list[Path]:
@@ -409,13 +425,19 @@ def report_path(path: Path, out_dir: Path | None = None) -> list[Path]:
     path = Path(path)
     if not path.is_dir():
         raise RunDirError(f"{path}: no such directory; give a run directory or a suite directory")
-    if (path / CONFIG).is_file():
-        return report_run(path, out_dir)
+    if out_dir is not None and Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise RunDirError(f"{out_dir}: is a file; give --out a folder")
     from .suitereport import find_runs, report_suite
 
-    if not find_runs(path):
+    is_run = (path / CONFIG).is_file()
+    if not is_run and not find_runs(path):
         raise RunDirError(
             f"{path}: neither a run directory (no {CONFIG}) nor a suite directory (no runs inside); "
             "give a folder made by `ffterm run` or `ffterm suite`"
         )
-    return report_suite(path, out_dir)
+    try:
+        return report_run(path, out_dir) if is_run else report_suite(path, out_dir)
+    except OSError as exc:
+        raise RunDirError(
+            f"{exc.filename or out_dir or path}: cannot write the report ({exc.strerror or exc})"
+        ) from None

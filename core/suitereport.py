@@ -27,7 +27,7 @@ from .formatting import fmt_pm
 from .history import RunHistory
 from .htmlreport import HtmlPage
 from .markdownpage import MarkdownPage
-from .report import read_run_config, report_dir
+from .report import DAMAGED, damaged, read_run_config, report_dir
 from .rundir import CONFIG, FINAL, RunDirError, atomic_write_text, read_snapshots
 from .runfigures import FigureFiles
 from .suite import POOLABLE_KEYS, mean_std
@@ -220,6 +220,13 @@ def report_suite(suite_dir: Path, out_dir: Path | None = None) -> list[Path]:
     run_dirs = find_runs(suite_dir)
     if not run_dirs:
         raise RunDirError(f"{suite_dir}: no run directories inside; give a folder made by `ffterm suite`")
+    try:
+        return _write_suite_report(suite_dir, run_dirs, out_dir)
+    except DAMAGED as exc:
+        raise damaged(suite_dir, exc) from None
+
+
+def _write_suite_report(suite_dir: Path, run_dirs: list[Path], out_dir: Path | None) -> list[Path]:
     settings = group_runs(run_dirs)
     if not any(s.finished for s in settings):
         raise RunDirError(f"{suite_dir}: none of its {len(run_dirs)} runs has finished; report on it once one has")
