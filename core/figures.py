@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +34,7 @@ Num = float | int | None
 
 # Okabe–Ito: distinguishable with the common colour-vision deficiencies
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
-CLASS_COLORS = (
+CLASS_COLORS = (  # matplotlib's tab10: one colour per class in the activation map's strip
     "#1f77b4",
     "#ff7f0e",
     "#2ca02c",
@@ -65,17 +66,21 @@ _STYLE = {
 }
 
 
-def _new_figure(width: float, height: float) -> Figure:
-    from matplotlib.figure import Figure
-
-    with _style():
-        return Figure(figsize=(width, height), layout="constrained")
-
-
-def _style():
+def _style() -> AbstractContextManager[Any]:
+    """The house style, for the duration of one figure's drawing (no global rcParams change)."""
     import matplotlib
 
     return matplotlib.rc_context(_STYLE)
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    """A figure on its own Agg canvas (call inside `_style()`)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
 
 
 def _nan(values: Sequence[Num]) -> list[float]:
@@ -123,6 +128,8 @@ def training_curves(
     One series per layer, aligned with `epochs`; None where a layer was not trained (sequential FF).
     Without goodness (BP) only the loss panel is drawn.
     """
+    from matplotlib.lines import Line2D
+
     has_goodness = any(v is not None for s in (*g_pos, *g_neg) for v in s)
     with _style():
         fig = _new_figure(7.0 if has_goodness else 3.6, 2.6)
@@ -142,8 +149,13 @@ def training_curves(
                     ax.plot(epochs, _nan(g_pos[i]), color=color, lw=1.4, label=f"G⁺ layer {i + 1}")
                 if i < len(g_neg):
                     ax.plot(epochs, _nan(g_neg[i]), color=color, lw=1.4, ls="--", label=f"G⁻ layer {i + 1}")
-            ax.set(xlabel=xlabel, ylabel="mean goodness", title="Goodness of positive (—) and negative (--) data")
-            ax.legend(ncols=2)
+            ax.set(xlabel=xlabel, ylabel="mean goodness", title="Goodness of positive and negative data")
+            # colour = layer, line style = positive/negative: a short legend instead of one entry per line
+            layers = [Line2D([], [], color=_layer_color(i), lw=1.4, label=f"layer {i + 1}") for i in range(len(g_pos))]
+            kinds = [
+                Line2D([], [], color="black", lw=1.4, ls=ls, label=label) for ls, label in (("-", "G⁺"), ("--", "G⁻"))
+            ]
+            ax.legend(handles=[*layers, *kinds], loc="upper left", bbox_to_anchor=(1.0, 1.0))
         _epochs_axis(*axes)
         return fig
 
