@@ -297,11 +297,13 @@ def class_profiles(
         axes = fig.subplots(rows, cols, squeeze=False, sharey=True)
         for ax in axes.flat[len(classes) :]:
             ax.set_visible(False)
+        empty: set[Axes] = set()
         for ax, c in zip(axes.flat, classes):
             means = class_mean_activation[c] if c < len(class_mean_activation) else None
             ax.set_title(_label(class_names, c))
             if means is None:
                 _no_data(ax, "no correct rows")
+                empty.add(ax)
                 continue
             m = np.asarray(_nan(means))
             members = np.zeros(m.size, dtype=bool)
@@ -319,7 +321,8 @@ def class_profiles(
             if ensembles is not None and c < len(ensembles):
                 ax.text(0.98, 0.95, f"|E| = {int(members.sum())}", ha="right", va="top", transform=ax.transAxes)
         for ax in axes[-1]:
-            ax.set_xlabel("unit")
+            if ax not in empty:
+                ax.set_xlabel("unit")
         for ax in axes[:, 0]:
             ax.set_ylabel("mean activation")
         where = f"layer {layer}: " if layer is not None else ""
