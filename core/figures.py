@@ -13,6 +13,7 @@ Figures (see docs/algorithms.md for what each quantity is):
   class_profiles         a class's mean activation per unit, ensemble units marked (Fig. 1B / 4B)
   activation_map         per-sample activations grouped by class, ensemble units first (Fig. 1C / 4A)
   class_matrices         class × class heatmaps: shared units, Jaccard (Fig. 3B / 4C / 12)
+  heatmaps               any matrices with row/column labels, e.g. layer-by-layer CKA (Fig. 13)
   weight_histograms      ρ⁺ and bias histograms per layer (Fig. 5)
   ensemble_curves        ensemble size and ensemble stability over the evaluations
   heldout_ensembles      the unseen class's ensemble against the seen classes' ensembles
@@ -395,7 +396,27 @@ def class_matrices(
     """Class × class heatmaps side by side, values written in the cells (Fig. 3B / 4C / 12).
 
     panels: (title, C×C matrix or None when undefined, decimals) each, e.g. ("Shared units", shared, 0)
-    and ("Jaccard", jaccard, 2); Jaccard panels (decimals > 0) share the 0–1 colour scale.
+    and ("Jaccard", jaccard, 2); Jaccard panels (decimals > 0) share the 0–1 colour scale, count
+    panels run from 0 to their largest count.
+    """
+    n = max((len(m) for _, m, _ in panels if m is not None), default=0)
+    labels = [_label(class_names, c) for c in range(n)]
+    return heatmaps(panels, labels, labels, title=title, undefined="undefined\n(sparsity < 0.5)")
+
+
+def heatmaps(
+    panels: Sequence[tuple[str, Sequence[Sequence[Num]] | None, int]],
+    row_labels: Sequence[str],
+    col_labels: Sequence[str],
+    *,
+    title: str | None = None,
+    undefined: str = "undefined",
+) -> Figure:
+    """Matrices side by side as heatmaps with their values in the cells (up to 12 × 12), e.g. linear
+    CKA between the layers of two runs (Fig. 13), or :func:`class_matrices`.
+
+    panels: (title, matrix or None, decimals) each; decimals > 0 means values in [0, 1] (one shared
+    colour scale), 0 means counts (scale up to the panel's largest).
     """
     import numpy as np
 
@@ -405,29 +426,24 @@ def class_matrices(
         for ax, (name, matrix, digits) in zip(axes, panels):
             ax.set_title(name)
             if matrix is None:
-                _no_data(ax, "undefined\n(sparsity < 0.5)")
+                _no_data(ax, undefined)
                 continue
             m = np.asarray(_nan_matrix(matrix))
-            n = m.shape[0]
+            rows, cols = m.shape
             vmax = 1.0 if digits > 0 else max(1.0, float(np.nanmax(m)) if m.size else 1.0)
             im = ax.imshow(m, cmap="Blues", vmin=0, vmax=vmax)
             fig.colorbar(im, ax=ax, shrink=0.75, pad=0.02)
-            names = [_label(class_names, c) for c in range(n)]
-            ax.set_xticks(range(n), names, rotation=60, ha="right", rotation_mode="anchor")
-            ax.set_yticks(range(n), names)
+            ax.set_xticks(range(cols), col_labels[:cols], rotation=60, ha="right", rotation_mode="anchor")
+            ax.set_yticks(range(rows), row_labels[:rows])
             ax.tick_params(length=0)
             for spine in ax.spines.values():
                 spine.set_visible(False)
-            if n <= 12:
-                for i in range(n):
-                    for j in range(n):
-                        v = m[i, j]
-                        if math.isfinite(v):
-                            text = f"{v:.{digits}f}" if digits else f"{round(v)}"
-                            dark = v > 0.6 * vmax
-                            ax.text(
-                                j, i, text, ha="center", va="center", fontsize=6, color="white" if dark else "black"
-                            )
+            if max(rows, cols) <= 12:
+                for (i, j), v in np.ndenumerate(m):
+                    if math.isfinite(v):
+                        text = f"{v:.{digits}f}" if digits else f"{round(v)}"
+                        color = "white" if v > 0.6 * vmax else "black"
+                        ax.text(j, i, text, ha="center", va="center", fontsize=6, color=color)
         if title:
             fig.suptitle(title, fontsize=9)
         return fig

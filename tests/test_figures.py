@@ -142,6 +142,16 @@ def test_class_matrices_write_values_with_class_names():
     assert "undefined" in undefined.texts[0].get_text()
 
 
+def test_heatmaps_label_rows_and_columns():
+    cka = [[0.9, 0.5, 0.2], [0.4, 0.8, 0.6]]
+    fig = F.heatmaps([("linear CKA", cka, 2)], ["FF L1", "FF L2"], ["BP L1", "BP L2", "BP L3"])
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["FF L1", "FF L2"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["BP L1", "BP L2", "BP L3"]
+    assert [t.get_text() for t in ax.texts] == ["0.90", "0.50", "0.20", "0.40", "0.80", "0.60"]
+    assert ax.images[0].get_clim() == (0.0, 1.0)
+
+
 def test_weight_histograms_draw_the_stored_counts():
     rho = {"mean": 0.4, "std": 0.1, "hist": {"counts": [1, 3, 0, 2], "edges": [0, 0.25, 0.5, 0.75, 1]}}
     bias = {"mean": -0.1, "std": 0.2, "hist": {"counts": [2, 4], "edges": [-1, 0, 1]}}
