@@ -276,7 +276,7 @@ def build_report(
             ["model", snapshot.model],
             ["dataset", snapshot.dataset],
             ["device", snapshot.device],
-            ["run directory", str(run_dir) if run_dir is not None else "—"],
+            ["run directory", str(Path(run_dir).resolve()) if run_dir is not None else "—"],
             ["snapshot", f"{progress}, {snapshot.kind}, state {snapshot.state}"],
             ["run now at", f"epoch {latest.epoch}/{latest.total_epochs}, state {latest.state}"],
             ["training time", f"{snapshot.wall_time:.1f} s"],

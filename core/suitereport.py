@@ -27,7 +27,7 @@ from .formatting import fmt_pm
 from .history import RunHistory
 from .htmlreport import HtmlPage
 from .markdownpage import MarkdownPage
-from .report import DAMAGED, damaged, read_run_config, report_dir
+from .report import DAMAGED, Page, damaged, read_run_config, report_dir
 from .rundir import CONFIG, FINAL, RunDirError, atomic_write_text, read_snapshots
 from .runfigures import FigureFiles
 from .suite import POOLABLE_KEYS, mean_std
@@ -166,13 +166,13 @@ def _figures(settings: list[Setting], out_dir: Path) -> list[FigureFiles]:
     return files
 
 
-def _build(page: MarkdownPage | HtmlPage, suite_dir: Path, settings: list[Setting], figures: list[FigureFiles]) -> None:
+def _build(page: Page, suite_dir: Path, settings: list[Setting], figures: list[FigureFiles]) -> None:
     from ffterm import __version__
 
     page.table(
         ["", ""],
         [
-            ["suite directory", str(suite_dir)],
+            ["suite directory", str(suite_dir.resolve())],
             ["settings", str(len(settings))],
             ["runs", f"{sum(len(s.runs) for s in settings)} ({sum(len(s.finished) for s in settings)} finished)"],
             ["ffterm version", __version__],
