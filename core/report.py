@@ -266,6 +266,22 @@ def build_report(
     when: datetime | None = None,
 ) -> None:
     """Write the report of one (preferably evaluated) snapshot on `page`."""
+    _overview(page, snapshot, history, run_dir, when or datetime.now())
+    page.heading("Settings")
+    if config is not None:
+        page.table(["setting", "value"], _settings_rows(config, _layer_width(snapshot)))
+    else:
+        page.paragraph("The run's settings were not found (no config.yaml next to its snapshots).", note=True)
+    _result(page, snapshot, history)
+    _analysis(page, snapshot, history, config)
+    if figures:
+        page.heading("Figures")
+        for f in figures:
+            page.figure(f.paths, f.caption)
+    _appendix(page, snapshot, history)
+
+
+def _overview(page: Page, snapshot: Snapshot, history: RunHistory, run_dir: Path | None, when: datetime) -> None:
     latest = history.latest or snapshot
     progress = f"epoch {snapshot.epoch}/{snapshot.total_epochs}"
     if snapshot.model == "ff" and snapshot.epochs_per_stage and snapshot.num_layers > 1:
@@ -282,18 +298,15 @@ def build_report(
             ["training time", f"{snapshot.wall_time:.1f} s"],
             ["analysed test images", fmt(snapshot.eval_samples)],
             ["ffterm version", _version()],
-            ["written", (when or datetime.now()).isoformat(timespec="seconds")],
+            ["written", when.isoformat(timespec="seconds")],
         ],
     )
     if snapshot.message:
         page.paragraph(snapshot.message, note=True)
 
-    page.heading("Settings")
-    if config is not None:
-        page.table(["setting", "value"], _settings_rows(config, _layer_width(snapshot)))
-    else:
-        page.paragraph("The run's settings were not found (no config.yaml next to its snapshots).", note=True)
 
+def _result(page: Page, snapshot: Snapshot, history: RunHistory) -> None:
+    """The final accuracy is the result; the best accuracy seen on the way is only labelled as monitoring."""
     page.heading("Result")
     if not snapshot.evaluated:
         page.paragraph("This snapshot was not evaluated (see eval_every); the tables below are empty.", note=True)
@@ -305,6 +318,8 @@ def build_report(
             note=True,
         )
 
+
+def _analysis(page: Page, snapshot: Snapshot, history: RunHistory, config: RunConfig | None) -> None:
     if snapshot.layers:
         page.heading("Per-layer analysis")
         factor = snapshot.layers[0].get("ensemble_factor", config.ensemble_factor if config else 2.0)
@@ -322,30 +337,27 @@ def build_report(
             ["layer", "sparsity", "ensemble units", "in any seen ensemble", "shared per seen class"],
             _heldout_rows(snapshot, snapshot.dataset),
         )
-    if figures:
-        page.heading("Figures")
-        for f in figures:
-            page.figure(f.paths, f.caption)
 
-    if snapshot.layers or history.eval_epochs:
-        page.heading("Appendix")
+
+def _appendix(page: Page, snapshot: Snapshot, history: RunHistory) -> None:
+    """The long tables: each layer's 10×10 shared-units and Jaccard matrices, the evaluations over time."""
+    if not (snapshot.layers or history.eval_epochs):
+        return
+    page.heading("Appendix")
     for i, layer in enumerate(snapshot.layers or []):
         page.heading(f"Layer {i + 1}: shared units and Jaccard", 3)
         ens = layer.get("ensembles")
         if ens is None:
             page.paragraph("Undefined: the layer's sparsity is below 0.5, so it has no ensembles.", note=True)
             continue
-        page.paragraph(
-            "Ensemble size per class: "
-            + ", ".join(f"{_class(snapshot.dataset, c)}: {len(e)}" for c, e in enumerate(ens))
-        )
+        sizes = ", ".join(f"{_class(snapshot.dataset, c)}: {len(e)}" for c, e in enumerate(ens))
+        page.paragraph(f"Ensemble size per class: {sizes}")
         for title, key, digits in (
             ("Shared units |E_c ∩ E_c'|", "shared_units", 0),
             ("Jaccard |E_c ∩ E_c'| / |E_c ∪ E_c'|", "jaccard", 2),
         ):
             if layer.get(key) is not None:
-                header, rows = _matrix_rows(layer[key], snapshot.dataset, digits)
-                page.table(header, rows, caption=title)
+                page.table(*_matrix_rows(layer[key], snapshot.dataset, digits), caption=title)
     if history.eval_epochs:
         page.heading("Evaluated snapshots over time", 3)
         page.table(*_over_time(history))
