@@ -16,6 +16,7 @@ Figures (see docs/algorithms.md for what each quantity is):
   heatmaps               any matrices with row/column labels, e.g. layer-by-layer CKA (Fig. 13)
   weight_histograms      ρ⁺ and bias histograms per layer (Fig. 5)
   ensemble_curves        ensemble size and ensemble stability over the evaluations
+  mean_curves            a series' mean over seeds with a ± std band, one line per setting
   heldout_ensembles      the unseen class's ensemble against the seen classes' ensembles
 """
 
@@ -205,6 +206,31 @@ def ensemble_curves(
             if ax.lines:
                 ax.legend()
         _epochs_axis(left, right)
+        return fig
+
+
+def mean_curves(
+    groups: Mapping[str, tuple[Sequence[int], Sequence[Num], Sequence[Num]]],
+    *,
+    ylabel: str,
+    title: str,
+    xlabel: str = "epoch",
+) -> Figure:
+    """One line per group (its mean over seeds) with a ± std band: label → (epochs, means, stds)."""
+    import numpy as np
+
+    with _style():
+        fig = _new_figure(4.6, 2.8)
+        ax = fig.add_subplot()
+        for g, (label, (x, mean, std)) in enumerate(groups.items()):
+            color = PALETTE[g % len(PALETTE)]
+            m, s = np.asarray(_nan(mean)), np.nan_to_num(np.asarray(_nan(std)))
+            ax.plot(x, m, color=color, lw=1.5, label=label)
+            ax.fill_between(x, m - s, m + s, color=color, alpha=0.2, lw=0)
+        ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+        if len(groups) > 1:
+            ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        _epochs_axis(ax)
         return fig
 
 

@@ -6,7 +6,8 @@ POOLABLE_KEYS), and writes into SUITE_DIR/reports/<timestamp>/:
   report.md, report.html  per setting: runs finished, final test accuracy and per-layer sparsity and
                           ensemble size as mean ± std over seeds (sample std), unfinished or failed runs
   figures/                per-layer sparsity (Fig. 2), ensemble size and layer accuracy, one bar per
-                          setting with ± std error bars across seeds
+                          setting with ± std error bars across seeds; test accuracy over the epochs
+                          with a ± std band
   curves.csv              every run's per-epoch series (ffterm.core.curves), one row per run and epoch,
                           led by the run's folder, setting and seed
 Finished runs are read from final.json (as `ffterm summary` does), curves from snapshots.jsonl.
@@ -51,6 +52,13 @@ class Setting:
     @property
     def finished(self) -> list[dict[str, Any]]:
         return [r.final for r in self.runs if r.final is not None]
+
+    def accuracy_over_epochs(self) -> tuple[list[int], list[float | None], list[float | None]]:
+        """Test accuracy (%) at each evaluated epoch every run has reached: mean and std over the runs."""
+        by_run = [dict(zip(r.history.eval_epochs, r.history.test_accuracy)) for r in self.runs if r.history.eval_epochs]
+        epochs = sorted(set.intersection(*(set(d) for d in by_run))) if by_run else []
+        stats = [mean_std([None if d[e] is None else 100 * d[e] for d in by_run]) for e in epochs]
+        return epochs, [s["mean"] for s in stats], [s["std"] for s in stats]
 
     def per_layer(self, key: str, scale: float = 1.0) -> list[dict[str, Any]]:
         """mean ± std over the finished runs of a per-layer figure of final.json, one entry per layer."""
@@ -132,6 +140,16 @@ def _run_state(run: Run) -> str:
 
 def _figures(settings: list[Setting], out_dir: Path) -> list[FigureFiles]:
     specs = [
+        (
+            "curves-accuracy",
+            "Test accuracy over the epochs: mean over the runs of each setting, band: ± sample std (epochs "
+            "every run has reached).",
+            lambda: F.mean_curves(
+                {s.label: s.accuracy_over_epochs() for s in settings},
+                ylabel="test accuracy (%)",
+                title="Test accuracy",
+            ),
+        ),
         (
             "sparsity",
             "Hoyer sparsity per layer of correctly classified test representations; bars: mean over seeds, "

@@ -85,6 +85,18 @@ def test_training_curves_bp_has_only_the_loss_panel():
     assert ff.axes[1].lines[1].get_linestyle() == "--"
 
 
+def test_mean_curves_draw_a_band_of_one_std():
+    fig = F.mean_curves(
+        {"FF": ([1, 2], [80.0, 85.0], [2.0, 1.0]), "BP": ([1, 2], [70.0, None], [0.0, None])},
+        ylabel="test accuracy (%)",
+        title="Test accuracy",
+    )
+    ax = fig.axes[0]
+    assert [line.get_label() for line in ax.lines] == ["FF", "BP"]
+    band = ax.collections[0].get_paths()[0].vertices[:, 1]
+    assert min(band) == 78.0 and max(band) == 86.0
+
+
 def test_layer_bars_heights_and_error_bars_across_seeds():
     fig = F.layer_bars(
         {"FF": [{"mean": 0.8, "std": 0.05}, {"mean": 0.7, "std": 0.1}], "BP": [0.3, None]}, threshold=0.5

@@ -368,6 +368,7 @@ def fake_suite_run(
             epoch=epoch,
             total_epochs=2,
             loss=[0.5 / epoch + seed, None],
+            test_accuracy=acc - 0.1 * (2 - epoch),
         )
         rundir.append_snapshot(run, snap)
 
@@ -380,7 +381,7 @@ def test_suite_report_error_bars_and_table(tmp_path):
     (suite / "seed-2" / rundir.CONFIG).write_text("name: ff-mnist\nmodel: ff\ndataset: mnist\nseed: 2\n")
     assert main(["report", str(suite), "--out", str(tmp_path / "out")]) == 0
     out = tmp_path / "out"
-    for name in ("sparsity", "ensemble-size", "accuracy"):
+    for name in ("curves-accuracy", "sparsity", "ensemble-size", "accuracy"):
         assert_png(out / "figures" / f"{name}.png")
         assert_svg(out / "figures" / f"{name}.svg")
     md = (out / "report.md").read_text()
@@ -389,7 +390,7 @@ def test_suite_report_error_bars_and_table(tmp_path):
     assert "| 1 | 0.7500 ± 0.0707 | 0.700 ± 0.141 | 7.00 ± 1.41 |" in md
     assert "| seed-2 | ff-mnist | 2 | not finished (starting, epoch 0) |" in md
     html = (out / "report.html").read_text()
-    assert "http://" not in html and "https://" not in html and html.count("<img ") == 3
+    assert "http://" not in html and "https://" not in html and html.count("<img ") == 4
     with open(out / "curves.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert [(r["run"], r["seed"], r["epoch"], r["loss_L1"]) for r in rows] == [
@@ -424,6 +425,10 @@ def test_suite_runs_are_grouped_by_setting(tmp_path):
     assert [r.path.parent.name for r in settings[0].runs] == ["a", "a", "c"]
     assert settings[0].per_layer("sparsity")[0] == pytest.approx({"mean": 0.6333333333, "std": 0.1527525232, "n": 3})
     assert settings[1].per_layer("sparsity")[1] == {"mean": 0.4, "std": 0.0, "n": 1}
+    # test accuracy over the epochs, in %: epoch 1 (70, 80, 65), epoch 2 (80, 90, 75) for a, a, c
+    epochs, means, stds = settings[0].accuracy_over_epochs()
+    assert epochs == [1, 2]
+    assert means == pytest.approx([71.6666667, 81.6666667]) and stds == pytest.approx([7.6376262, 7.6376262])
 
 
 # ---- a real browser ---------------------------------------------------------------------------
