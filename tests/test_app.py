@@ -201,7 +201,7 @@ async def test_export_report_and_screenshot(tmp_path):
         await pilot.press("e")
         await pilot.pause()
         paths = app.exported
-        assert [p.name for p in paths] == ["snapshot.json", "history.json", "report.md"]
+        assert [p.name for p in paths] == ["snapshot.json", "history.json", "report.md", "report.html", "curves.csv"]
         run_dir = app.primary.session.run_dir
         assert paths[0].parent.parent == run_dir / "reports"
         snap = app.primary.history.latest_evaluated
