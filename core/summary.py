@@ -75,6 +75,7 @@ class Matrix:
     labels: list[str]
     values: list[list[float | None]]
     n: int
+    group: str = ""  # matrices of one key and group are drawn side by side (Fig. 12: BP-ℓ1 beside FF)
 
 
 # ---- reading the suite folder ----------------------------------------------------------------------
@@ -341,6 +342,7 @@ def _matrices(
                     class_names(dataset, len(mats[0])),
                     _mean_matrix(mats),
                     len(mats),
+                    group=str(dataset),
                 )
             )
     for (model, dataset), rs in _by(_feeding(records, "fig13"), "model", "dataset"):

@@ -168,4 +168,5 @@ def test_summary_files(suite_dir):
 
     Images().feed(page)
     assert images and all(src.startswith("data:image/") for src in images)
-    assert (suite_dir / "figures" / "table2.svg").exists() and (suite_dir / "figures" / "table2.png").exists()
+    for name in ("table2", "fig12-0"):  # Fig. 2's bars, Fig. 12's Jaccard matrices
+        assert (suite_dir / "figures" / f"{name}.svg").exists() and (suite_dir / "figures" / f"{name}.png").exists()
