@@ -375,6 +375,12 @@ def test_suite_status_lists_each_run(tmp_path):
     assert (rows[0].accuracy, rows[0].sparsity, rows[0].epoch) == (0.9, [0.8, 0.6], 3)
     assert (rows[1].epoch, rows[1].total_epochs, rows[1].accuracy, rows[1].sparsity) == (2, 3, 0.5, [0.8, 0.6])
     assert rows[2].error == "DatasetError: no data" and rows[3].accuracy is None and rows[3].sparsity == []
+    # a finished run is not read again while its final.json is unchanged, and is when it changes
+    again = suite_status(tmp_path, rows)
+    assert again[0] is rows[0] and again[1] is not rows[1]
+    rundir.write_json(d0 / rundir.FINAL, {"test_accuracy": 0.7, "epochs_done": 3, "layers": fake_layers})
+    os.utime(d0 / rundir.FINAL, (1, 1))
+    assert suite_status(tmp_path, rows)[0].accuracy == 0.7
 
 
 @pytest.mark.asyncio

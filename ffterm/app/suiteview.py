@@ -89,7 +89,7 @@ class SuiteView(Vertical):
     @work(thread=True, exclusive=True, group="suite-poll")
     def poll(self) -> None:
         """Read the folder (in a thread) and hand the result to the UI."""
-        rows = suite_status(self.suite_dir)
+        rows = suite_status(self.suite_dir, self.rows)
         done = sum(r.state == "done" for r in rows)
         summary = None
         if done != self._done_seen:
