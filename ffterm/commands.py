@@ -164,6 +164,8 @@ def cmd_suite(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
         raise UsageError("--jobs must be at least 1")
     if args.backend != "ray" and (args.address or args.cpus_per_run):
         raise UsageError("--address and --cpus-per-run are for --backend ray")
+    if args.backend == "ray" and args.jobs > 1:
+        raise UsageError("--jobs is for --backend local; Ray runs as many at once as the cluster has GPUs (or CPUs)")
     if args.cpus_per_run is not None and args.cpus_per_run < 1:
         raise UsageError("--cpus-per-run must be at least 1")
     overrides.pop("seed", None)  # the suite sets the seeds
