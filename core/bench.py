@@ -27,7 +27,7 @@ from .embedding import clear_label_pixels
 from .evaluate import evaluate, live_subset
 from .predict import label_goodness
 from .prepare import PreparedData
-from .trainers import Trainer, make_trainer
+from .trainers import Trainer, build_net, make_trainer
 
 FULL = {"train": 60000, "test": 10000}
 QUICK = {"train": 3000, "test": 1000}
@@ -106,6 +106,26 @@ def _epoch(trainer: Trainer) -> None:
         pass
 
 
+def _best_epoch(make: Callable[[], Trainer], dev: torch.device, repeats: int) -> float:
+    """The best time of one epoch of a fresh trainer (made outside the timing) over `repeats`."""
+    best = float("inf")
+    for _ in range(repeats):
+        trainer = make()
+        best = min(best, _time(lambda trainer=trainer: _epoch(trainer), dev))
+    return best
+
+
+def _best_typical(
+    run: Callable[..., float], cfg: RunConfig, data: PreparedData, inputs: Any, dev: torch.device, repeats: int
+) -> float:
+    """The best time of the typical form's epoch with a fresh network (made outside the timing)."""
+    best = float("inf")
+    for _ in range(repeats):
+        net = build_net(cfg, data, dev)
+        best = min(best, _time(lambda net=net: run(cfg, net, inputs, dev), dev))
+    return best
+
+
 def _layer_epochs(cfg: RunConfig, data: PreparedData, dev: torch.device, repeats: int) -> tuple[list[float], Trainer]:
     """Seconds of one epoch of each sequential FF layer (best of `repeats` fresh runs); the last trainer."""
     best = [float("inf")] * cfg.layers
@@ -162,7 +182,8 @@ def run_bench(
     # FF, sequential: one epoch of each layer; the typical form: layer 1's epoch
     ff_cfg = RunConfig(model="ff", **base)
     layer_s, ff = _layer_epochs(ff_cfg, data, dev, repeats)
-    typical_s = _best(lambda: typical.ff_epoch(ff_cfg, data, dev, [0]), dev, repeats)
+    pairs = typical.pairs(ff_cfg, data)
+    typical_s = _best_typical(lambda *a: typical.ff_epoch(*a, layers=[0]), ff_cfg, data, pairs, dev, repeats)
     flops = [epoch_flops(ff_cfg, m, d_in, hidden, layer) for layer in range(ff_cfg.layers)]
     mean_s = sum(layer_s) / len(layer_s)
     trainers["ff"] = {
@@ -181,15 +202,17 @@ def run_bench(
     )
 
     sim_cfg = RunConfig(model="ff", schedule="simultaneous", **base)
-    s = _best(lambda: _epoch(make_trainer(sim_cfg, data, dev)), dev, repeats)
-    t = _best(lambda: typical.ff_epoch(sim_cfg, data, dev, list(range(sim_cfg.layers))), dev, repeats)
+    s = _best_epoch(lambda: make_trainer(sim_cfg, data, dev), dev, repeats)
+    every_layer = list(range(sim_cfg.layers))
+    t = _best_typical(lambda *a: typical.ff_epoch(*a, layers=every_layer), sim_cfg, data, pairs, dev, repeats)
     trainers["ff_simultaneous"] = _trainer_figures(s, t, epoch_flops(sim_cfg, m, d_in, hidden), 2 * m, peak)
     _log_trainer(log, "FF epoch (simultaneous)", trainers["ff_simultaneous"])
 
     for model, run_typical in (("bpff", typical.bpff_epoch), ("bp", typical.bp_epoch)):
         cfg = RunConfig(model=model, lr=1e-4, **base)
-        s = _best(lambda cfg=cfg: _epoch(make_trainer(cfg, data, dev)), dev, repeats)
-        t = _best(lambda cfg=cfg, run=run_typical: run(cfg, data, dev), dev, repeats)
+        s = _best_epoch(lambda cfg=cfg: make_trainer(cfg, data, dev), dev, repeats)
+        inputs = (data.train_x, data.train_y) if model == "bp" else pairs
+        t = _best_typical(run_typical, cfg, data, inputs, dev, repeats)
         samples = m if model == "bp" else 2 * m  # BP's plain images cost the same as cleared-label ones
         trainers[model] = _trainer_figures(s, t, epoch_flops(cfg, m, d_in, hidden), samples, peak)
         _log_trainer(log, f"{model.upper()} epoch", trainers[model])
@@ -241,7 +264,7 @@ def _precisions(data: PreparedData, dev: torch.device, repeats: int, fp32_s: flo
             out[precision] = {"skipped": str(exc)}
             continue
         cfg = RunConfig(model="ff", dataset=data.info.name, epochs=1, precision=precision)
-        s = _best(lambda cfg=cfg: _epoch(make_trainer(cfg, data, dev)), dev, repeats)
+        s = _best_epoch(lambda cfg=cfg: make_trainer(cfg, data, dev), dev, repeats)
         out[precision] = {"seconds_per_epoch": s, "speedup_vs_fp32": fp32_s / s}
         log(f"FF layer-1 epoch with precision {precision}: {s:.2f} s ({fp32_s / s:.2f}× float32)")
     return out
@@ -251,9 +274,16 @@ def _options(data: PreparedData, dev: torch.device, repeats: int, ff_s: float, l
     """Each fast-path step on and off in this run (FF layer-1 epoch)."""
     cfg = RunConfig(model="ff", dataset=data.info.name, epochs=1)
     # positives and negatives as one (batched) matmul: the batched trainer with one seed does that
-    one = _best(lambda: _epoch(BatchedTrainer([cfg], data, dev)), dev, repeats)
+    one = _best_epoch(lambda: BatchedTrainer([cfg], data, dev), dev, repeats)
     log(f"positives + negatives as one matmul: {one:.2f} s vs two matmuls {ff_s:.2f} s ({ff_s / one:.2f}×)")
-    return {"pos_neg_one_matmul": {"on_s": one, "off_s": ff_s, "speedup": ff_s / one}}
+    options: dict[str, Any] = {"pos_neg_one_matmul": {"on_s": one, "off_s": ff_s, "speedup": ff_s / one}}
+    if dev.type != "cuda":
+        options["cuda_graph"] = {"skipped": "CUDA graphs need a CUDA device"}
+        return options
+    graphed = _best_epoch(lambda: BatchedTrainer([cfg], data, dev, cuda_graph=True), dev, repeats)
+    options["cuda_graph"] = {"on_s": graphed, "off_s": one, "speedup": one / graphed}
+    log(f"training step as a CUDA graph: {graphed:.2f} s vs eager {one:.2f} s ({one / graphed:.2f}×)")
+    return options
 
 
 def _batched(
@@ -261,16 +291,15 @@ def _batched(
 ) -> dict[str, Any]:
     """N seeds' FF layer-1 epoch as one batched model, against N one after another (N × one seed's time)."""
     cfgs = [RunConfig(model="ff", dataset=data.info.name, epochs=1, seed=s) for s in range(n)]
-    trainer = BatchedTrainer(cfgs, data, dev)
-    s = _time(lambda: _epoch(trainer), dev)
+    s = _best_epoch(lambda: BatchedTrainer(cfgs, data, dev), dev, 1)
     ratio = n * one_s / s
     log(
         f"{n} seeds batched: FF layer-1 epoch {s:.2f} s vs {n} × {one_s:.2f} s one after another: {ratio:.2f}× the seeds per hour"
     )
-    return {
-        "seeds": n,
-        "seconds_per_epoch": s,
-        "sequential_seconds": n * one_s,
-        "seeds_per_hour_ratio": ratio,
-        "efficiency": n * flops / s / peak,
-    }
+    out = {"seeds": n, "seconds_per_epoch": s, "sequential_seconds": n * one_s, "seeds_per_hour_ratio": ratio}
+    out["efficiency"] = n * flops / s / peak
+    if dev.type == "cuda":
+        g = _best_epoch(lambda: BatchedTrainer(cfgs, data, dev, cuda_graph=True), dev, 1)
+        out.update(cuda_graph_seconds_per_epoch=g, cuda_graph_seeds_per_hour_ratio=n * one_s / g)
+        log(f"{n} seeds batched, the step as a CUDA graph: {g:.2f} s ({n * one_s / g:.2f}× the seeds per hour)")
+    return out
