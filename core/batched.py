@@ -33,7 +33,7 @@ from .evaluate import live_subset
 from .losses import goodness_loss
 from .networks import BPNet, FFNet, goodness, normalize
 from .prepare import PreparedData, prepare
-from .session import Session, TrainingFailed
+from .session import Session, TrainingFailed, _first_line
 from .snapshot import Snapshot
 from .trainers import (
     INPUT_CHUNK,
@@ -450,14 +450,12 @@ def run_batched(
         _train(sessions, resume)
     except (DatasetError, CheckpointError) as exc:  # expected: the message says the fix
         for session in sessions:
-            session._fail(str(exc).strip().splitlines()[0])
-    except KeyboardInterrupt:
-        raise
+            session._fail(_first_line(exc))
     except Exception as exc:  # out of memory, a bug: one line, the traceback in each run directory
         text = traceback.format_exc()
         for session in sessions:
             (session.run_dir / "error.log").write_text(text)
-            session._fail(f"{type(exc).__name__}: {exc} (traceback in {session.run_dir / 'error.log'})")
+            session._fail(f"{type(exc).__name__}: {_first_line(exc)} (traceback in {session.run_dir / 'error.log'})")
     return sessions
 
 
