@@ -43,7 +43,7 @@ def test_quick_bench_reports_every_figure(tmp_path):
     assert "10-label evaluation" in proc.stdout
     r = json.loads(out.read_text())
     assert r["device"].startswith("cpu") and r["quick"] is True
-    assert positive(r["peak_matmul_flops"])
+    assert positive(r["peak_matmul_flops"]) and r["peak_matmul_flops"] == max(r["peak_matmul_flops_measured"])
     for name in TRAINERS:
         t = r["trainers"][name]
         for key in ("samples_per_s", "seconds_per_epoch", "speedup_vs_typical"):
