@@ -98,9 +98,12 @@ def bp_representations(net: BPNet, x: torch.Tensor) -> list[torch.Tensor]:
     return [torch.cat(o) for o in outs]
 
 
-def _adam(params: Iterable[torch.nn.Parameter], lr: float) -> torch.optim.Adam:
-    """Adam (β 0.9, 0.999, eps 1e-8, no weight decay), fused: one kernel for all parameters."""
-    return torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999), eps=1e-8, fused=True)
+def _adam(params: Iterable[torch.nn.Parameter], lr: float, capturable: bool = False) -> torch.optim.Adam:
+    """Adam (β 0.9, 0.999, eps 1e-8, no weight decay), fused: one kernel for all parameters.
+
+    `capturable`: its step count stays on the GPU, so a CUDA graph can hold the update.
+    """
+    return torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999), eps=1e-8, fused=True, capturable=capturable)
 
 
 def _accuracy(pred: torch.Tensor, y: torch.Tensor) -> float:
