@@ -64,7 +64,9 @@ def evaluate(
     )
     if microstructure:
         for layer, h in zip(result["layers"], reps):
-            layer["microstructure"] = class_microstructure(h, y_correct, NUM_LABELS, layer["ensembles"], seed=cfg.seed)
+            layer["microstructure"] = class_microstructure(
+                h, y_correct, NUM_LABELS, layer["ensembles"], factor=cfg.ensemble_factor, seed=cfg.seed
+            )
     if heldout is not None:
         result["heldout"] = _heldout(trainer, cfg, heldout, x, y, ev.predictions, result["layers"])
     return result

@@ -6,7 +6,7 @@ then contributes nothing downstream and nothing to its layer's goodness. Units a
 a strategy and the top ``round(keep · n)`` (at least one) are kept:
 
 - ``ensemble``: units in any class ensemble first, then the rest; within each group by the margin
-  ``max_c (m_ci − 2·LOO_ci)`` of the ensemble rule, largest first. Ensembles are taken from the
+  ``max_c (m_ci − f·LOO_ci)`` of the ensemble rule (f: the run's ensemble factor, 2), largest first. Ensembles are taken from the
   correctly classified training images, so the test images that measure accuracy do not pick the units.
 - ``magnitude``: the ℓ2 norm of the unit's incoming weights.
 - ``activity``: the unit's mean activation on training images (FF, BP/FF: with their true label).
@@ -31,8 +31,10 @@ import torch
 
 from . import rundir
 from .analysis.ensembles import _ensemble_mask, class_means
+from .beyond_figures import prune_figure
 from .embedding import NUM_LABELS
 from .evaluate import live_subset
+from .figures import save_figure
 from .offline import OfflineError, load_config, load_trained
 from .trainers import Trainer, make_trainer
 
@@ -167,13 +169,15 @@ def _rankings(trainer: Trainer, spec: PruneSpec, layers: list[int]) -> dict[str,
         per_layer = {}
         for layer in layers:
             if name == "ensemble":
-                per_layer[layer] = [ensemble_order(reps[layer][correct], y[correct])]
+                per_layer[layer] = [
+                    ensemble_order(reps[layer][correct], y[correct], factor=trainer.cfg.ensemble_factor)
+                ]
             elif name == "activity":
                 per_layer[layer] = [activity_order(reps[layer])]
             elif name == "magnitude":
                 per_layer[layer] = [magnitude_order(trainer.net.linears[layer].weight.detach().cpu().numpy())]
             else:
-                per_layer[layer] = random_orders(trainer.hidden, spec.draws, spec.seed, layer)
+                per_layer[layer] = random_orders(_width(trainer), spec.draws, spec.seed, layer)
         out[name] = per_layer
     return out
 
@@ -213,6 +217,11 @@ class _Measurer:
         return tuner
 
 
+def _width(trainer: Trainer) -> int:
+    """Units per hidden layer (every hidden layer has the same width)."""
+    return trainer.net.linears[0].out_features
+
+
 def _targets_layers(target: Target, num_layers: int) -> list[int]:
     return list(range(num_layers)) if target == ALL else [int(target) - 1]
 
@@ -229,6 +238,7 @@ def prune_run(
     layers = sorted({layer for t in spec.targets for layer in _targets_layers(t, num_layers)})
     rankings = _rankings(trainer, spec, layers)
     keeps = sorted(set(spec.keep))
+    width = _width(trainer)
     total = len(spec.targets) * len(keeps) * sum(len(rankings[s][layers[0]]) for s in spec.strategies)
     done = 0
     strategies: dict[str, list[dict[str, Any]]] = {}
@@ -239,7 +249,7 @@ def prune_run(
             for fraction in keeps:
                 accs, layer_accs = [], []
                 for draw in range(len(rankings[name][target_layers[0]])):
-                    if keep_count(fraction, trainer.hidden) == trainer.hidden and not spec.finetune:
+                    if keep_count(fraction, width) == width and not spec.finetune:
                         acc, layer_acc = baseline, baseline_layers  # nothing removed
                     else:
                         masks = {
@@ -262,7 +272,7 @@ def prune_run(
         "smallest_keep": smallest_keep(baseline, strategies),
         "baseline_layer_accuracy": baseline_layers,
         "model": cfg.model,
-        "hidden": trainer.hidden,
+        "hidden": width,
         "finetune_epochs": spec.finetune,
         "draws": spec.draws,
         "seed": spec.seed,
@@ -313,52 +323,12 @@ def to_csv(result: dict[str, Any]) -> str:
     return buffer.getvalue()
 
 
-def prune_figure(result: dict[str, Any]):
-    """Accuracy against fraction of units kept: one panel per target, one curve per strategy
-    (random: mean with a ±std band), the unpruned accuracy dashed. Needs matplotlib."""
-    from matplotlib.figure import Figure
-
-    targets = list(dict.fromkeys(str(e["layer"]) for es in result["strategies"].values() for e in es))
-    fig = Figure(figsize=(4.2 * len(targets), 3.4), layout="constrained")
-    axes = fig.subplots(1, len(targets), squeeze=False)[0]
-    for ax, target in zip(axes, targets):
-        for name, entries in result["strategies"].items():
-            pts = sorted((e["keep"], e["accuracy"], e["std"] or 0.0) for e in entries if str(e["layer"]) == target)
-            if not pts:
-                continue
-            keep, acc, std = (np.array(v) for v in zip(*pts))
-            (line,) = ax.plot(keep, acc, marker="o", markersize=3, label=name)
-            if name == "random":
-                ax.fill_between(keep, acc - std, acc + std, color=line.get_color(), alpha=0.2)
-        ax.axhline(result["baseline"], color="grey", linestyle="--", linewidth=1, label="unpruned")
-        ax.set_xscale("log")
-        ax.set_xlabel("fraction of units kept")
-        ax.set_title("every layer" if target == ALL else f"layer {target}")
-    axes[0].set_ylabel("test accuracy")
-    axes[0].legend(fontsize="small")
-    return fig
-
-
-def _save_figure(fig, out_dir: Path, name: str) -> list[Path]:
-    paths = [Path(out_dir) / f"{name}.{ext}" for ext in ("png", "svg")]
-    for path in paths:
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format=path.suffix[1:], dpi=150)
-        rundir.atomic_write_bytes(path, buffer.getvalue())
-    return paths
-
-
 def write_outputs(run_dir: Path, result: dict[str, Any]) -> list[Path]:
-    """prune.json, prune.csv and (with matplotlib) prune.png / prune.svg in the run directory."""
+    """prune.json, prune.csv, prune.png and prune.svg in the run directory."""
     run_dir = Path(run_dir)
     rundir.write_json(run_dir / "prune.json", result)
     rundir.atomic_write_text(run_dir / "prune.csv", to_csv(result))
-    written = [run_dir / "prune.json", run_dir / "prune.csv"]
-    try:
-        fig = prune_figure(result)
-    except ImportError:
-        return written
-    return written + _save_figure(fig, run_dir, "prune")
+    return [run_dir / "prune.json", run_dir / "prune.csv", *save_figure(prune_figure(result), run_dir, "prune")]
 
 
 def parse_targets(text: str) -> tuple[Target, ...]:

@@ -27,6 +27,7 @@ from .formatting import fmt, fmt_pm
 from .history import RunHistory
 from .htmlreport import HtmlPage
 from .markdownpage import MarkdownPage
+from .report_beyond import beyond_figures, beyond_sections
 from .rundir import CONFIG, SNAPSHOTS, RunDirError, atomic_write_text, read_snapshots
 from .runfigures import FigureFiles, render_figures, run_figures
 from .snapshot import Snapshot, _finite
@@ -262,6 +263,7 @@ def build_report(
         page.paragraph("The run's settings were not found (no config.yaml next to its snapshots).", note=True)
     _result(page, snapshot, history)
     _analysis(page, snapshot, history, config)
+    beyond_sections(page, history, run_dir)
     if figures:
         page.heading("Figures")
         for f in figures:
@@ -393,7 +395,8 @@ def write_report(
             config = None
     names = class_names(snapshot.dataset)
     factor = config.ensemble_factor if config else 2.0
-    figures = render_figures(run_figures(snapshot, history, names, factor), out_dir / "figures")
+    specs = run_figures(snapshot, history, names, factor) + beyond_figures(history, run_dir, names)
+    figures = render_figures(specs, out_dir / "figures")
     when = datetime.now()
     paths = [out_dir / name for name in ("snapshot.json", "history.json", "report.md", "report.html", "curves.csv")]
     atomic_write_text(paths[0], json.dumps(json.loads(snapshot.to_json()), indent=1) + "\n")

@@ -107,13 +107,18 @@ def test_final_json_holds_the_ensemble_life(tmp_path):
     assert len(final["ensemble_life"]) == cfg.layers
 
 
-def test_report_section_shows_the_raster_and_stable_epoch():
-    from ffterm.core.report_beyond import life_markdown
+def test_report_section_and_raster_figure(tmp_path):
+    from ffterm.core.figures import save_figure
+    from ffterm.core.markdownpage import MarkdownPage
+    from ffterm.core.report_beyond import beyond_figures, beyond_sections
 
     history = RunHistory.from_snapshots(_snap(e, ens) for e, ens in HISTORY)
-    text = "\n".join(life_markdown(history))
-    assert "    1 ██ ·██\n    2 ██ ███\n    3 ·█ ███" in text  # █ member, · not, blank: undefined
-    assert (
-        "| 0 | 5 | 3 | 3 | 3 | 0 |" in text
-    )  # stable from 5; 3 ever; final 3; turnover 1+1+1+0 after the first; last 0
+    page = MarkdownPage("t")
+    beyond_sections(page, history)
+    text = page.render()
+    assert "## The life of ensemble units" in text
+    assert "| 0 | 5 | 3 | 3 | 3 | 0 |" in text  # stable from 5; 3 ever; final 3; turnover 1+1+1+0 after the first
     assert "| 1 | — | 1 | 0 | 1 | 0 |" in text
+    (spec,) = beyond_figures(history, None, ["a", "b"])
+    png, svg = save_figure(spec.build(), tmp_path, spec.name)
+    assert png.stat().st_size > 0 and "<svg" in svg.read_text()

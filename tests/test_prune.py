@@ -212,10 +212,14 @@ def test_run_without_checkpoint_is_one_line(tmp_path, capsys, constructed_run):
 
 def test_report_section_lists_every_strategy(constructed_run):
     from ffterm.core.history import RunHistory
-    from ffterm.core.report_beyond import beyond_markdown
+    from ffterm.core.markdownpage import MarkdownPage
+    from ffterm.core.report_beyond import beyond_figures, beyond_sections
 
     spec = PruneSpec(strategies=("ensemble", "random"), keep=(0.25, 1.0), draws=2)
     write_outputs(constructed_run, prune_run(constructed_run, spec))
-    text = "\n".join(beyond_markdown(RunHistory(), constructed_run))
-    assert "## Pruning" in text and "| ensemble | all |" in text and "| random | all |" in text
+    page = MarkdownPage("t")
+    beyond_sections(page, RunHistory(), constructed_run)
+    text = page.render()
+    assert "## Pruning" in text and "| ensemble | all | 0.9" in text and "| random | all |" in text
     assert "| 0.25 | 1 | smallest within 1 pt |" in text
+    assert [s.name for s in beyond_figures(RunHistory(), constructed_run, [])] == ["prune"]
