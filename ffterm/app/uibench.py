@@ -74,11 +74,11 @@ async def _with_app(cfg: RunConfig, run_dir: Path) -> tuple[dict[int, float], li
     latencies: list[float] = []
     try:
         async with app.run_test(size=(120, 40)) as pilot:
-            app.start_config(cfg)
-            while app.primary is None or app.primary.history.count < 2:
+            app.runs.start(cfg)
+            while app.runs.primary is None or app.runs.primary.history.count < 2:
                 await pilot.pause(0.1)
-            session = app.primary.session
-            while session.alive and app.primary.history.latest.stage == 0:  # keys during layer 1 only
+            session = app.runs.primary.session
+            while session.alive and app.runs.primary.history.latest.stage == 0:  # keys during layer 1 only
                 for key, char in KEYS:
                     start = time.perf_counter()
                     app._driver.send_message(events.Key(key, char))
