@@ -28,8 +28,9 @@ from ffterm.app.demo import DemoPresets, DemoSession, demo_snapshots
 from ffterm.app.feeds import SnapshotsReady
 from ffterm.app.header import StatusHeader
 from ffterm.app.main import FFTermApp
+from ffterm.app.render import activation_map
 from ffterm.app.screens import HelpScreen, OpenRunScreen, PresetPicker, RunDialog
-from ffterm.app.views.base import Chart, TextPanel
+from ffterm.app.views.base import Chart, TextPanel, short_names
 from ffterm.core.rundir import append_snapshot, read_snapshots
 
 # the messages after which what the app shows may have changed
@@ -497,3 +498,34 @@ def test_every_registered_action_exists_where_it_runs():
     keys = {b.key: b.action for b in Dashboard.BINDINGS}
     assert keys["p"] == "app.toggle_pause" and keys["5"] == "set_layer(4)" and keys["full_stop"] == "cls(1)"
     assert {b.key for b in FFTermApp.BINDINGS} == {"q", "ctrl+c", "question_mark,f1"}
+
+
+# ---- drawing ---------------------------------------------------------------------------------------
+def test_short_names_keep_what_tells_runs_apart():
+    a, b = "quick-ff-fashionmnist-20261127-221501", "quick-ff-fashionmnist-20261127-223012"
+    assert short_names([a, b]) == ["quick-ff-fashionm…221501", "quick-ff-fashionm…223012"]
+    assert short_names(["ff", "bp-run"]) == ["ff", "bp-run"]  # short names stay whole
+    assert short_names([a]) == ["quick-ff-fashionmnist-2…"]
+    names = short_names([a, b, "bp-mnist"], width=16)
+    assert len(set(names)) == 3 and all(len(n) <= 16 for n in names)
+
+
+def test_activation_map_fills_the_width_when_units_are_fewer_than_columns():
+    units, width = 128, 200
+    matrix = [[float((r + u) % 7) for u in range(units)] for r in range(40)]
+    text = activation_map(matrix, [r // 4 for r in range(40)], [u % 10 for u in range(units)], width, 30, ["x"] * 10)
+    lines = text.plain.splitlines()
+    assert {len(line) for line in lines} == {width}  # ruler and every row, to the last column
+    few = activation_map([[1.0, 2.0, 3.0]] * 4, [0, 0, 1, 1], [0, 1, -1], 41, 6, ["a", "b"])
+    assert [len(line) for line in few.plain.splitlines()] == [41] * 3  # 3 units, 10 columns each
+
+
+async def test_chart_legend_sits_above_the_plot(tmp_path):
+    app = FFTermApp(snapshots={"ff": demo_snapshots()}, presets=DemoPresets(), open_picker=False, run_root=tmp_path)
+    async with drive(app, (80, 24)) as ui:
+        chart = app.screen.query_one("#plot-loss", Chart)
+        await ui.until(lambda: chart.legend)
+        assert [label for label, _, _ in chart.legend] == ["L1", "L2", "L3"]
+        head, *plot = chart.render().plain.splitlines()
+        assert head.startswith("Loss per layer (lin)") and head.rstrip().endswith("━ L1  ━ L2  ━ L3")
+        assert len(plot) == chart.size.height - 1 and not any("L1" in line for line in plot)

@@ -204,27 +204,30 @@ def stage_lines(plt: Any, snap: Snapshot | None) -> None:
 
 def short_names(names: Sequence[str], width: int = 24) -> list[str]:
     """Names cut to `width` characters that still tell the runs apart: a long name keeps its start
-    and the part that differs from the others (`quick-ff-fashionm…221501`, not `quick-ff-fashionmnist-20`)."""
-    if len(names) < 2:
-        return [n if len(n) <= width else n[: width - 1] + "…" for n in names]
-    common = 0
-    while all(len(n) > common and n[common] == names[0][common] for n in names):
-        common += 1
-    common = names[0].rfind("-", 0, common) + 1  # back to the start of the token that differs
+    and, from the token where it first differs from its most alike neighbour, its end
+    (`quick-ff-fashionm…221501`, not `quick-ff-fashionmnist-20`)."""
     out = []
-    for name in names:
+    for i, name in enumerate(names):
         if len(name) <= width:
             out.append(name)
             continue
-        rest = name[common:]
+        shared = max((_shared_prefix(name, other) for j, other in enumerate(names) if j != i), default=0)
+        rest = name[name.rfind("-", 0, shared) + 1 :] if shared else name  # from the token that differs
         head = width - len(rest) - 1
-        if rest and head >= 4:
-            out.append(name[:head] + "…" + rest)
-        elif rest:
-            out.append("…" + rest[: width - 2] + "…")
-        else:
+        if rest == name:
             out.append(name[: width - 1] + "…")
+        elif head >= 4:
+            out.append(name[:head] + "…" + rest)
+        else:
+            out.append("…" + rest[: width - 2] + "…")
     return out
+
+
+def _shared_prefix(a: str, b: str) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
 
 
 # ---- text ---------------------------------------------------------------------------------------
