@@ -114,7 +114,7 @@ class Chart(PlotextPlot):
     the title, then the legend (`━ L1  ━ L2  • test`) on the same line when both fit, else on the
     next. Plotext draws its legend inside the plot area, over the data; this one never is."""
 
-    DEFAULT_CSS = "Chart { width: 1fr; height: 1fr; min-height: 5; background: $surface; }"
+    DEFAULT_CSS = "Chart { width: 1fr; height: 1fr; min-height: 5; background: $surface; text-wrap: nowrap; }"
 
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
@@ -137,18 +137,24 @@ class Chart(PlotextPlot):
         self.refresh()
 
     def header(self, width: int) -> list[Text]:
-        """The title and the legend, fitted to `width`: one line when both fit, else two."""
-        title = Text(self.chart_title, style="bold", no_wrap=True, overflow="ellipsis")
-        legend = Text(no_wrap=True, overflow="ellipsis")
+        """The title and the legend, fitted to `width`: one line when both fit (the legend packed
+        tighter if that makes them fit), else two."""
+        title = Text(self.chart_title, style="bold")
+        if not self.legend:
+            return [_fit(title, width)]
+        spaced, packed = self._legend(" ", "  "), self._legend("", " ")
+        for legend in (spaced, packed):
+            gap = width - title.cell_len - legend.cell_len
+            if gap >= 3:
+                return [title + Text(" " * gap) + legend]
+        return [_fit(title, width), _fit(spaced if spaced.cell_len <= width else packed, width)]
+
+    def _legend(self, after_symbol: str, between: str) -> Text:
+        legend = Text()
         for i, (label, color, symbol) in enumerate(self.legend):
-            legend.append(("  " if i else "") + symbol + " ", style=rich_color(color))
+            legend.append((between if i else "") + symbol + after_symbol, style=rich_color(color))
             legend.append(label)
-        if not legend:
-            return [title]
-        if title.cell_len + 3 + legend.cell_len <= width:
-            title.append(" " * (width - title.cell_len - legend.cell_len))
-            return [title + legend]
-        return [title, legend]
+        return legend
 
     def render(self) -> Text:  # PlotextPlot.render, with the header's lines taken from the plot
         width, height = self.size.width, self.size.height
@@ -160,6 +166,12 @@ class Chart(PlotextPlot):
         out = Text("\n").join([*head, Text.from_ansi(self.plt.build())])
         out.no_wrap, out.overflow = True, "crop"
         return out
+
+
+def _fit(text: Text, width: int) -> Text:
+    """One line of at most `width` cells, cut with an ellipsis."""
+    text.truncate(width, overflow="ellipsis")
+    return text
 
 
 def lines(
