@@ -128,21 +128,26 @@ def picker_ready(app: FFTermApp) -> Callable[[], bool]:
 
 
 async def test_picker_starts_the_default_preset_and_numbers_change(tmp_path):
-    factory = Factory(interval=0.05)
+    factory = Factory(interval=0.2)
     app = make_app(tmp_path, factory, overrides=None)
     async with drive(app) as ui:
         await ui.until(picker_ready(app))
         assert highlighted_preset(app) == DemoPresets.DEFAULT_PRESET
         await ui.press("enter")
-        await ui.until(lambda: snapshots_at_least(app, 2)() and "ep " in header_text(app))
+        shown: set[str] = set()  # the headers seen during the run
+
+        def progressed() -> bool:
+            header = header_text(app)
+            if "ep " in header:
+                shown.add(header)
+            return len(shown) >= 2 and "acc " in header  # the numbers moved; an evaluated snapshot came
+
+        await ui.until(progressed)
         assert isinstance(app.screen, Dashboard)
-        first = header_text(app)
-        assert "quick-ff-fashionmnist" in first
-        await ui.until(lambda: header_text(app) != first and app.runs.primary.history.count >= 4)
-        await ui.until(lambda: "acc " in header_text(app))  # an evaluated snapshot arrived
+        assert all("quick-ff-fashionmnist" in header for header in shown)
         run_dir = factory.sessions[0].run_dir
         assert run_dir.parent == tmp_path / "runs"
-        assert len(read_snapshots(run_dir)) >= 4
+        assert len(read_snapshots(run_dir)) >= 2
         await ui.press("q")
         await asyncio.to_thread(factory.sessions[0].join, 10)
     assert factory.sessions[0].state in ("stopped", "finished")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from itertools import groupby, pairwise
 from typing import Literal
 
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 
 # Textual key names that people know by their character
 _SHOWN = {
@@ -80,7 +80,7 @@ KEYS = [
     # output
     KeyAction("Output", "e", "app.export", "export report.md, snapshot.json, history.json to RUN_DIR/reports/",
               "Export snapshot report", "Export"),
-    KeyAction("Output", "ctrl+s", "app.screenshot", "save an SVG screenshot into the run directory", "Save SVG screenshot"),
+    KeyAction("Output", "ctrl+s", "app.save_svg", "save an SVG screenshot into the run directory", "Save SVG screenshot"),
     # the app
     KeyAction("App", "q", "app.quit_app", "quit (stops training cleanly)", "Quit", "Quit", scope="app"),
     KeyAction("App", "ctrl+c", "app.quit_app", "quit (stops training cleanly)", scope="app", priority=True),
@@ -89,7 +89,7 @@ KEYS = [
 ]  # fmt: skip
 
 
-def bindings(scope: Literal["dashboard", "app"]) -> list[Binding]:
+def bindings(scope: Literal["dashboard", "app"]) -> list[BindingType]:
     """The Textual bindings of the dashboard or of the App."""
     return [b for key in KEYS if key.scope == scope for b in key.bindings()]
 

@@ -156,7 +156,7 @@ class FFTermApp(App[int]):
     def action_export(self) -> None:
         self.runs.export()
 
-    def action_screenshot(self) -> None:
+    def action_save_svg(self) -> None:
         out = self.runs.out_dir()
         out.mkdir(parents=True, exist_ok=True)
         path = self.save_screenshot(f"ffterm-{datetime.now().strftime('%Y%m%d-%H%M%S')}.svg", str(out))

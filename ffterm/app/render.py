@@ -112,7 +112,7 @@ def bar_strip(
         text.append(label[:gutter], style="dim")
         level_top = (h - row) * 8
         gap = " " if bar_w > 1 else ""
-        cells = []
+        cells: list[tuple[str, Style | str]] = []
         for v, hi in zip(col_vals, col_hi):
             units8 = v / vmax * h * 8
             fill = max(0, min(8, round(units8 - (level_top - 8))))

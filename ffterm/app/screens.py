@@ -186,7 +186,7 @@ class RunDialog(ModalScreen[RunConfig | None]):
             "layers": self.query_one("#f-layers", Input).value.strip(),
             "seed": self.query_one("#f-seed", Input).value.strip(),
             "device": self.query_one("#f-device", Select).value,
-            "heldout_class": None if held == "none" else int(held),
+            "heldout_class": None if held == "none" else int(str(held)),
             "goodness": self.query_one("#f-goodness", Select).value,
         }
 
