@@ -137,10 +137,11 @@ def _run_state(run: Run) -> str:
     h = run.history
     if h.state == "failed":
         return f"failed: {h.message}" if h.message else "failed"
-    return f"not finished ({h.state}, epoch {h.latest.epoch if h.latest else 0})"
+    return f"no final.json yet (last snapshot: {h.state}, epoch {h.latest.epoch if h.latest else 0})"
 
 
 def _figures(settings: list[Setting], out_dir: Path) -> list[FigureFiles]:
+    finished = [s for s in settings if s.finished]  # bars: settings with a result only
     specs = [
         (
             "curves-accuracy",
@@ -156,13 +157,13 @@ def _figures(settings: list[Setting], out_dir: Path) -> list[FigureFiles]:
             "sparsity",
             "Hoyer sparsity per layer of correctly classified test representations; bars: mean over seeds, "
             "error bars: ± sample std (dashed: 0.5, above which ensembles are defined).",
-            lambda: F.layer_bars({s.label: s.per_layer("sparsity") for s in settings}, threshold=0.5),
+            lambda: F.layer_bars({s.label: s.per_layer("sparsity") for s in finished}, threshold=0.5),
         ),
         (
             "ensemble-size",
             "Mean ensemble size per layer (% of the layer's units), mean ± std over seeds.",
             lambda: F.layer_bars(
-                {s.label: s.per_layer("ensemble_size_pct") for s in settings},
+                {s.label: s.per_layer("ensemble_size_pct") for s in finished},
                 ylabel="ensemble size (% of units)",
                 title="Ensemble size per layer",
                 ylim=None,
@@ -172,7 +173,7 @@ def _figures(settings: list[Setting], out_dir: Path) -> list[FigureFiles]:
             "accuracy",
             "Final test accuracy of each layer, mean ± std over seeds.",
             lambda: F.layer_bars(
-                {s.label: s.per_layer("accuracy", scale=100.0) for s in settings},
+                {s.label: s.per_layer("accuracy", scale=100.0) for s in finished},
                 ylabel="test accuracy (%)",
                 title="Layer accuracy",
                 ylim=(0.0, 100.0),
@@ -214,6 +215,9 @@ def _build(page: Page, suite_dir: Path, settings: list[Setting], figures: list[F
     page.heading("Per layer")
     for s in settings:
         sparsity, size, acc = s.per_layer("sparsity"), s.per_layer("ensemble_size_pct"), s.per_layer("accuracy")
+        if not sparsity:
+            page.paragraph(f"{s.label}: no finished runs yet.", note=True)
+            continue
         page.table(
             ["layer", "accuracy", "sparsity", "ensemble size %"],
             [[str(i + 1), fmt_pm(acc[i], 4), fmt_pm(sparsity[i]), fmt_pm(size[i], 2)] for i in range(len(sparsity))],

@@ -406,7 +406,7 @@ def test_suite_report_error_bars_and_table(tmp_path):
     # mean ± sample std over the two finished seeds: accuracy (0.80, 0.90) → 0.8500 ± 0.0707
     assert "| ff-mnist | ff | mnist | 2/3 | 0.8500 ± 0.0707 |" in md
     assert "| 1 | 0.7500 ± 0.0707 | 0.700 ± 0.141 | 7.00 ± 1.41 |" in md
-    assert "| seed-2 | ff-mnist | 2 | not finished (starting, epoch 0) |" in md
+    assert "| seed-2 | ff-mnist | 2 | no final.json yet (last snapshot: starting, epoch 0) |" in md
     html = (out / "report.html").read_text()
     assert "http://" not in html and "https://" not in html and html.count("<img ") == 4
     with open(out / "curves.csv", newline="") as fh:
