@@ -134,7 +134,7 @@ class RemoteSession:
         if self._process is not None:
             self._process.poll()
         final_path = self.run_dir / rundir.FINAL
-        snaps = rundir.read_snapshots(self.run_dir)
+        snaps = rundir.read_snapshots(self.run_dir, on_bad=None)  # the follower reported bad lines
         last = next((s for s in reversed(snaps) if s.kind == "state"), None)
         if final_path.exists():
             try:
