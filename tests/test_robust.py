@@ -334,3 +334,46 @@ def test_detaching_into_a_busy_directory_is_one_line(tmp_path, capsys):
         lock.release()
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and f"in use by pid {os.getpid()}" in err
+
+
+def test_the_control_protocol_and_a_socket_for_a_long_run_path(tmp_path):
+    import socket as sockets
+
+    from ffterm.core.control import ControlError, ControlServer, send, socket_path
+
+    class Recorder:  # what the server drives: a session's command methods
+        state, error, run_dir = "running", None, tmp_path
+        calls: list[str] = []
+
+        def __getattr__(self, name):
+            return lambda: self.calls.append(name)
+
+    long_dir = tmp_path / ("d" * 120)
+    path = socket_path(long_dir)
+    assert path.parent == tmp_path / "runtime" and path.suffix == ".sock"  # a Unix socket address is short
+    assert socket_path(tmp_path / "r") == (tmp_path / "r").resolve() / "control.sock"
+    server = ControlServer(Recorder(), path)
+    server.start()
+    try:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+        for cmd in ("pause", "resume", "checkpoint", "snapshot", "stop"):
+            assert send(path, cmd) == {
+                "ok": True,
+                "state": "running",
+                "error": None,
+                "pid": os.getpid(),
+                "run_dir": str(tmp_path),
+            }
+        assert Recorder.calls == ["pause", "resume", "request_checkpoint", "request_snapshot", "stop"]
+        with pytest.raises(ControlError, match="refused: unknown command 'rm -rf'"):
+            send(path, "rm -rf")
+        with sockets.socket(sockets.AF_UNIX) as raw:
+            raw.connect(str(path))
+            raw.sendall(b"not json\n")
+            assert json.loads(raw.makefile().readline())["ok"] is False
+    finally:
+        server.close()
+    assert not path.exists()
+    with pytest.raises(ControlError, match="does not answer"):
+        send(path, "status")
