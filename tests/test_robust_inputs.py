@@ -178,6 +178,12 @@ CASES: list[Case] = [
     ("summary: final.json wrong types", _summary_wrong_types, ["final.json", "test_accuracy"], False),
     ("compare --samples 0", lambda w: ["compare", "a", "b", "--samples", "0"], ["--samples", "at least 1"], False),
     ("analyze --samples -5", lambda w: ["analyze", "a", "--samples", "-5"], ["--samples", "at least 1"], False),
+    (
+        "attach a run not training",
+        lambda w: ["attach", str(_run_dir(w / "r"))],
+        ["not training", "ffterm watch"],
+        False,
+    ),
     ("serve --port 70000", lambda w: ["serve", "--port", "70000"], ["--port", "1..65535"], False),
     (
         "serve --no-token on all interfaces",
