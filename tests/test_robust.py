@@ -377,3 +377,39 @@ def test_the_control_protocol_and_a_socket_for_a_long_run_path(tmp_path):
     assert not path.exists()
     with pytest.raises(ControlError, match="does not answer"):
         send(path, "status")
+
+
+def test_run_and_resume_detached_from_the_command_line(tmp_path, capsys):
+    d = tmp_path / "r"
+    args = ["--out", str(d), "--device", "cpu", "--set", "dataset=synthetic", "--set", "layers=1", "--set", "hidden=16"]
+    args += ["--set", "epochs=100000", "--set", "train_limit=500", "--set", "batch_size=100", "--set", "threads=1"]
+    assert main(["run", "quick-ff-synthetic", "--detach", *args]) == 0
+    out = capsys.readouterr().out
+    pid = read_holder(d)["pid"]
+    assert f"training in the background (pid {pid})" in out and f"ffterm attach {d}" in out
+    try:
+        assert main(["resume", str(d)]) == 2  # it is training: nobody else may
+        assert f"in use by pid {pid} (ffterm run quick-ff-synthetic (detached))" in capsys.readouterr().err
+        from ffterm.core.remote import RemoteSession
+
+        remote = RemoteSession(d)
+        deadline = time.monotonic() + 120
+        while _live_epochs(d) < 1 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        remote.stop()
+        remote.join(60)
+        assert remote.state == "stopped"
+        assert main(["resume", str(d), "--detach"]) == 0  # goes on in the background again
+        resumed = RemoteSession(d)
+        assert resumed.pid != pid and resumed.alive
+        resumed.stop()
+        resumed.join(60)
+        assert resumed.state == "stopped"
+    finally:
+        holder = read_holder(d)
+        if holder is not None:
+            os.kill(holder["pid"], signal.SIGKILL)
+
+
+def _live_epochs(run: Path) -> int:
+    return sum(1 for s in rundir.read_snapshots(run) if s.kind == "live")
