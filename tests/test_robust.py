@@ -390,6 +390,10 @@ def test_run_and_resume_detached_from_the_command_line(tmp_path, capsys):
     try:
         assert main(["resume", str(d)]) == 2  # it is training: nobody else may
         assert f"in use by pid {pid} (ffterm run quick-ff-synthetic (detached))" in capsys.readouterr().err
+        from ffterm.commands import attach_instead_of_watch
+
+        assert attach_instead_of_watch({"watch": [d]}) == {"watch": None, "attach": d}  # `watch` takes control
+        assert attach_instead_of_watch({"watch": [d, tmp_path]}) == {}  # comparing runs only follows them
         from ffterm.core.remote import RemoteSession
 
         remote = RemoteSession(d)
