@@ -1,4 +1,5 @@
-# ffterm: `make run` launches the app, `make test` runs the tests. Both set everything up first.
+# ffterm: `make run` launches the app, `make test` runs the tests, `make lint` checks style, format and
+# types. All of them set everything up first.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -6,13 +7,24 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 FASHION_DEB_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: run test setup data screenshots bench clean
+.PHONY: run test lint setup data screenshots bench gpu-carry clean
 
 run: setup data
 	$(VENV)/bin/ffterm
 
 test: setup data
 	$(PY) -m pytest -q
+
+# mypy cannot follow the editable install's package-dir mapping (core/ installs as ffterm.core), so it
+# reads a tree of links laid out as installed; its messages name files as ffterm/core/....
+TYPECHECK_TREE := build/typecheck
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	rm -rf $(TYPECHECK_TREE)/ffterm && mkdir -p $(TYPECHECK_TREE)/ffterm
+	ln -s $(addprefix $(CURDIR)/,$(wildcard ffterm/*.py) ffterm/app) $(TYPECHECK_TREE)/ffterm/
+	ln -s $(CURDIR)/core $(TYPECHECK_TREE)/ffterm/core
+	cd $(TYPECHECK_TREE) && $(CURDIR)/$(PY) -m mypy --config-file $(CURDIR)/pyproject.toml -p ffterm
 
 setup: $(VENV)/.installed
 
@@ -42,6 +54,14 @@ screenshots: setup data
 
 bench: setup data
 	$(VENV)/bin/ffterm bench
+
+# What scripts/gpu-check needs on a bare GPU machine without internet (copy the project folder with it):
+# FashionMNIST's IDX files and the pure-Python wheels the headless path and the tests need.
+GPU_CARRY_WHEELS := platformdirs "pytest>=8,<9" pluggy iniconfig packaging pygments
+gpu-carry:
+	mkdir -p gpu-carry/fashion-mnist gpu-carry/wheels
+	cp $(FASHION_DEB_DIR)/*-ubyte.gz gpu-carry/fashion-mnist/
+	$(PYTHON) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --dest gpu-carry/wheels $(GPU_CARRY_WHEELS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

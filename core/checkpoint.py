@@ -1,8 +1,17 @@
-"""Checkpoints: trainer state + training time, loaded without executing code (weights_only)."""
+"""Checkpoints: trainer state + training time, loaded without executing code (weights_only).
+
+The file is a header line `ffterm-checkpoint sha256 HEX` followed by torch.save's bytes; the
+digest is checked before torch reads anything, so a flipped bit is refused instead of resuming
+from damaged weights. Each save keeps the one before as checkpoint.prev.pt (a hard link, so
+checkpoint.pt exists at every instant), which `ffterm resume --previous` falls back to.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import io
+import os
 import pickle
 import zipfile
 from pathlib import Path
@@ -11,10 +20,12 @@ from typing import Any
 import torch
 
 from .config import RunConfig, to_dict
-from .rundir import atomic_write_bytes
+from .rundir import CHECKPOINT, PREVIOUS_CHECKPOINT, atomic_write_bytes
 
 FORMAT = "ffterm-checkpoint"
 VERSION = 1
+_MAGIC = b"ffterm-checkpoint sha256 "
+_HEADER_LEN = len(_MAGIC) + 64 + 1  # magic, hex digest, newline
 # settings that change what is trained; the others (device, eval cadence, …) may differ on resume
 _IDENTITY_KEYS = (
     "model",
@@ -54,7 +65,46 @@ def save_checkpoint(path: Path, cfg: RunConfig, trainer_state: dict[str, Any], w
         },
         buffer,
     )
-    atomic_write_bytes(Path(path), buffer.getvalue())
+    payload = buffer.getvalue()
+    path = Path(path)
+    _keep_previous(path)
+    atomic_write_bytes(path, _MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
+
+
+def previous_of(path: Path) -> Path:
+    return Path(path).with_name(PREVIOUS_CHECKPOINT)
+
+
+def _keep_previous(path: Path) -> None:
+    """checkpoint.pt → checkpoint.prev.pt without a moment where checkpoint.pt is missing."""
+    if not path.exists():
+        return
+    tmp = path.with_name(f".{PREVIOUS_CHECKPOINT}.link.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(path, tmp)
+    except OSError:  # a filesystem without hard links: copy
+        atomic_write_bytes(previous_of(path), path.read_bytes())
+        return
+    os.replace(tmp, previous_of(path))
+
+
+def _verified_payload(path: Path) -> bytes:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot be read ({exc.strerror}); check its permissions") from None
+    if not data.startswith(_MAGIC) or len(data) < _HEADER_LEN or data[_HEADER_LEN - 1 : _HEADER_LEN] != b"\n":
+        raise CheckpointError(f"{path}: not an ffterm checkpoint; point at a run directory made by ffterm")
+    digest, payload = data[len(_MAGIC) : _HEADER_LEN - 1].decode("ascii", "replace"), data[_HEADER_LEN:]
+    if hashlib.sha256(payload).hexdigest() != digest:
+        previous = previous_of(path)
+        fix = "delete it and start the run again"
+        with contextlib.suppress(CheckpointError):
+            if previous.exists() and path.name != previous.name and _verified_payload(previous):
+                fix = f"the previous one ({previous.name}) is intact: `ffterm resume {path.parent} --previous`"
+        raise CheckpointError(f"{path}: checksum mismatch, the file is damaged; {fix}")
+    return payload
 
 
 def load_checkpoint(
@@ -64,8 +114,9 @@ def load_checkpoint(
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{path}: no checkpoint here; was the run started with ffterm?")
+    payload = _verified_payload(path)
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        ckpt = torch.load(io.BytesIO(payload), map_location=map_location, weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
         raise CheckpointError(
             f"{path}: unreadable checkpoint (torch.load failed: {type(exc).__name__}); "
@@ -85,3 +136,13 @@ def load_checkpoint(
                 "restore config.yaml or start a new run"
             )
     return ckpt
+
+
+def restore_previous(run_dir: Path) -> None:
+    """Make the kept previous checkpoint the current one (after checking its digest)."""
+    path = Path(run_dir) / CHECKPOINT
+    previous = previous_of(path)
+    if not previous.exists():
+        raise CheckpointError(f"{run_dir}: no previous checkpoint ({previous.name}) is kept; start the run again")
+    _verified_payload(previous)
+    os.replace(previous, path)

@@ -1,4 +1,4 @@
-"""Dataset loading for ffterm (SPEC §1).
+"""Dataset loading for ffterm (docs/algorithms.md#data).
 
 This module finds and reads the four image datasets of the study (MNIST, FashionMNIST, SVHN,
 CIFAR10) plus a small generated ``"synthetic"`` set, and returns them as raw ``uint8`` tensors.
@@ -28,7 +28,7 @@ The readers are deliberately small and vectorised: IDX files are parsed with num
 per-sample work), SVHN ``.mat`` files with :func:`scipy.io.loadmat`, CIFAR10 batches with a
 restricted unpickler that only reconstructs numpy arrays.
 
-``DATASETS`` carries the per-dataset constants of SPEC §1 (input shape, hidden width, normalisation
+``DATASETS`` carries the per-dataset constants of docs/algorithms.md#data (input shape, hidden width, normalisation
 mean/std; FashionMNIST deliberately uses MNIST's constants, as the published code does).
 :func:`normalize_images` applies them: ``/255``, per-channel ``(x - mean) / std``, flattened
 channel-major. The label embedding is done elsewhere.
@@ -46,10 +46,12 @@ import socket
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "DATASETS",
@@ -61,6 +63,8 @@ __all__ = [
     "DatasetInfo",
     "DatasetNotFound",
     "canonical_name",
+    "class_label",
+    "class_names",
     "default_data_dir",
     "load_raw",
     "normalize_images",
@@ -84,10 +88,11 @@ class DatasetInfo:
     Attributes:
         name: canonical key in :data:`DATASETS` (lower case, no punctuation).
         shape: image shape ``(C, H, W)``.
-        hidden: width of every hidden layer used for this dataset (SPEC §1).
+        hidden: width of every hidden layer used for this dataset (docs/algorithms.md#data).
         mean: per-channel mean used for normalisation (pixels scaled to [0, 1] first).
         std: per-channel standard deviation used for normalisation.
         num_classes: number of classes (labels are ``0 .. num_classes - 1``).
+        class_names: short display name of each class (the digits themselves for digit datasets).
     """
 
     name: str
@@ -96,6 +101,7 @@ class DatasetInfo:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     num_classes: int = 10
+    class_names: tuple[str, ...] = tuple(str(c) for c in range(10))
 
     @property
     def channels(self) -> int:
@@ -120,10 +126,24 @@ _SYN_STD = 0.2747670017
 
 DATASETS: dict[str, DatasetInfo] = {
     "mnist": DatasetInfo("mnist", (1, 28, 28), 1000, (0.1307,), (0.3081,)),
-    # MNIST's constants on purpose: that is what the published code does (SPEC §1).
-    "fashionmnist": DatasetInfo("fashionmnist", (1, 28, 28), 1000, (0.1307,), (0.3081,)),
+    # MNIST's constants on purpose: that is what the published code does (docs/algorithms.md#data).
+    "fashionmnist": DatasetInfo(
+        "fashionmnist",
+        (1, 28, 28),
+        1000,
+        (0.1307,),
+        (0.3081,),
+        class_names=("T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Boot"),
+    ),
     "svhn": DatasetInfo("svhn", (3, 32, 32), 3072, (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)),
-    "cifar10": DatasetInfo("cifar10", (3, 32, 32), 3072, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+    "cifar10": DatasetInfo(
+        "cifar10",
+        (3, 32, 32),
+        3072,
+        (0.5, 0.5, 0.5),
+        (0.5, 0.5, 0.5),
+        class_names=("plane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+    ),
     "synthetic": DatasetInfo("synthetic", _SYN_SHAPE, 64, (_SYN_MEAN,), (_SYN_STD,)),
 }
 
@@ -231,6 +251,19 @@ def canonical_name(name: str) -> str:
     if key not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(sorted(DATASETS))}")
     return key
+
+
+def class_names(dataset: str, n: int = 10) -> list[str]:
+    """Display names of the first ``n`` classes of a dataset; digits for unnamed classes and unknown datasets."""
+    key = "".join(ch for ch in str(dataset).lower() if ch not in "-_ ")
+    names = DATASETS[key].class_names if key in DATASETS else ()
+    return [names[i] if i < len(names) else str(i) for i in range(n)]
+
+
+def class_label(dataset: str, c: int) -> str:
+    """'3 Dress' for named classes, '3' for digits."""
+    name = class_names(dataset, max(10, c + 1))[c]
+    return str(c) if name == str(c) else f"{c} {name}"
 
 
 def default_data_dir() -> Path:
@@ -365,7 +398,8 @@ def read_idx(path: str | Path, ndim: int) -> np.ndarray:
     if got != expected:
         state = "truncated" if got < expected else "has trailing bytes"
         raise _corrupt(path, f"{state}: header says {dims} = {expected} bytes of data, file has {got}")
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims).copy()
+    images: np.ndarray = np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims).copy()
+    return images
 
 
 def _find_file(folder: Path, stem: str) -> Path | None:
@@ -456,7 +490,7 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a CIFAR batch")
 
 
-def _get(d: dict, key: str) -> Any:
+def _get(d: dict[Any, Any], key: str) -> Any:
     if key in d:
         return d[key]
     return d.get(key.encode("ascii"))
@@ -637,6 +671,8 @@ def load_raw(
 
 
 def _to_tensors(images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    import torch  # here, not at the top: the dataset description (shapes, class names) is read without torch
+
     img = torch.from_numpy(np.ascontiguousarray(images, dtype=np.uint8))
     lbl = torch.from_numpy(np.ascontiguousarray(labels, dtype=np.int64))
     return img.contiguous(), lbl.contiguous()
@@ -652,6 +688,8 @@ def normalize_images(images: torch.Tensor, info: DatasetInfo | str) -> torch.Ten
     Returns:
         float32 tensor ``(N, C*H*W)`` on the same device: ``((x / 255) - mean[c]) / std[c]``.
     """
+    import torch
+
     if isinstance(info, str):
         info = DATASETS[canonical_name(info)]
     if images.dtype != torch.uint8:

@@ -1,4 +1,4 @@
-"""Label embedding and negative data (SPEC §1).
+"""Label embedding and negative data (docs/algorithms.md#label-embedding).
 
 The label of an image is written into the first 10 entries of its first row (the same 10 positions
 in every channel), after normalisation: all 10 are set to 0, then the labelled one to `v`, the
@@ -49,7 +49,9 @@ def wrong_label_table(allowed: list[int]) -> torch.Tensor:
 def fixed_negative_pairs(
     labels: torch.Tensor, allowed: list[int], generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Draw N (image, wrong label) pairs without replacement from the N×K possible ones (SPEC §1).
+    """Draw N (image, wrong label) pairs without replacement from the N×K possible ones.
+
+    See docs/algorithms.md#positive-and-negative-data.
 
     Returns (image index, wrong label), each (N,). Drawn once per run; never redrawn.
     """

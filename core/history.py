@@ -6,10 +6,10 @@ Pure bookkeeping (no textual, no torch). Feed it every Snapshot of a run, in ord
   samples/s. A layer that is not trained in a snapshot (sequential FF) has None there.
 - evaluation series, one point per *evaluated* snapshot (x = `eval_epochs`): test accuracy,
   per-layer accuracy, and per layer: sparsity, ensemble size %, active units, ρ⁺ mean, bias mean.
-- ensemble stability per layer and class: the Jaccard index |E_c(t-1) ∩ E_c(t)| / |E_c(t-1) ∪ E_c(t)|
-  of class c's ensemble between consecutive evaluated snapshots (0 when both are empty, as SPEC §3
-  defines Jaccard). None at the first evaluation and wherever either ensemble is undefined
-  (sparsity < 0.5).
+- ensemble stability per layer and class (docs/algorithms.md#ensemble-stability): the Jaccard index
+  |E_c(t-1) ∩ E_c(t)| / |E_c(t-1) ∪ E_c(t)| of class c's ensemble between consecutive evaluated
+  snapshots (0 when both are empty). None at the first evaluation and wherever either ensemble is
+  undefined (sparsity < 0.5).
 
 A snapshot of kind "state" (the session announcing starting/paused/stopped/failed, with a
 message) changes only `state` and `message`; the series and `latest` keep the last real snapshot.
@@ -24,13 +24,14 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from .records import Heldout, LayerAnalysis, Summary
 from .snapshot import Snapshot
 
 Num = float | None
 
 
 def jaccard(a: frozenset[int] | set[int], b: frozenset[int] | set[int]) -> float:
-    """|a ∩ b| / |a ∪ b|; 0 when both are empty (SPEC §3)."""
+    """|a ∩ b| / |a ∪ b|; 0 when both are empty (docs/algorithms.md#shared-units-and-jaccard)."""
     union = len(a | b)
     return len(a & b) / union if union else 0.0
 
@@ -71,8 +72,7 @@ def _get(seq: Sequence[Any] | None, i: int) -> Any:
     return seq[i]
 
 
-def _stat_mean(layer: dict[str, Any], key: str) -> Num:
-    stat = layer.get(key)
+def _stat_mean(stat: Summary | None) -> Num:
     return _num(stat.get("mean")) if isinstance(stat, dict) else None
 
 
@@ -222,19 +222,20 @@ class RunHistory:
         layers = snap.layers or []
         self.eval_epochs.append(snap.epoch)
         self.test_accuracy.append(_num(snap.test_accuracy))
-        held = snap.heldout or {}
+        held: Heldout | dict[str, Any] = snap.heldout or {}
         self.heldout_accuracy_seen.append(_num(held.get("accuracy_seen")))
         self.heldout_accuracy_heldout.append(_num(held.get("accuracy_heldout")))
         ensembles_now: list[tuple[frozenset[int], ...] | None] = []
         prev = self._ensembles[-1] if self._ensembles else None
         for i in range(self.num_layers):
-            layer = layers[i] if i < len(layers) and isinstance(layers[i], dict) else {}
+            # a snapshot read from disk may lack a layer or hold something else there
+            layer: LayerAnalysis | dict[str, Any] = layers[i] if i < len(layers) and isinstance(layers[i], dict) else {}
             self.layer_accuracy[i].append(_num(_get(snap.layer_accuracy, i)))
             self.sparsity[i].append(_num(layer.get("sparsity")))
             self.ensemble_size_pct[i].append(_num(layer.get("ensemble_size_pct")))
             self.active_units[i].append(_num(layer.get("active_units")))
-            self.rho_plus_mean[i].append(_stat_mean(layer, "rho_plus"))
-            self.bias_mean[i].append(_stat_mean(layer, "bias"))
+            self.rho_plus_mean[i].append(_stat_mean(layer.get("rho_plus")))
+            self.bias_mean[i].append(_stat_mean(layer.get("bias")))
             ens = layer.get("ensembles")
             now = tuple(frozenset(int(u) for u in units) for units in ens) if ens is not None else None
             ensembles_now.append(now)

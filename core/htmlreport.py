@@ -18,6 +18,7 @@ import html
 from collections.abc import Sequence
 from pathlib import Path
 
+from .markdownpage import pick_format
 from .rundir import atomic_write_text
 
 _MIME = {".svg": "image/svg+xml", ".png": "image/png"}
@@ -64,9 +65,9 @@ class HtmlPage:
         cap = f"<caption>{_esc(caption)}</caption>" if caption else ""
         self._blocks.append(f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
 
-    def figure(self, image: Path, caption: str, alt: str | None = None) -> None:
-        """Inline an SVG or PNG file as a data URI, with a caption."""
-        image = Path(image)
+    def figure(self, images: Path | Sequence[Path], caption: str, alt: str | None = None) -> None:
+        """Inline an SVG or PNG file as a data URI, with a caption (of both formats given, the SVG)."""
+        image = pick_format(images, (".svg", ".png"))
         mime = _MIME.get(image.suffix.lower())
         if mime is None:
             raise ValueError(f"{image.name}: figures must be .svg or .png files")

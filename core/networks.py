@@ -1,8 +1,12 @@
-"""The networks: FF layers (normalise → Linear → ReLU), goodness, and the BP classifier (SPEC §2)."""
+"""The networks: FF layers (normalise → Linear → ReLU), goodness, and the BP classifier.
+
+See docs/algorithms.md#networks and #goodness-and-loss.
+"""
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -12,17 +16,23 @@ NORM_EPS = 1e-12
 
 
 def normalize(x: torch.Tensor, norm: str) -> torch.Tensor:
-    """Divide each row by its ℓ2 (or ℓ1) norm, as torch.nn.functional.normalize (eps 1e-12)."""
-    return F.normalize(x, p=2.0 if norm == "l2" else 1.0, dim=1, eps=NORM_EPS)
+    """Divide each row (the last dimension) by its ℓ2 (or ℓ1) norm, as F.normalize (eps 1e-12)."""
+    return F.normalize(x, p=2.0 if norm == "l2" else 1.0, dim=-1, eps=NORM_EPS)
 
 
 def goodness(h: torch.Tensor, kind: str) -> torch.Tensor:
-    """G = ‖h‖₂ (not squared, not averaged), or ‖h‖₁ for ℓ1 goodness. h: (N, n) → (N,).
+    """G = ‖h‖₂ (not squared, not averaged), or ‖h‖₁ for ℓ1 goodness, over the last dimension: (…, n) → (…).
 
     Always in float32, also when h comes from a bfloat16 layer (precision: bf16).
     """
     h = h.float()
-    return h.norm(dim=1) if kind == "l2" else h.abs().sum(dim=1)
+    return h.norm(dim=-1) if kind == "l2" else h.abs().sum(dim=-1)
+
+
+def _linear_stack(sizes: list[int]) -> Sequence[nn.Linear]:
+    """Linear layers between consecutive sizes, registered as submodules (a ModuleList)."""
+    # a ModuleList is typed as holding any Module; this one holds only Linear layers
+    return nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(sizes))  # type: ignore[return-value]
 
 
 class FFNet(nn.Module):
@@ -30,8 +40,7 @@ class FFNet(nn.Module):
 
     def __init__(self, in_features: int, hidden: int, layers: int, norm: str) -> None:
         super().__init__()
-        sizes = [in_features] + [hidden] * layers
-        self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(sizes))
+        self.linears = _linear_stack([in_features] + [hidden] * layers)
         self.norm = norm
 
     def layer(self, index: int, x: torch.Tensor) -> torch.Tensor:
@@ -51,8 +60,7 @@ class BPNet(nn.Module):
 
     def __init__(self, in_features: int, hidden: int, layers: int, classes: int = 10) -> None:
         super().__init__()
-        sizes = [in_features] + [hidden] * layers
-        self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(sizes))
+        self.linears = _linear_stack([in_features] + [hidden] * layers)
         self.head = nn.Linear(hidden, classes)
 
     def hidden(self, x: torch.Tensor) -> list[torch.Tensor]:

@@ -9,10 +9,11 @@ from typing import Any
 from . import rundir
 from .analysis import distance_correlation, linear_cka, linear_probe, svcca
 from .checkpoint import load_checkpoint
-from .config import RunConfig, from_dict, load_yaml_text
+from .config import RunConfig
 from .device import resolve_device
 from .evaluate import evaluate, live_subset
 from .prepare import prepare
+from .records import SnapshotEvaluation
 from .trainers import Trainer, make_trainer
 
 
@@ -21,10 +22,7 @@ class OfflineError(ValueError):
 
 
 def load_config(run_dir: Path) -> RunConfig:
-    cfg_path = Path(run_dir) / rundir.CONFIG
-    if not cfg_path.exists():
-        raise rundir.RunDirError(f"{run_dir}: not an ffterm run directory (no {rundir.CONFIG})")
-    return from_dict(load_yaml_text(cfg_path.read_text(), str(cfg_path)))
+    return rundir.read_config(run_dir)
 
 
 def load_trained(run_dir: Path, device: str | None = None, *, keep_heldout: bool = False) -> tuple[RunConfig, Trainer]:
@@ -45,14 +43,24 @@ def load_trained(run_dir: Path, device: str | None = None, *, keep_heldout: bool
 
 
 def analyze_run(
-    run_dir: Path, samples: int | None = None, device: str | None = None, pvalues: bool = True
-) -> dict[str, Any]:
-    """Recompute accuracy and the full per-layer analysis; writes RUN_DIR/analysis.json."""
+    run_dir: Path,
+    samples: int | None = None,
+    device: str | None = None,
+    pvalues: bool = True,
+    ensemble_factor: float | None = None,
+    microstructure: bool = False,
+) -> SnapshotEvaluation:
+    """Recompute accuracy and the full per-layer analysis; writes RUN_DIR/analysis.json.
+
+    ensemble_factor: the ensemble rule's multiple (default: the run's setting).
+    microstructure: also each class's activation patterns per layer."""
     cfg, trainer = load_trained(run_dir, device)
     cfg = cfg.replace(final_pvalues=pvalues)
+    if ensemble_factor is not None:
+        cfg = cfg.replace(ensemble_factor=ensemble_factor)
     n_test = trainer.data.test_y.shape[0]
     subset = live_subset(n_test, samples, cfg.seed) if samples else None
-    result = evaluate(trainer, cfg, subset, final=True)
+    result = evaluate(trainer, cfg, subset, final=True, microstructure=microstructure)
     rundir.write_json(Path(run_dir) / "analysis.json", result)
     return result
 
@@ -60,7 +68,7 @@ def analyze_run(
 def probe_run(
     run_dir: Path, layer: int | None = None, device: str | None = None, log: Callable[[str], None] = print
 ) -> dict[str, Any]:
-    """Linear probes on each layer's representations of plain images (no label pixel), SPEC §3.
+    """Linear probes on each layer's representations of plain images (no label pixel), docs/algorithms.md#linear-probes.
 
     The probe trains on every training image (a held-out class included: the probe asks whether the
     network's representation separates it) and is tested on the test images.

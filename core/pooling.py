@@ -6,7 +6,6 @@ suite table uses (sample standard deviation, undefined values skipped).
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -86,7 +85,7 @@ def summarize(run_dirs: list[Path]) -> dict[str, Any]:
     for d in run_dirs:
         path = Path(d) / rundir.FINAL
         if path.exists():
-            finals.append(json.loads(path.read_text()))
+            finals.append(rundir.read_final(d))
         else:
             skipped.append(str(d))
     if not finals:

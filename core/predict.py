@@ -1,4 +1,4 @@
-"""Prediction with goodness: try every label, read each layer's goodness (SPEC §2).
+"""Prediction with goodness: try every label, read each layer's goodness (docs/algorithms.md#prediction).
 
 `label_goodness` is the fast batched form: the first layer's product is shared across the 10 labels
 (only one label pixel differs, and every labelled copy has the same input norm), so layer 1 costs one

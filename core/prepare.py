@@ -32,7 +32,7 @@ class PreparedData:
 
 
 def prepare(cfg: RunConfig, device: torch.device) -> PreparedData:
-    """Load the run's dataset, apply SPEC §1 (normalisation, v, held-out filtering), move to device."""
+    """Load the run's dataset, apply docs/algorithms.md#data (normalisation, v, held-out filtering), move to device."""
     info = DATASETS[cfg.dataset]
     splits = {}
     for split, limit in (("train", cfg.train_limit), ("test", cfg.test_limit)):

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import ConfigError, RunConfig, from_dict, load_yaml_text
+from .validation import UnreadableFile, read_text
 
 DEFAULT_PRESET = "quick-ff-fashionmnist"
 
@@ -38,6 +39,8 @@ def list_presets() -> list[PresetInfo]:
 
 def _find(name_or_path: str) -> Path:
     candidate = Path(name_or_path)
+    if candidate.is_dir():
+        raise PresetError(f"{candidate} is a directory; give a preset name (see `ffterm presets`) or a YAML file")
     if candidate.suffix in (".yaml", ".yml") or candidate.exists():
         if not candidate.is_file():
             raise PresetError(
@@ -54,7 +57,11 @@ def _find(name_or_path: str) -> Path:
 def load_preset(name_or_path: str, overrides: dict[str, Any] | None = None) -> RunConfig:
     """The validated RunConfig of a preset (name or YAML path) with overrides applied."""
     path = _find(name_or_path)
-    data = load_yaml_text(path.read_text(), str(path))
+    try:
+        text = read_text(path, "preset", "save it as UTF-8 text you can read, or pick another preset")
+    except UnreadableFile as exc:
+        raise PresetError(str(exc)) from None
+    data = load_yaml_text(text, str(path))
     data.setdefault("name", path.stem)
     try:
         return from_dict({**data, **(overrides or {})})

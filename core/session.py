@@ -18,16 +18,20 @@ from typing import Any
 import torch
 
 from . import rundir
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .config import RunConfig, dump_yaml, from_dict, load_yaml_text, to_dict
+from .checkpoint import CheckpointError, load_checkpoint, restore_previous, save_checkpoint
+from .config import RunConfig, dump_yaml, to_dict
 from .datasets import DatasetError
-from .device import describe, gpu_stats, resolve_device, synchronize
+from .device import check_precision, describe, gpu_stats, resolve_device, synchronize
+from .ensemble_life import ensemble_life_of_run
 from .evaluate import evaluate, live_subset
+from .lock import LOCK, RunLock
 from .prepare import prepare
+from .records import FinalRecord, final_layer
 from .snapshot import Snapshot
 from .trainers import EpochMetrics, Trainer, make_trainer
 
 Subscriber = Callable[[Snapshot], None]
+NoticeHandler = Callable[[str], None]
 
 
 def _first_line(exc: BaseException) -> str:
@@ -47,15 +51,21 @@ class Session:
         *,
         force: bool = False,
         run_root: Path = Path("runs"),
-        _resume: bool = False,
+        _resume: RunLock | None = None,
     ) -> None:
+        """A new run in `run_dir` (default: a fresh folder under `run_root`), which this session
+        owns (its lock) until the training thread ends. `_resume` is the lock `resume_from` took."""
         self.config = cfg
         self.run_dir = Path(run_dir) if run_dir is not None else rundir.new_run_dir(cfg.name, run_root)
         self.device = resolve_device(cfg.device)  # DeviceError before anything is written
-        if not _resume:
+        check_precision(cfg.precision, self.device)
+        self._lock = _resume or RunLock(self.run_dir)
+        if _resume is None:
             self._claim_run_dir(force)
-        self._resume = _resume
+        self._resume = _resume is not None
         self._subscribers: list[Subscriber] = []
+        self._notice_handlers: list[NoticeHandler] = []
+        self.notices: list[str] = []  # e.g. the snapshot lines a resume dropped, and why
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._unpaused = threading.Event()
@@ -67,41 +77,86 @@ class Session:
         self._done = threading.Event()
         self.state = "starting"
         self.error: str | None = None
-        self.final: dict[str, Any] | None = None
+        self.final: FinalRecord | None = None
         self._wall = 0.0  # training seconds so far (resumed runs continue the count)
         self._last: Snapshot | None = None
+        self._saved_position: tuple[int, int, int] | None = None  # of the last checkpoint written
 
     @classmethod
-    def resume_from(cls, run_dir: Path, device: str | None = None) -> Session:
-        """A session that continues the run in `run_dir` from its checkpoint."""
+    def resume_from(cls, run_dir: Path, device: str | None = None, *, previous: bool = False) -> Session:
+        """A session that continues the run in `run_dir` from its checkpoint (or, with `previous`,
+        from the checkpoint kept before it)."""
         run_dir = Path(run_dir)
-        cfg_path = run_dir / rundir.CONFIG
-        if not cfg_path.exists():
+        if not (run_dir / rundir.CONFIG).exists():
             raise rundir.RunDirError(f"{run_dir}: no {rundir.CONFIG} here; is this an ffterm run directory?")
-        if rundir.is_finished(run_dir):
-            raise rundir.RunDirError(f"{run_dir}: this run has already finished (final.json exists); nothing to resume")
-        if not (run_dir / rundir.CHECKPOINT).exists():
-            raise rundir.RunDirError(
-                f"{run_dir}: no {rundir.CHECKPOINT} to resume from; start the run again with `ffterm run`"
-            )
-        cfg = from_dict(load_yaml_text(cfg_path.read_text(), str(cfg_path)))
-        if device is not None:
-            cfg = cfg.replace(device=device)
-        load_checkpoint(run_dir / rundir.CHECKPOINT, cfg)  # validate before starting the thread
-        return cls(cfg, run_dir, _resume=True)
+        lock = RunLock(run_dir).acquire()
+        try:
+            cfg = rundir.read_config(run_dir)
+            if rundir.is_finished(run_dir):
+                raise rundir.RunDirError(
+                    f"{run_dir}: this run has already finished (final.json exists); nothing to resume"
+                )
+            rundir.clean_temp_files(run_dir)
+            if previous:
+                restore_previous(run_dir)
+            if not (run_dir / rundir.CHECKPOINT).exists():
+                raise rundir.RunDirError(
+                    f"{run_dir}: no {rundir.CHECKPOINT} to resume from; start the run again with `ffterm run`"
+                )
+            if device is not None:
+                cfg = cfg.replace(device=device)
+            load_checkpoint(run_dir / rundir.CHECKPOINT, cfg)  # validate before starting the thread
+            return cls(cfg, run_dir, _resume=lock)
+        except BaseException:
+            lock.release()
+            raise
 
     def _claim_run_dir(self, force: bool) -> None:
+        """Take the run directory: lock it, check it may be used, clear an earlier run's outputs."""
         d = self.run_dir
-        if d.exists() and any(d.iterdir()):
-            rundir.check_reusable(d, force)
-            for name in (rundir.SNAPSHOTS, rundir.CHECKPOINT, rundir.FINAL):
-                (d / name).unlink(missing_ok=True)
-        d.mkdir(parents=True, exist_ok=True)
-        rundir.atomic_write_text(d / rundir.CONFIG, dump_yaml(self.config))
+        new_lock_file = not (d / LOCK).exists()
+        if d.is_dir():
+            self._lock.acquire()  # first, so a directory in use is reported as such
+        try:
+            rundir.check_target(d, force)
+            try:
+                d.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise rundir.RunDirError(
+                    f"{d}: cannot create the run directory ({exc.strerror}); pick a writable place with --out"
+                ) from None
+            if not self._lock.held:
+                self._lock.acquire()
+            rundir.clean_temp_files(d)
+            rundir.clear_outputs(d)
+            try:
+                rundir.atomic_write_text(d / rundir.CONFIG, dump_yaml(self.config))
+            except OSError as exc:
+                raise rundir.RunDirError(
+                    f"{d}: cannot write {rundir.CONFIG} ({exc.strerror}); pick a writable place"
+                ) from None
+        except BaseException:
+            if self._lock.held and new_lock_file:  # a refused folder is left as it was
+                (d / LOCK).unlink(missing_ok=True)
+            self._lock.release()
+            raise
+
+    def record_owner(self, **extra: Any) -> None:
+        """Add to what the run directory's lock file says about its owner (e.g. its control socket)."""
+        self._lock.update(**extra)
+
+    def release(self) -> None:
+        """Give up the run directory of a session that will not be started (start() does it at the end)."""
+        if self._thread is None:
+            self._lock.release()
 
     # ---- commands (any thread) ------------------------------------------------------------
     def subscribe(self, fn: Subscriber) -> None:
         self._subscribers.append(fn)
+
+    def subscribe_notices(self, fn: NoticeHandler) -> None:
+        """`fn(line)` for each notice (e.g. a snapshot line a resume dropped); called on the training thread."""
+        self._notice_handlers.append(fn)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=f"ffterm-{self.config.name}", daemon=True)
@@ -142,6 +197,7 @@ class Session:
         try:
             self._train()
         finally:
+            self._lock.release()
             self._done.set()
 
     def _train(self) -> None:
@@ -157,17 +213,27 @@ class Session:
         except (DatasetError, CheckpointError, TrainingFailed) as exc:  # expected: the message says the fix
             self._fail(_first_line(exc))
         except Exception as exc:  # anything else (out of memory, a bug): one line, the traceback in the run dir
-            (self.run_dir / "error.log").write_text(traceback.format_exc())
+            (self.run_dir / rundir.ERROR_LOG).write_text(traceback.format_exc())
             self._fail(f"{type(exc).__name__}: {_first_line(exc)} (traceback in {self.run_dir / 'error.log'})")
 
     def _restore(self, trainer: Trainer) -> None:
+        trainer.load_state_dict(self._restore_state())
+
+    def _restore_state(self) -> dict[str, Any]:
+        """The checkpoint's trainer state; takes over its training time and cuts snapshots.jsonl back to it."""
         ckpt = load_checkpoint(self.run_dir / rundir.CHECKPOINT, self.config)
-        trainer.load_state_dict(ckpt["trainer"])
         self._wall = float(ckpt["wall_time"])
-        rundir.truncate_snapshots(self.run_dir, trainer.epochs_done)
+        stage, epoch, _ = (int(v) for v in ckpt["trainer"]["position"])
+        for line in rundir.truncate_snapshots(self.run_dir, stage * self.config.epochs + epoch):
+            self._notice(line)
+        return dict(ckpt["trainer"])
+
+    def _notice(self, line: str) -> None:
+        self.notices.append(line)
+        for fn in list(self._notice_handlers):
+            fn(line)
 
     def _loop(self, trainer: Trainer, subset: torch.Tensor) -> None:
-        cfg = self.config
         self.state = "running"
         epoch_time = 0.0  # seconds spent training in the current epoch, pauses excluded
         start = time.perf_counter()
@@ -191,30 +257,39 @@ class Session:
             if trainer.step():
                 stage = trainer.stage
                 metrics = trainer.end_epoch()
-                self._check_finite(metrics, trainer)
                 synchronize(self.device)
-                elapsed = epoch_time + time.perf_counter() - start
-                self._wall += elapsed
-                done = trainer.epochs_done
-                evaluated = done % cfg.effective_eval_every == 0 or self._snapshot_requested.is_set()
-                self._snapshot_requested.clear()
-                if trainer.done:
-                    evaluated = False  # the final snapshot follows
-                snap = self._snapshot(trainer, metrics, stage, elapsed, subset if evaluated else None)
-                if done % cfg.checkpoint_every == 0 or trainer.done:
-                    self._save(trainer)
-                self._emit(snap)
+                self._record_epoch(trainer, metrics, stage, epoch_time + time.perf_counter() - start, subset)
                 epoch_time = 0.0
                 start = time.perf_counter()
         self._finish(trainer)
 
+    def _record_epoch(
+        self, trainer: Trainer, metrics: EpochMetrics, stage: int, elapsed: float, subset: torch.Tensor
+    ) -> None:
+        """After an epoch: check the loss, write its snapshot (evaluated every eval_every) and checkpoint."""
+        cfg = self.config
+        self._check_finite(metrics, trainer)
+        self._wall += elapsed
+        done = trainer.epochs_done
+        evaluated = done % cfg.effective_eval_every == 0 or self._snapshot_requested.is_set()
+        self._snapshot_requested.clear()
+        if trainer.done:
+            evaluated = False  # the final snapshot follows
+        snap = self._snapshot(trainer, metrics, stage, elapsed, subset if evaluated else None)
+        if done % cfg.checkpoint_every == 0 or trainer.done:
+            self._save(trainer)
+        self._emit(snap)
+
     def _check_finite(self, metrics: EpochMetrics, trainer: Trainer) -> None:
         values = metrics.loss + metrics.g_pos + metrics.g_neg
         if not all(v == v and abs(v) != float("inf") for v in values):
-            raise TrainingFailed(
-                f"the loss became NaN/inf at epoch {trainer.epochs_done}; the last good checkpoint is kept in "
-                f"{self.run_dir}; try a smaller lr"
-            )
+            cfg = self.config
+            # settings beyond float32's range overflow whatever the learning rate
+            huge = [f"{k}={getattr(cfg, k):g}" for k in ("threshold", "lr", "act_l1") if abs(getattr(cfg, k)) > 1e30]
+            fix = f"{', '.join(huge)} overflows float32; use a smaller value" if huge else "try a smaller lr"
+            kept = (self.run_dir / rundir.CHECKPOINT).exists()
+            where = f"the last good checkpoint is kept in {self.run_dir}" if kept else "nothing was saved"
+            raise TrainingFailed(f"the loss became NaN/inf at epoch {trainer.epochs_done}; {fix}; {where}")
 
     def _snapshot(
         self,
@@ -235,11 +310,11 @@ class Session:
             num_layers=cfg.layers,
             kind="final" if final else "live",
             state=self.state,
-            stage=min(stage, trainer.num_stages - 1),
-            stage_epoch=done - stage * cfg.epochs if trainer.num_stages > 1 else done,
+            stage=min(stage, cfg.stages - 1),
+            stage_epoch=done - stage * cfg.epochs if cfg.stages > 1 else done,
             epochs_per_stage=cfg.epochs,
             epoch=done,
-            total_epochs=cfg.epochs * trainer.num_stages,
+            total_epochs=cfg.total_epochs,
             wall_time=round(self._wall, 3),
             gpu=gpu_stats(self.device),
         )
@@ -257,39 +332,45 @@ class Session:
             snap.heldout = ev.get("heldout")
         return snap
 
-    def _metric_lists(self, m: EpochMetrics, stage: int) -> tuple[list, list, list]:
+    def _metric_lists(self, m: EpochMetrics, stage: int) -> tuple[list[float | None], ...]:
+        """Loss, G⁺ and G⁻ per layer; when layers train one at a time, None for every other layer."""
         cfg = self.config
         if cfg.model == "bp":
-            return m.loss, [], []
-        if cfg.model == "ff" and cfg.schedule == "sequential":
-            keep = [i == stage for i in range(cfg.layers)]
-            return tuple([v if k else None for v, k in zip(vals, keep)] for vals in (m.loss, m.g_pos, m.g_neg))
-        return m.loss, m.g_pos, m.g_neg
+            return [*m.loss], [], []
+        return tuple(
+            [v if cfg.stages == 1 or i == stage else None for i, v in enumerate(vals)]
+            for vals in (m.loss, m.g_pos, m.g_neg)
+        )
 
     def _finish(self, trainer: Trainer) -> None:
         self.state = "finished"
         self._publish_state("finished", "final analysis on the whole test set")
-        snap = self._snapshot(trainer, None, trainer.num_stages - 1, 0.0, None, final=True)
-        final = {
-            "config": to_dict(self.config),
-            "test_accuracy": snap.test_accuracy,
-            "layer_accuracy": snap.layer_accuracy,
-            "epochs_done": trainer.epochs_done,
-            "wall_seconds": round(self._wall, 3),
-            "device": describe(self.device),
-            "v_train": trainer.data.v_train,
-            "v_test": trainer.data.v_test,
-            "layers": [{k: layer[k] for k in FINAL_LAYER_KEYS} for layer in snap.layers],
-        }
+        snap = self._snapshot(trainer, None, self.config.stages - 1, 0.0, None, final=True)
+        final = FinalRecord(
+            config=to_dict(self.config),
+            test_accuracy=snap.test_accuracy,
+            layer_accuracy=snap.layer_accuracy,
+            epochs_done=trainer.epochs_done,
+            wall_seconds=round(self._wall, 3),
+            device=describe(self.device),
+            v_train=trainer.data.v_train,
+            v_test=trainer.data.v_test,
+            layers=[final_layer(layer) for layer in snap.layers or []],
+        )
         if snap.heldout is not None:
             final["heldout"] = snap.heldout
         rundir.append_snapshot(self.run_dir, snap)
+        final["ensemble_life"] = ensemble_life_of_run(self.run_dir)  # from every evaluation, the final one included
         rundir.write_json(self.run_dir / rundir.FINAL, final)
         self.final = final
         self._notify(snap)
 
     def _save(self, trainer: Trainer) -> None:
+        position = (trainer.stage, trainer.epoch, trainer.batch)
+        if position == self._saved_position:  # e.g. a stop right after an epoch's save: keep the previous one
+            return
         save_checkpoint(self.run_dir / rundir.CHECKPOINT, self.config, trainer.state_dict(), self._wall)
+        self._saved_position = position
 
     def _emit(self, snap: Snapshot) -> None:
         rundir.append_snapshot(self.run_dir, snap)
@@ -334,22 +415,9 @@ class Session:
     def _discard_if_empty(self) -> None:
         """A run that failed before its first checkpoint (e.g. missing data) leaves no directory behind."""
         d = self.run_dir
-        if self._resume or (d / rundir.CHECKPOINT).exists() or (d / "error.log").exists():
+        if self._resume or (d / rundir.CHECKPOINT).exists() or (d / rundir.ERROR_LOG).exists():
             return
-        for name in (rundir.CONFIG, rundir.SNAPSHOTS):
+        for name in (rundir.CONFIG, rundir.SNAPSHOTS, LOCK):  # nobody can take an unlinked lock file's name
             (d / name).unlink(missing_ok=True)
         if d.is_dir() and not any(d.iterdir()):
             d.rmdir()
-
-
-FINAL_LAYER_KEYS = (
-    "sparsity",
-    "sparsity_ignored_rows",
-    "ensembles",
-    "ensemble_size_pct",
-    "shared_units",
-    "jaccard",
-    "n_units_p_gt_0_05",
-    "rho_plus",
-    "bias",
-)

@@ -12,6 +12,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .records import GpuStats, Heldout, LayerAnalysis
+
 STATES = ("starting", "running", "paused", "stopping", "stopped", "finished", "failed")
 
 
@@ -42,10 +44,15 @@ class Snapshot:
     test_accuracy: float | None = None
     layer_accuracy: list[float] | None = None
     eval_samples: int | None = None
-    layers: list[dict[str, Any]] | None = None  # analysis per hidden layer (see ffterm.core.analysis.analyze_layer)
-    heldout: dict[str, Any] | None = None
-    gpu: dict[str, float] | None = None  # {"memory_used_mb", "memory_total_mb", "utilization_pct"}
+    layers: list[LayerAnalysis] | None = None  # analysis per hidden layer
+    heldout: Heldout | None = None  # runs with a held-out class
+    gpu: GpuStats | None = None
     message: str | None = None  # e.g. the error of a failed run
+
+    @property
+    def stages(self) -> int:
+        """The run's training stages (:attr:`ffterm.core.config.RunConfig.stages`), from the epoch counts."""
+        return self.total_epochs // self.epochs_per_stage if self.epochs_per_stage else 1
 
     @property
     def evaluated(self) -> bool:

@@ -35,7 +35,7 @@ from . import rundir
 from .config import dump_yaml, to_dict
 from .pooling import POOLABLE_KEYS
 from .suite_spec import PlannedRun, Suite, SuiteError
-from .suite_worker import FAILED, Watch, failure, run_state, run_unit
+from .suite_worker import FAILED, Watch, failure, run_state, run_unit, run_unit_batched
 
 PLAN = "suite.json"
 Log = Callable[[str], None]
@@ -149,6 +149,18 @@ class InProcessExecutor:
         for unit in units:
             needs = [r.needs_probes for r in unit.runs]
             done(unit, run_unit(list(unit.dirs), probe_layer=probe_layer, needs_probes=needs, watch=self.watch))
+
+
+class BatchedExecutor:
+    """One unit after the other, in this process, each setting's seeds trained as one batched model."""
+
+    def __init__(self, log: Log = print) -> None:
+        self.log = log
+
+    def run(self, units: list[Unit], probe_layer: int | None, done: Callable[[Unit, list[str]], None]) -> None:
+        for unit in units:
+            needs = [r.needs_probes for r in unit.runs]
+            done(unit, run_unit_batched(list(unit.dirs), probe_layer=probe_layer, needs_probes=needs, log=self.log))
 
 
 def visible_gpus() -> list[str]:

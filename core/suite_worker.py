@@ -119,6 +119,44 @@ def run_unit(
     return [run_one(d, probe_layer=probe_layer, needs_probes=p, watch=watch) for d, p in zip(run_dirs, needs_probes)]
 
 
+def run_unit_batched(
+    run_dirs: list[Path], *, probe_layer: int | None, needs_probes: list[bool], log: Callable[[str], None] = print
+) -> list[str]:
+    """Train a unit's runs (one setting, several seeds) together as one batched model, then probe them.
+
+    Falls back to one run after the other, with a line saying why, when the runs cannot share a model
+    (e.g. some have checkpoints and others not) — nothing is lost either way.
+    """
+    from .batched import check_batchable, run_batched
+
+    texts = [(Path(d) / rundir.CONFIG).read_text() for d in run_dirs]
+    todo = [not rundir.is_finished(d) for d in run_dirs]
+    dirs = [Path(d) for d, t in zip(run_dirs, todo) if t]
+    resume = [(d / rundir.CHECKPOINT).exists() for d in dirs]
+    try:
+        configs = [
+            from_dict(load_yaml_text(txt, str(Path(d) / rundir.CONFIG)))
+            for d, txt, t in zip(run_dirs, texts, todo)
+            if t
+        ]
+        if any(resume) and not all(resume):
+            raise ConfigError("some of its seeds have checkpoints and some not")
+        if dirs:
+            check_batchable(configs)
+    except ConfigError as exc:
+        log(f"{run_dirs[0].parent.name}: not batched ({str(exc).splitlines()[0]}); training its runs one by one")
+        return run_unit(run_dirs, probe_layer=probe_layer, needs_probes=needs_probes)
+    sessions = iter(run_batched(configs, dirs, force=True, resume=all(resume)) if dirs else [])
+    states = []
+    for d, txt, t, probes in zip(run_dirs, texts, todo, needs_probes):
+        session = next(sessions) if t else None
+        if session is not None and session.state != "finished":
+            states.append(_failed(Path(d), txt, session.error or f"the run ended in state {session.state}"))
+        else:  # trained: run_one only probes it now
+            states.append(run_one(Path(d), probe_layer=probe_layer, needs_probes=probes))
+    return states
+
+
 # ---- Ray: in place on a shared suite folder, or shipped to the task and back -------------------
 def pack(run_dir: Path) -> bytes:
     """A run directory as tar bytes (what a Ray task without the shared folder works on)."""

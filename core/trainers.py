@@ -1,4 +1,4 @@
-"""Trainers for FF, BP/FF and BP (SPEC §2), advancing one batch per `step()`.
+"""Trainers for FF, BP/FF and BP, advancing one batch per `step()` (docs/algorithms.md#ff-training and after).
 
 A trainer's position is (stage, epoch, batch). Every random choice is derived from the seed and the
 position (the epoch's permutation, resampled negatives), so a checkpoint needs no RNG state and a
@@ -8,6 +8,7 @@ the device; `end_epoch()` reads them once (no host sync per batch).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import RunConfig
+from .device import matmul_precision
 from .embedding import embed_labels, fixed_negative_pairs, resampled_negative_labels
 from .losses import goodness_loss
 from .networks import BPNet, FFNet, goodness
@@ -48,9 +50,60 @@ def _generator(*parts: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def _adam(params, lr: float) -> torch.optim.Adam:
-    """Adam (β 0.9, 0.999, eps 1e-8, no weight decay), fused: one kernel for all parameters."""
-    return torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999), eps=1e-8, fused=True)
+def build_net(cfg: RunConfig, data: PreparedData, device: torch.device) -> FFNet | BPNet:
+    """The run's network with its initial weights, drawn from the global generator seeded with cfg.seed."""
+    torch.manual_seed(cfg.seed)
+    hidden = cfg.hidden or data.info.hidden  # as Trainer.hidden
+    if cfg.model == "bp":
+        return BPNet(data.in_features, hidden, cfg.layers).to(device)
+    return FFNet(data.in_features, hidden, cfg.layers, cfg.effective_normalize).to(device)
+
+
+@torch.no_grad()
+def goodness_evaluation(net: FFNet, cfg: RunConfig, data: PreparedData, x: torch.Tensor, y: torch.Tensor) -> Evaluation:
+    """Predictions of an FF network by goodness over the 10 labels (docs/algorithms.md)."""
+    g = label_goodness(net, x, data.v_test, data.shape, cfg.goodness)
+    pred, layer_pred = aggregate(g)
+    return Evaluation(
+        pred, layer_pred, _accuracy(pred, y), [_accuracy(layer_pred[:, i], y) for i in range(layer_pred.shape[1])]
+    )
+
+
+@torch.no_grad()
+def goodness_representations(
+    net: FFNet, data: PreparedData, x: torch.Tensor, y: torch.Tensor | None
+) -> list[torch.Tensor]:
+    """Hidden-layer outputs of an FF network on x with label y embedded (y None: no label pixel)."""
+    if y is not None:
+        x = embed_labels(x, y, data.v_test, data.shape)
+    outs: list[list[torch.Tensor]] = [[] for _ in net.linears]
+    for start in range(0, x.shape[0], INPUT_CHUNK):
+        for i, h in enumerate(net(x[start : start + INPUT_CHUNK])):
+            outs[i].append(h)
+    return [torch.cat(o) for o in outs]
+
+
+@torch.no_grad()
+def bp_evaluation(net: BPNet, x: torch.Tensor, y: torch.Tensor) -> Evaluation:
+    pred = torch.cat([net(x[s : s + INPUT_CHUNK])[0].argmax(1) for s in range(0, x.shape[0], INPUT_CHUNK)])
+    return Evaluation(pred, None, _accuracy(pred, y), [])
+
+
+@torch.no_grad()
+def bp_representations(net: BPNet, x: torch.Tensor) -> list[torch.Tensor]:
+    outs: list[list[torch.Tensor]] = [[] for _ in net.linears]
+    for start in range(0, x.shape[0], INPUT_CHUNK):
+        for i, h in enumerate(net.hidden(x[start : start + INPUT_CHUNK])):
+            outs[i].append(h)
+    return [torch.cat(o) for o in outs]
+
+
+def _adam(params: Iterable[torch.nn.Parameter], lr: float, capturable: bool = False) -> torch.optim.Adam:
+    """Adam (β 0.9, 0.999, eps 1e-8, no weight decay), fused: one kernel for all parameters.
+
+    `capturable`: its step count stays on the GPU, so a CUDA graph can hold the update.
+    """
+    return torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999), eps=1e-8, fused=True, capturable=capturable)
 
 
 def _accuracy(pred: torch.Tensor, y: torch.Tensor) -> float:
@@ -58,9 +111,10 @@ def _accuracy(pred: torch.Tensor, y: torch.Tensor) -> float:
 
 
 class Trainer:
-    """The interface the session drives. Subclasses set `num_stages` and implement the hooks."""
+    """The interface the session drives. Subclasses build `net` and `optimizers` and implement the hooks."""
 
-    num_stages = 1
+    net: FFNet | BPNet
+    optimizers: list[torch.optim.Optimizer]
 
     def __init__(self, cfg: RunConfig, data: PreparedData, device: torch.device) -> None:
         self.cfg = cfg
@@ -69,15 +123,22 @@ class Trainer:
         self.stage = 0
         self.epoch = 0  # epochs completed in the current stage
         self.batch = 0  # batches completed in the current epoch
-        self.hidden = cfg.hidden or data.info.hidden
-        torch.manual_seed(cfg.seed)  # the initial weights
+        self.net = build_net(cfg, data, device)
         self._perm: torch.Tensor | None = None
         self._sums: torch.Tensor | None = None  # (3, L): loss, G+, G- sums weighted by batch size
         self._samples = 0
         self._seen = 0  # examples (pairs) in the epoch's sums
-        self._autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
+
+    @property
+    def hidden(self) -> int:
+        """Width of every hidden layer: the run's setting, else the dataset's."""
+        return self.cfg.hidden or self.data.info.hidden
 
     # ---- progress -------------------------------------------------------------------------
+    @property
+    def num_stages(self) -> int:
+        return self.cfg.stages
+
     @property
     def done(self) -> bool:
         return self.stage >= self.num_stages
@@ -96,11 +157,10 @@ class Trainer:
 
     def step(self) -> bool:
         """Train one batch; True when it ended an epoch (call `end_epoch()` then)."""
-        if self._perm is None:
-            self._begin_epoch()
+        perm = self._perm if self._perm is not None else self._begin_epoch()
         b = self.cfg.effective_batch_size
-        idx = self._perm[self.batch * b : (self.batch + 1) * b]
-        with self._autocast:
+        idx = perm[self.batch * b : (self.batch + 1) * b]
+        with matmul_precision(self.cfg.precision, self.device):
             self._train_batch(idx)
         self.batch += 1
         return self.batch >= self.batches_per_epoch
@@ -108,8 +168,13 @@ class Trainer:
     def end_epoch(self) -> EpochMetrics:
         """Read the epoch's metrics (one host sync) and advance the position."""
         n = max(self._seen, 1)
-        sums = (self._sums / n).cpu().tolist()
+        sums = (self._epoch_sums / n).cpu().tolist()
         metrics = EpochMetrics(loss=sums[0], g_pos=sums[1], g_neg=sums[2], samples=self._samples)
+        self._advance()
+        return metrics
+
+    def _advance(self) -> None:
+        """Move the position past the epoch just ended (and into the next stage after the last epoch)."""
         self._perm, self._sums, self._samples, self._seen = None, None, 0, 0
         self.batch = 0
         self.epoch += 1
@@ -118,16 +183,23 @@ class Trainer:
             self.epoch = 0
             if not self.done:
                 self._begin_stage()
-        return metrics
 
-    def _begin_epoch(self) -> None:
+    def _begin_epoch(self) -> torch.Tensor:
+        """Draw the epoch's permutation (returned) and start its sums."""
         gen = _generator(self.cfg.seed, self.stage, self.epoch)
-        self._perm = torch.randperm(self.num_examples, generator=gen).to(self.device)
+        self._perm = perm = torch.randperm(self.num_examples, generator=gen).to(self.device)
         self._epoch_setup(gen)
         if self._sums is None:
             self._sums = torch.zeros(3, self.metric_width, device=self.device)
             self._samples, self._seen = 0, 0
         # on resume mid-epoch the batches already done are skipped by position
+        return perm
+
+    @property
+    def _epoch_sums(self) -> torch.Tensor:
+        if self._sums is None:
+            raise RuntimeError("no epoch in progress: call step() first")
+        return self._sums
 
     def _accumulate(
         self,
@@ -139,7 +211,7 @@ class Trainer:
         layer: int | None = None,
     ) -> None:
         """Add a batch's metrics (per layer, or to one `layer`'s column only) to the epoch's sums."""
-        sums = self._sums if layer is None else self._sums[:, layer]  # a view: updated in place
+        sums = self._epoch_sums if layer is None else self._epoch_sums[:, layer]  # a view: updated in place
         sums[0] += loss.detach() * n
         sums[1] += g_pos.detach() * n
         sums[2] += g_neg.detach() * n
@@ -199,9 +271,10 @@ class Trainer:
 class _GoodnessTrainer(Trainer):
     """Shared by FF and BP/FF: embedded positives and negatives, goodness-based prediction."""
 
+    net: FFNet
+
     def __init__(self, cfg: RunConfig, data: PreparedData, device: torch.device) -> None:
         super().__init__(cfg, data, device)
-        self.net = FFNet(data.in_features, self.hidden, cfg.layers, cfg.effective_normalize).to(device)
         self.metric_width = cfg.layers
         self.pos_in = embed_labels(data.train_x, data.train_y, data.v_train, data.shape)
         if cfg.negatives == "fixed":
@@ -217,23 +290,11 @@ class _GoodnessTrainer(Trainer):
     def _loss(self, g_pos: torch.Tensor, g_neg: torch.Tensor) -> torch.Tensor:
         return goodness_loss(g_pos, g_neg, self.cfg.loss, self.cfg.threshold)
 
-    @torch.no_grad()
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> Evaluation:
-        g = label_goodness(self.net, x, self.data.v_test, self.data.shape, self.cfg.goodness)
-        pred, layer_pred = aggregate(g)
-        return Evaluation(
-            pred, layer_pred, _accuracy(pred, y), [_accuracy(layer_pred[:, i], y) for i in range(layer_pred.shape[1])]
-        )
+        return goodness_evaluation(self.net, self.cfg, self.data, x, y)
 
-    @torch.no_grad()
     def representations(self, x: torch.Tensor, y: torch.Tensor | None) -> list[torch.Tensor]:
-        if y is not None:
-            x = embed_labels(x, y, self.data.v_test, self.data.shape)
-        outs: list[list[torch.Tensor]] = [[] for _ in self.net.linears]
-        for start in range(0, x.shape[0], INPUT_CHUNK):
-            for i, h in enumerate(self.net(x[start : start + INPUT_CHUNK])):
-                outs[i].append(h)
-        return [torch.cat(o) for o in outs]
+        return goodness_representations(self.net, self.data, x, y)
 
 
 class FFTrainer(_GoodnessTrainer):
@@ -242,7 +303,6 @@ class FFTrainer(_GoodnessTrainer):
     def __init__(self, cfg: RunConfig, data: PreparedData, device: torch.device) -> None:
         super().__init__(cfg, data, device)
         self.sequential = cfg.schedule == "sequential"
-        self.num_stages = cfg.layers if self.sequential else 1
         self.optimizers = [_adam(lin.parameters(), cfg.lr) for lin in self.net.linears]
         self.stage_pos, self.stage_neg = self.pos_in, self.neg_in
 
@@ -322,9 +382,10 @@ class BPFFTrainer(_GoodnessTrainer):
 class BPTrainer(Trainer):
     """Backprop with cross-entropy on plain images; optional activation ℓ1 penalty."""
 
+    net: BPNet
+
     def __init__(self, cfg: RunConfig, data: PreparedData, device: torch.device) -> None:
         super().__init__(cfg, data, device)
-        self.net = BPNet(data.in_features, self.hidden, cfg.layers).to(device)
         self.optimizers = [_adam(self.net.parameters(), cfg.lr)]
 
     def _train_batch(self, idx: torch.Tensor) -> None:
@@ -339,18 +400,11 @@ class BPTrainer(Trainer):
         zero = torch.zeros(1, device=self.device)
         self._accumulate(loss.detach().reshape(1), zero, zero, idx.shape[0], idx.shape[0])
 
-    @torch.no_grad()
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> Evaluation:
-        pred = torch.cat([self.net(x[s : s + INPUT_CHUNK])[0].argmax(1) for s in range(0, x.shape[0], INPUT_CHUNK)])
-        return Evaluation(pred, None, _accuracy(pred, y), [])
+        return bp_evaluation(self.net, x, y)
 
-    @torch.no_grad()
     def representations(self, x: torch.Tensor, y: torch.Tensor | None) -> list[torch.Tensor]:
-        outs: list[list[torch.Tensor]] = [[] for _ in self.net.linears]
-        for start in range(0, x.shape[0], INPUT_CHUNK):
-            for i, h in enumerate(self.net.hidden(x[start : start + INPUT_CHUNK])):
-                outs[i].append(h)
-        return [torch.cat(o) for o in outs]
+        return bp_representations(self.net, x)
 
 
 TRAINERS = {"ff": FFTrainer, "bpff": BPFFTrainer, "bp": BPTrainer}

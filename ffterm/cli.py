@@ -10,7 +10,23 @@ from typing import Any
 
 from ffterm.core.config import ConfigError, parse_override
 
-COMMANDS = ("run", "resume", "presets", "watch", "serve", "bench", "analyze", "probe", "compare", "suite", "summary")
+COMMANDS = (
+    "run",
+    "resume",
+    "presets",
+    "watch",
+    "serve",
+    "bench",
+    "analyze",
+    "probe",
+    "compare",
+    "suite",
+    "summary",
+    "report",
+    "prune",
+    "runs",
+    "attach",
+)
 
 
 class UsageError(Exception):
@@ -45,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="the run directory (default: a new folder under runs/)")
     p.add_argument("--force", action="store_true", help="overwrite a run directory that holds a run")
     p.add_argument("--headless", action="store_true", help="no app: console progress only")
+    p.add_argument(
+        "--detach", action="store_true", help="train in the background (outlives the terminal); see `ffterm runs`"
+    )
 
     p = sub.add_parser(
         "suite", help="run a study suite (or a preset over seeds) headless; summary beside the study's tables"
@@ -60,14 +79,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=["local", "ray"], default="local")
     p.add_argument("--address", help="with --backend ray: the cluster's head, HOST:PORT or ray://HOST:PORT")
     p.add_argument("--cpus-per-run", type=int, help="with --backend ray: CPUs per run instead of one GPU")
+    p.add_argument(
+        "--batched", action="store_true", help="train each setting's seeds together as one batched model (fast on GPUs)"
+    )
 
     p = sub.add_parser("summary", help="a suite folder's tables beside the study's, or mean ± std over run directories")
     p.add_argument("run_dirs", type=Path, nargs="+")
     p.add_argument("--json", action="store_true")
 
+    p = sub.add_parser("report", help="figures, report.html, report.md and curves.csv of a run or a suite")
+    p.add_argument("path", type=Path, help="a run directory or a suite directory")
+    p.add_argument("--out", type=Path, help="where to write (default: PATH/reports/<date-time>/)")
+
     p = sub.add_parser("resume", help="continue a stopped run from its checkpoint (headless)")
     p.add_argument("run_dir", type=Path)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--previous", action="store_true", help="from the checkpoint kept before the last one")
+    p.add_argument("--detach", action="store_true", help="train in the background (outlives the terminal)")
+
+    sub.add_parser("runs", help="list the runs training now, and where")
+
+    p = sub.add_parser("attach", help="open the app on a run training in the background, with full control")
+    p.add_argument("run_dir", type=Path)
 
     sub.add_parser("presets", help="list the presets")
 
@@ -76,19 +109,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="offer the app in a browser (needs the `serve` extra)")
     p.add_argument("run_dir", type=Path, nargs="?")
-    p.add_argument("--host", default="localhost")
+    p.add_argument("--host", default="localhost", help="address to bind (default %(default)s: this machine only)")
     p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--no-token", action="store_true", help="no access token (only with --host 127.0.0.1)")
+    p.add_argument("--max-visitors", type=int, default=3, help="concurrent browser sessions (default %(default)s)")
+    p.add_argument(
+        "--allow-runs", action="store_true", help="let visitors start runs and open run directories (default: watch)"
+    )
+    p.add_argument("--public-url", help="the URL browsers use (needed with --host 0.0.0.0 or behind a proxy)")
 
     p = sub.add_parser("bench", help="measure training and evaluation speed")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--dataset", default="fashionmnist")
     p.add_argument("--data-dir", dest="data_dir")
     p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--quick", action="store_true", help="subsets of the data: about a minute on a 2-core CPU")
+    p.add_argument("--seeds", type=int, help="seeds in the batched figure (default 10 on CUDA, 3 on a CPU)")
     p.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     p.add_argument(
         "--ui",
         action="store_true",
-        help="instead: training speed with the app open vs headless, and key latency (needs textual)",
+        help="also: training speed with the app open vs headless, and key latency (needs textual)",
     )
     p.add_argument(
         "--preset",
@@ -101,6 +142,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, help="test images to analyse (default: all)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
     p.add_argument("--no-pvalues", action="store_true")
+    p.add_argument(
+        "--ensemble-factor",
+        type=float,
+        help="ensemble rule: class mean > F × leave-one-out mean (default: the run's, 2; 3 is the notebook's)",
+    )
+    p.add_argument(
+        "--microstructure", action="store_true", help="also cluster each class's activation patterns per layer"
+    )
 
     p = sub.add_parser("probe", help="linear probes on a run's layer representations")
     p.add_argument("run_dir", type=Path)
@@ -113,7 +162,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=2000)
     p.add_argument("--json", action="store_true")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    _add_prune_parser(sub)
     return parser
+
+
+def _add_prune_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("prune", help="remove units of a trained run; accuracy vs fraction kept → prune.json/csv/png")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--layers", default="all", help="what to prune: 'all' (every layer at once) and/or 1-based layers")
+    p.add_argument("--strategies", help="comma-separated (default: ensemble,magnitude,activity,random)")
+    p.add_argument("--keep", help="comma-separated fractions of units kept, in (0, 1] (default: 0.01 … 1)")
+    p.add_argument("--finetune", type=int, default=0, metavar="EPOCHS", help="retrain the kept units per point")
+    p.add_argument("--draws", type=int, default=5, help="random strategy: seeded draws (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--samples", type=int, help="test images to measure on (default: all)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,10 +193,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    if args.command == "run" and not args.headless:
+    if args.command == "run" and not (args.headless or args.detach):
         return _guard(lambda: _launch_app(args.preset, _overrides(args), out=args.out, force=args.force))
     if args.command == "watch":
         return _guard(lambda: _launch_app(None, None, watch=args.run_dirs))
+    if args.command == "attach":
+        return _guard(lambda: _launch_app(None, None, attach=args.run_dir))
     from . import commands  # headless commands: no textual import
 
     handler = getattr(commands, f"cmd_{args.command}")
@@ -141,9 +206,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _launch_app(preset: str | None, overrides: dict[str, Any] | None, **kwargs: Any) -> int:
-    from .commands import check_app_inputs
+    from .commands import attach_instead_of_watch, check_app_inputs
 
     check_app_inputs(preset, overrides, kwargs.get("watch"), kwargs.get("out"), kwargs.get("force", False))
+    kwargs = {**kwargs, **attach_instead_of_watch(kwargs)}
     try:
         from .app import run_app
     except ImportError as exc:
@@ -162,6 +228,7 @@ def _guard(fn) -> int:
     from ffterm.core.offline import OfflineError
     from ffterm.core.rundir import RunDirError
     from ffterm.core.suite_spec import SuiteError
+    from ffterm.core.validation import UnreadableFile
 
     try:
         return fn() or 0
@@ -174,6 +241,7 @@ def _guard(fn) -> int:
         RunDirError,
         OfflineError,
         SuiteError,
+        UnreadableFile,
     ) as exc:
         print(f"ffterm: error: {exc}", file=sys.stderr)
         return 2

@@ -1,10 +1,12 @@
-"""Headless commands: run, resume, presets, analyze, probe, compare, bench, serve. No textual here."""
+"""Headless commands: run, resume, runs, presets, analyze, probe, compare, prune, report, bench, serve. No textual here."""
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ from rich.table import Table
 from ffterm.core import rundir
 from ffterm.core.device import resolve_device
 from ffterm.core.formatting import fmt
+from ffterm.core.lock import RunDirBusy, live_runs, read_holder
 from ffterm.core.presets import list_presets, load_preset
 from ffterm.core.session import Session
 
@@ -34,18 +37,54 @@ def check_app_inputs(
     if preset is not None:
         resolve_device(load_preset(preset, overrides).device)  # e.g. cuda asked for on a machine without it
     if out is not None:
-        rundir.check_reusable(out, force)
+        check_free(out)
+        rundir.check_target(out, force)
     for path in watch or []:
         if not (Path(path) / rundir.CONFIG).exists():
             raise rundir.RunDirError(
                 f"{path}: not an ffterm run directory (no {rundir.CONFIG}); start one with `ffterm run PRESET --headless`"
             )
+        rundir.read_config(path)  # a config.yaml that is a folder, not UTF-8, not readable: one line now
+
+
+def check_free(run_dir: Path) -> None:
+    """RunDirBusy naming the process that trains `run_dir` now, if one does."""
+    holder = read_holder(run_dir)
+    if holder is not None:
+        raise RunDirBusy(
+            f"{run_dir}: in use by pid {holder.get('pid', '?')} ({holder.get('command', '?')}); "
+            f"wait for it to end, or `ffterm attach {run_dir}`"
+        )
+
+
+def attach_instead_of_watch(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """`watch` on one run training in the background attaches to it (full control); `attach`
+    on a run that is not training in the background is one line."""
+    from ffterm.core.control import ControlError
+
+    target = kwargs.get("attach")
+    if target is not None:
+        holder = read_holder(target)
+        if holder is None or not holder.get("control"):
+            busy = f" by {holder.get('command', '?')}, which takes no commands" if holder else " in the background"
+            raise ControlError(f"{target}: not training{busy}; `ffterm watch {target}` follows its files")
+        return {}
+    watch = kwargs.get("watch") or []
+    if len(watch) == 1 and (read_holder(watch[0]) or {}).get("control"):
+        return {"watch": None, "attach": watch[0]}
+    return {}
+
+
+def _positive(name: str, value: int | None) -> None:
+    if value is not None and value < 1:
+        raise UsageError(f"{name} must be at least 1 (got {value})")
 
 
 def _drive(session: Session) -> int:
     """Run a session to its end with a console progress bar; Ctrl-C stops it with a checkpoint."""
     progress = ConsoleProgress(session.config, console)
     session.subscribe(progress.update)
+    session.subscribe_notices(lambda line: print(f"ffterm: note: {line}", file=sys.stderr))
     with progress:
         session.start()
         try:
@@ -61,7 +100,7 @@ def _drive(session: Session) -> int:
     if session.state == "stopped":
         console.print(f"stopped; continue with [bold]ffterm resume {session.run_dir}[/]")
         return 130
-    final = session.final or {}
+    final: Mapping[str, Any] = session.final or {}
     acc = final.get("test_accuracy")
     console.print(
         f"finished after {final.get('wall_seconds', 0):.1f} s of training: test accuracy "
@@ -72,11 +111,46 @@ def _drive(session: Session) -> int:
 
 def cmd_run(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
     cfg = load_preset(args.preset, overrides)
+    if args.detach:
+        from ffterm.core.detached import start_detached
+
+        resolve_device(cfg.device)
+        return _detached(start_detached(cfg, args.out or rundir.new_run_dir(cfg.name), force=args.force))
     return _drive(Session(cfg, args.out, force=args.force))
 
 
 def cmd_resume(args: argparse.Namespace, _: Any = None) -> int:
-    return _drive(Session.resume_from(args.run_dir, device=args.device))
+    if args.detach:
+        from ffterm.core.detached import start_detached
+
+        remote = start_detached(None, args.run_dir, resume=True, previous=args.previous, device=args.device)
+        return _detached(remote)
+    return _drive(Session.resume_from(args.run_dir, device=args.device, previous=args.previous))
+
+
+def _detached(remote: Any) -> int:
+    console.print(
+        f"training in the background (pid {remote.pid}) in {remote.run_dir}; log {remote.run_dir / rundir.TRAIN_LOG}\n"
+        f"`ffterm attach {remote.run_dir}` controls it, `ffterm runs` lists what is training"
+    )
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace, _: Any = None) -> int:
+    """One line per run training now: where, which process, for how long, and how to reach it."""
+    import time
+
+    runs = live_runs()
+    if not runs:
+        print("nothing is training now")
+    for info in runs:
+        minutes = (time.time() - float(info.get("started", time.time()))) / 60
+        how = f"ffterm attach {info.get('run_dir')}" if info.get("control") else "watch only"
+        print(
+            f"{info.get('run_dir')}  pid {info.get('pid')} on {info.get('host')}, {minutes:.0f} min, "
+            f"{info.get('command')}; {how}"
+        )
+    return 0
 
 
 def cmd_suite(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
@@ -106,7 +180,7 @@ def cmd_suite(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
     log = _plain_log
     log(f"suite {spec.name}: {len(spec.runs)} runs in {suite_dir}")
     try:
-        states = run_suite(spec, suite_dir, executor, log=log)
+        states = run_suite(spec, suite_dir, executor, batched=args.batched, log=log)
     except KeyboardInterrupt:
         print(
             "suite stopped (unfinished runs keep their checkpoints); run the same command again to continue",
@@ -134,6 +208,10 @@ def _suite_executor(args: argparse.Namespace, spec: Any) -> Any:
 
         return RayExecutor(args.address, args.cpus_per_run)
     resolve_device(spec.runs[0].config.device)  # e.g. --device cuda on a machine without: one line, now
+    if args.batched:
+        if args.jobs > 1:
+            raise UsageError("--batched trains a setting's seeds in this process; leave out --jobs")
+        return suite.BatchedExecutor(log=_plain_log)
     if args.jobs > 1:
         return suite.ProcessPoolExecutor(args.jobs)
     return suite.InProcessExecutor(watch=_progress_of)
@@ -183,6 +261,19 @@ def cmd_presets(args: argparse.Namespace, _: Any = None) -> int:
 
 
 def cmd_bench(args: argparse.Namespace, _: Any = None) -> int:
+    from ffterm.core.bench import run_bench
+
+    if args.repeats < 1 or (args.seeds is not None and args.seeds < 1):
+        raise UsageError("--repeats and --seeds must be at least 1")
+    results = run_bench(
+        device=args.device,
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        repeats=args.repeats,
+        quick=args.quick,
+        seeds=args.seeds,
+        log=console.print,
+    )
     if args.ui:
         from .app.uibench import run_ui_bench
 
@@ -195,13 +286,9 @@ def cmd_bench(args: argparse.Namespace, _: Any = None) -> int:
                 **({"data_dir": args.data_dir} if args.data_dir else {}),
             },
         )
-        results = run_ui_bench(cfg, log=console.print)
-    else:
-        from ffterm.core.bench import run_bench
-
-        results = run_bench(
-            device=args.device, dataset=args.dataset, data_dir=args.data_dir, repeats=args.repeats, log=console.print
-        )
+        results["ui"] = run_ui_bench(cfg, log=console.print)
+        ratios = list(results["ui"]["app_over_headless"].values())
+        results["app_throughput_ratio"] = sum(ratios) / len(ratios) if ratios else None
     if args.json:
         rundir.write_json(args.json, results)
     return 0
@@ -210,8 +297,19 @@ def cmd_bench(args: argparse.Namespace, _: Any = None) -> int:
 def cmd_analyze(args: argparse.Namespace, _: Any = None) -> int:
     from ffterm.core.offline import analyze_run
 
-    result = analyze_run(args.run_dir, samples=args.samples, device=args.device, pvalues=not args.no_pvalues)
-    table = Table(title=f"analysis of {args.run_dir} ({result['eval_samples']} test images)")
+    _positive("--samples", args.samples)
+    result = analyze_run(
+        args.run_dir,
+        samples=args.samples,
+        device=args.device,
+        pvalues=not args.no_pvalues,
+        ensemble_factor=args.ensemble_factor,
+        microstructure=args.microstructure,
+    )
+    factor = result["layers"][0]["ensemble_factor"] if result["layers"] else None
+    table = Table(
+        title=f"analysis of {args.run_dir} ({result['eval_samples']} test images, ensemble factor {fmt(factor, 2)})"
+    )
     for col in ("layer", "sparsity", "ignored rows", "ensemble size %", "units p>0.05", "ρ⁺ mean", "bias mean"):
         table.add_column(col, justify="right")
     for i, layer in enumerate(result["layers"], 1):
@@ -221,10 +319,14 @@ def cmd_analyze(args: argparse.Namespace, _: Any = None) -> int:
             str(layer["sparsity_ignored_rows"]),
             fmt(layer["ensemble_size_pct"], 2),
             fmt(layer["n_units_p_gt_0_05"]),
-            fmt(layer["rho_plus"]["mean"]),
-            fmt(layer["bias"]["mean"]),
+            fmt(layer["rho_plus"]["mean"] if layer["rho_plus"] else None),
+            fmt(layer["bias"]["mean"] if layer["bias"] else None),
         )
     console.print(table)
+    if args.microstructure:
+        for i, layer in enumerate(result["layers"], 1):
+            counts = " ".join(str(len(entry["patterns"])) for entry in layer["microstructure"])
+            console.print(f"layer {i}: activation patterns per class (0–9): {counts}")
     console.print(f"test accuracy {result['test_accuracy']:.4f}; written to {args.run_dir / 'analysis.json'}")
     return 0
 
@@ -246,6 +348,7 @@ def cmd_probe(args: argparse.Namespace, _: Any = None) -> int:
 def cmd_compare(args: argparse.Namespace, _: Any = None) -> int:
     from ffterm.core.offline import compare_runs
 
+    _positive("--samples", args.samples)
     result = compare_runs(args.run_a, args.run_b, samples=args.samples, device=args.device)
     if args.json:
         print(json.dumps(result, indent=2))
@@ -260,11 +363,88 @@ def cmd_compare(args: argparse.Namespace, _: Any = None) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, _: Any = None) -> int:
+    if not 1 <= args.port <= 65535:
+        raise UsageError(f"--port must be in 1..65535 (got {args.port})")
+    _positive("--max-visitors", args.max_visitors)
     if args.run_dir is not None:
         check_app_inputs(None, None, [args.run_dir])
     try:
-        from .app.serve import serve
-
-        return serve(args.run_dir, host=args.host, port=args.port) or 0
+        from .app.serve import check_port_free, is_loopback, serve
     except ImportError:
         raise UsageError("`ffterm serve` needs textual-serve; install it with `pip install 'ffterm[serve]'`") from None
+    if args.no_token and not is_loopback(args.host):
+        raise UsageError("--no-token is allowed only with --host 127.0.0.1 (anyone who can reach the port gets in)")
+    try:
+        check_port_free(args.host, args.port)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot serve on {args.host} port {args.port}: "
+            + ("it is in use; choose another with --port" if exc.errno == errno.EADDRINUSE else str(exc.strerror))
+        ) from None
+    if not is_loopback(args.host):
+        print(
+            f"ffterm: warning: serving on {args.host}, reachable from other machines: anyone with the token "
+            "can watch" + (" and start runs" if args.allow_runs else "") + "; use --host 127.0.0.1 to keep it local",
+            file=sys.stderr,
+        )
+    serve(
+        args.run_dir,
+        host=args.host,
+        port=args.port,
+        token=None if args.no_token else "",
+        max_visitors=args.max_visitors,
+        allow_runs=args.allow_runs,
+        public_url=args.public_url,
+    )
+    return 0
+
+
+def cmd_report(args: argparse.Namespace, _: Any = None) -> int:
+    from ffterm.core.report import report_path
+
+    paths = report_path(args.path, args.out, on_bad=lambda line: print(f"ffterm: {line}", file=sys.stderr))
+    out = paths[0].parent
+    figures = sorted((out / "figures").glob("*.png"))
+    console.print(f"report of {args.path}: {', '.join(p.name for p in paths)} and {len(figures)} figures in {out}")
+
+
+def cmd_prune(args: argparse.Namespace, _: Any = None) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ffterm.core import prune
+    from ffterm.core.report_beyond import prune_rows
+
+    spec = prune.PruneSpec(
+        targets=prune.parse_targets(args.layers),
+        strategies=prune.parse_names(args.strategies) if args.strategies else prune.STRATEGIES,
+        keep=prune.parse_fractions(args.keep) if args.keep else prune.DEFAULT_KEEP,
+        finetune=args.finetune,
+        draws=args.draws,
+        seed=args.seed,
+        samples=args.samples,
+    )
+    bar = Progress(
+        TextColumn("[bold]{task.fields[strategy]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+    task = bar.add_task("prune", total=None, strategy="loading")
+
+    def on_progress(p: prune.PruneProgress) -> None:
+        bar.update(task, completed=p.done, total=p.total, strategy=p.strategy)
+        if p.entry is not None and not console.is_terminal:
+            console.print(f"{p.strategy} layer {p.entry['layer']} keep {p.entry['keep']:g}: {p.entry['accuracy']:.4f}")
+
+    with bar:
+        result = prune.prune_run(args.run_dir, spec, device=args.device, progress=on_progress)
+    written = prune.write_outputs(args.run_dir, result)
+    table = Table(title=f"pruning {args.run_dir} (unpruned accuracy {result['baseline']:.4f})")
+    for col in ("strategy", "layer", "10% kept", "20% kept", "smallest kept within 1 point"):
+        table.add_column(col, justify="right")
+    for row in prune_rows(result, [0.1, 0.2]):
+        table.add_row(*row)
+    console.print(table)
+    console.print("written: " + ", ".join(p.name for p in written))
+    return 0

@@ -1,4 +1,4 @@
-"""Tests of ffterm.core.analysis (SPEC §3) with hand-computed values."""
+"""Tests of ffterm.core.analysis (docs/algorithms.md, from #representations on) with hand-computed values."""
 
 from __future__ import annotations
 
@@ -162,7 +162,8 @@ def test_pvalues_exact_distribution_single_row(backend):
 
 @pytest.mark.parametrize("backend", ["numpy", "torch"])
 def test_pvalues_match_literal_row_shuffles(backend):
-    # literal SPEC procedure: permute every row independently, recompute delta_i = m_i - 2 LOO_i
+    # the literal procedure (docs/algorithms.md#permutation-test): permute every row independently,
+    # recompute delta_i = m_i - 2 LOO_i
     rng = np.random.default_rng(11)
     X = rng.exponential(1.0, (6, 12)) * (rng.random((6, 12)) < 0.6)
     X[:, 2] += 1.5

@@ -1,4 +1,4 @@
-"""Label embedding and negatives (SPEC §1)."""
+"""Label embedding and negatives (docs/algorithms.md#label-embedding, #positive-and-negative-data)."""
 
 import torch
 

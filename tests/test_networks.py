@@ -1,4 +1,4 @@
-"""Normalisation, goodness, losses, prediction (SPEC §2) on hand-computed tensors."""
+"""Normalisation, goodness, losses and prediction on hand-computed tensors (docs/algorithms.md#networks on)."""
 
 import math
 

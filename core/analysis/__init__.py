@@ -1,4 +1,4 @@
-"""Representation analysis of ffterm (SPEC §3).
+"""Representation analysis of ffterm (docs/algorithms.md, from #representations on).
 
 Functions take numpy arrays or torch tensors and return numpy arrays or
 JSON-ready python objects.  Invalid input (mismatched shapes, NaN/inf, labels

@@ -45,7 +45,8 @@ def to_numpy(a: Any, name: str) -> np.ndarray:
             raise ValueError(f"{name} must be real-valued, got a complex tensor")
         if t.dtype in (torch.bfloat16, torch.float16):
             t = t.float()
-        return t.cpu().numpy()
+        arr: np.ndarray = t.cpu().numpy()
+        return arr
     try:
         return np.asarray(a)
     except Exception as exc:  # ragged lists etc.

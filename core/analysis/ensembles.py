@@ -1,4 +1,4 @@
-"""Class ensembles: units that respond to a class far above the layer's average (SPEC §3)."""
+"""Class ensembles: units that respond to a class far above the layer's average (docs/algorithms.md#ensembles)."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def _ensemble_mask(means: np.ndarray, factor: float) -> np.ndarray:
     n = means.shape[1]
     total = means.sum(axis=1, keepdims=True)
     with np.errstate(invalid="ignore"):
-        mask = means * (n - 1) > factor * (total - means)
+        mask: np.ndarray = means * (n - 1) > factor * (total - means)
     return mask
 
 
@@ -73,7 +73,8 @@ def find_ensembles(X: Any, y: Any, num_classes: int, factor: float = 2.0) -> lis
     X : (M, n) activations, n >= 2.
     y : (M,) integer labels in ``[0, num_classes)``.
     num_classes : number of classes C.
-    factor : the multiple of the leave-one-out mean (2 in the paper).
+    factor : the multiple of the leave-one-out mean (2 in the paper's text, 3 in its
+        published notebook; ``RunConfig.ensemble_factor``).
 
     Returns
     -------
@@ -117,7 +118,8 @@ def shared_units(ensembles: Sequence[Any], n_units: int | None = None) -> np.nda
     numpy.ndarray, (C, C) int64, symmetric.
     """
     B = _membership(ensembles, n_units)
-    return B @ B.T
+    shared: np.ndarray = B @ B.T
+    return shared
 
 
 def jaccard(ensembles: Sequence[Any], n_units: int | None = None) -> np.ndarray:

@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from ..records import FINAL_LAYER_KEYS as LAYER_KEYS
+from ..records import HeldoutLayer, LayerAnalysis, Summary
 from ._checks import as_ensembles, as_labels, as_matrix, check_num_classes, is_tensor
 from .ensembles import _check_factor, _ensemble_mask, _mask_to_lists, class_means
 from .permutation import ensemble_pvalues
@@ -17,19 +19,6 @@ from .sparsity import _hoyer_rows, _layer_sparsity_from_rows
 from .weights import histogram, weight_balance
 
 __all__ = ["LAYER_KEYS", "analyze_heldout_layer", "analyze_layer"]
-
-#: Keys of :func:`analyze_layer`'s record that form the final.json contract (in order).
-LAYER_KEYS: tuple[str, ...] = (
-    "sparsity",
-    "sparsity_ignored_rows",
-    "ensembles",
-    "ensemble_size_pct",
-    "shared_units",
-    "jaccard",
-    "n_units_p_gt_0_05",
-    "rho_plus",
-    "bias",
-)
 
 
 def _float_or_none(v: float) -> float | None:
@@ -42,12 +31,8 @@ def _check_threshold(t: Any) -> float:
     return float(t)
 
 
-def _summary(values: np.ndarray, bins: int, range_: tuple[float, float] | None) -> dict[str, Any]:
-    return {
-        "mean": float(values.mean()),
-        "std": float(values.std()),
-        "hist": histogram(values, bins=bins, range=range_),
-    }
+def _summary(values: np.ndarray, bins: int, range_: tuple[float, float] | None) -> Summary:
+    return Summary(mean=float(values.mean()), std=float(values.std()), hist=histogram(values, bins=bins, range=range_))
 
 
 def analyze_layer(
@@ -65,8 +50,8 @@ def analyze_layer(
     bins: int = 20,
     rows_per_class: int = 8,
     max_cols: int = 120,
-) -> dict[str, Any]:
-    """Full SPEC §3 analysis of one layer, as a JSON-ready dict.
+) -> LayerAnalysis:
+    """The full analysis of one layer (docs/algorithms.md, #sparsity to #profiles), as a JSON-ready dict.
 
     Parameters
     ----------
@@ -76,11 +61,12 @@ def analyze_layer(
     W, b : the layer's Linear weight (n, n_in) and bias (n,); both may be None
         (then ``rho_plus`` and ``bias`` are None).
     pvalues : run the permutation test (``n_shuffles`` shuffles, ``seed``).
-    factor, sparsity_threshold : the ensemble rule (2 and 0.5 in the paper).
+    factor, sparsity_threshold : the ensemble rule (2 and 0.5 in the paper's text; its published
+        notebook uses factor 3).
 
     Returns
     -------
-    dict whose first keys are the final.json contract (:data:`LAYER_KEYS`):
+    :class:`~ffterm.core.records.LayerAnalysis`, whose first keys are the final.json contract (:data:`LAYER_KEYS`):
 
     ``sparsity``              mean Hoyer sparsity over non-zero rows (None if every row is zero)
     ``sparsity_ignored_rows`` number of all-zero rows left out
@@ -98,7 +84,8 @@ def analyze_layer(
     ``ensembles``; None unless computed), ``class_mean_activation`` (C×n, 4
     decimals, None for a class without rows), ``activation_map`` (see
     :func:`activation_map`), ``active_units`` (units with non-zero mean
-    absolute activation over all rows), ``n_rows``, ``n_units``.
+    absolute activation over all rows), ``n_rows``, ``n_units`` and
+    ``ensemble_factor`` (the ``factor`` the ensembles were found with).
     """
     C = check_num_classes(num_classes)
     factor = _check_factor(factor)
@@ -143,23 +130,24 @@ def analyze_layer(
             pvals = [pc.tolist() for pc in p]
 
     cma = np.round(means, 4)
-    return {
-        "sparsity": _float_or_none(sparsity),
-        "sparsity_ignored_rows": int(ignored),
-        "ensembles": ensembles,
-        "ensemble_size_pct": size_pct,
-        "shared_units": shared,
-        "jaccard": jac,
-        "n_units_p_gt_0_05": n_gt,
-        "rho_plus": None if wb is None else _summary(wb["rho_plus"], bins, (0.0, 1.0)),
-        "bias": None if wb is None else _summary(wb["bias"], bins, None),
-        "ensemble_pvalues": pvals,
-        "class_mean_activation": [row.tolist() if counts[c] else None for c, row in enumerate(cma)],
-        "activation_map": _activation_map(Xn, labels, C, ens, rows_per_class, max_cols),
-        "active_units": int(np.count_nonzero(np.abs(Xn).sum(axis=0) > 0)),
-        "n_rows": int(M),
-        "n_units": int(n),
-    }
+    return LayerAnalysis(
+        sparsity=_float_or_none(sparsity),
+        sparsity_ignored_rows=int(ignored),
+        ensembles=ensembles,
+        ensemble_size_pct=size_pct,
+        shared_units=shared,
+        jaccard=jac,
+        n_units_p_gt_0_05=n_gt,
+        rho_plus=None if wb is None else _summary(wb["rho_plus"], bins, (0.0, 1.0)),
+        bias=None if wb is None else _summary(wb["bias"], bins, None),
+        ensemble_pvalues=pvals,
+        class_mean_activation=[row.tolist() if counts[c] else None for c, row in enumerate(cma)],
+        activation_map=_activation_map(Xn, labels, C, ens, rows_per_class, max_cols),
+        active_units=int(np.count_nonzero(np.abs(Xn).sum(axis=0) > 0)),
+        n_rows=int(M),
+        n_units=int(n),
+        ensemble_factor=factor,
+    )
 
 
 def analyze_heldout_layer(
@@ -171,12 +159,12 @@ def analyze_heldout_layer(
     *,
     factor: float = 2.0,
     sparsity_threshold: float = 0.5,
-) -> dict[str, Any]:
+) -> HeldoutLayer:
     """Analyse the held-out class ``k`` of a layer like any other class.
 
     Rule: ``E_k`` is computed from the rows of class ``k`` with the usual
     leave-one-out rule, and it is *defined* when the Hoyer sparsity of those
-    rows is ``>= sparsity_threshold`` (the layer rule of SPEC §3, applied to the
+    rows is ``>= sparsity_threshold`` (the layer rule of docs/algorithms.md#ensembles, applied to the
     held-out class's own rows, since that class played no part in training).
     The seen classes' ensembles are taken as given: pass the layer's
     ``ensembles`` from :func:`analyze_layer` / :func:`find_ensembles` (entry
@@ -191,7 +179,7 @@ def analyze_heldout_layer(
 
     Returns
     -------
-    JSON-ready dict:
+    :class:`~ffterm.core.records.HeldoutLayer`:
     ``sparsity``         sparsity of the class-k rows (None if it has no non-zero rows)
     ``ensemble``         sorted list of E_k's units, or None when undefined
     ``shared_with_seen`` list of C: ``|E_k ∩ E_c|`` for c != k, None at c = k; None
@@ -236,13 +224,13 @@ def analyze_heldout_layer(
             pooled = [seen[c] for c in range(C) if c != k]
             seen_any = np.unique(np.concatenate(pooled)) if pooled else np.zeros(0, dtype=np.int64)
             shared_total = int(np.intersect1d(ek, seen_any).size)
-    return {
-        "sparsity": _float_or_none(sparsity),
-        "ensemble": ensemble,
-        "shared_with_seen": shared,
-        "sparsity_ignored_rows": int(ignored),
-        "n_rows": int(Xk.shape[0]),
-        "ensemble_size_pct": size_pct,
-        "jaccard_with_seen": jac,
-        "shared_with_seen_total": shared_total,
-    }
+    return HeldoutLayer(
+        sparsity=_float_or_none(sparsity),
+        ensemble=ensemble,
+        shared_with_seen=shared,
+        sparsity_ignored_rows=int(ignored),
+        n_rows=int(Xk.shape[0]),
+        ensemble_size_pct=size_pct,
+        jaccard_with_seen=jac,
+        shared_with_seen_total=shared_total,
+    )

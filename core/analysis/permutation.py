@@ -1,4 +1,4 @@
-"""Permutation test for ensemble membership (SPEC §3).
+"""Permutation test for ensemble membership (docs/algorithms.md#permutation-test).
 
 For class ``c`` with rows ``X_c`` (M_c, n): ``n_shuffles`` times, the entries of
 every row of ``X_c`` are shuffled by an independent uniformly random

@@ -1,4 +1,4 @@
-"""Linear probes: multinomial logistic regression on layer representations (SPEC §3)."""
+"""Linear probes: multinomial logistic regression on layer representations (docs/algorithms.md#linear-probes)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ __all__ = ["linear_probe"]
 def _features(X: Any, name: str, device: torch.device) -> torch.Tensor:
     """Finite 2-D float32 tensor on ``device``."""
     if is_tensor(X):
-        t = X.detach()
+        t: torch.Tensor = X.detach()
         if t.ndim != 2:
             raise ValueError(f"{name} must be 2-D (samples, features); got shape {tuple(t.shape)}")
         if t.is_complex():

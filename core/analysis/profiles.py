@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from ..records import ActivationMap
 from ._checks import as_ensembles, as_labels, as_matrix, check_num_classes
 from .ensembles import class_means
 
@@ -44,7 +45,7 @@ def _unit_groups(ensembles: list[np.ndarray] | None, n: int, C: int) -> np.ndarr
 
 def _activation_map(
     X: np.ndarray, y: np.ndarray, C: int, ensembles: list[np.ndarray] | None, rows_per_class: int, max_cols: int
-) -> dict[str, Any]:
+) -> ActivationMap:
     _M, n = X.shape
     order = np.argsort(y, kind="stable")
     bounds = np.searchsorted(y[order], np.arange(C + 1))
@@ -70,14 +71,14 @@ def _activation_map(
     best = np.argmax(tally[:, 1:], axis=1)
     best_count = tally[np.arange(K), best + 1]
     col_class = np.where((best_count > 0) & (best_count >= tally[:, 0]), best, -1)
-    return {
-        "matrix": np.round(matrix, 4).tolist(),
-        "row_class": [int(c) for c in row_class],
-        "row_index": [int(r) for r in rows],
-        "unit_order": [int(u) for u in unit_order],
-        "col_edges": [int(e) for e in edges],
-        "col_class": [int(c) for c in col_class],
-    }
+    return ActivationMap(
+        matrix=np.round(matrix, 4).tolist(),
+        row_class=[int(c) for c in row_class],
+        row_index=[int(r) for r in rows],
+        unit_order=[int(u) for u in unit_order],
+        col_edges=[int(e) for e in edges],
+        col_class=[int(c) for c in col_class],
+    )
 
 
 def activation_map(
@@ -87,7 +88,7 @@ def activation_map(
     ensembles: Sequence[Any] | None,
     rows_per_class: int = 8,
     max_cols: int = 120,
-) -> dict[str, Any]:
+) -> ActivationMap:
     """Display matrix of per-sample activations grouped by class, ensemble units first.
 
     Rows: the first ``rows_per_class`` samples of each class in data order

@@ -1,4 +1,4 @@
-"""Representation similarity: linear CKA, SVCCA and distance correlation (SPEC §3).
+"""Representation similarity: linear CKA, SVCCA and distance correlation (docs/algorithms.md#representation-similarity).
 
 All three compare two representations of the *same* samples (row ``r`` of ``X``
 and of ``Y`` come from the same input); the number of columns may differ.  They
@@ -82,8 +82,10 @@ def _top_directions(Xc: np.ndarray, variance: float) -> np.ndarray | None:
     k = int(np.searchsorted(ratio, variance - 1e-12)) + 1
     k = max(1, min(k, usable))
     if U is not None:
-        return U[:, :k]
-    return (Xc @ V[:, :k]) / np.sqrt(lam[:k])
+        basis: np.ndarray = U[:, :k]
+    else:
+        basis = (Xc @ V[:, :k]) / np.sqrt(lam[:k])
+    return basis
 
 
 def svcca(X: Any, Y: Any, variance: float = 0.99) -> float:
@@ -122,7 +124,8 @@ def _centered_distances(Z: np.ndarray) -> np.ndarray:
     D -= row[:, None]
     D -= row[None, :]
     D += row.mean()
-    return D
+    centred: np.ndarray = D
+    return centred
 
 
 def distance_correlation(X: Any, Y: Any, max_samples: int | None = 2000, seed: int = 0) -> float:

@@ -1,4 +1,4 @@
-"""Hoyer sparsity of representations (SPEC §3)."""
+"""Hoyer sparsity of representations (docs/algorithms.md#sparsity)."""
 
 from __future__ import annotations
 

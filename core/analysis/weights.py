@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ..records import Histogram
 from ._checks import as_matrix, as_vector, check_finite, to_numpy
 
 __all__ = ["histogram", "weight_balance"]
@@ -42,7 +43,7 @@ def weight_balance(W: Any, b: Any) -> dict[str, Any]:
     }
 
 
-def histogram(values: Any, bins: int = 20, range: tuple[float, float] | None = None) -> dict[str, list]:
+def histogram(values: Any, bins: int = 20, range: tuple[float, float] | None = None) -> Histogram:
     """Histogram as JSON-ready lists.
 
     Parameters
@@ -71,4 +72,4 @@ def histogram(values: Any, bins: int = 20, range: tuple[float, float] | None = N
             raise ValueError(f"range must be finite (low, high) with low < high, got {range!r}")
         range = (lo, hi)
     counts, edges = np.histogram(arr, bins=int(bins), range=range)
-    return {"counts": [int(c) for c in counts], "edges": [float(e) for e in edges]}
+    return Histogram(counts=[int(c) for c in counts], edges=[float(e) for e in edges])

@@ -37,7 +37,7 @@ def run_app(
         result = app.run()
     finally:
         app.shutdown(timeout=120)
-        for feed in app.feeds:  # say where interrupted runs are, once the screen is back
+        for feed in app.runs.feeds:  # say where interrupted runs are, once the screen is back
             if feed.session is not None and feed.session.state == "stopped":
                 print(f"ffterm: {feed.name} stopped with a checkpoint; continue with `ffterm resume {feed.run_dir}`")
     return int(result or 0) if app.return_code in (None, 0) else int(app.return_code)

@@ -17,12 +17,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ffterm.core.config import RunConfig, dump_yaml
 from ffterm.core.snapshot import Snapshot
 
 N_CLASSES = 10
 
 
-def _hist(values: list[float], lo: float, hi: float, bins: int = 20) -> dict[str, list[float]]:
+def _hist(values: list[float], lo: float, hi: float, bins: int = 20) -> dict[str, list[Any]]:
     width = (hi - lo) / bins
     counts = [0] * bins
     for v in values:
@@ -66,8 +67,8 @@ def demo_layer(
             ]
         )
     unit_order = [u for c in range(N_CLASSES) for u in ensembles[c]]
-    seen: set[int] = set()
-    unit_order = [u for u in unit_order if not (u in seen or seen.add(u))]
+    unit_order = list(dict.fromkeys(unit_order))  # first place of each unit
+    seen = set(unit_order)
     unit_order += [u for u in range(n_units) if u not in seen]
     col_class = []
     for u in unit_order:
@@ -272,7 +273,9 @@ class DemoSession:
         self._stop = threading.Event()
         self._snap_now = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="demo-session", daemon=True)
-        (self.run_dir / "config.yaml").write_text(json.dumps({"name": self._name, "model": model}) + "\n")
+        # the real settings when there are some: readers bound the snapshot lines by them
+        text = dump_yaml(cfg) if isinstance(cfg, RunConfig) else json.dumps({"name": self._name, "model": model}) + "\n"
+        (self.run_dir / "config.yaml").write_text(text)
 
     @classmethod
     def resume_from(cls, run_dir: Path) -> DemoSession:
@@ -399,7 +402,7 @@ class DemoPresets:
     class PresetError(ValueError):
         pass
 
-    _PRESETS = {
+    _PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
         "quick-ff-fashionmnist": ("FF, 3 layers, quick CPU run", {"model": "ff"}),
         "quick-bpff-fashionmnist": ("BP/FF, 3 layers, quick CPU run", {"model": "bpff", "schedule": "simultaneous"}),
         "quick-bp-fashionmnist": ("BP, 3 layers, quick CPU run", {"model": "bp"}),
@@ -416,5 +419,11 @@ class DemoPresets:
         if name_or_path not in self._PRESETS:
             raise self.PresetError(f"unknown preset {name_or_path!r}; choose one of {', '.join(self._PRESETS)}")
         desc, values = self._PRESETS[name_or_path]
-        base = {"name": name_or_path, "description": desc, "dataset": "fashionmnist", "epochs": 4, **values}
+        base: dict[str, Any] = {
+            "name": name_or_path,
+            "description": desc,
+            "dataset": "fashionmnist",
+            "epochs": 4,
+            **values,
+        }
         return from_dict({**base, **(overrides or {})})

@@ -1,0 +1,103 @@
+"""`ffterm bench --quick --json`: every figure present, of the right type and sane (no timed assertions)."""
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from ffterm.core.bench import epoch_flops
+from ffterm.core.config import RunConfig
+
+TRAINERS = ("ff", "ff_simultaneous", "bpff", "bp")
+
+
+def positive(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0
+
+
+def test_epoch_flops_follow_the_stated_formulas():
+    m, d, h = 100, 784, 1000
+    ff = RunConfig(model="ff")
+    assert epoch_flops(ff, m, d, h, layer=0) == 4 * 200 * d * h
+    assert epoch_flops(ff, m, d, h, layer=2) == 4 * 200 * h * h
+    assert epoch_flops(ff.replace(schedule="simultaneous"), m, d, h) == 4 * 200 * (d * h + 2 * h * h)
+    # BP/FF adds the input gradients of layers 2 and 3
+    assert epoch_flops(RunConfig(model="bpff"), m, d, h) == 4 * 200 * (d * h + 2 * h * h) + 2 * 200 * 2 * h * h
+    # BP: plain images only (m rows), the 10-way head is a fourth layer
+    bp = 4 * m * (d * h + 2 * h * h + h * 10) + 2 * m * (2 * h * h + h * 10)
+    assert epoch_flops(RunConfig(model="bp"), m, d, h) == bp
+
+
+def test_quick_bench_reports_every_figure(tmp_path):
+    """One `--quick --json` run in a fresh process (as a user runs it), without textual."""
+    out = tmp_path / "bench.json"
+    code = (
+        "import sys; sys.modules['textual'] = None; from ffterm.cli import main; "
+        f"sys.exit(main(['bench', '--quick', '--dataset', 'synthetic', '--device', 'cpu', '--json', {str(out)!r}]))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "10-label evaluation" in proc.stdout
+    r = json.loads(out.read_text())
+    assert r["device"].startswith("cpu") and r["quick"] is True
+    assert positive(r["peak_matmul_flops"]) and r["peak_matmul_flops"] == max(r["peak_matmul_flops_measured"])
+    for name in TRAINERS:
+        t = r["trainers"][name]
+        for key in ("samples_per_s", "seconds_per_epoch", "speedup_vs_typical"):
+            assert positive(t[key]), (name, key)
+        assert 0 < t["efficiency"] <= 1.5, name
+        # samples/s and seconds agree: an FF epoch is positives + negatives, BP plain images
+        samples = r["train_samples"] * (1 if name == "bp" else 2)
+        assert t["samples_per_s"] == pytest.approx(samples / t["seconds_per_epoch"])
+    assert len(r["trainers"]["ff"]["layer_epoch_s"]) == 3
+    assert positive(r["eval"]["seconds"]) and positive(r["eval"]["speedup_vs_10pass"])
+    assert r["eval"]["speedup_vs_10pass"] == pytest.approx(r["eval"]["ten_pass_seconds"] / r["eval"]["seconds"])
+    assert positive(r["analysis"]["live_seconds"]) and positive(r["analysis"]["final_seconds"])
+    assert r["app_throughput_ratio"] is None  # only with --ui
+    assert positive(r["peak_memory_bytes"]["host"]) and r["peak_memory_bytes"]["device"] is None
+    b = r["batched"]
+    assert b["seeds"] == 3 and positive(b["seeds_per_hour_ratio"]) and 0 < b["efficiency"] <= 1.5
+    assert b["sequential_seconds"] == pytest.approx(3 * b["one_seed_seconds_per_epoch"])
+    assert b["seeds_per_hour_ratio"] == pytest.approx(b["sequential_seconds"] / b["seconds_per_epoch"])
+    assert "skipped" in r["precision"]["tf32"]  # no TF32 on a CPU: one line saying why
+    assert positive(r["options"]["pos_neg_one_matmul"]["speedup"])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_bench_measures_the_device(tmp_path):
+    from ffterm.core.bench import run_bench
+
+    r = run_bench(device="cuda", dataset="synthetic", quick=True, log=lambda _: None)
+    assert r["device"].startswith("cuda") and positive(r["peak_memory_bytes"]["device"])
+    assert all(0 < r["trainers"][name]["efficiency"] <= 1.5 for name in TRAINERS)
+
+
+@pytest.mark.parametrize(
+    "flags, native", [({"avx2", "fma"}, False), ({"avx2", "avx512_bf16"}, True), ({"amx_bf16"}, True), (set(), False)]
+)
+def test_bf16_only_where_the_cpu_multiplies_it_natively(tmp_path, monkeypatch, flags, native):
+    from ffterm.core import device
+    from ffterm.core.session import Session
+
+    monkeypatch.setattr(device, "_cpu_flags", lambda: frozenset(flags))
+    cpu = torch.device("cpu")
+    assert device.native_bf16(cpu) is native
+    cfg = RunConfig(dataset="synthetic", device="cpu", precision="bf16")
+    if native:
+        device.check_precision("bf16", cpu)
+        return
+    with pytest.raises(device.DeviceError, match=r"no native bfloat16 arithmetic.*use precision fp32"):
+        Session(cfg, tmp_path / "run")
+    assert not (tmp_path / "run").exists()  # refused before anything is written
+
+
+def test_tf32_is_refused_on_a_cpu(tmp_path):
+    from ffterm.core.device import DeviceError
+    from ffterm.core.session import Session
+
+    with pytest.raises(DeviceError, match=r"precision tf32: .* no TF32 matmuls"):
+        Session(RunConfig(dataset="synthetic", device="cpu", precision="tf32"), tmp_path / "run")

@@ -1,0 +1,124 @@
+"""The life of ensemble units: a hand-made snapshot history against a hand-computed raster."""
+
+from __future__ import annotations
+
+import json
+
+from ffterm.core import rundir
+from ffterm.core.config import RunConfig
+from ffterm.core.ensemble_life import EnsembleLife, ensemble_life_of_run
+from ffterm.core.history import RunHistory
+from ffterm.core.session import Session
+from ffterm.core.snapshot import Snapshot
+
+# one layer, two classes; None: the layer's ensembles are undefined at that evaluation
+HISTORY = [
+    (1, [[1, 2], [5]]),
+    (2, [[1, 2, 3], []]),
+    (3, None),
+    (4, [[2, 3], []]),
+    (5, [[1, 2, 3], []]),
+    (6, [[1, 2, 3], []]),
+]
+
+
+def _snap(epoch: int, ensembles, kind: str = "live") -> Snapshot:
+    layer = {"sparsity": 0.8 if ensembles is not None else 0.3, "ensembles": ensembles}
+    return Snapshot(
+        run_name="t",
+        model="ff",
+        dataset="mnist",
+        device="cpu",
+        num_layers=1,
+        kind=kind,
+        epoch=epoch,
+        total_epochs=6,
+        loss=[0.5],
+        test_accuracy=0.5,
+        layer_accuracy=[0.5],
+        layers=[layer],
+    )
+
+
+def _life(history=HISTORY) -> EnsembleLife:
+    return EnsembleLife.from_history(RunHistory.from_snapshots(_snap(e, ens) for e, ens in history))
+
+
+def test_raster_joins_leaves_and_stable_epoch_by_hand():
+    life = _life()
+    assert life.epochs == [1, 2, 3, 4, 5, 6]
+    cls0 = life.of(0, 0)
+    units, rows = cls0.raster()
+    assert units == [1, 2, 3]
+    assert rows == [
+        [True, True, None, False, True, True],  # unit 1 leaves at 4, rejoins at 5
+        [True, True, None, True, True, True],
+        [False, True, None, True, True, True],
+    ]
+    assert cls0.joins == [2, 1, None, 0, 1, 0]
+    assert cls0.leaves == [0, 0, None, 1, 0, 0]
+    assert cls0.turnover == [2, 1, None, 1, 1, 0]
+    # Jaccard to {1,2,3}: 6 → 1, 5 → 1, 4 → 2/3 < 0.9: stable from epoch 5
+    assert cls0.stable_epoch() == 5
+    assert cls0.to_json() == {"stable_epoch": 5, "joined": {"1": 5, "2": 1, "3": 2}, "left": {"1": 4}}
+    # class 1's only unit leaves at epoch 2; its final ensemble is empty: never stable
+    assert life.of(0, 1).to_json() == {"stable_epoch": None, "joined": {"5": 1}, "left": {"5": 2}}
+
+
+def test_undefined_evaluations_are_skipped_for_stability():
+    history = [(e, [[1, 2, 3], []] if e in (2, 4) else ens) for e, ens in HISTORY]
+    # epochs 2, 4, 5, 6 hold {1,2,3}; epoch 3 is undefined (skipped); epoch 1 {1,2} has Jaccard 2/3
+    assert _life(history).of(0, 0).stable_epoch() == 2
+    assert _life(history).of(0, 0).stable_epoch(threshold=0.6) == 1
+
+
+def test_a_class_first_defined_later_is_undefined_before():
+    life = _life([(1, None), (2, [[4]])])
+    assert life.of(0, 0).raster() == ([4], [[None, True]])
+    assert life.of(0, 0).to_json() == {"stable_epoch": 2, "joined": {"4": 2}, "left": {}}
+    assert life.of(0, 1) is None and life.of(3, 0) is None
+
+
+def test_incremental_updates_equal_a_rebuild_and_follow_replacements():
+    history = RunHistory()
+    life = EnsembleLife()
+    added = []
+    for epoch, ens in HISTORY:
+        history.add(_snap(epoch, ens))
+        added.append(life.update(history))
+    assert added == [1] * 6
+    assert life.to_json() == _life().to_json()
+    assert life.update(history) == 0
+    # the final snapshot replaces the epoch-6 evaluation with other ensembles: the life starts over
+    history.add(_snap(6, [[2, 3], [5]], kind="final"))
+    life.update(history)
+    assert life.of(0, 0).to_json() == {"stable_epoch": 6, "joined": {"1": 5, "2": 1, "3": 2}, "left": {"1": 6}}
+    assert life.to_json() == _life([*HISTORY[:5], (6, [[2, 3], [5]])]).to_json()
+
+
+def test_final_json_holds_the_ensemble_life(tmp_path):
+    cfg = RunConfig(dataset="synthetic", epochs=1, hidden=16, batch_size=200, final_pvalues=False, device="cpu")
+    session = Session(cfg, tmp_path / "r")
+    session.start()
+    session.join()
+    assert session.state == "finished"
+    final = json.loads((tmp_path / "r" / rundir.FINAL).read_text())
+    assert final["ensemble_life"] == ensemble_life_of_run(tmp_path / "r")
+    assert len(final["ensemble_life"]) == cfg.layers
+
+
+def test_report_section_and_raster_figure(tmp_path):
+    from ffterm.core.figures import save_figure
+    from ffterm.core.markdownpage import MarkdownPage
+    from ffterm.core.report_beyond import beyond_figures, beyond_sections
+
+    history = RunHistory.from_snapshots(_snap(e, ens) for e, ens in HISTORY)
+    page = MarkdownPage("t")
+    beyond_sections(page, history)
+    text = page.render()
+    assert "## The life of ensemble units" in text
+    assert "| 0 | 5 | 3 | 3 | 3 | 0 |" in text  # stable from 5; 3 ever; final 3; turnover 1+1+1+0 after the first
+    assert "| 1 | — | 1 | 0 | 1 | 0 |" in text
+    (spec,) = beyond_figures(history, None, ["a", "b"])
+    png, svg = save_figure(spec.build(), tmp_path, spec.name)
+    assert png.stat().st_size > 0 and "<svg" in svg.read_text()

@@ -1,0 +1,225 @@
+"""Pruning: rankings, a constructed network whose accuracy lives in known units, outputs, bad input."""
+
+import csv
+import hashlib
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from ffterm.cli import main
+from ffterm.core import rundir
+from ffterm.core.checkpoint import save_checkpoint
+from ffterm.core.config import RunConfig, dump_yaml
+from ffterm.core.offline import load_trained
+from ffterm.core.prepare import prepare
+from ffterm.core.prune import (
+    PruneSpec,
+    _Measurer,
+    apply_masks,
+    ensemble_order,
+    keep_count,
+    keep_mask,
+    magnitude_order,
+    prune_run,
+    random_orders,
+    smallest_keep,
+    to_csv,
+    write_outputs,
+)
+from ffterm.core.trainers import make_trainer
+
+
+@pytest.fixture(scope="module")
+def constructed_run(tmp_path_factory):
+    """A BP network on the synthetic set, one hidden layer of 40 units, built by hand: unit c (0–9) is a
+    template matcher for class c and the head reads only those ten units; units 10–39 respond weakly and
+    equally to every class and feed nothing downstream. Accuracy depends only on units 0–9."""
+    cfg = RunConfig(name="constructed", model="bp", dataset="synthetic", layers=1, hidden=40, epochs=1, device="cpu")
+    device = torch.device("cpu")
+    trainer = make_trainer(cfg, prepare(cfg, device), device)
+    x, y = trainer.data.train_x, trainer.data.train_y
+    mu = x.mean(0)
+    templates = torch.stack([x[y == c].mean(0) - mu for c in range(10)])
+    own = torch.stack([((x[y == c] - mu) @ templates[c]).mean() for c in range(10)])
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        hidden, head = trainer.net.linears[0], trainer.net.head
+        hidden.weight[:10] = templates / own[:, None]  # response 1 on average for its own class
+        hidden.bias[:10] = -(templates / own[:, None]) @ mu - 0.5
+        hidden.weight[10:] = torch.randn(30, x.shape[1], generator=gen) * 0.02
+        hidden.bias[10:] = 0.1
+        head.weight.zero_()
+        head.bias.zero_()
+        head.weight[:, :10] = torch.eye(10)
+    run_dir = tmp_path_factory.mktemp("constructed")
+    rundir.atomic_write_text(run_dir / rundir.CONFIG, dump_yaml(cfg))
+    save_checkpoint(run_dir / rundir.CHECKPOINT, cfg, trainer.state_dict(), 0.0)
+    return run_dir
+
+
+def _by_keep(result, strategy, layer="all"):
+    return {e["keep"]: e for e in result["strategies"][strategy] if e["layer"] == layer}
+
+
+def test_ensemble_pruning_keeps_the_units_that_matter_and_random_does_not(constructed_run):
+    spec = PruneSpec(strategies=("ensemble", "random", "magnitude", "activity"), keep=(0.25, 1.0), draws=4, seed=3)
+    result = prune_run(constructed_run, spec)
+    baseline = result["baseline"]
+    assert baseline > 0.95
+    ensemble, random = _by_keep(result, "ensemble"), _by_keep(result, "random")
+    # 25 % of 40 = the 10 informative units: the ensemble ranking keeps exactly them, so nothing changes
+    assert ensemble[0.25]["accuracy"] == baseline and ensemble[0.25]["std"] is None
+    assert random[0.25]["accuracy"] < baseline - 0.3 and random[0.25]["std"] > 0
+    assert random[1.0]["accuracy"] == baseline and ensemble[1.0]["accuracy"] == baseline
+    # the distractors are the busier and heavier units here: activity and magnitude lose the signal
+    assert _by_keep(result, "activity")[0.25]["accuracy"] < 0.5
+    assert _by_keep(result, "magnitude")[0.25]["accuracy"] < 0.5
+    assert result["smallest_keep"]["ensemble"] == {"all": 0.25}
+    assert result["smallest_keep"]["random"] == {"all": 1.0}
+    assert result["baseline_layer_accuracy"] is None  # BP has no per-layer goodness accuracy
+
+
+def test_ensemble_order_puts_the_union_first_by_margin():
+    # class 0 means [0, 1, 9, 1]: margins m - 2·LOO = [-22/3, -17/3, 23/3, -17/3] → ensemble {2}
+    # class 1 means [4, 1, 0, 1]: margins [8/3, -7/3, -4, -7/3] → ensemble {0}
+    X = np.array([[0, 1, 9, 1], [0, 1, 9, 1], [4, 1, 0, 1], [4, 1, 0, 1]], dtype=float)
+    y = np.array([0, 0, 1, 1])
+    order = ensemble_order(X, y, num_classes=2)
+    assert order[:2].tolist() == [2, 0]
+    # outside the union, units 1 and 3 tie at best margin -7/3: by index
+    assert order[2:].tolist() == [1, 3]
+
+
+def test_magnitude_order_and_keep_count():
+    W = np.array([[1.0, 0.0], [3.0, 4.0], [0.0, 2.0]])
+    assert magnitude_order(W).tolist() == [1, 2, 0]
+    assert [keep_count(f, 40) for f in (0.01, 0.25, 0.5, 1.0)] == [1, 10, 20, 40]
+    assert keep_count(0.05, 10) == 1 and keep_count(0.15, 10) == 2  # round half up, at least one
+
+
+def test_random_strategy_is_reproducible_by_seed(constructed_run):
+    a, b = random_orders(40, 3, seed=5, layer=0), random_orders(40, 3, seed=5, layer=0)
+    assert all(np.array_equal(p, q) for p, q in zip(a, b))
+    assert not np.array_equal(random_orders(40, 1, seed=6, layer=0)[0], a[0])
+    assert not np.array_equal(a[0], a[1])  # the draws differ from each other
+    spec = PruneSpec(strategies=("random",), keep=(0.25,), draws=3, seed=5)
+    first, second = prune_run(constructed_run, spec), prune_run(constructed_run, spec)
+    assert first["strategies"] == second["strategies"]
+
+
+def test_outputs_beside_the_run_leave_its_files_untouched(constructed_run):
+    before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in constructed_run.iterdir()}
+    seen = []
+    spec = PruneSpec(strategies=("ensemble", "random"), keep=(0.25, 0.5, 1.0), draws=2)
+    result = prune_run(constructed_run, spec, progress=seen.append)
+    written = write_outputs(constructed_run, result)
+    after = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in constructed_run.iterdir() if p.name in before}
+    assert after == before
+    assert {p.name for p in written} >= {"prune.json", "prune.csv"}
+    data = json.loads((constructed_run / "prune.json").read_text())
+    assert data["baseline"] == result["baseline"]
+    assert set(data["strategies"]) == {"ensemble", "random"}
+    for entries in data["strategies"].values():
+        assert [e["keep"] for e in entries] == [0.25, 0.5, 1.0]
+        assert all({"layer", "keep", "accuracy", "std"} <= set(e) and e["layer"] == "all" for e in entries)
+    rows = list(csv.DictReader(io.StringIO((constructed_run / "prune.csv").read_text())))
+    assert len(rows) == 6 and rows[0]["units_kept"] == "10"
+    # progress: every measurement counted (random: 2 draws per point), each finished point reported once
+    assert [p.done for p in seen][-1] == seen[-1].total == 3 + 3 * 2
+    assert [p.entry["keep"] for p in seen if p.entry is not None] == [0.25, 0.5, 1.0] * 2
+
+
+def test_smallest_keep_needs_every_larger_fraction_within_one_point():
+    entries = [
+        {"layer": "all", "keep": k, "accuracy": a, "std": None}
+        for k, a in ((0.1, 0.895), (0.2, 0.85), (0.5, 0.893), (1.0, 0.9))
+    ]
+    assert smallest_keep(0.9, {"s": entries}) == {"s": {"all": 0.5}}  # 0.1 is within, but 0.2 is not
+    assert smallest_keep(0.95, {"s": entries}) == {"s": {"all": None}}
+    assert to_csv({"strategies": {"s": entries[:1]}, "hidden": 10}).splitlines()[1] == "s,all,0.1,1,0.895,"
+
+
+@pytest.fixture(scope="module")
+def ff_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("ff") / "run"
+    args = ["--set", "dataset=synthetic", "--set", "epochs=1", "--set", "hidden=16", "--set", "final_pvalues=false"]
+    assert main(["run", "quick-ff-synthetic", "--headless", "--out", str(run), *args, "--device", "cpu"]) == 0
+    return run
+
+
+def test_ff_run_reports_per_layer_accuracy(ff_run, capsys):
+    code = main(["prune", str(ff_run), "--layers", "all,2", "--keep", "0.5,1", "--strategies", "magnitude"])
+    out = capsys.readouterr().out
+    assert code == 0 and "magnitude" in out
+    data = json.loads((ff_run / "prune.json").read_text())
+    entries = data["strategies"]["magnitude"]
+    assert [(e["layer"], e["keep"]) for e in entries] == [("all", 0.5), ("all", 1.0), (2, 0.5), (2, 1.0)]
+    assert all(len(e["layer_accuracy"]) == 3 for e in entries)
+    assert entries[1]["layer_accuracy"] == data["baseline_layer_accuracy"]
+    # pruning layer 2 leaves layer 1's goodness, hence its accuracy, unchanged
+    assert entries[2]["layer_accuracy"][0] == data["baseline_layer_accuracy"][0]
+
+
+def test_finetuning_retrains_only_the_kept_units(ff_run):
+    _, trainer = load_trained(ff_run, "cpu")
+    original = [lin.weight.detach().clone() for lin in trainer.net.linears]
+    masks = {1: keep_mask(magnitude_order(original[1].numpy()), 0.5, trainer.device)}
+    measure = _Measurer(trainer, PruneSpec(finetune=1))
+    apply_masks(trainer.net, masks)
+    tuned = measure._finetuned(masks)
+    w = tuned.net.linears[1].weight.detach()
+    assert masks[1].sum() == 8 and torch.count_nonzero(w[~masks[1]]) == 0  # removed units stay removed
+    assert not torch.equal(w[masks[1]], original[1][masks[1]])  # the kept units were trained
+    assert not torch.equal(tuned.net.linears[0].weight, original[0])  # so were the other layers
+    result = prune_run(ff_run, PruneSpec(strategies=("magnitude",), keep=(0.5,), finetune=1), device="cpu")
+    assert result["finetune_epochs"] == 1 and 0.0 <= result["strategies"]["magnitude"][0]["accuracy"] <= 1.0
+
+
+@pytest.mark.parametrize(
+    "extra, words",
+    [
+        (["--layers", "4"], ["layer 4", "layers 1..1"]),
+        (["--layers", "x"], ["--layers 'x'"]),
+        (["--keep", "0,0.5"], ["keep fraction 0.0", "(0, 1]"]),
+        (["--keep", "1.5"], ["keep fraction 1.5", "(0, 1]"]),
+        (["--keep", "half"], ["--keep 'half'"]),
+        (["--strategies", "ensemble,lottery"], ["unknown pruning strategy 'lottery'", "magnitude"]),
+        (["--draws", "0"], ["--draws 0"]),
+    ],
+)
+def test_bad_input_is_one_line(constructed_run, capsys, extra, words):
+    code = main(["prune", str(constructed_run), *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("ffterm: error:") and err.count("\n") == 1
+    for w in words:
+        assert w in err
+
+
+def test_run_without_checkpoint_is_one_line(tmp_path, capsys, constructed_run):
+    run = tmp_path / "no-ckpt"
+    run.mkdir()
+    (run / rundir.CONFIG).write_text((constructed_run / rundir.CONFIG).read_text())
+    assert main(["prune", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "no checkpoint here" in err and err.count("\n") == 1
+    assert main(["prune", str(tmp_path / "nothing")]) == 2
+    assert "not an ffterm run directory" in capsys.readouterr().err
+    assert sorted(p.name for p in run.iterdir()) == [rundir.CONFIG]  # nothing written
+
+
+def test_report_section_lists_every_strategy(constructed_run):
+    from ffterm.core.history import RunHistory
+    from ffterm.core.markdownpage import MarkdownPage
+    from ffterm.core.report_beyond import beyond_figures, beyond_sections
+
+    spec = PruneSpec(strategies=("ensemble", "random"), keep=(0.25, 1.0), draws=2)
+    write_outputs(constructed_run, prune_run(constructed_run, spec))
+    page = MarkdownPage("t")
+    beyond_sections(page, RunHistory(), constructed_run)
+    text = page.render()
+    assert "## Pruning" in text and "| ensemble | all | 0.9" in text and "| random | all |" in text
+    assert "| 0.25 | 1 | smallest within 1 pt |" in text
+    assert [s.name for s in beyond_figures(RunHistory(), constructed_run, [])] == ["prune"]
