@@ -46,7 +46,8 @@ def check_app_inputs(
             continue
         if not (Path(path) / rundir.CONFIG).exists():
             raise rundir.RunDirError(
-                f"{path}: not an ffterm run directory (no {rundir.CONFIG}); start one with `ffterm run PRESET --headless`"
+                f"{path}: not an ffterm run directory (no {rundir.CONFIG}) nor a suite folder (no {suite_plan}); "
+                "start one with `ffterm run PRESET --headless` or `ffterm suite NAME`"
             )
         rundir.read_config(path)  # a config.yaml that is a folder, not UTF-8, not readable: one line now
 
