@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -108,6 +108,28 @@ def _adam(params: Iterable[torch.nn.Parameter], lr: float, capturable: bool = Fa
 
 def _accuracy(pred: torch.Tensor, y: torch.Tensor) -> float:
     return float((pred == y).float().mean()) if y.numel() else float("nan")
+
+
+class TrainerView(Protocol):
+    """What a session records and evaluation reads of a trainer: a `Trainer`, or one seed of a batched
+    trainer (core/batched.py's `SeedView`)."""
+
+    @property
+    def data(self) -> PreparedData: ...
+    @property
+    def stage(self) -> int: ...
+    @property
+    def epoch(self) -> int: ...
+    @property
+    def batch(self) -> int: ...
+    @property
+    def epochs_done(self) -> int: ...
+    @property
+    def done(self) -> bool: ...
+    def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> Evaluation: ...
+    def representations(self, x: torch.Tensor, y: torch.Tensor | None) -> list[torch.Tensor]: ...
+    def layer_params(self) -> list[tuple[torch.Tensor, torch.Tensor]]: ...
+    def state_dict(self) -> dict[str, Any]: ...
 
 
 class Trainer:

@@ -9,6 +9,9 @@ trainers, so only the form differs.
 
 from __future__ import annotations
 
+import operator
+from functools import reduce
+
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
@@ -22,7 +25,7 @@ from .prepare import PreparedData
 from .trainers import _generator
 
 
-def _loader(*tensors: torch.Tensor, batch_size: int, shuffle: bool) -> DataLoader:
+def _loader(*tensors: torch.Tensor, batch_size: int, shuffle: bool) -> DataLoader[tuple[torch.Tensor, ...]]:
     return DataLoader(TensorDataset(*(t.cpu() for t in tensors)), batch_size=batch_size, shuffle=shuffle)
 
 
@@ -57,8 +60,8 @@ def bpff_epoch(cfg: RunConfig, net: FFNet, data: tuple[torch.Tensor, torch.Tenso
     total = 0.0
     for x_pos, x_neg in _loader(*data, batch_size=cfg.effective_batch_size, shuffle=True):
         x_pos, x_neg = x_pos.to(device), x_neg.to(device)
-        g_pos = sum(goodness(h, cfg.goodness) for h in net(x_pos))
-        g_neg = sum(goodness(h, cfg.goodness) for h in net(x_neg))
+        g_pos = reduce(operator.add, (goodness(h, cfg.goodness) for h in net(x_pos)))
+        g_neg = reduce(operator.add, (goodness(h, cfg.goodness) for h in net(x_neg)))
         loss = goodness_loss(g_pos, g_neg, cfg.loss, cfg.threshold)
         optimizer.zero_grad()
         loss.backward()
