@@ -201,6 +201,7 @@ RUN_FIGURES = {
     "sparsity",
     "weights",
     *(f"{kind}-layer{i}" for kind in ("profiles", "activation-map", "ensembles") for i in (1, 2, 3)),
+    *(f"ensemble-life-layer{i}" for i in (1, 2, 3)),
 }
 
 
