@@ -27,13 +27,13 @@ from torch import nn
 from .checkpoint import CheckpointError
 from .config import ConfigError, RunConfig, to_dict
 from .datasets import DatasetError
-from .device import synchronize
+from .device import matmul_precision, synchronize
 from .embedding import embed_labels, fixed_negative_pairs, resampled_negative_labels
 from .evaluate import live_subset
 from .losses import goodness_loss
 from .networks import BPNet, FFNet, goodness, normalize
 from .prepare import PreparedData, prepare
-from .session import Session, TrainingFailed
+from .session import Session, TrainingFailed, _first_line
 from .snapshot import Snapshot
 from .trainers import (
     INPUT_CHUNK,
@@ -64,8 +64,11 @@ class BatchedTrainer(Trainer):
     returns one EpochMetrics per seed. `self.net` is seed 0's network, `self.nets[i]` seed i's: they
     hold the stacked weights' slices after `sync_nets()` (for evaluation and checkpoints)."""
 
-    def __init__(self, cfgs: Sequence[RunConfig], data: PreparedData, device: torch.device) -> None:
+    def __init__(
+        self, cfgs: Sequence[RunConfig], data: PreparedData, device: torch.device, cuda_graph: bool = False
+    ) -> None:
         super().__init__(cfgs[0], data, device)
+        self.graph = _GraphedStep(self) if cuda_graph and device.type == "cuda" else None
         self.cfgs = list(cfgs)
         self.seeds = [c.seed for c in cfgs]
         self.nets = [self.net] + [build_net(c, data, device) for c in cfgs[1:]]
@@ -74,13 +77,14 @@ class BatchedTrainer(Trainer):
         self.biases = [nn.Parameter(torch.stack([lin.bias.detach() for lin in layer])) for layer in stacks]
         cfg = self.cfg
         self.sequential = cfg.model == "ff" and cfg.schedule == "sequential"
-        self.num_stages = cfg.layers if self.sequential else 1
         if cfg.model == "ff":  # one Adam per layer, as a separate FF run
-            self.optimizers = [_adam([w, b], cfg.lr) for w, b in zip(self.weights, self.biases)]
+            groups = [[w, b] for w, b in zip(self.weights, self.biases)]
         else:  # one Adam over the parameters in the order of net.parameters()
-            self.optimizers = [_adam([p for wb in zip(self.weights, self.biases) for p in wb], cfg.lr)]
+            groups = [[p for wb in zip(self.weights, self.biases) for p in wb]]
+        self.optimizers = [_adam(params, cfg.lr, capturable=self.graph is not None) for params in groups]
         self.metric_width = 1 if cfg.model == "bp" else cfg.layers
         self._seed_rows = torch.arange(len(cfgs), device=device)[:, None]
+        self._sums_buffer: torch.Tensor | None = None
         if cfg.model != "bp":
             self.pos_in = embed_labels(data.train_x, data.train_y, data.v_train, data.shape)  # one for all seeds
             self.neg_in = self._fixed_negatives() if cfg.negatives == "fixed" else None  # (N, M, D)
@@ -111,13 +115,20 @@ class BatchedTrainer(Trainer):
         if self.cfg.model != "bp" and self.cfg.negatives == "resample":  # drawn after the permutation, as separately
             data = self.data
             wrong = [resampled_negative_labels(data.train_y.cpu(), data.seen_labels, g) for g in gens]
-            self.neg_in = torch.stack(
-                [embed_labels(data.train_x, w.to(self.device), data.v_train, data.shape) for w in wrong]
-            )
-            self.stage_neg = self._layer_inputs(self.neg_in, self.stage) if self.sequential else self.neg_in
+            neg = torch.stack([embed_labels(data.train_x, w.to(self.device), data.v_train, data.shape) for w in wrong])
+            self.neg_in = self._refill(self.neg_in, neg)
+            stage_neg = self._layer_inputs(self.neg_in, self.stage) if self.sequential else self.neg_in
+            self.stage_neg = self._refill(self.stage_neg, stage_neg)
         if self._sums is None:
-            self._sums = torch.zeros(self.num_seeds, 3, self.metric_width, device=self.device)
+            sums = torch.zeros(self.num_seeds, 3, self.metric_width, device=self.device)
+            self._sums = self._sums_buffer = self._refill(self._sums_buffer, sums)
             self._samples, self._seen = 0, 0
+
+    def _refill(self, old: torch.Tensor | None, new: torch.Tensor) -> torch.Tensor:
+        """With a CUDA graph, new values go into the tensor the graph reads (same shape); else the new one."""
+        if self.graph is None or old is None or old is new or old.shape != new.shape:
+            return new
+        return old.copy_(new)
 
     def _begin_stage(self) -> None:
         if self.sequential:
@@ -161,8 +172,21 @@ class BatchedTrainer(Trainer):
             self._sums[:, :, self.stage] += stats[:, :, 0] * n
         else:
             self._sums += stats * n
+
+    def step(self) -> bool:
+        """Train one batch for every seed (eagerly, or by replaying the captured CUDA graph)."""
+        if self._perm is None:
+            self._begin_epoch()
+        b = self.cfg.effective_batch_size
+        idx = self._perm[self.batch * b : (self.batch + 1) * b]
+        if self.graph is None or not self.graph.run(idx):
+            with matmul_precision(self.cfg.precision, self.device):
+                self._train_batch(idx)
+        n = idx.shape[0]
         self._seen += n
         self._samples += n if self.cfg.model == "bp" else 2 * n
+        self.batch += 1
+        return self.batch >= self.batches_per_epoch
 
     def _step(self, optimizer: torch.optim.Optimizer, losses: torch.Tensor) -> None:
         """Each seed's loss only reaches its own slice, so the sum's gradient is every seed's gradient."""
@@ -256,6 +280,8 @@ class BatchedTrainer(Trainer):
                 self.biases[layer].copy_(torch.stack([lin.bias for lin in lins]))
         for k, opt in enumerate(self.optimizers):
             opt.load_state_dict(_stacked_optimizer_state([s["optimizers"][k] for s in states]))
+            for group in opt.param_groups:
+                group["capturable"] = self.graph is not None
         self.stage, self.epoch, self.batch = positions.pop()
         if not self.done and self.stage > 0:
             self._begin_stage()
@@ -270,13 +296,67 @@ class BatchedTrainer(Trainer):
         return SeedView(self, i)
 
 
+class _GraphedStep:
+    """The training step of full batches captured once in a CUDA graph and replayed (an option).
+
+    A few eager steps first (on a side stream, as CUDA graphs need: Adam's state and cuBLAS's
+    workspace exist before capture), then the step is captured reading a fixed index buffer and
+    replayed with each batch's indices copied in. Captured again when the tensors it reads change
+    (a new FF layer's inputs); the epoch's permutation, negatives and metric sums are refilled in place.
+    """
+
+    WARMUP_STEPS = 3
+
+    def __init__(self, trainer: BatchedTrainer) -> None:
+        self.trainer = trainer
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.key: tuple[int, ...] | None = None
+        self.index = torch.empty(0)
+        self.eager_steps = 0
+
+    def _reads(self) -> tuple[int, ...]:
+        t = self.trainer
+        inputs = (t.stage_pos, t.stage_neg) if t.cfg.model != "bp" else ()
+        return (t.stage, id(t._sums), *(id(x) for x in inputs))
+
+    def run(self, idx: torch.Tensor) -> bool:
+        """Train on batch `idx` through the graph; False when it must run eagerly (a short last batch, warm-up)."""
+        t = self.trainer
+        if idx.shape[0] != t.cfg.effective_batch_size:
+            return False
+        key = self._reads()
+        if key != self.key:
+            self.graph, self.key, self.eager_steps = None, key, 0
+        if self.graph is None:
+            if self.eager_steps < self.WARMUP_STEPS:
+                self.eager_steps += 1
+                side = torch.cuda.Stream()
+                side.wait_stream(torch.cuda.current_stream())
+                with torch.cuda.stream(side), matmul_precision(t.cfg.precision, t.device):
+                    t._train_batch(idx)
+                torch.cuda.current_stream().wait_stream(side)
+                return True
+            self.index = idx.clone()
+            for opt in t.optimizers:
+                opt.zero_grad(set_to_none=True)
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph), matmul_precision(t.cfg.precision, t.device):
+                t._train_batch(self.index)  # recorded, not run: the replay below trains on this batch
+        self.index.copy_(idx)
+        self.graph.replay()
+        return True
+
+
 def _seed_optimizer_state(state: dict[str, Any], i: int) -> dict[str, Any]:
     """Seed i's slice of a stacked Adam's state dict (the shared step count as it is)."""
     per_param = {
         key: {name: value.clone() if name == "step" else value[i].clone() for name, value in s.items()}
         for key, s in state["state"].items()
     }
-    return {"state": per_param, "param_groups": copy.deepcopy(state["param_groups"])}
+    groups = copy.deepcopy(state["param_groups"])
+    for group in groups:
+        group["capturable"] = False  # as a separate run's Adam
+    return {"state": per_param, "param_groups": groups}
 
 
 def _stacked_optimizer_state(states: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -369,14 +449,12 @@ def run_batched(
         _train(sessions, resume)
     except (DatasetError, CheckpointError) as exc:  # expected: the message says the fix
         for session in sessions:
-            session._fail(str(exc).strip().splitlines()[0])
-    except KeyboardInterrupt:
-        raise
+            session._fail(_first_line(exc))
     except Exception as exc:  # out of memory, a bug: one line, the traceback in each run directory
         text = traceback.format_exc()
         for session in sessions:
             (session.run_dir / "error.log").write_text(text)
-            session._fail(f"{type(exc).__name__}: {exc} (traceback in {session.run_dir / 'error.log'})")
+            session._fail(f"{type(exc).__name__}: {_first_line(exc)} (traceback in {session.run_dir / 'error.log'})")
     return sessions
 
 

@@ -14,6 +14,7 @@ import resource
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import torch
@@ -27,7 +28,7 @@ from .embedding import clear_label_pixels
 from .evaluate import evaluate, live_subset
 from .predict import label_goodness
 from .prepare import PreparedData
-from .trainers import Trainer, make_trainer
+from .trainers import Trainer, build_net, make_trainer
 
 FULL = {"train": 60000, "test": 10000}
 QUICK = {"train": 3000, "test": 1000}
@@ -61,10 +62,6 @@ def _time(fn: Callable[[], Any], device: torch.device) -> float:
     fn()
     synchronize(device)
     return time.perf_counter() - start
-
-
-def _best(fn: Callable[[], Any], device: torch.device, repeats: int) -> float:
-    return min(_time(fn, device) for _ in range(repeats))
 
 
 def peak_matmul_flops(device: torch.device, n: int, repeats: int, dtype: torch.dtype = torch.float32) -> float:
@@ -106,15 +103,37 @@ def _epoch(trainer: Trainer) -> None:
         pass
 
 
-def _layer_epochs(cfg: RunConfig, data: PreparedData, dev: torch.device, repeats: int) -> tuple[list[float], Trainer]:
-    """Seconds of one epoch of each sequential FF layer (best of `repeats` fresh runs); the last trainer."""
-    best = [float("inf")] * cfg.layers
+def _epoch_seconds(make: Callable[[], Trainer], dev: torch.device) -> float:
+    """Seconds of one epoch of a fresh trainer (made outside the timing)."""
+    trainer = make()
+    return _time(lambda: _epoch(trainer), dev)
+
+
+def _typical_seconds(
+    run: Callable[..., float], cfg: RunConfig, data: PreparedData, inputs: Any, dev: torch.device
+) -> float:
+    """Seconds of the typical form's epoch with a fresh network (made outside the timing)."""
+    net = build_net(cfg, data, dev)
+    return _time(lambda: run(cfg, net, inputs, dev), dev)
+
+
+def _paired(a: Callable[[], float], b: Callable[[], float], repeats: int) -> tuple[float, float]:
+    """The best of `repeats` of two measurements taken in turn (a, b, a, b, …), so that a change of
+    load on a shared machine hits both alike and their ratio stays meaningful."""
+    best_a = best_b = float("inf")
     for _ in range(repeats):
-        ff = make_trainer(cfg, data, dev)
-        for stage in range(ff.num_stages):
-            best[stage] = min(best[stage], _time(lambda ff=ff: _epoch(ff), dev))
-            ff.end_epoch()  # builds the next layer's inputs, not timed
-    return best, ff
+        best_a, best_b = min(best_a, a()), min(best_b, b())
+    return best_a, best_b
+
+
+def _layer_epochs(cfg: RunConfig, data: PreparedData, dev: torch.device) -> tuple[list[float], Trainer]:
+    """Seconds of one epoch of each sequential FF layer of a fresh run, and its trainer."""
+    ff = make_trainer(cfg, data, dev)
+    seconds = []
+    for _ in range(ff.num_stages):
+        seconds.append(_time(lambda: _epoch(ff), dev))
+        ff.end_epoch()  # builds the next layer's inputs, not timed
+    return seconds, ff
 
 
 def _trainer_figures(seconds: float, typical_s: float, flops: float, samples: int, peak: float) -> dict[str, float]:
@@ -141,9 +160,9 @@ def run_bench(
     data, source = _bench_data(dataset, data_dir, dev, sizes)
     m, d_in, hidden = data.train_y.shape[0], data.in_features, data.info.hidden
     log(f"data: {dataset} ({source}), {m} training and {data.test_y.shape[0]} test images; device {describe(dev)}")
-    peak = peak_matmul_flops(
-        dev, 1024 if quick else (8192 if dev.type == "cuda" else 2048), 10 if dev.type == "cuda" else 2
-    )
+    peak_size = 1024 if quick else (8192 if dev.type == "cuda" else 2048)
+    peak_reps = 10 if dev.type == "cuda" else 2
+    peak = peak_matmul_flops(dev, peak_size, peak_reps)
     log(f"peak matmul (float32, square): {peak / 1e9:,.1f} GFLOP/s")
     results: dict[str, Any] = {
         "device": describe(dev),
@@ -159,10 +178,15 @@ def run_bench(
     trainers = results["trainers"]
     base = dict(dataset=dataset, epochs=1, device=dev.type)
 
-    # FF, sequential: one epoch of each layer; the typical form: layer 1's epoch
+    # FF, sequential: one epoch of each layer; the typical form: layer 1's epoch, in turn with ours
     ff_cfg = RunConfig(model="ff", **base)
-    layer_s, ff = _layer_epochs(ff_cfg, data, dev, repeats)
-    typical_s = _best(lambda: typical.ff_epoch(ff_cfg, data, dev, [0]), dev, repeats)
+    pairs = typical.pairs(ff_cfg, data)
+    layer_s, typical_s = [float("inf")] * ff_cfg.layers, float("inf")
+    for _ in range(repeats):
+        seconds, ff = _layer_epochs(ff_cfg, data, dev)
+        layer_s = [min(a, b) for a, b in zip(layer_s, seconds)]
+        layer_1 = _typical_seconds(partial(typical.ff_epoch, layers=[0]), ff_cfg, data, pairs, dev)
+        typical_s = min(typical_s, layer_1)
     flops = [epoch_flops(ff_cfg, m, d_in, hidden, layer) for layer in range(ff_cfg.layers)]
     mean_s = sum(layer_s) / len(layer_s)
     trainers["ff"] = {
@@ -181,22 +205,33 @@ def run_bench(
     )
 
     sim_cfg = RunConfig(model="ff", schedule="simultaneous", **base)
-    s = _best(lambda: _epoch(make_trainer(sim_cfg, data, dev)), dev, repeats)
-    t = _best(lambda: typical.ff_epoch(sim_cfg, data, dev, list(range(sim_cfg.layers))), dev, repeats)
+    every_layer = list(range(sim_cfg.layers))
+    s, t = _paired(
+        lambda: _epoch_seconds(lambda: make_trainer(sim_cfg, data, dev), dev),
+        lambda: _typical_seconds(partial(typical.ff_epoch, layers=every_layer), sim_cfg, data, pairs, dev),
+        repeats,
+    )
     trainers["ff_simultaneous"] = _trainer_figures(s, t, epoch_flops(sim_cfg, m, d_in, hidden), 2 * m, peak)
     _log_trainer(log, "FF epoch (simultaneous)", trainers["ff_simultaneous"])
 
     for model, run_typical in (("bpff", typical.bpff_epoch), ("bp", typical.bp_epoch)):
         cfg = RunConfig(model=model, lr=1e-4, **base)
-        s = _best(lambda cfg=cfg: _epoch(make_trainer(cfg, data, dev)), dev, repeats)
-        t = _best(lambda cfg=cfg, run=run_typical: run(cfg, data, dev), dev, repeats)
+        inputs = (data.train_x, data.train_y) if model == "bp" else pairs
+        s, t = _paired(
+            lambda cfg=cfg: _epoch_seconds(lambda: make_trainer(cfg, data, dev), dev),
+            lambda cfg=cfg, run=run_typical, inputs=inputs: _typical_seconds(run, cfg, data, inputs, dev),
+            repeats,
+        )
         samples = m if model == "bp" else 2 * m  # BP's plain images cost the same as cleared-label ones
         trainers[model] = _trainer_figures(s, t, epoch_flops(cfg, m, d_in, hidden), samples, peak)
         _log_trainer(log, f"{model.upper()} epoch", trainers[model])
 
     # the 10-label evaluation of the test images: the shared first layer vs ten full passes per batch
-    fast = _best(lambda: label_goodness(ff.net, data.test_x, data.v_test, data.shape, "l2"), dev, repeats)
-    slow = _best(lambda: typical.ten_pass_accuracy(ff.net, data, dev, "l2"), dev, repeats)
+    fast, slow = _paired(
+        lambda: _time(lambda: label_goodness(ff.net, data.test_x, data.v_test, data.shape, "l2"), dev),
+        lambda: _time(lambda: typical.ten_pass_accuracy(ff.net, data, dev, "l2"), dev),
+        repeats,
+    )
     results["eval"] = {"seconds": fast, "ten_pass_seconds": slow, "speedup_vs_10pass": slow / fast}
     log(
         f"10-label evaluation of {data.test_y.shape[0]} test images: {fast:.2f} s (typical ten passes {slow:.2f} s: {slow / fast:.2f}×)"
@@ -212,16 +247,28 @@ def run_bench(
         f"live snapshot (accuracy + analysis of {subset.numel()} test images): {live:.2f} s; final analysis (200-shuffle p-values): {final:.2f} s"
     )
 
-    results["precision"] = _precisions(data, dev, repeats, layer_s[0], log)
-    results["options"] = _options(data, dev, repeats, layer_s[0], log)
-    results["batched"] = _batched(
-        data, dev, seeds or (10 if dev.type == "cuda" else 3), layer_s[0], flops[0], peak, log
-    )
+    results["precision"] = _precisions(data, dev, repeats, log)
+    results["options"] = _options(data, dev, repeats, log)
+    results["batched"] = _batched(data, dev, seeds or (10 if dev.type == "cuda" else 3), flops[0], peak, log)
+    _recheck_peak(results, peak_matmul_flops(dev, peak_size, peak_reps), log)
     results["peak_memory_bytes"] = {
         "host": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024),
         "device": torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else None,
     }
     return results
+
+
+def _recheck_peak(results: dict[str, Any], again: float, log: Log) -> None:
+    """The peak measured again at the end: on a shared machine the first one may have met a burst of
+    load, so efficiencies are taken against the higher of the two."""
+    first = results["peak_matmul_flops"]
+    results["peak_matmul_flops_measured"] = [first, again]
+    if again <= first:
+        return
+    results["peak_matmul_flops"] = again
+    for figures in (*results["trainers"].values(), results["batched"]):
+        figures["efficiency"] *= first / again
+    log(f"peak matmul again at the end: {again / 1e9:,.1f} GFLOP/s; efficiencies are against this one")
 
 
 def _log_trainer(log: Log, what: str, r: dict[str, float], extra: str = "") -> None:
@@ -231,46 +278,68 @@ def _log_trainer(log: Log, what: str, r: dict[str, float], extra: str = "") -> N
     )
 
 
-def _precisions(data: PreparedData, dev: torch.device, repeats: int, fp32_s: float, log: Log) -> dict[str, Any]:
-    """FF layer-1 epoch in each lower precision the device does natively, against float32."""
+def _precisions(data: PreparedData, dev: torch.device, repeats: int, log: Log) -> dict[str, Any]:
+    """FF layer-1 epoch in each lower precision the device does natively, in turn with float32."""
     out: dict[str, Any] = {}
+    fp32 = RunConfig(model="ff", dataset=data.info.name, epochs=1)
     for precision in ("tf32", "bf16"):
         try:
             check_precision(precision, dev)
         except DeviceError as exc:
             out[precision] = {"skipped": str(exc)}
             continue
-        cfg = RunConfig(model="ff", dataset=data.info.name, epochs=1, precision=precision)
-        s = _best(lambda cfg=cfg: _epoch(make_trainer(cfg, data, dev)), dev, repeats)
-        out[precision] = {"seconds_per_epoch": s, "speedup_vs_fp32": fp32_s / s}
-        log(f"FF layer-1 epoch with precision {precision}: {s:.2f} s ({fp32_s / s:.2f}× float32)")
+        cfg = fp32.replace(precision=precision)
+        s, f = _paired(
+            lambda cfg=cfg: _epoch_seconds(lambda: make_trainer(cfg, data, dev), dev),
+            lambda: _epoch_seconds(lambda: make_trainer(fp32, data, dev), dev),
+            repeats,
+        )
+        out[precision] = {"seconds_per_epoch": s, "fp32_seconds_per_epoch": f, "speedup_vs_fp32": f / s}
+        log(f"FF layer-1 epoch with precision {precision}: {s:.2f} s vs float32 {f:.2f} s ({f / s:.2f}×)")
     return out
 
 
-def _options(data: PreparedData, dev: torch.device, repeats: int, ff_s: float, log: Log) -> dict[str, Any]:
-    """Each fast-path step on and off in this run (FF layer-1 epoch)."""
+def _options(data: PreparedData, dev: torch.device, repeats: int, log: Log) -> dict[str, Any]:
+    """Each fast-path step on and off, in turn (FF layer-1 epoch)."""
     cfg = RunConfig(model="ff", dataset=data.info.name, epochs=1)
     # positives and negatives as one (batched) matmul: the batched trainer with one seed does that
-    one = _best(lambda: _epoch(BatchedTrainer([cfg], data, dev)), dev, repeats)
-    log(f"positives + negatives as one matmul: {one:.2f} s vs two matmuls {ff_s:.2f} s ({ff_s / one:.2f}×)")
-    return {"pos_neg_one_matmul": {"on_s": one, "off_s": ff_s, "speedup": ff_s / one}}
+    one, two = _paired(
+        lambda: _epoch_seconds(lambda: BatchedTrainer([cfg], data, dev), dev),
+        lambda: _epoch_seconds(lambda: make_trainer(cfg, data, dev), dev),
+        repeats,
+    )
+    log(f"positives + negatives as one matmul: {one:.2f} s vs two matmuls {two:.2f} s ({two / one:.2f}×)")
+    options: dict[str, Any] = {"pos_neg_one_matmul": {"on_s": one, "off_s": two, "speedup": two / one}}
+    if dev.type != "cuda":
+        options["cuda_graph"] = {"skipped": "CUDA graphs need a CUDA device"}
+        return options
+    graphed, eager = _paired(
+        lambda: _epoch_seconds(lambda: BatchedTrainer([cfg], data, dev, cuda_graph=True), dev),
+        lambda: _epoch_seconds(lambda: BatchedTrainer([cfg], data, dev), dev),
+        repeats,
+    )
+    options["cuda_graph"] = {"on_s": graphed, "off_s": eager, "speedup": eager / graphed}
+    log(f"training step as a CUDA graph: {graphed:.2f} s vs eager {eager:.2f} s ({eager / graphed:.2f}×)")
+    return options
 
 
-def _batched(
-    data: PreparedData, dev: torch.device, n: int, one_s: float, flops: float, peak: float, log: Log
-) -> dict[str, Any]:
-    """N seeds' FF layer-1 epoch as one batched model, against N one after another (N × one seed's time)."""
+def _batched(data: PreparedData, dev: torch.device, n: int, flops: float, peak: float, log: Log) -> dict[str, Any]:
+    """N seeds' FF layer-1 epoch as one batched model, in turn with one seed's (N one after another: N × that)."""
     cfgs = [RunConfig(model="ff", dataset=data.info.name, epochs=1, seed=s) for s in range(n)]
-    trainer = BatchedTrainer(cfgs, data, dev)
-    s = _time(lambda: _epoch(trainer), dev)
+    s, one_s = _paired(
+        lambda: _epoch_seconds(lambda: BatchedTrainer(cfgs, data, dev), dev),
+        lambda: _epoch_seconds(lambda: make_trainer(cfgs[0], data, dev), dev),
+        1,
+    )
     ratio = n * one_s / s
     log(
         f"{n} seeds batched: FF layer-1 epoch {s:.2f} s vs {n} × {one_s:.2f} s one after another: {ratio:.2f}× the seeds per hour"
     )
-    return {
-        "seeds": n,
-        "seconds_per_epoch": s,
-        "sequential_seconds": n * one_s,
-        "seeds_per_hour_ratio": ratio,
-        "efficiency": n * flops / s / peak,
-    }
+    out = {"seeds": n, "seconds_per_epoch": s, "one_seed_seconds_per_epoch": one_s, "sequential_seconds": n * one_s}
+    out["seeds_per_hour_ratio"] = ratio
+    out["efficiency"] = n * flops / s / peak
+    if dev.type == "cuda":
+        g = _epoch_seconds(lambda: BatchedTrainer(cfgs, data, dev, cuda_graph=True), dev)
+        out.update(cuda_graph_seconds_per_epoch=g, cuda_graph_seeds_per_hour_ratio=n * one_s / g)
+        log(f"{n} seeds batched, the step as a CUDA graph: {g:.2f} s ({n * one_s / g:.2f}× the seeds per hour)")
+    return out

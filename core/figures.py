@@ -13,8 +13,10 @@ Figures (see docs/algorithms.md for what each quantity is):
   class_profiles         a class's mean activation per unit, ensemble units marked (Fig. 1B / 4B)
   activation_map         per-sample activations grouped by class, ensemble units first (Fig. 1C / 4A)
   class_matrices         class × class heatmaps: shared units, Jaccard (Fig. 3B / 4C / 12)
+  heatmaps               any matrices with row/column labels, e.g. layer-by-layer CKA (Fig. 13)
   weight_histograms      ρ⁺ and bias histograms per layer (Fig. 5)
   ensemble_curves        ensemble size and ensemble stability over the evaluations
+  mean_curves            a series' mean over seeds with a ± std band, one line per setting
   heldout_ensembles      the unseen class's ensemble against the seen classes' ensembles
 """
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +36,7 @@ Num = float | int | None
 
 # Okabe–Ito: distinguishable with the common colour-vision deficiencies
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
-CLASS_COLORS = (
+CLASS_COLORS = (  # matplotlib's tab10: one colour per class in the activation map's strip
     "#1f77b4",
     "#ff7f0e",
     "#2ca02c",
@@ -65,17 +68,21 @@ _STYLE = {
 }
 
 
-def _new_figure(width: float, height: float) -> Figure:
-    from matplotlib.figure import Figure
-
-    with _style():
-        return Figure(figsize=(width, height), layout="constrained")
-
-
-def _style():
+def _style() -> AbstractContextManager[Any]:
+    """The house style, for the duration of one figure's drawing (no global rcParams change)."""
     import matplotlib
 
     return matplotlib.rc_context(_STYLE)
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    """A figure on its own Agg canvas (call inside `_style()`)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
 
 
 def _nan(values: Sequence[Num]) -> list[float]:
@@ -92,10 +99,20 @@ def _label(names: Sequence[str], c: int) -> str:
     return str(c) if name == str(c) else f"{c} {name}"
 
 
+def _epochs_axis(*axes: Axes) -> None:
+    """Whole epochs on the x axis."""
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def _no_data(ax: Axes, text: str) -> None:
+    """An empty panel saying why (its ticks hidden without touching axes it shares them with)."""
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="#666666")
-    ax.set_xticks([])
-    ax.set_yticks([])
+    ax.tick_params(left=False, bottom=False, labelleft=False, labelbottom=False)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
 
 
 # ---- curves over the epochs -------------------------------------------------------------------
@@ -113,6 +130,8 @@ def training_curves(
     One series per layer, aligned with `epochs`; None where a layer was not trained (sequential FF).
     Without goodness (BP) only the loss panel is drawn.
     """
+    from matplotlib.lines import Line2D
+
     has_goodness = any(v is not None for s in (*g_pos, *g_neg) for v in s)
     with _style():
         fig = _new_figure(7.0 if has_goodness else 3.6, 2.6)
@@ -132,8 +151,14 @@ def training_curves(
                     ax.plot(epochs, _nan(g_pos[i]), color=color, lw=1.4, label=f"G⁺ layer {i + 1}")
                 if i < len(g_neg):
                     ax.plot(epochs, _nan(g_neg[i]), color=color, lw=1.4, ls="--", label=f"G⁻ layer {i + 1}")
-            ax.set(xlabel=xlabel, ylabel="mean goodness", title="Goodness of positive (—) and negative (--) data")
-            ax.legend(ncols=2)
+            ax.set(xlabel=xlabel, ylabel="mean goodness", title="Goodness of positive and negative data")
+            # colour = layer, line style = positive/negative: a short legend instead of one entry per line
+            layers = [Line2D([], [], color=_layer_color(i), lw=1.4, label=f"layer {i + 1}") for i in range(len(g_pos))]
+            kinds = [
+                Line2D([], [], color="black", lw=1.4, ls=ls, label=label) for ls, label in (("-", "G⁺"), ("--", "G⁻"))
+            ]
+            ax.legend(handles=[*layers, *kinds], loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        _epochs_axis(*axes)
         return fig
 
 
@@ -155,6 +180,7 @@ def accuracy_curves(
         )
         ax.set(xlabel=xlabel, ylabel="test accuracy (%)", title="Test accuracy")
         ax.legend(loc="lower right")
+        _epochs_axis(ax)
         return fig
 
 
@@ -179,6 +205,32 @@ def ensemble_curves(
         for ax in (left, right):
             if ax.lines:
                 ax.legend()
+        _epochs_axis(left, right)
+        return fig
+
+
+def mean_curves(
+    groups: Mapping[str, tuple[Sequence[int], Sequence[Num], Sequence[Num]]],
+    *,
+    ylabel: str,
+    title: str,
+    xlabel: str = "epoch",
+) -> Figure:
+    """One line per group (its mean over seeds) with a ± std band: label → (epochs, means, stds)."""
+    import numpy as np
+
+    with _style():
+        fig = _new_figure(4.6, 2.8)
+        ax = fig.add_subplot()
+        for g, (label, (x, mean, std)) in enumerate(groups.items()):
+            color = PALETTE[g % len(PALETTE)]
+            m, s = np.asarray(_nan(mean)), np.nan_to_num(np.asarray(_nan(std)))
+            ax.plot(x, m, color=color, lw=1.5, label=label)
+            ax.fill_between(x, m - s, m + s, color=color, alpha=0.2, lw=0)
+        ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+        if len(groups) > 1:
+            ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        _epochs_axis(ax)
         return fig
 
 
@@ -266,30 +318,38 @@ def class_profiles(
     classes = list(range(len(class_mean_activation))) if classes is None else list(classes)
     cols = min(5, len(classes)) or 1
     rows = max(1, math.ceil(len(classes) / cols))
+    panel_width = 1.6 if len(classes) > 1 else 4.0  # inches
     with _style():
-        fig = _new_figure(1.6 * cols + 0.6 if len(classes) > 1 else 4.5, 1.45 * rows + 0.5)
+        fig = _new_figure(panel_width * cols + 0.6, 1.45 * rows + 0.5)
         axes = fig.subplots(rows, cols, squeeze=False, sharey=True)
         for ax in axes.flat[len(classes) :]:
             ax.set_visible(False)
+        empty: set[Axes] = set()
         for ax, c in zip(axes.flat, classes):
             means = class_mean_activation[c] if c < len(class_mean_activation) else None
             ax.set_title(_label(class_names, c))
             if means is None:
                 _no_data(ax, "no correct rows")
+                empty.add(ax)
                 continue
             m = np.asarray(_nan(means))
             members = np.zeros(m.size, dtype=bool)
             if ensembles is not None and c < len(ensembles):
                 members[[u for u in ensembles[c] if 0 <= u < m.size]] = True
+            # one line collection per group; a line per unit at least 0.5 pt wide so that 1000s of
+            # units stay visible. Wide layers are embedded as an image in the SVG (axes and text stay
+            # vector), which keeps the file small.
             units = np.arange(m.size)
-            ax.bar(units[~members], m[~members], width=1.0, color=OTHER_COLOR, lw=0)
-            ax.bar(units[members], m[members], width=1.0, color=ENSEMBLE_COLOR, lw=0)
+            lw = max(0.5, 0.75 * panel_width * 72 / m.size)
+            for mask, color in ((~members, OTHER_COLOR), (members, ENSEMBLE_COLOR)):
+                ax.vlines(units[mask], 0, m[mask], colors=color, lw=lw, capstyle="butt", rasterized=m.size > 200)
             ax.axhline(factor * np.nanmean(m), color="black", lw=0.6, ls=":")
             ax.set_xlim(-0.5, m.size - 0.5)
             if ensembles is not None and c < len(ensembles):
                 ax.text(0.98, 0.95, f"|E| = {int(members.sum())}", ha="right", va="top", transform=ax.transAxes)
         for ax in axes[-1]:
-            ax.set_xlabel("unit")
+            if ax not in empty:
+                ax.set_xlabel("unit")
         for ax in axes[:, 0]:
             ax.set_ylabel("mean activation")
         where = f"layer {layer}: " if layer is not None else ""
@@ -345,7 +405,8 @@ def activation_map(
             spine.set_visible(False)
         for c in sorted({int(c) for c in col_class if c >= 0}):
             cols = np.flatnonzero(np.asarray(col_class) == c)
-            strip_ax.text(cols.mean(), 0, str(c), ha="center", va="center", fontsize=6.5, color="white")
+            if cols.size >= 2:  # a label wider than its block would run into the next one
+                strip_ax.text(cols.mean(), 0, str(c), ha="center", va="center", fontsize=6.5, color="white")
         ax.tick_params(axis="x", bottom=False, labelbottom=False)
         where = f"Layer {layer}: " if layer is not None else ""
         strip_ax.set_title(f"{where}activation map")
@@ -361,7 +422,27 @@ def class_matrices(
     """Class × class heatmaps side by side, values written in the cells (Fig. 3B / 4C / 12).
 
     panels: (title, C×C matrix or None when undefined, decimals) each, e.g. ("Shared units", shared, 0)
-    and ("Jaccard", jaccard, 2); Jaccard panels (decimals > 0) share the 0–1 colour scale.
+    and ("Jaccard", jaccard, 2); Jaccard panels (decimals > 0) share the 0–1 colour scale, count
+    panels run from 0 to their largest count.
+    """
+    n = max((len(m) for _, m, _ in panels if m is not None), default=0)
+    labels = [_label(class_names, c) for c in range(n)]
+    return heatmaps(panels, labels, labels, title=title, undefined="undefined\n(sparsity < 0.5)")
+
+
+def heatmaps(
+    panels: Sequence[tuple[str, Sequence[Sequence[Num]] | None, int]],
+    row_labels: Sequence[str],
+    col_labels: Sequence[str],
+    *,
+    title: str | None = None,
+    undefined: str = "undefined",
+) -> Figure:
+    """Matrices side by side as heatmaps with their values in the cells (up to 12 × 12), e.g. linear
+    CKA between the layers of two runs (Fig. 13), or :func:`class_matrices`.
+
+    panels: (title, matrix or None, decimals) each; decimals > 0 means values in [0, 1] (one shared
+    colour scale), 0 means counts (scale up to the panel's largest).
     """
     import numpy as np
 
@@ -371,29 +452,24 @@ def class_matrices(
         for ax, (name, matrix, digits) in zip(axes, panels):
             ax.set_title(name)
             if matrix is None:
-                _no_data(ax, "undefined\n(sparsity < 0.5)")
+                _no_data(ax, undefined)
                 continue
             m = np.asarray(_nan_matrix(matrix))
-            n = m.shape[0]
+            rows, cols = m.shape
             vmax = 1.0 if digits > 0 else max(1.0, float(np.nanmax(m)) if m.size else 1.0)
             im = ax.imshow(m, cmap="Blues", vmin=0, vmax=vmax)
             fig.colorbar(im, ax=ax, shrink=0.75, pad=0.02)
-            names = [_label(class_names, c) for c in range(n)]
-            ax.set_xticks(range(n), names, rotation=60, ha="right", rotation_mode="anchor")
-            ax.set_yticks(range(n), names)
+            ax.set_xticks(range(cols), col_labels[:cols], rotation=60, ha="right", rotation_mode="anchor")
+            ax.set_yticks(range(rows), row_labels[:rows])
             ax.tick_params(length=0)
             for spine in ax.spines.values():
                 spine.set_visible(False)
-            if n <= 12:
-                for i in range(n):
-                    for j in range(n):
-                        v = m[i, j]
-                        if math.isfinite(v):
-                            text = f"{v:.{digits}f}" if digits else f"{round(v)}"
-                            dark = v > 0.6 * vmax
-                            ax.text(
-                                j, i, text, ha="center", va="center", fontsize=6, color="white" if dark else "black"
-                            )
+            if max(rows, cols) <= 12:
+                for (i, j), v in np.ndenumerate(m):
+                    if math.isfinite(v):
+                        text = f"{v:.{digits}f}" if digits else f"{round(v)}"
+                        color = "white" if v > 0.6 * vmax else "black"
+                        ax.text(j, i, text, ha="center", va="center", fontsize=6, color=color)
         if title:
             fig.suptitle(title, fontsize=9)
         return fig

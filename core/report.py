@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,7 +28,7 @@ from .history import RunHistory
 from .htmlreport import HtmlPage
 from .markdownpage import MarkdownPage
 from .report_beyond import beyond_figures, beyond_sections
-from .rundir import CONFIG, RunDirError, atomic_write_text, read_snapshots
+from .rundir import CONFIG, SNAPSHOTS, RunDirError, atomic_write_text, read_snapshots
 from .runfigures import FigureFiles, render_figures, run_figures
 from .snapshot import Snapshot, _finite
 
@@ -59,6 +60,20 @@ class Page(Protocol):
     def paragraph(self, text: str, *, note: bool = False) -> None: ...
     def table(self, header: list[str], rows: list[list[str]], caption: str | None = None) -> None: ...
     def figure(self, images: list[Path], caption: str, alt: str | None = None) -> None: ...
+
+
+# What reading a file of the right syntax but the wrong shape raises (a field of another type, a
+# missing key); RunDirError, a ValueError, is already one line and passes through.
+DAMAGED = (TypeError, ValueError, KeyError, AttributeError, IndexError)
+
+
+def damaged(path: Path, exc: BaseException) -> RunDirError:
+    """The one-line error for a run file whose content is not in the form ffterm writes."""
+    if isinstance(exc, RunDirError):
+        return exc
+    return RunDirError(
+        f"{path}: not in the form ffterm writes ({type(exc).__name__}: {exc}); restore it or remove the damaged part"
+    )
 
 
 def read_run_config(run_dir: Path) -> RunConfig:
@@ -236,10 +251,27 @@ def build_report(
     *,
     config: RunConfig | None = None,
     run_dir: Path | None = None,
-    figures: list[FigureFiles] = (),  # type: ignore[assignment]
+    figures: Sequence[FigureFiles] = (),
     when: datetime | None = None,
 ) -> None:
     """Write the report of one (preferably evaluated) snapshot on `page`."""
+    _overview(page, snapshot, history, run_dir, when or datetime.now())
+    page.heading("Settings")
+    if config is not None:
+        page.table(["setting", "value"], _settings_rows(config, _layer_width(snapshot)))
+    else:
+        page.paragraph("The run's settings were not found (no config.yaml next to its snapshots).", note=True)
+    _result(page, snapshot, history)
+    _analysis(page, snapshot, history, config)
+    beyond_sections(page, history, run_dir)
+    if figures:
+        page.heading("Figures")
+        for f in figures:
+            page.figure(f.paths, f.caption)
+    _appendix(page, snapshot, history)
+
+
+def _overview(page: Page, snapshot: Snapshot, history: RunHistory, run_dir: Path | None, when: datetime) -> None:
     latest = history.latest or snapshot
     progress = f"epoch {snapshot.epoch}/{snapshot.total_epochs}"
     if snapshot.stages > 1:
@@ -250,24 +282,21 @@ def build_report(
             ["model", snapshot.model],
             ["dataset", snapshot.dataset],
             ["device", snapshot.device],
-            ["run directory", str(run_dir) if run_dir is not None else "—"],
+            ["run directory", str(Path(run_dir).resolve()) if run_dir is not None else "—"],
             ["snapshot", f"{progress}, {snapshot.kind}, state {snapshot.state}"],
             ["run now at", f"epoch {latest.epoch}/{latest.total_epochs}, state {latest.state}"],
             ["training time", f"{snapshot.wall_time:.1f} s"],
             ["analysed test images", fmt(snapshot.eval_samples)],
             ["ffterm version", _version()],
-            ["written", (when or datetime.now()).isoformat(timespec="seconds")],
+            ["written", when.isoformat(timespec="seconds")],
         ],
     )
     if snapshot.message:
         page.paragraph(snapshot.message, note=True)
 
-    page.heading("Settings")
-    if config is not None:
-        page.table(["setting", "value"], _settings_rows(config, _layer_width(snapshot)))
-    else:
-        page.paragraph("The run's settings were not found (no config.yaml next to its snapshots).", note=True)
 
+def _result(page: Page, snapshot: Snapshot, history: RunHistory) -> None:
+    """The final accuracy is the result; the best accuracy seen on the way is only labelled as monitoring."""
     page.heading("Result")
     if not snapshot.evaluated:
         page.paragraph("This snapshot was not evaluated (see eval_every); the tables below are empty.", note=True)
@@ -279,6 +308,8 @@ def build_report(
             note=True,
         )
 
+
+def _analysis(page: Page, snapshot: Snapshot, history: RunHistory, config: RunConfig | None) -> None:
     if snapshot.layers:
         page.heading("Per-layer analysis")
         factor = snapshot.layers[0].get("ensemble_factor", config.ensemble_factor if config else 2.0)
@@ -296,31 +327,27 @@ def build_report(
             ["layer", "sparsity", "ensemble units", "in any seen ensemble", "shared per seen class"],
             _heldout_rows(snapshot, snapshot.dataset),
         )
-    beyond_sections(page, history, run_dir)
-    if figures:
-        page.heading("Figures")
-        for f in figures:
-            page.figure(f.paths, f.caption)
 
-    if snapshot.layers or history.eval_epochs:
-        page.heading("Appendix")
+
+def _appendix(page: Page, snapshot: Snapshot, history: RunHistory) -> None:
+    """The long tables: each layer's 10×10 shared-units and Jaccard matrices, the evaluations over time."""
+    if not (snapshot.layers or history.eval_epochs):
+        return
+    page.heading("Appendix")
     for i, layer in enumerate(snapshot.layers or []):
         page.heading(f"Layer {i + 1}: shared units and Jaccard", 3)
         ens = layer.get("ensembles")
         if ens is None:
             page.paragraph("Undefined: the layer's sparsity is below 0.5, so it has no ensembles.", note=True)
             continue
-        page.paragraph(
-            "Ensemble size per class: "
-            + ", ".join(f"{_class(snapshot.dataset, c)}: {len(e)}" for c, e in enumerate(ens))
-        )
+        sizes = ", ".join(f"{_class(snapshot.dataset, c)}: {len(e)}" for c, e in enumerate(ens))
+        page.paragraph(f"Ensemble size per class: {sizes}")
         for title, key, digits in (
             ("Shared units |E_c ∩ E_c'|", "shared_units", 0),
             ("Jaccard |E_c ∩ E_c'| / |E_c ∪ E_c'|", "jaccard", 2),
         ):
             if layer.get(key) is not None:
-                header, rows = _matrix_rows(layer[key], snapshot.dataset, digits)
-                page.table(header, rows, caption=title)
+                page.table(*_matrix_rows(layer[key], snapshot.dataset, digits), caption=title)
     if history.eval_epochs:
         page.heading("Evaluated snapshots over time", 3)
         page.table(*_over_time(history))
@@ -386,12 +413,14 @@ def report_run(run_dir: Path, out_dir: Path | None = None) -> list[Path]:
     """`ffterm report RUN_DIR`: the report of the run's last evaluated snapshot (else its last one)."""
     run_dir = Path(run_dir)
     read_run_config(run_dir)  # refuse a folder that is not a run before writing anything
-    snapshots = read_snapshots(run_dir)
-    history = RunHistory.from_snapshots(snapshots)
-    snapshot = history.latest_evaluated or history.latest
-    if snapshot is None:
-        raise RunDirError(f"{run_dir}: the run has no snapshots yet; report on it after its first epoch")
-    return write_report(snapshot, history, out_dir or report_dir(run_dir), run_dir=run_dir)
+    try:
+        history = RunHistory.from_snapshots(read_snapshots(run_dir))
+        snapshot = history.latest_evaluated or history.latest
+        if snapshot is None:
+            raise RunDirError(f"{run_dir}: the run has no snapshots yet; report on it after its first epoch")
+        return write_report(snapshot, history, out_dir or report_dir(run_dir), run_dir=run_dir)
+    except DAMAGED as exc:
+        raise damaged(run_dir / SNAPSHOTS, exc) from None
 
 
 def report_path(path: Path, out_dir: Path | None = None) -> list[Path]:
@@ -399,13 +428,19 @@ def report_path(path: Path, out_dir: Path | None = None) -> list[Path]:
     path = Path(path)
     if not path.is_dir():
         raise RunDirError(f"{path}: no such directory; give a run directory or a suite directory")
-    if (path / CONFIG).is_file():
-        return report_run(path, out_dir)
+    if out_dir is not None and Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise RunDirError(f"{out_dir}: is a file; give --out a folder")
     from .suitereport import find_runs, report_suite
 
-    if not find_runs(path):
+    is_run = (path / CONFIG).is_file()
+    if not is_run and not find_runs(path):
         raise RunDirError(
             f"{path}: neither a run directory (no {CONFIG}) nor a suite directory (no runs inside); "
             "give a folder made by `ffterm run` or `ffterm suite`"
         )
-    return report_suite(path, out_dir)
+    try:
+        return report_run(path, out_dir) if is_run else report_suite(path, out_dir)
+    except OSError as exc:
+        raise RunDirError(
+            f"{exc.filename or out_dir or path}: cannot write the report ({exc.strerror or exc})"
+        ) from None

@@ -80,6 +80,7 @@ class Session:
         self.final: FinalRecord | None = None
         self._wall = 0.0  # training seconds so far (resumed runs continue the count)
         self._last: Snapshot | None = None
+        self._saved_position: tuple[int, int, int] | None = None  # of the last checkpoint written
 
     @classmethod
     def resume_from(cls, run_dir: Path, device: str | None = None, *, previous: bool = False) -> Session:
@@ -365,7 +366,11 @@ class Session:
         self._notify(snap)
 
     def _save(self, trainer: Trainer) -> None:
+        position = (trainer.stage, trainer.epoch, trainer.batch)
+        if position == self._saved_position:  # e.g. a stop right after an epoch's save: keep the previous one
+            return
         save_checkpoint(self.run_dir / rundir.CHECKPOINT, self.config, trainer.state_dict(), self._wall)
+        self._saved_position = position
 
     def _emit(self, snap: Snapshot) -> None:
         rundir.append_snapshot(self.run_dir, snap)

@@ -33,7 +33,7 @@ import yaml
 
 from . import rundir
 from .config import dump_yaml, to_dict
-from .pooling import POOLABLE_KEYS
+from .pooling import POOLABLE_KEYS, mean_std  # noqa: F401  (mean_std: suite reports import it from here)
 from .suite_spec import PlannedRun, Suite, SuiteError
 from .suite_worker import FAILED, Watch, failure, run_state, run_unit, run_unit_batched
 
@@ -211,8 +211,10 @@ class ProcessPoolExecutor:
                     proc.wait()
                     with self._lock:
                         self._procs.discard(proc)
+                if proc.returncode == 130:  # stopped by Ctrl-C with a checkpoint: not finished, nothing to report
+                    return
                 states = [run_state(d, r.needs_probes) for r, d in zip(unit.runs, unit.dirs)]
-                if proc.returncode not in (0, 1, 130):  # the worker itself died (killed, out of memory)
+                if proc.returncode not in (0, 1):  # the worker itself died (killed, out of memory)
                     reason = f"the worker process exited with status {proc.returncode}; see {log_path}"
                     states = [_record_crash(d, reason) if s != "done" else s for s, d in zip(states, unit.dirs)]
                 done(unit, states)

@@ -9,6 +9,7 @@ read, so a refresh stays cheap however long the run).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,21 +32,29 @@ class RunStatus:
     accuracy: float | None
     sparsity: list[float | None]
     error: str | None
+    final_mtime: float | None = None  # of final.json: a finished run is read again only when it changes
 
 
-def suite_status(suite_dir: Path) -> list[RunStatus]:
-    """Every run of the suite in the plan's order."""
-    return [_status(r) for r in suite_runs(suite_dir)]
+def suite_status(suite_dir: Path, previous: Sequence[RunStatus] = ()) -> list[RunStatus]:
+    """Every run of the suite in the plan's order; finished runs in `previous` are not read again."""
+    known = {p.dir: p for p in previous if p.state == "done" and p.final_mtime is not None}
+    return [_status(r, known.get(r["dir"])) for r in suite_runs(suite_dir)]
 
 
-def _status(r: dict[str, Any]) -> RunStatus:
+def _status(r: dict[str, Any], known: RunStatus | None) -> RunStatus:
     path: Path = r["path"]
-    final = _read_final(path)
+    try:
+        mtime: float | None = (path / rundir.FINAL).stat().st_mtime
+    except OSError:
+        mtime = None
+    if known is not None and mtime == known.final_mtime and r["state"] == "done":
+        return known
+    final = _read_final(path) if mtime is not None else None
     if final is not None:
         layers = final.get("layers") or []
         return RunStatus(
             r["dir"], path, r["setting"], r["seed"], r["state"], final.get("epochs_done"), final.get("epochs_done"),
-            final.get("test_accuracy"), [layer.get("sparsity") for layer in layers], r["error"],
+            final.get("test_accuracy"), [layer.get("sparsity") for layer in layers], r["error"], mtime,
         )  # fmt: skip
     last, evaluated = _last_snapshots(path)
     return RunStatus(

@@ -6,7 +6,8 @@ POOLABLE_KEYS), and writes into SUITE_DIR/reports/<timestamp>/:
   report.md, report.html  per setting: runs finished, final test accuracy and per-layer sparsity and
                           ensemble size as mean ± std over seeds (sample std), unfinished or failed runs
   figures/                per-layer sparsity (Fig. 2), ensemble size and layer accuracy, one bar per
-                          setting with ± std error bars across seeds
+                          setting with ± std error bars across seeds; test accuracy over the epochs
+                          with a ± std band
   curves.csv              every run's per-epoch series (ffterm.core.curves), one row per run and epoch,
                           led by the run's folder, setting and seed
 Finished runs are read from final.json (as `ffterm summary` does), curves from snapshots.jsonl.
@@ -27,10 +28,10 @@ from .formatting import fmt_pm
 from .history import RunHistory
 from .htmlreport import HtmlPage
 from .markdownpage import MarkdownPage
-from .report import read_run_config, report_dir
+from .report import DAMAGED, Page, damaged, read_run_config, report_dir
 from .rundir import CONFIG, FINAL, RunDirError, atomic_write_text, read_snapshots
 from .runfigures import FigureFiles
-from .suite import POOLABLE_KEYS, mean_std
+from .pooling import POOLABLE_KEYS, mean_std
 
 MAX_DEPTH = 3  # suite/setting/seed-N/ at most
 
@@ -51,6 +52,13 @@ class Setting:
     @property
     def finished(self) -> list[dict[str, Any]]:
         return [r.final for r in self.runs if r.final is not None]
+
+    def accuracy_over_epochs(self) -> tuple[list[int], list[float | None], list[float | None]]:
+        """Test accuracy (%) at each evaluated epoch every run has reached: mean and std over the runs."""
+        by_run = [dict(zip(r.history.eval_epochs, r.history.test_accuracy)) for r in self.runs if r.history.eval_epochs]
+        epochs = sorted(set.intersection(*(set(d) for d in by_run))) if by_run else []
+        stats = [mean_std([None if d[e] is None else 100 * d[e] for d in by_run]) for e in epochs]
+        return epochs, [s["mean"] for s in stats], [s["std"] for s in stats]
 
     def per_layer(self, key: str, scale: float = 1.0) -> list[dict[str, Any]]:
         """mean ± std over the finished runs of a per-layer figure of final.json, one entry per layer."""
@@ -133,6 +141,16 @@ def _run_state(run: Run) -> str:
 def _figures(settings: list[Setting], out_dir: Path) -> list[FigureFiles]:
     specs = [
         (
+            "curves-accuracy",
+            "Test accuracy over the epochs: mean over the runs of each setting, band: ± sample std (epochs "
+            "every run has reached).",
+            lambda: F.mean_curves(
+                {s.label: s.accuracy_over_epochs() for s in settings},
+                ylabel="test accuracy (%)",
+                title="Test accuracy",
+            ),
+        ),
+        (
             "sparsity",
             "Hoyer sparsity per layer of correctly classified test representations; bars: mean over seeds, "
             "error bars: ± sample std (dashed: 0.5, above which ensembles are defined).",
@@ -166,13 +184,13 @@ def _figures(settings: list[Setting], out_dir: Path) -> list[FigureFiles]:
     return files
 
 
-def _build(page: MarkdownPage | HtmlPage, suite_dir: Path, settings: list[Setting], figures: list[FigureFiles]) -> None:
+def _build(page: Page, suite_dir: Path, settings: list[Setting], figures: list[FigureFiles]) -> None:
     from ffterm import __version__
 
     page.table(
         ["", ""],
         [
-            ["suite directory", str(suite_dir)],
+            ["suite directory", str(suite_dir.resolve())],
             ["settings", str(len(settings))],
             ["runs", f"{sum(len(s.runs) for s in settings)} ({sum(len(s.finished) for s in settings)} finished)"],
             ["ffterm version", __version__],
@@ -220,6 +238,13 @@ def report_suite(suite_dir: Path, out_dir: Path | None = None) -> list[Path]:
     run_dirs = find_runs(suite_dir)
     if not run_dirs:
         raise RunDirError(f"{suite_dir}: no run directories inside; give a folder made by `ffterm suite`")
+    try:
+        return _write_suite_report(suite_dir, run_dirs, out_dir)
+    except DAMAGED as exc:
+        raise damaged(suite_dir, exc) from None
+
+
+def _write_suite_report(suite_dir: Path, run_dirs: list[Path], out_dir: Path | None) -> list[Path]:
     settings = group_runs(run_dirs)
     if not any(s.finished for s in settings):
         raise RunDirError(f"{suite_dir}: none of its {len(run_dirs)} runs has finished; report on it once one has")

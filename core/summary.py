@@ -75,6 +75,7 @@ class Matrix:
     labels: list[str]
     values: list[list[float | None]]
     n: int
+    group: str = ""  # matrices of one key and group are drawn side by side (Fig. 12: BP-ℓ1 beside FF)
 
 
 # ---- reading the suite folder ----------------------------------------------------------------------
@@ -341,6 +342,7 @@ def _matrices(
                     class_names(dataset, len(mats[0])),
                     _mean_matrix(mats),
                     len(mats),
+                    group=str(dataset),
                 )
             )
     for (model, dataset), rs in _by(_feeding(records, "fig13"), "model", "dataset"):
@@ -423,18 +425,24 @@ def cell_texts(cell: Cell | None, digits: int) -> tuple[str, str, str]:
     return ours, study, dev
 
 
+def shown_columns(table: StudyTable) -> list[int]:
+    """The columns some run fills (e.g. Table 7 from a suite that held out two of the ten classes)."""
+    return [c for c in range(len(table.columns)) if any(c < len(r.cells) and r.cells[c] for r in table.rows)]
+
+
 def table_header(table: StudyTable) -> list[str]:
     """The column heads: per column ours / study / Δ, or just the column where the study has no values."""
+    columns = [table.columns[c] for c in shown_columns(table)]
     if not table.has_study:
-        return ["", *table.columns]
-    return [""] + [f"{c} {part}" for c in table.columns for part in ("ours", "study", "Δ")]
+        return ["", *columns]
+    return [""] + [f"{c} {part}" for c in columns for part in ("ours", "study", "Δ")]
 
 
 def table_rows(table: StudyTable) -> list[list[str]]:
     rows = []
     for row in table.rows:
         cells = [row.label]
-        for c in range(len(table.columns)):
+        for c in shown_columns(table):
             texts = cell_texts(row.cells[c] if c < len(row.cells) else None, table.digits)
             cells += list(texts) if table.has_study else [texts[0]]
         rows.append(cells)

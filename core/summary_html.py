@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .htmlreport import HtmlPage
+from .suite_spec import TABLES
 from .summary import Matrix, StudyTable, table_header, table_rows
 
 BAR_TABLES = {
@@ -52,11 +53,13 @@ def _bars(table: StudyTable, out: Path) -> Path:
     )
 
 
-def _matrix(m: Matrix, index: int, out: Path) -> Path:
+def _matrices(ms: list[Matrix], name: str, out: Path) -> Path:
+    """Matrices of one group side by side."""
     from .figures import class_matrices
 
-    panels = [(f"{m.title} (n={m.n})", m.values, 2)]
-    return _cached(out, f"{m.key}-{index}", [panels, m.labels], lambda: class_matrices(panels, m.labels))
+    panels = [(f"{m.title} (n={m.n})", m.values, 2) for m in ms]
+    labels = ms[0].labels
+    return _cached(out, name, [panels, labels], lambda: class_matrices(panels, labels))
 
 
 def write_summary_html(summary: dict[str, Any], suite_dir: Path) -> Path:
@@ -74,9 +77,13 @@ def write_summary_html(summary: dict[str, Any], suite_dir: Path) -> Path:
         page.table(table_header(table), table_rows(table), caption=table.note or None)
         if table.key in BAR_TABLES and table.rows:
             page.figure(_bars(table, out), f"{table.title}: mean ± std across seeds")
-    for i, m in enumerate(summary["matrices"]):
-        page.heading(m.title, level=3)
-        page.figure(_matrix(m, i, out), f"{m.title}, mean over {m.n} runs")
+    groups: dict[tuple[str, str], list[Matrix]] = {}
+    for m in summary["matrices"]:
+        groups.setdefault((m.key, m.group or m.title), []).append(m)
+    for i, ((key, _), ms) in enumerate(groups.items()):
+        titles = "; ".join(f"{m.title} (mean over {m.n} runs)" for m in ms)
+        page.heading(TABLES[key].split(":")[0] + ": " + ", ".join(m.title for m in ms), level=3)
+        page.figure(_matrices(ms, f"{key}-{i}", out), titles)
     if summary["failed"]:
         page.heading("Failed runs")
         page.table(["run", "error"], [[f["run"], f["error"]] for f in summary["failed"]])

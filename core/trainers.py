@@ -53,7 +53,7 @@ def _generator(*parts: int) -> torch.Generator:
 def build_net(cfg: RunConfig, data: PreparedData, device: torch.device) -> FFNet | BPNet:
     """The run's network with its initial weights, drawn from the global generator seeded with cfg.seed."""
     torch.manual_seed(cfg.seed)
-    hidden = cfg.hidden or data.info.hidden
+    hidden = cfg.hidden or data.info.hidden  # as Trainer.hidden
     if cfg.model == "bp":
         return BPNet(data.in_features, hidden, cfg.layers).to(device)
     return FFNet(data.in_features, hidden, cfg.layers, cfg.effective_normalize).to(device)
@@ -98,9 +98,12 @@ def bp_representations(net: BPNet, x: torch.Tensor) -> list[torch.Tensor]:
     return [torch.cat(o) for o in outs]
 
 
-def _adam(params: Iterable[torch.nn.Parameter], lr: float) -> torch.optim.Adam:
-    """Adam (β 0.9, 0.999, eps 1e-8, no weight decay), fused: one kernel for all parameters."""
-    return torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999), eps=1e-8, fused=True)
+def _adam(params: Iterable[torch.nn.Parameter], lr: float, capturable: bool = False) -> torch.optim.Adam:
+    """Adam (β 0.9, 0.999, eps 1e-8, no weight decay), fused: one kernel for all parameters.
+
+    `capturable`: its step count stays on the GPU, so a CUDA graph can hold the update.
+    """
+    return torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999), eps=1e-8, fused=True, capturable=capturable)
 
 
 def _accuracy(pred: torch.Tensor, y: torch.Tensor) -> float:
@@ -125,6 +128,11 @@ class Trainer:
         self._sums: torch.Tensor | None = None  # (3, L): loss, G+, G- sums weighted by batch size
         self._samples = 0
         self._seen = 0  # examples (pairs) in the epoch's sums
+
+    @property
+    def hidden(self) -> int:
+        """Width of every hidden layer: the run's setting, else the dataset's."""
+        return self.cfg.hidden or self.data.info.hidden
 
     # ---- progress -------------------------------------------------------------------------
     @property

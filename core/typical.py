@@ -16,29 +16,30 @@ from torch.utils.data import DataLoader, TensorDataset
 from .config import RunConfig
 from .embedding import NUM_LABELS, embed_labels, fixed_negative_pairs
 from .losses import goodness_loss
-from .networks import FFNet, goodness
+from .networks import BPNet, FFNet, goodness
 from .predict import aggregate
 from .prepare import PreparedData
-from .trainers import _generator, build_net
+from .trainers import _generator
 
 
 def _loader(*tensors: torch.Tensor, batch_size: int, shuffle: bool) -> DataLoader:
     return DataLoader(TensorDataset(*(t.cpu() for t in tensors)), batch_size=batch_size, shuffle=shuffle)
 
 
-def _pairs(cfg: RunConfig, data: PreparedData) -> tuple[torch.Tensor, torch.Tensor]:
-    """Embedded positives and fixed negatives, on the CPU."""
+def pairs(cfg: RunConfig, data: PreparedData) -> tuple[torch.Tensor, torch.Tensor]:
+    """Embedded positives and fixed negatives, on the CPU (made once, before the epochs)."""
     x, y = data.train_x.cpu(), data.train_y.cpu()
     image, wrong = fixed_negative_pairs(y, data.seen_labels, _generator(cfg.seed, -1))
     return embed_labels(x, y, data.v_train, data.shape), embed_labels(x[image], wrong, data.v_train, data.shape)
 
 
-def ff_epoch(cfg: RunConfig, data: PreparedData, device: torch.device, layers: list[int]) -> float:
-    """One epoch training `layers` (FF: each its own loss and Adam); returns the summed loss."""
-    net = build_net(cfg, data, device)
+def ff_epoch(
+    cfg: RunConfig, net: FFNet, data: tuple[torch.Tensor, torch.Tensor], device: torch.device, layers: list[int]
+) -> float:
+    """One epoch training `layers` (FF: each its own loss and Adam) on `pairs()`; returns the summed loss."""
     optimizers = [torch.optim.Adam(lin.parameters(), lr=cfg.lr) for lin in net.linears]
     total = 0.0
-    for x_pos, x_neg in _loader(*_pairs(cfg, data), batch_size=cfg.effective_batch_size, shuffle=True):
+    for x_pos, x_neg in _loader(*data, batch_size=cfg.effective_batch_size, shuffle=True):
         x_pos, x_neg = x_pos.to(device), x_neg.to(device)
         for layer in layers:
             h_pos, h_neg = net.layer(layer, x_pos), net.layer(layer, x_neg)
@@ -51,11 +52,10 @@ def ff_epoch(cfg: RunConfig, data: PreparedData, device: torch.device, layers: l
     return total
 
 
-def bpff_epoch(cfg: RunConfig, data: PreparedData, device: torch.device) -> float:
-    net = build_net(cfg, data, device)
+def bpff_epoch(cfg: RunConfig, net: FFNet, data: tuple[torch.Tensor, torch.Tensor], device: torch.device) -> float:
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     total = 0.0
-    for x_pos, x_neg in _loader(*_pairs(cfg, data), batch_size=cfg.effective_batch_size, shuffle=True):
+    for x_pos, x_neg in _loader(*data, batch_size=cfg.effective_batch_size, shuffle=True):
         x_pos, x_neg = x_pos.to(device), x_neg.to(device)
         g_pos = sum(goodness(h, cfg.goodness) for h in net(x_pos))
         g_neg = sum(goodness(h, cfg.goodness) for h in net(x_neg))
@@ -67,11 +67,10 @@ def bpff_epoch(cfg: RunConfig, data: PreparedData, device: torch.device) -> floa
     return total
 
 
-def bp_epoch(cfg: RunConfig, data: PreparedData, device: torch.device) -> float:
-    net = build_net(cfg, data, device)
+def bp_epoch(cfg: RunConfig, net: BPNet, data: tuple[torch.Tensor, torch.Tensor], device: torch.device) -> float:
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     total = 0.0
-    for x, y in _loader(data.train_x, data.train_y, batch_size=cfg.effective_batch_size, shuffle=True):
+    for x, y in _loader(*data, batch_size=cfg.effective_batch_size, shuffle=True):
         x, y = x.to(device), y.to(device)
         loss = F.cross_entropy(net(x)[0], y)
         optimizer.zero_grad()

@@ -84,7 +84,7 @@ def _drive(session: Session) -> int:
     """Run a session to its end with a console progress bar; Ctrl-C stops it with a checkpoint."""
     progress = ConsoleProgress(session.config, console)
     session.subscribe(progress.update)
-    session.subscribe_notices(lambda line: progress.note(f"note: {line}"))
+    session.subscribe_notices(lambda line: print(f"ffterm: note: {line}", file=sys.stderr))
     with progress:
         session.start()
         try:
@@ -137,26 +137,19 @@ def _detached(remote: Any) -> int:
 
 
 def cmd_runs(args: argparse.Namespace, _: Any = None) -> int:
-    runs = live_runs()
-    if not runs:
-        console.print("nothing is training now")
-        return 0
-    table = Table(box=None, show_header=True, header_style="bold")
-    for col in ("run directory", "pid", "host", "for", "started by", "control"):
-        table.add_column(col)
+    """One line per run training now: where, which process, for how long, and how to reach it."""
     import time
 
+    runs = live_runs()
+    if not runs:
+        print("nothing is training now")
     for info in runs:
         minutes = (time.time() - float(info.get("started", time.time()))) / 60
-        table.add_row(
-            str(info.get("run_dir")),
-            str(info.get("pid")),
-            str(info.get("host")),
-            f"{minutes:.0f} min",
-            str(info.get("command")),
-            "attach" if info.get("control") else "watch only",
+        how = f"ffterm attach {info.get('run_dir')}" if info.get("control") else "watch only"
+        print(
+            f"{info.get('run_dir')}  pid {info.get('pid')} on {info.get('host')}, {minutes:.0f} min, "
+            f"{info.get('command')}; {how}"
         )
-    console.print(table)
     return 0
 
 
@@ -171,6 +164,8 @@ def cmd_suite(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
         raise UsageError("--jobs must be at least 1")
     if args.backend != "ray" and (args.address or args.cpus_per_run):
         raise UsageError("--address and --cpus-per-run are for --backend ray")
+    if args.backend == "ray" and args.jobs > 1:
+        raise UsageError("--jobs is for --backend local; Ray runs as many at once as the cluster has GPUs (or CPUs)")
     if args.cpus_per_run is not None and args.cpus_per_run < 1:
         raise UsageError("--cpus-per-run must be at least 1")
     overrides.pop("seed", None)  # the suite sets the seeds

@@ -17,6 +17,7 @@ from ffterm.app.header import StatusHeader
 from ffterm.app.main import Dashboard, FFTermApp
 from ffterm.app.screens import HelpScreen, OpenRunScreen, PresetPicker, RunDialog
 from ffterm.app.views import TextPanel
+from ffterm.core import rundir
 from ffterm.core.rundir import append_snapshot, read_snapshots
 
 
@@ -200,7 +201,7 @@ async def test_export_report_and_screenshot(tmp_path):
         await pilot.press("e")
         await pilot.pause()
         paths = app.exported
-        assert [p.name for p in paths] == ["snapshot.json", "history.json", "report.md"]
+        assert [p.name for p in paths] == ["snapshot.json", "history.json", "report.md", "report.html", "curves.csv"]
         run_dir = app.primary.session.run_dir
         assert paths[0].parent.parent == run_dir / "reports"
         snap = app.primary.history.latest_evaluated
@@ -405,7 +406,8 @@ async def test_real_engine_on_synthetic_data(tmp_path):
         await pilot.press("q")
         await wait_for(pilot, lambda: not app.is_running, timeout=60)
     app.shutdown(timeout=60)
-    assert session.state in ("stopped", "finished")
+    session.join(120)  # the run trains in its own process: quitting the app leaves it to finish
+    assert session.state == "finished" and rundir.is_finished(session.run_dir)
 
 
 @pytest.mark.asyncio

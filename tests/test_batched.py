@@ -177,3 +177,19 @@ def test_only_runs_that_differ_by_seed_train_together(tmp_path):
     with pytest.raises(ConfigError, match="distinct seeds"):
         run_batched([a, a], [tmp_path / "a", tmp_path / "b"])
     assert not (tmp_path / "a").exists()
+
+
+def test_a_seed_whose_loss_becomes_nan_fails_alone(tmp_path, monkeypatch):
+    end_epoch = BatchedTrainer.end_epoch
+
+    def nan_for_the_second_seed(self):
+        metrics = end_epoch(self)
+        metrics[1].loss[0] = float("nan")
+        return metrics
+
+    monkeypatch.setattr(BatchedTrainer, "end_epoch", nan_for_the_second_seed)
+    cfgs = configs(model="ff", schedule="simultaneous")
+    dirs = [tmp_path / f"seed-{s}" for s in SEEDS]
+    first, second = run_batched(cfgs, dirs)
+    assert first.state == "finished" and rundir.is_finished(dirs[0])
+    assert second.state == "failed" and "NaN" in second.error and not rundir.is_finished(dirs[1])

@@ -85,6 +85,18 @@ def test_training_curves_bp_has_only_the_loss_panel():
     assert ff.axes[1].lines[1].get_linestyle() == "--"
 
 
+def test_mean_curves_draw_a_band_of_one_std():
+    fig = F.mean_curves(
+        {"FF": ([1, 2], [80.0, 85.0], [2.0, 1.0]), "BP": ([1, 2], [70.0, None], [0.0, None])},
+        ylabel="test accuracy (%)",
+        title="Test accuracy",
+    )
+    ax = fig.axes[0]
+    assert [line.get_label() for line in ax.lines] == ["FF", "BP"]
+    band = ax.collections[0].get_paths()[0].vertices[:, 1]
+    assert min(band) == 78.0 and max(band) == 86.0
+
+
 def test_layer_bars_heights_and_error_bars_across_seeds():
     fig = F.layer_bars(
         {"FF": [{"mean": 0.8, "std": 0.05}, {"mean": 0.7, "std": 0.1}], "BP": [0.3, None]}, threshold=0.5
@@ -106,21 +118,29 @@ def test_class_profiles_colour_the_ensemble_units():
     fig = F.class_profiles(means, ensembles, NAMES, factor=2.0)
     ax0 = fig.axes[0]
     assert ax0.get_title() == "0 T-shirt"
-    coloured = [b for b in _bars(ax0) if to_hex(b.get_facecolor()) == F.ENSEMBLE_COLOR.lower()]
-    assert [(b.get_x() + b.get_width() / 2, b.get_height()) for b in coloured] == [(1.0, 0.9)]
+    bars = {to_hex(c.get_colors()[0]): [(seg[0][0], seg[1][1]) for seg in c.get_segments()] for c in ax0.collections}
+    assert bars[F.ENSEMBLE_COLOR.lower()] == [(1.0, 0.9)]  # unit 1 only
+    assert bars[F.OTHER_COLOR] == [(0.0, 0.1), (2.0, 0.0), (3.0, 0.2)]
     # the dotted line: factor × the class mean over all units = 2 × 0.3
     assert ax0.lines[0].get_ydata()[0] == pytest.approx(0.6)
     assert "no correct rows" in [t.get_text() for t in fig.axes[2].texts]
 
 
 def test_activation_map_labels_rows_by_class():
-    matrix = [[1.0, 0.0, 0.0], [0.9, 0.1, 0.0], [0.0, 1.0, 0.2], [0.0, 0.8, 0.1]]
-    fig = F.activation_map(matrix, [0, 0, 1, 1], [0, 1, -1], NAMES, layer=2)
+    matrix = [
+        [1.0, 0.9, 0.0, 0.0, 0.1, 0.0],
+        [0.9, 0.8, 0.1, 0.0, 0.0, 0.0],
+        [0.0, 0.1, 1.0, 0.2, 0.0, 0.1],
+        [0.0, 0.0, 0.8, 0.1, 0.0, 0.0],
+    ]
+    fig = F.activation_map(matrix, [0, 0, 1, 1], [0, 0, 1, -1, 2, -1], NAMES, n_units=60, layer=2)
     heat = fig.axes[1]
     assert [t.get_text() for t in heat.get_yticklabels()] == ["0 T-shirt", "1 Trouser"]
     assert list(heat.get_yticks()) == [0.5, 2.5]
-    assert heat.images[0].get_array().shape == (4, 3)
-    assert [t.get_text() for t in fig.axes[0].texts] == ["0", "1"]  # the ensemble strip
+    assert heat.images[0].get_array().shape == (4, 6)
+    assert "60 units" in heat.get_xlabel() and "6 columns" in heat.get_xlabel()
+    # the ensemble strip names blocks of two columns or more (class 2's single column stays unlabelled)
+    assert [(t.get_text(), t.get_position()[0]) for t in fig.axes[0].texts] == [("0", 0.5)]
 
 
 def test_class_matrices_write_values_with_class_names():
@@ -132,6 +152,16 @@ def test_class_matrices_write_values_with_class_names():
     assert [t.get_text() for t in b.texts] == ["1.00", "0.25", "0.25", "1.00"]
     assert [t.get_text() for t in a.get_xticklabels()] == ["0 T-shirt", "1 Trouser"]
     assert "undefined" in undefined.texts[0].get_text()
+
+
+def test_heatmaps_label_rows_and_columns():
+    cka = [[0.9, 0.5, 0.2], [0.4, 0.8, 0.6]]
+    fig = F.heatmaps([("linear CKA", cka, 2)], ["FF L1", "FF L2"], ["BP L1", "BP L2", "BP L3"])
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["FF L1", "FF L2"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["BP L1", "BP L2", "BP L3"]
+    assert [t.get_text() for t in ax.texts] == ["0.90", "0.50", "0.20", "0.40", "0.80", "0.60"]
+    assert ax.images[0].get_clim() == (0.0, 1.0)
 
 
 def test_weight_histograms_draw_the_stored_counts():

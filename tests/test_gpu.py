@@ -68,3 +68,34 @@ def test_cuda_run_matches_the_cpu_run(tmp_path):
         assert s.state == "finished", s.error
         finals[device] = s.final
     assert finals["cuda"]["test_accuracy"] == pytest.approx(finals["cpu"]["test_accuracy"], abs=0.02)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(model="ff"),
+        dict(model="ff", schedule="simultaneous", negatives="resample"),
+        dict(model="bpff"),
+        dict(model="bp"),
+    ],
+    ids=["ff", "ff-simultaneous-resample", "bpff", "bp"],
+)
+def test_cuda_graph_step_equals_the_eager_step(kw):
+    cfgs = [tiny(**kw), tiny(seed=1, **kw)]
+    data = prepare(cfgs[0], CUDA)
+    runs = {}
+    for graphed in (False, True):
+        trainer = BatchedTrainer(cfgs, data, CUDA, cuda_graph=graphed)
+        assert (trainer.graph is not None) is graphed
+        metrics = []
+        while not trainer.done:
+            if trainer.step():
+                metrics.append(trainer.end_epoch())
+        runs[graphed] = (trainer, metrics)
+    (eager, m_eager), (graph, m_graph) = runs[False], runs[True]
+    assert graph.graph.graph is not None  # the step really was captured and replayed
+    for a, b in zip(eager.weights + eager.biases, graph.weights + graph.biases):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    for epoch_a, epoch_b in zip(m_eager, m_graph):
+        for a, b in zip(epoch_a, epoch_b):
+            assert a.loss == pytest.approx(b.loss, abs=1e-4)

@@ -330,6 +330,37 @@ def test_report_bad_input_is_one_line(tmp_path, capsys, setup, expected):
     assert not (tmp_path / "reports").exists()  # nothing written
 
 
+def damage_layers(snap: dict) -> dict:
+    if snap["layers"] is not None:
+        snap["layers"] = ["not a layer record"]
+    return snap
+
+
+def test_report_on_damaged_snapshots_or_bad_out_is_one_line(tmp_path, capsys):
+    run = make_run(tmp_path, "ff_run.jsonl", FF_CONFIG, damage_layers)
+    assert main(["report", str(run), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"{run / rundir.SNAPSHOTS}: not in the form ffterm writes (AttributeError" in err and err.count("\n") == 1
+    (tmp_path / "file").write_text("")
+    assert main(["report", str(run), "--out", str(tmp_path / "file")]) == 2
+    assert "file: is a file; give --out a folder" in capsys.readouterr().err
+
+
+def test_report_before_any_evaluation_has_the_training_curves_only(tmp_path):
+    run = make_run(tmp_path, "ff_run.jsonl", FF_CONFIG)
+    lines = (run / rundir.SNAPSHOTS).read_text().splitlines()[:2]  # epochs 1–2, not evaluated
+    (run / rundir.SNAPSHOTS).write_text("\n".join(lines) + "\n")
+    assert main(["report", str(run), "--out", str(tmp_path / "out")]) == 0
+    assert sorted(p.name for p in (tmp_path / "out" / "figures").iterdir()) == [
+        "curves-training.png",
+        "curves-training.svg",
+    ]
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "This snapshot was not evaluated" in md and "Peak test accuracy" not in md
+    with open(tmp_path / "out" / "curves.csv", newline="") as fh:
+        assert [r["loss_L1"] for r in csv.DictReader(fh)] == ["0.52836", "0.3594"]
+
+
 # ---- suites -----------------------------------------------------------------------------------
 def fake_suite_run(
     run: Path, seed: int, acc: float, sparsity: list[float], name: str = "ff-mnist", lr: float = 0.01
@@ -349,6 +380,7 @@ def fake_suite_run(
             epoch=epoch,
             total_epochs=2,
             loss=[0.5 / epoch + seed, None],
+            test_accuracy=acc - 0.1 * (2 - epoch),
         )
         rundir.append_snapshot(run, snap)
 
@@ -361,7 +393,7 @@ def test_suite_report_error_bars_and_table(tmp_path):
     (suite / "seed-2" / rundir.CONFIG).write_text("name: ff-mnist\nmodel: ff\ndataset: mnist\nseed: 2\n")
     assert main(["report", str(suite), "--out", str(tmp_path / "out")]) == 0
     out = tmp_path / "out"
-    for name in ("sparsity", "ensemble-size", "accuracy"):
+    for name in ("curves-accuracy", "sparsity", "ensemble-size", "accuracy"):
         assert_png(out / "figures" / f"{name}.png")
         assert_svg(out / "figures" / f"{name}.svg")
     md = (out / "report.md").read_text()
@@ -370,7 +402,7 @@ def test_suite_report_error_bars_and_table(tmp_path):
     assert "| 1 | 0.7500 ± 0.0707 | 0.700 ± 0.141 | 7.00 ± 1.41 |" in md
     assert "| seed-2 | ff-mnist | 2 | not finished (starting, epoch 0) |" in md
     html = (out / "report.html").read_text()
-    assert "http://" not in html and "https://" not in html and html.count("<img ") == 3
+    assert "http://" not in html and "https://" not in html and html.count("<img ") == 4
     with open(out / "curves.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert [(r["run"], r["seed"], r["epoch"], r["loss_L1"]) for r in rows] == [
@@ -379,6 +411,17 @@ def test_suite_report_error_bars_and_table(tmp_path):
         ("seed-1", "1", "1", "1.5"),
         ("seed-1", "1", "2", "1.25"),
     ]
+
+
+def test_suite_with_a_damaged_final_json_is_one_line(tmp_path, capsys):
+    suite = tmp_path / "suite"
+    fake_suite_run(suite / "seed-0", 0, 0.80, [0.6, 0.7])
+    final = json.loads((suite / "seed-0" / rundir.FINAL).read_text())
+    final["test_accuracy"] = "high"
+    rundir.write_json(suite / "seed-0" / rundir.FINAL, final)
+    assert main(["report", str(suite)]) == 2
+    err = capsys.readouterr().err
+    assert f"{suite}: not in the form ffterm writes (ValueError" in err and err.count("\n") == 1
 
 
 def test_suite_runs_are_grouped_by_setting(tmp_path):
@@ -394,6 +437,10 @@ def test_suite_runs_are_grouped_by_setting(tmp_path):
     assert [r.path.parent.name for r in settings[0].runs] == ["a", "a", "c"]
     assert settings[0].per_layer("sparsity")[0] == pytest.approx({"mean": 0.6333333333, "std": 0.1527525232, "n": 3})
     assert settings[1].per_layer("sparsity")[1] == {"mean": 0.4, "std": 0.0, "n": 1}
+    # test accuracy over the epochs, in %: epoch 1 (70, 80, 65), epoch 2 (80, 90, 75) for a, a, c
+    epochs, means, stds = settings[0].accuracy_over_epochs()
+    assert epochs == [1, 2]
+    assert means == pytest.approx([71.6666667, 81.6666667]) and stds == pytest.approx([7.6376262, 7.6376262])
 
 
 # ---- a real browser ---------------------------------------------------------------------------

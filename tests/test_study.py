@@ -12,7 +12,7 @@ from ffterm.core import rundir
 from ffterm.core.study import compare, study_tables, study_value
 from ffterm.core.suite import PLAN
 from ffterm.core.suite_similarity import CACHE
-from ffterm.core.summary import build_summary, to_markdown, write_summary
+from ffterm.core.summary import build_summary, table_header, to_markdown, write_summary
 
 
 def test_study_data_is_shipped_and_indexed():
@@ -128,7 +128,9 @@ def test_summary_of_fixed_runs_hand_computed(suite_dir):
     # Table 7: layer 2's probe on the missing class; Table 8: all classes, avg over the held-out runs, baseline
     k0 = _cell(summary, "table7", "FF", "class 0")  # 0.80 vs 0.803
     assert k0.mean == pytest.approx(0.80) and k0.study_mean == 0.803 and not k0.off
-    assert _cell(summary, "table7", "FF", "class 2") is None  # no run held class 2 out
+    assert _cell(summary, "table7", "FF", "class 2") is None  # no run held class 2 out: the column is left out
+    t7 = next(t for t in summary["tables"] if t.key == "table7")
+    assert table_header(t7)[1:] == [f"class {k} {part}" for k in (0, 1) for part in ("ours", "study", "Δ")]
     assert _cell(summary, "table8", "FF", "avg").mean == pytest.approx(0.855)
     base = _cell(summary, "table8", "FF", "baseline")
     assert base.mean == pytest.approx(0.84) and base.study_mean == 0.849 and not base.off
@@ -166,4 +168,5 @@ def test_summary_files(suite_dir):
 
     Images().feed(page)
     assert images and all(src.startswith("data:image/") for src in images)
-    assert (suite_dir / "figures" / "table2.svg").exists() and (suite_dir / "figures" / "table2.png").exists()
+    for name in ("table2", "fig12-0"):  # Fig. 2's bars, Fig. 12's Jaccard matrices
+        assert (suite_dir / "figures" / f"{name}.svg").exists() and (suite_dir / "figures" / f"{name}.png").exists()

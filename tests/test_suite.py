@@ -375,3 +375,53 @@ def test_suite_status_lists_each_run(tmp_path):
     assert (rows[0].accuracy, rows[0].sparsity, rows[0].epoch) == (0.9, [0.8, 0.6], 3)
     assert (rows[1].epoch, rows[1].total_epochs, rows[1].accuracy, rows[1].sparsity) == (2, 3, 0.5, [0.8, 0.6])
     assert rows[2].error == "DatasetError: no data" and rows[3].accuracy is None and rows[3].sparsity == []
+    # a finished run is not read again while its final.json is unchanged, and is when it changes
+    again = suite_status(tmp_path, rows)
+    assert again[0] is rows[0] and again[1] is not rows[1]
+    rundir.write_json(d0 / rundir.FINAL, {"test_accuracy": 0.7, "epochs_done": 3, "layers": fake_layers})
+    os.utime(d0 / rundir.FINAL, (1, 1))
+    assert suite_status(tmp_path, rows)[0].accuracy == 0.7
+
+
+@pytest.mark.asyncio
+async def test_suite_view_lists_runs_and_fills_the_tables(tmp_path):
+    pytest.importorskip("textual")
+    from rich.console import Console
+    from textual.app import App
+    from textual.widgets import DataTable, Static
+
+    from ffterm.app.suiteview import SuiteView
+
+    spec = preset_suite("quick-ff-synthetic", seeds=2, overrides=TINY)
+    units = suite.prepare(spec, tmp_path)
+    layers = [{"sparsity": 0.8, "ensemble_size_pct": 5.0, "rho_plus": {"mean": 0.5}, "bias": {"mean": 0.0}}]
+    final = {"config": {"model": "ff", "dataset": "mnist", "seed": 0}, "test_accuracy": 0.93, "layers": layers}
+    rundir.write_json(units[0].dirs[0] / rundir.FINAL, {**final, "epochs_done": 3})
+    opened = []
+
+    class Host(App):
+        def compose(self):
+            yield SuiteView(tmp_path, poll_s=0.1)
+
+        def on_suite_view_open_run(self, message):
+            opened.append(message.run_dir)
+
+    async with Host().run_test(size=(120, 40)) as pilot:
+        await pilot.pause(0.5)
+        table = pilot.app.query_one("#suite-runs", DataTable)
+        assert table.row_count == 2
+        assert [str(table.get_row_at(i)[2]) for i in range(2)] == ["done", "queued"]
+        assert str(table.get_row_at(0)[4]) == "0.9300"
+        assert "1 done, 1 queued" in str(pilot.app.query_one("#suite-title", Static).render())
+        console = Console(width=200, record=True)
+        console.print(pilot.app.query_one("#suite-summary", Static).content)
+        summary = console.export_text()
+        assert "Table 1: test accuracy" in summary and "0.930 ± 0.000 (n=1)" in summary
+        # the second run finishes: its row and the tables follow
+        rundir.write_json(units[1].dirs[0] / rundir.FINAL, {**final, "test_accuracy": 0.95, "epochs_done": 3})
+        await pilot.pause(0.6)
+        assert str(table.get_row_at(1)[2]) == "done"
+        table.focus()
+        await pilot.press("enter")
+        await pilot.pause(0.1)
+    assert opened == [units[0].dirs[0]]

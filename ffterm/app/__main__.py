@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a preset setting")
     parser.add_argument("--run-root", type=Path, default=Path("runs"), help="where new runs are created")
     parser.add_argument("--demo", action="store_true", help="play synthetic runs (no torch, no data)")
+    parser.add_argument("--read-only", action="store_true", help="watch only: no runs started, stopped or opened")
     args = parser.parse_args(argv)
     from ffterm.core.config import ConfigError, parse_override
 
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from . import run_app
 
-    return run_app(args.preset, overrides, args.watch or None, args.run_root)
+    return run_app(args.preset, overrides, args.watch or None, args.run_root, read_only=args.read_only)
 
 
 if __name__ == "__main__":

@@ -56,6 +56,7 @@ class RunFeed:
         self.color = RUN_COLORS[(self.id - 1) % len(RUN_COLORS)]
         self.watching = False
         self.follow_error: str | None = None  # why following the run directory stopped, if it did
+        self.notices: deque[str] = deque(maxlen=20)  # bad snapshot lines skipped (file:line: why), not yet shown
         self.last_arrival: float | None = None  # time.monotonic() of the last snapshot
         self._queue: deque[Snapshot] = deque()
         self._target: Any = None
@@ -74,6 +75,8 @@ class RunFeed:
         """Subscribe to the session; its snapshots are posted to `target` (the app)."""
         self._target = target
         self.session.subscribe(self._on_snapshot)
+        if hasattr(self.session, "subscribe_notices"):
+            self.session.subscribe_notices(self._on_notice)
 
     def follow(self, target: Any) -> None:
         """Tail RUN_DIR/snapshots.jsonl on a plain daemon thread until close()."""
@@ -85,10 +88,16 @@ class RunFeed:
 
     def _follow_loop(self) -> None:
         try:
-            for snap in follow_snapshots(self.run_dir, self._stop, poll_s=0.25):
+            for snap in follow_snapshots(self.run_dir, self._stop, poll_s=0.25, on_bad=self._on_notice):
                 self._on_snapshot(snap)
         except Exception as exc:  # a vanished directory must not kill the app
             self.follow_error = str(exc) or type(exc).__name__
+            self._target.post_message(SnapshotsReady(self.id))
+
+    def _on_notice(self, line: str) -> None:
+        """A bad line was skipped (producer thread); the UI shows it and following goes on."""
+        self.notices.append(line)
+        if self._target is not None:
             self._target.post_message(SnapshotsReady(self.id))
 
     def _on_snapshot(self, snap: Snapshot) -> None:
@@ -136,6 +145,9 @@ class RunFeed:
     def close(self, timeout: float = 0.0) -> None:
         """Stop following; for a live session, ask it to stop and wait up to `timeout` s."""
         self._stop.set()
+        if getattr(self.session, "detached", False):
+            self.session.detach()  # it trains in its own process and goes on without us
+            return
         if self.session is not None and self.active:
             self.session.stop()
         if self.session is not None and timeout:

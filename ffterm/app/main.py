@@ -27,7 +27,7 @@ from ffterm.core.snapshot import Snapshot
 
 from .feeds import RUN_COLORS, RunFeed, SnapshotsReady
 from .header import StatusHeader
-from .screens import HelpScreen, OpenRunScreen, PresetPicker, RunDialog
+from .screens import ConfirmLongRun, HelpScreen, OpenRunScreen, PresetPicker, RunDialog
 from .views import ActivationsView, CompareView, CurvesView, EIView, EnsemblesView, LayersView, View, ViewOptions
 
 MIN_WIDTH, MIN_HEIGHT = 60, 20
@@ -115,9 +115,28 @@ def _default_presets() -> Any:
 
 
 def _default_session_factory(cfg: RunConfig, run_dir: Path, force: bool = False) -> Any:
-    from ffterm.core.session import Session
+    """Runs train in their own process, so they outlive this terminal (see ffterm.core.detached)."""
+    from ffterm.core.detached import start_detached
 
-    return Session(cfg, run_dir, force=force)
+    return start_detached(cfg, run_dir, force=force)
+
+
+def _image_epochs(cfg: RunConfig) -> int:
+    """Images seen over the whole run (training sets hold ~50,000-73,000 images; 60,000 stands for all)."""
+    return cfg.total_epochs * (cfg.train_limit or 60_000)
+
+
+def _discard(session: Any) -> None:
+    """Let go of a session that lost a start race: an unstarted in-process one frees its run
+    directory, a detached one is stopped."""
+    if getattr(session, "detached", False):
+        session.stop()
+    elif hasattr(session, "release"):
+        session.release()
+
+
+READ_ONLY = "This server is read-only: visitors watch (`ffterm serve --allow-runs` lets them start runs)"
+LONG_RUN_IMAGE_EPOCHS = 1_500_000  # beyond ~25 epochs of 60,000 images a run takes more than a few minutes
 
 
 class FFTermApp(App[int]):
@@ -144,8 +163,13 @@ class FFTermApp(App[int]):
         open_picker: bool = True,
         out: Path | None = None,
         force: bool = False,
+        read_only: bool = False,
+        attach: Path | None = None,
     ) -> None:
         super().__init__()
+        self.read_only = read_only  # watch only: no runs started, stopped or opened by path
+        self.attach_dir = Path(attach) if attach is not None else None
+        self._start_generation = 0  # the newest start asked for; older ones still being created are dropped
         self.preset = preset
         self.overrides = dict(overrides or {})
         if watch is None:
@@ -187,7 +211,9 @@ class FFTermApp(App[int]):
                 self._add_feed(RunFeed.from_snapshots(name, snaps))
         for path in self.watch_dirs:
             self.add_watch(path)
-        if not self.static_snapshots and not self.watch_dirs:
+        if self.attach_dir is not None:
+            self._attach(self.attach_dir)
+        elif not self.static_snapshots and not self.watch_dirs and not self.read_only:
             if self.preset:
                 self.start_preset(self.preset, self.overrides)
             elif self.open_picker:
@@ -213,6 +239,18 @@ class FFTermApp(App[int]):
         feed.follow(self)
         return feed
 
+    @work(thread=True, group="session")
+    def _attach(self, path: Path) -> None:
+        """Take control of a run training in its own process (its control socket)."""
+        from ffterm.core.remote import RemoteSession
+
+        try:
+            session = RemoteSession(path)
+        except Exception as exc:
+            self.call_from_thread(self.notify, f"Cannot attach to {path}: {exc}", severity="error", timeout=12)
+            return
+        self.call_from_thread(self._session_created, session, session.config)
+
     # ---- snapshots in ---------------------------------------------------------------------------
     @on(SnapshotsReady)
     def _snapshots_ready(self, message: SnapshotsReady) -> None:
@@ -220,6 +258,8 @@ class FFTermApp(App[int]):
         if feed is not None and feed.follow_error and (feed.id, "follow") not in self._notified:
             self._notified.add((feed.id, "follow"))
             self.notify(f"stopped following {feed.run_dir}: {feed.follow_error}", severity="error", timeout=12)
+        while feed is not None and feed.notices:
+            self.notify(feed.notices.popleft(), severity="warning", timeout=10)
         if feed is None or not feed.drain():
             return
         self._dirty = True
@@ -283,7 +323,13 @@ class FFTermApp(App[int]):
         """The most recent feed with a live session."""
         return next((f for f in reversed(self.feeds) if f.session is not None), None)
 
-    def start_preset(self, name: str, overrides: dict[str, Any] | None = None, customise: bool = False) -> None:
+    def start_preset(
+        self, name: str, overrides: dict[str, Any] | None = None, customise: bool = False, confirm: bool = False
+    ) -> None:
+        """Start a preset; `confirm`: ask first when it is a long run (picked with one key or click)."""
+        if self.read_only:
+            self.notify(READ_ONLY, severity="warning", timeout=8)
+            return
         try:
             cfg = self.presets.load_preset(name, overrides or None)
         except (ValueError, OSError) as exc:  # PresetError, ConfigError
@@ -292,6 +338,8 @@ class FFTermApp(App[int]):
         self.last_preset = name
         if customise:
             self.push_screen(RunDialog(cfg), self._dialog_done)
+        elif confirm and _image_epochs(cfg) > LONG_RUN_IMAGE_EPOCHS:
+            self.push_screen(ConfirmLongRun(cfg, _image_epochs(cfg)), lambda ok: ok and self.start_config(cfg))
         else:
             self.start_config(cfg)
 
@@ -306,10 +354,11 @@ class FFTermApp(App[int]):
             current.session.stop()
             self.notify(f"Stopping {current.name} to start {cfg.name}")
         self.last_config = cfg
-        self._create_session(cfg)
+        self._start_generation += 1
+        self._create_session(cfg, self._start_generation)
 
-    @work(thread=True, exclusive=True, group="session")
-    def _create_session(self, cfg: RunConfig) -> None:
+    @work(thread=True, group="session")
+    def _create_session(self, cfg: RunConfig, generation: int) -> None:
         try:
             run_dir, self._out = (
                 (self._out, None) if self._out is not None else (new_run_dir(cfg.name, self.run_root), None)
@@ -321,9 +370,13 @@ class FFTermApp(App[int]):
         except Exception as exc:
             self.call_from_thread(self.notify, f"Cannot start {cfg.name}: {exc}", severity="error", timeout=12)
             return
-        self.call_from_thread(self._session_created, session, cfg)
+        self.call_from_thread(self._session_created, session, cfg, generation)
 
-    def _session_created(self, session: Any, cfg: RunConfig) -> None:
+    def _session_created(self, session: Any, cfg: RunConfig, generation: int | None = None) -> None:
+        if generation is not None and generation != self._start_generation:
+            # another start was asked for while this one was being created: it must not train too
+            _discard(session)
+            return
         feed = RunFeed(cfg.name, getattr(session, "run_dir", None), session)
         feed.attach_session(self)
         self._add_feed(feed, primary=True)
@@ -337,6 +390,9 @@ class FFTermApp(App[int]):
     def action_new_run(self) -> None:
         if isinstance(self.screen, PresetPicker):
             return
+        if self.read_only:
+            self.notify(READ_ONLY, severity="warning", timeout=8)
+            return
         try:
             presets = self.presets.list_presets()
             default = getattr(self.presets, "DEFAULT_PRESET", None)
@@ -347,9 +403,13 @@ class FFTermApp(App[int]):
 
     def _picked(self, result: tuple[str, bool] | None) -> None:
         if result is not None:
-            self.start_preset(result[0], self.overrides if result[0] == self.preset else None, customise=result[1])
+            overrides = self.overrides if result[0] == self.preset else None
+            self.start_preset(result[0], overrides, customise=result[1], confirm=True)
 
     def action_run_dialog(self) -> None:
+        if self.read_only:
+            self.notify(READ_ONLY, severity="warning", timeout=8)
+            return
         base = self.last_config
         if base is None:
             try:
@@ -359,6 +419,9 @@ class FFTermApp(App[int]):
         self.push_screen(RunDialog(base), self._dialog_done)
 
     def _need_session(self) -> RunFeed | None:
+        if self.read_only:
+            self.notify(READ_ONLY, severity="warning", timeout=8)
+            return None
         feed = self.session_feed
         if feed is None:
             self.notify("No training here: this run is watched (n starts one).", severity="warning")
@@ -398,6 +461,9 @@ class FFTermApp(App[int]):
             self.notify(f"Checkpoint requested → {feed.run_dir}")
 
     def action_open_run(self) -> None:
+        if self.read_only:
+            self.notify(READ_ONLY, severity="warning", timeout=8)
+            return
         exclude = [f.run_dir for f in self.feeds if f.run_dir is not None]
         self.push_screen(OpenRunScreen(self.run_root, exclude), self._opened)
 
@@ -543,14 +609,20 @@ class FFTermApp(App[int]):
                 cmds.append((f"Show run in dashboard: {feed.name}", "", lambda f=feed: self.focus_run(f)))
         try:
             for p in self.presets.list_presets():
-                cmds.append((f"Start preset: {p.name}", p.description or "", lambda n=p.name: self.start_preset(n)))
+                cmds.append(
+                    (
+                        f"Start preset: {p.name}",
+                        p.description or "",
+                        lambda n=p.name: self.start_preset(n, confirm=True),
+                    )
+                )
         except Exception:
             pass
         return cmds
 
     # ---- quitting ------------------------------------------------------------------------------
     def action_quit_app(self) -> None:
-        active = [f for f in self.feeds if f.active]
+        active = [f for f in self.feeds if f.active and not getattr(f.session, "detached", False)]
         if self._quitting or not active:
             self.shutdown(timeout=0)
             self.exit(0)
@@ -573,5 +645,5 @@ class FFTermApp(App[int]):
             f.close(timeout=0)
         if timeout:
             for f in self.feeds:
-                if f.session is not None:
+                if f.session is not None and not getattr(f.session, "detached", False):
                     f.session.join(timeout)

@@ -306,3 +306,37 @@ class HelpScreen(ModalScreen[None]):
 
     def action_close(self) -> None:
         self.dismiss(None)
+
+
+class ConfirmLongRun(ModalScreen[bool]):
+    """Asks before a run that takes more than a few minutes starts (a stray click or key must not
+    start an 80-epoch run)."""
+
+    BINDINGS = [Binding("escape,n", "answer(False)", "Cancel"), Binding("y", "answer(True)", "Start")]
+
+    def __init__(self, cfg: RunConfig, image_epochs: int) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.image_epochs = image_epochs
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="confirm-long", classes="dialog"):
+            yield Label(f"Start {self.cfg.name}?", classes="dialog-title")
+            yield Static(
+                f"{self.cfg.total_epochs} epochs over {self.image_epochs // self.cfg.total_epochs:,} images: "
+                "a long run (tens of minutes or more).\nIt trains in its own process and goes on if this "
+                "terminal closes; `ffterm attach` finds it again."
+            )
+            with Horizontal():
+                yield Button("Start (y)", id="confirm-start", variant="primary")
+                yield Button("Cancel (n)", id="confirm-cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#confirm-cancel", Button).focus()  # enter alone does not start it
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "confirm-start")
+
+    def action_answer(self, start: bool) -> None:
+        self.dismiss(start)

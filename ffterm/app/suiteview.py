@@ -1,0 +1,131 @@
+"""The Suite view: every run of a suite folder (state, epoch, accuracy, sparsity per layer) and the
+study tables as they fill.
+
+It reads the suite folder alone (`ffterm.core.suite_status`, `ffterm.core.summary`), so it follows a
+suite running anywhere: in this process, in subprocesses, on a cluster writing to a shared folder.
+The folder is read in a thread every `poll_s` seconds; finished runs are read once; the summary is
+rebuilt only when a run has finished since the last time (similarity is never computed here, only
+read from the suite's cache). Enter on a run posts `SuiteView.OpenRun` with its directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.table import Table
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.containers import Vertical, VerticalScroll
+from textual.message import Message
+from textual.widgets import DataTable, Static
+
+from ffterm.core.formatting import fmt
+from ffterm.core.suite_status import RunStatus, suite_status
+from ffterm.core.summary import build_summary, table_header, table_rows
+
+STATE_STYLE = {"done": "green", "running": "cyan", "stopped": "yellow", "failed": "red", "queued": "dim"}
+
+
+def status_row(r: RunStatus) -> list[Text | str]:
+    """One run as table cells: setting, seed, state, epoch, accuracy, sparsity per layer."""
+    epoch = "" if r.epoch is None else f"{r.epoch}/{r.total_epochs}" if r.total_epochs else str(r.epoch)
+    sparsity = " ".join(fmt(s, 2) for s in r.sparsity) or "—"
+    state = Text(r.state, style=STATE_STYLE.get(r.state, ""))
+    if r.error:
+        state.append(f" {r.error}", style="dim red")
+    return [r.setting, str(r.seed), state, epoch, fmt(r.accuracy, 4), sparsity]
+
+
+def summary_renderables(summary: dict) -> list[Table | Text]:
+    """The study tables as rich tables (⚠ cells in red), then the failed runs."""
+    out: list[Table | Text] = []
+    for t in summary["tables"]:
+        table = Table(title=t.title, title_justify="left", caption=t.note or None, expand=False)
+        header = table_header(t)
+        for i, h in enumerate(header):
+            table.add_column(h, justify="left" if i == 0 else "right", no_wrap=i > 0)
+        for row in table_rows(t):
+            table.add_row(*[Text(c, style="bold red" if c.endswith("⚠") else "") for c in row])
+        out.append(table)
+    return out or [Text("No run has finished yet: the tables fill as runs finish.", style="dim")]
+
+
+class SuiteView(Vertical):
+    """Runs of a suite folder above, its study tables below; both follow the folder."""
+
+    DEFAULT_CSS = """
+    SuiteView #suite-runs { height: 1fr; min-height: 6; }
+    SuiteView #suite-tables { height: 1fr; border-top: solid $primary; }
+    SuiteView #suite-title { height: 1; text-style: bold; }
+    """
+
+    class OpenRun(Message):
+        """Open this run's dashboard."""
+
+        def __init__(self, run_dir: Path) -> None:
+            super().__init__()
+            self.run_dir = run_dir
+
+    def __init__(self, suite_dir: Path, *, poll_s: float = 2.0, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.suite_dir = Path(suite_dir)
+        self.poll_s = poll_s
+        self.rows: list[RunStatus] = []
+        self._done_seen = -1  # finished runs at the last summary
+
+    def compose(self) -> ComposeResult:
+        yield Static(f"Suite {self.suite_dir}", id="suite-title")
+        table: DataTable = DataTable(id="suite-runs", cursor_type="row", zebra_stripes=True)
+        table.add_columns("setting", "seed", "state", "epoch", "accuracy", "sparsity per layer")
+        yield table
+        with VerticalScroll(id="suite-tables"):
+            yield Static(id="suite-summary")
+
+    def on_mount(self) -> None:
+        self.poll()
+        self.set_interval(self.poll_s, self.poll)
+
+    @work(thread=True, exclusive=True, group="suite-poll")
+    def poll(self) -> None:
+        """Read the folder (in a thread) and hand the result to the UI."""
+        rows = suite_status(self.suite_dir, self.rows)
+        done = sum(r.state == "done" for r in rows)
+        summary = None
+        if done != self._done_seen:
+            summary = build_summary(self.suite_dir, compute_similarity=False, log=lambda _m: None)
+            self._done_seen = done
+        self.app.call_from_thread(self._show, rows, summary)
+
+    def _show(self, rows: list[RunStatus], summary: dict | None) -> None:
+        table = self.query_one("#suite-runs", DataTable)
+        states = {s: sum(r.state == s for r in rows) for s in STATE_STYLE}
+        counts = ", ".join(f"{n} {s}" for s, n in states.items() if n)
+        self.query_one("#suite-title", Static).update(f"Suite {self.suite_dir}: {counts}")
+        if [r.dir for r in rows] != [r.dir for r in self.rows]:
+            table.clear()
+            for r in rows:
+                table.add_row(*status_row(r), key=r.dir)
+        else:
+            for old, new in zip(self.rows, rows):
+                if old != new:
+                    for col, value in zip(table.columns, status_row(new)):
+                        table.update_cell(new.dir, col, value)
+        self.rows = rows
+        if summary is not None:
+            self.query_one("#suite-summary", Static).update(_stack(summary_renderables(summary)))
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        run = next((r for r in self.rows if r.dir == event.row_key.value), None)
+        if run is not None and run.state != "queued":
+            self.post_message(self.OpenRun(run.path))
+
+
+def _stack(renderables: list[Table | Text]) -> Table:
+    """Renderables one under the other, a blank line between."""
+    grid = Table.grid()
+    for r in renderables:
+        grid.add_row(r)
+        grid.add_row("")
+    return grid

@@ -1,0 +1,138 @@
+"""The app with untrusted run files, unwritable folders, read-only visitors, long runs and start races."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from ffterm.app.demo import DemoPresets, DemoSession, demo_snapshots
+from ffterm.app.main import FFTermApp
+from ffterm.app.screens import ConfirmLongRun, PresetPicker
+from ffterm.core import rundir
+from ffterm.core.config import RunConfig, dump_yaml
+
+
+async def wait_for(pilot, cond, timeout: float = 15.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        await pilot.pause(0.05)
+    return bool(cond())
+
+
+def notices(app: FFTermApp) -> list[str]:
+    return [str(n.message) for n in app._notifications]
+
+
+def _run_with_bad_lines(run: Path) -> Path:
+    run.mkdir(parents=True)
+    snaps = demo_snapshots(epochs_per_stage=2, layers=3, n_units=40)
+    (run / rundir.CONFIG).write_text(dump_yaml(RunConfig(name="demo", dataset="synthetic", epochs=2, hidden=40)))
+    lines = [s.to_json() for s in snaps]
+    crafted = json.loads(lines[1])
+    crafted["num_layers"] = 1_000_000_000
+    lines.insert(1, json.dumps(crafted))
+    crafted = json.loads(lines[3])
+    crafted["epoch"] = "x"
+    lines.insert(3, json.dumps(crafted))
+    (run / rundir.SNAPSHOTS).write_text("\n".join(lines) + "\n")
+    return run
+
+
+@pytest.mark.asyncio
+async def test_watch_skips_crafted_lines_with_a_notice_and_goes_on(tmp_path):
+    run = _run_with_bad_lines(tmp_path / "run")
+    good = len(demo_snapshots(epochs_per_stage=2, layers=3, n_units=40))
+    app = FFTermApp(watch=run, run_root=tmp_path, presets=DemoPresets())
+    async with app.run_test(size=(100, 30)) as pilot:
+        assert await wait_for(pilot, lambda: app.primary is not None and app.primary.history.count == good)
+        assert app.primary.history.num_layers == 3  # not a billion
+        shown = notices(app)
+        assert any(f"{run / rundir.SNAPSHOTS}:2: skipped a bad snapshot line (num_layers" in n for n in shown)
+        assert any(f"{run / rundir.SNAPSHOTS}:4: skipped a bad snapshot line (epoch" in n for n in shown)
+        with open(run / rundir.SNAPSHOTS, "a") as fh:  # following went on past the bad lines
+            fh.write(demo_snapshots(epochs_per_stage=2, layers=3, n_units=40)[-1].to_json() + "\n")
+        assert await wait_for(pilot, lambda: app.primary.history.count == good + 1)
+        assert app.is_running
+
+
+@pytest.mark.asyncio
+async def test_a_screenshot_into_an_unwritable_place_is_a_notice(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    app = FFTermApp(snapshots={"demo": demo_snapshots()}, run_root=tmp_path / "file" / "runs", presets=DemoPresets())
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert any("Cannot save a screenshot in" in n for n in notices(app))
+        assert app.is_running
+
+
+@pytest.mark.asyncio
+async def test_read_only_visitors_watch_but_start_nothing(tmp_path):
+    started = []
+    app = FFTermApp(
+        run_root=tmp_path,
+        presets=DemoPresets(),
+        read_only=True,
+        session_factory=lambda cfg, d: started.append(cfg) or DemoSession(cfg, d),
+    )
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause(0.3)
+        assert not isinstance(app.screen, PresetPicker)  # no picker on opening
+        for key in ("n", "r", "o", "p", "s", "c"):
+            await pilot.press(key)
+            await pilot.pause()
+        app.start_preset("quick-ff-fashionmnist")
+        await pilot.pause(0.3)
+        assert started == [] and not isinstance(app.screen, PresetPicker)
+        assert sum("read-only" in n for n in notices(app)) >= 7
+
+
+@pytest.mark.asyncio
+async def test_a_long_preset_picked_asks_first(tmp_path):
+    started = []
+    app = FFTermApp(
+        run_root=tmp_path,
+        presets=DemoPresets(),
+        session_factory=lambda cfg, d: started.append(cfg) or DemoSession(cfg, d),
+    )
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause(0.3)
+        app.start_preset("quick-ff-fashionmnist", {"epochs": 80}, confirm=True)  # 240 layer-epochs
+        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmLongRun))
+        await pilot.press("enter")  # the focused button is Cancel: a stray key starts nothing
+        await pilot.pause(0.3)
+        assert started == [] and not isinstance(app.screen, ConfirmLongRun)
+        app.start_preset("quick-ff-fashionmnist", {"epochs": 80}, confirm=True)
+        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmLongRun))
+        await pilot.press("y")
+        assert await wait_for(pilot, lambda: len(started) == 1)
+        app.start_preset("quick-ff-fashionmnist", {"epochs": 2}, confirm=True)  # a short one starts at once
+        assert await wait_for(pilot, lambda: len(started) == 2)
+
+
+@pytest.mark.asyncio
+async def test_two_quick_starts_leave_one_training(tmp_path):
+    """The second start arrives while the first session is still being created."""
+    created: list[DemoSession] = []
+
+    def slow_factory(cfg, d):
+        session = DemoSession(cfg, d, interval=0.05)
+        created.append(session)
+        time.sleep(1.0 if len(created) == 1 else 0.0)  # the first one takes a while to set up
+        return session
+
+    app = FFTermApp(run_root=tmp_path, presets=DemoPresets(), session_factory=slow_factory, open_picker=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.start_preset("quick-ff-fashionmnist", {"epochs": 50})
+        await pilot.pause(0.2)
+        app.start_preset("quick-ff-fashionmnist", {"epochs": 50})
+        assert await wait_for(pilot, lambda: len(created) == 2 and created[1].state == "running")
+        await pilot.pause(1.5)
+        assert [s for s in created if s.alive] == [created[1]]  # the first one never started training
+        assert [f.session for f in app.feeds] == [created[1]]
