@@ -380,6 +380,18 @@ class SeedView:
         self.num_stages = batched.num_stages
 
     @property
+    def stage(self) -> int:
+        return self.batched.stage
+
+    @property
+    def epoch(self) -> int:
+        return self.batched.epoch
+
+    @property
+    def batch(self) -> int:
+        return self.batched.batch
+
+    @property
     def epochs_done(self) -> int:
         return self.batched.epochs_done
 
@@ -455,6 +467,9 @@ def run_batched(
         for session in sessions:
             (session.run_dir / "error.log").write_text(text)
             session._fail(f"{type(exc).__name__}: {_first_line(exc)} (traceback in {session.run_dir / 'error.log'})")
+    finally:  # these sessions never run a thread of their own, which would let go of their run directories
+        for session in sessions:
+            session.release()
     return sessions
 
 

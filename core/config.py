@@ -156,6 +156,9 @@ def _coerce(key: str, value: Any) -> Any:
         if not isinstance(value, (str, int, float)):
             raise ConfigError(f"{key}: expected text, got {value!r}")
         value = str(value)
+        allowed = "\n\t" if key == "description" else ""  # escape sequences must not reach the terminal
+        if any((ord(ch) < 32 or 127 <= ord(ch) < 160) and ch not in allowed for ch in value):
+            raise ConfigError(f"{key}: control characters are not allowed; use plain text")
     low, high = _RANGES.get(key, (None, None))
     if low is not None and (value < low or (key in _EXCLUSIVE_LOW and value == low)):
         bound = f"> {low}" if key in _EXCLUSIVE_LOW else f">= {low}"

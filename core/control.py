@@ -21,7 +21,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from .lock import registry_dir
+from .lock import private_dir, registry_dir
 from .rundir import RunDirError
 
 SOCKET = "control.sock"
@@ -57,7 +57,8 @@ class ControlServer:
         self._sock: socket.socket | None = None
 
     def start(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if self.path.name != SOCKET:  # the hashed name in the runtime dir: that folder must be ours alone
+            private_dir(self.path.parent)
         self.path.unlink(missing_ok=True)  # a socket left by a crash (we hold the run's lock)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old = os.umask(0o177)  # born 0600: no moment where another user could connect

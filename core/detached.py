@@ -139,8 +139,11 @@ def main(argv: list[str] | None = None) -> int:
     session.subscribe_notices(lambda line: print("note:", line, flush=True))
     signal.signal(signal.SIGTERM, lambda *_: session.stop())  # `kill PID` stops with a checkpoint
     session.start()
-    status.write(json.dumps({"ok": True, "pid": os.getpid()}) + "\n")
-    status.close()
+    try:
+        status.write(json.dumps({"ok": True, "pid": os.getpid()}) + "\n")
+        status.close()
+    except OSError:  # the starter is gone already (hung up while we started): train on regardless
+        pass
     try:
         while session.alive:
             session.join(0.5)

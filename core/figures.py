@@ -527,7 +527,7 @@ def heldout_ensembles(
     n = max(len(heldout_layers), 1)
     k = heldout_class
     with _style():
-        fig = _new_figure(max(3.4, 2.9 * n), 2.8)
+        fig = _new_figure(max(3.4, 3.0 * n + 1.2), 3.0)
         axes = fig.subplots(1, n, squeeze=False, sharey=True)[0]
         for i, ax in enumerate(axes):
             rec = heldout_layers[i] if i < len(heldout_layers) else {}
@@ -549,7 +549,7 @@ def heldout_ensembles(
                 x, [_label(class_names, c) for c in range(C)], rotation=60, ha="right", rotation_mode="anchor"
             )
             in_seen = ek_set & set().union(*(set(e) for c, e in enumerate(seen) if c != k))
-            ax.set_title(f"layer {i + 1}: |E_k| = {len(ek)}, {len(in_seen)} in a seen ensemble")
+            ax.set_title(f"layer {i + 1}\n|E_k| = {len(ek)}, {len(in_seen)} of them in a seen ensemble")
             ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         axes[0].set_ylabel("units")
         drawn = [ax for ax in axes if ax.patches]

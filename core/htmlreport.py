@@ -32,7 +32,7 @@ h1 { font-size: 1.6rem; margin-bottom: .2rem; } h2 { font-size: 1.25rem; margin-
 table { border-collapse: collapse; margin: .6rem 0 1rem; font-variant-numeric: tabular-nums; font-size: .9rem; }
 th, td { border: 1px solid #d5d5d5; padding: .25rem .55rem; text-align: right; }
 th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
-caption { caption-side: bottom; text-align: left; color: #555; font-size: .85rem; padding-top: .3rem; }
+caption { caption-side: top; text-align: left; font-weight: 600; padding-bottom: .3rem; }
 figure { margin: 1rem 0 1.6rem; } figure img { max-width: 100%; height: auto; }
 figcaption { color: #444; font-size: .9rem; margin-top: .3rem; }
 .note { color: #555; font-size: .9rem; }

@@ -42,6 +42,16 @@ def registry_dir() -> Path:
         return Path(platformdirs.user_runtime_dir("ffterm")) / "runs"
 
 
+def private_dir(path: Path) -> Path:
+    """`path`, created 0700 if missing; OSError unless it is ours and closed to other users (a
+    shared /tmp fallback could otherwise be prepared by someone else)."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    info = path.stat()
+    if info.st_uid != os.getuid() or info.st_mode & 0o022:
+        raise PermissionError(f"{path} belongs to another user or others can write to it")
+    return path
+
+
 def _entry_path(run_dir: Path) -> Path:
     key = hashlib.sha256(str(run_dir.resolve()).encode()).hexdigest()[:16]
     return registry_dir() / f"{key}.json"
@@ -121,7 +131,8 @@ class RunLock:
         os.pwrite(self._fd, data, 0)
         with contextlib.suppress(OSError):  # the registry is a convenience: never fail a run over it
             entry = _entry_path(self.run_dir)
-            entry.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            private_dir(entry.parent.parent)
+            private_dir(entry.parent)
             entry.write_text(json.dumps(self.info))
 
     @property

@@ -28,15 +28,16 @@ class MarkdownPage:
         self._lines += [f"*{text}*" if note else text, ""]
 
     def table(self, header: Sequence[str], rows: Sequence[Sequence[str]], caption: str | None = None) -> None:
-        """A pipe table: the first column left-aligned, the others right-aligned (numbers)."""
+        """A pipe table (its caption in bold above it): the first column left-aligned, the others
+        right-aligned (numbers)."""
+        if caption:
+            self._lines += [f"**{caption}**", ""]
         self._lines += [
             "| " + " | ".join(_cell(h) for h in header) + " |",
             "|" + "|".join(":---" if i == 0 else "---:" for i in range(len(header))) + "|",
             *("| " + " | ".join(_cell(c) for c in row) + " |" for row in rows),
             "",
         ]
-        if caption:
-            self._lines += [caption, ""]
 
     def figure(self, images: Path | Sequence[Path], caption: str, alt: str | None = None) -> None:
         """Link a figure file (of several formats given, the PNG: every Markdown viewer shows it)."""

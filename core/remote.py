@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,8 @@ from .control import ControlError, send
 from .lock import read_holder
 from .snapshot import Snapshot
 
-Subscriber = Any  # Callable[[Snapshot], None]
+Subscriber = Callable[[Snapshot], None]
+NoticeHandler = Callable[[str], None]
 _STATUS_TTL_S = 0.3  # how long a status reply is reused (the app asks on every redraw)
 
 
@@ -42,7 +44,7 @@ class RemoteSession:
         self._process = process  # the Popen of a run this process started (reaped when it ends)
         self._poll_s = poll_s
         self._subscribers: list[Subscriber] = []
-        self._notice_handlers: list[Subscriber] = []
+        self._notice_handlers: list[NoticeHandler] = []
         self._stop_following = threading.Event()
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
@@ -56,7 +58,7 @@ class RemoteSession:
     def subscribe(self, fn: Subscriber) -> None:
         self._subscribers.append(fn)
 
-    def subscribe_notices(self, fn: Subscriber) -> None:
+    def subscribe_notices(self, fn: NoticeHandler) -> None:
         """`fn(line)` for each bad snapshot line skipped while following."""
         self._notice_handlers.append(fn)
 
@@ -134,7 +136,7 @@ class RemoteSession:
         if self._process is not None:
             self._process.poll()
         final_path = self.run_dir / rundir.FINAL
-        snaps = rundir.read_snapshots(self.run_dir)
+        snaps = rundir.read_snapshots(self.run_dir, on_bad=None)  # the follower reported bad lines
         last = next((s for s in reversed(snaps) if s.kind == "state"), None)
         if final_path.exists():
             try:

@@ -31,6 +31,7 @@ from .report_beyond import beyond_figures, beyond_sections
 from .rundir import CONFIG, SNAPSHOTS, RunDirError, atomic_write_text, read_snapshots
 from .runfigures import FigureFiles, render_figures, run_figures
 from .snapshot import Snapshot, _finite
+from .validation import Notice
 
 PEAK_NOTE = (
     "a monitoring figure, not a result: choosing the best epoch by its test accuracy is selection on the test set"
@@ -409,12 +410,13 @@ def write_report(
     return paths
 
 
-def report_run(run_dir: Path, out_dir: Path | None = None) -> list[Path]:
-    """`ffterm report RUN_DIR`: the report of the run's last evaluated snapshot (else its last one)."""
+def report_run(run_dir: Path, out_dir: Path | None = None, on_bad: Notice | None = None) -> list[Path]:
+    """`ffterm report RUN_DIR`: the report of the run's last evaluated snapshot (else its last one);
+    damaged snapshot lines are skipped, each reported through `on_bad`."""
     run_dir = Path(run_dir)
     read_run_config(run_dir)  # refuse a folder that is not a run before writing anything
     try:
-        history = RunHistory.from_snapshots(read_snapshots(run_dir))
+        history = RunHistory.from_snapshots(read_snapshots(run_dir, on_bad))
         snapshot = history.latest_evaluated or history.latest
         if snapshot is None:
             raise RunDirError(f"{run_dir}: the run has no snapshots yet; report on it after its first epoch")
@@ -423,7 +425,7 @@ def report_run(run_dir: Path, out_dir: Path | None = None) -> list[Path]:
         raise damaged(run_dir / SNAPSHOTS, exc) from None
 
 
-def report_path(path: Path, out_dir: Path | None = None) -> list[Path]:
+def report_path(path: Path, out_dir: Path | None = None, on_bad: Notice | None = None) -> list[Path]:
     """`ffterm report PATH`: the report of a run directory, or of a suite folder holding runs."""
     path = Path(path)
     if not path.is_dir():
@@ -439,7 +441,7 @@ def report_path(path: Path, out_dir: Path | None = None) -> list[Path]:
             "give a folder made by `ffterm run` or `ffterm suite`"
         )
     try:
-        return report_run(path, out_dir) if is_run else report_suite(path, out_dir)
+        return report_run(path, out_dir, on_bad) if is_run else report_suite(path, out_dir, on_bad)
     except OSError as exc:
         raise RunDirError(
             f"{exc.filename or out_dir or path}: cannot write the report ({exc.strerror or exc})"

@@ -148,7 +148,7 @@ def beyond_figures(history: RunHistory, run_dir: Path | None, class_names: list[
     life = EnsembleLife.from_history(history)
     specs = [
         FigureSpec(
-            f"ensemble-life-layer{i + 1}",
+            f"ensemble-life-layer-{i + 1}",
             f"Layer {i + 1}: ensemble membership of every unit that was ever a member (rows) at every evaluation "
             "(columns), one panel per class; the red line marks the epoch from which the ensemble stays stable.",
             lambda classes=classes, i=i: BF.life_raster_figure(classes, i, class_names),

@@ -9,6 +9,7 @@ against the run's schema (`validation.SnapshotSchema`) and a bad one is skipped 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import tempfile
@@ -132,9 +133,14 @@ def append_snapshot(run_dir: Path, snapshot: Snapshot) -> None:
         fh.flush()
 
 
-def read_snapshots(run_dir: Path, on_bad: Notice | None = None) -> list[Snapshot]:
+def _warn(line: str) -> None:
+    logging.getLogger("ffterm").warning("ffterm: note: %s", line)
+
+
+def read_snapshots(run_dir: Path, on_bad: Notice | None = _warn) -> list[Snapshot]:
     """Every valid snapshot line of a run; each bad line (torn, edited, out of the run's bounds) is
-    skipped and reported through `on_bad` with its file and line number."""
+    skipped and reported through `on_bad` with its file and line number (default: a logged warning,
+    which reaches stderr when nothing else is set up)."""
     return [snap for _, snap in read_numbered_snapshots(run_dir, on_bad)]
 
 

@@ -28,10 +28,11 @@ from .formatting import fmt_pm
 from .history import RunHistory
 from .htmlreport import HtmlPage
 from .markdownpage import MarkdownPage
+from .pooling import POOLABLE_KEYS, mean_std
 from .report import DAMAGED, Page, damaged, read_run_config, report_dir
 from .rundir import CONFIG, FINAL, RunDirError, atomic_write_text, read_snapshots
 from .runfigures import FigureFiles
-from .pooling import POOLABLE_KEYS, mean_std
+from .validation import Notice
 
 MAX_DEPTH = 3  # suite/setting/seed-N/ at most
 
@@ -107,13 +108,14 @@ def _read_final(run_dir: Path) -> dict[str, Any] | None:
     return data
 
 
-def group_runs(run_dirs: list[Path]) -> list[Setting]:
-    """Runs grouped by their settings (everything but the seed and bookkeeping), in first-seen order."""
+def group_runs(run_dirs: list[Path], on_bad: Notice | None = None) -> list[Setting]:
+    """Runs grouped by their settings (everything but the seed and bookkeeping), in first-seen order;
+    `on_bad` hears of every snapshot line skipped as damaged."""
     groups: dict[str, Setting] = {}
     for d in run_dirs:
         cfg = read_run_config(d)
         key = json.dumps({k: v for k, v in to_dict(cfg).items() if k not in POOLABLE_KEYS}, sort_keys=True)
-        run = Run(d, cfg, _read_final(d), RunHistory.from_snapshots(read_snapshots(d)))
+        run = Run(d, cfg, _read_final(d), RunHistory.from_snapshots(read_snapshots(d, on_bad)))
         groups.setdefault(key, Setting(label=""))
         groups[key].runs.append(run)
     settings = list(groups.values())
@@ -135,10 +137,11 @@ def _run_state(run: Run) -> str:
     h = run.history
     if h.state == "failed":
         return f"failed: {h.message}" if h.message else "failed"
-    return f"not finished ({h.state}, epoch {h.latest.epoch if h.latest else 0})"
+    return f"no final.json yet (last snapshot: {h.state}, epoch {h.latest.epoch if h.latest else 0})"
 
 
 def _figures(settings: list[Setting], out_dir: Path) -> list[FigureFiles]:
+    finished = [s for s in settings if s.finished]  # bars: settings with a result only
     specs = [
         (
             "curves-accuracy",
@@ -154,13 +157,13 @@ def _figures(settings: list[Setting], out_dir: Path) -> list[FigureFiles]:
             "sparsity",
             "Hoyer sparsity per layer of correctly classified test representations; bars: mean over seeds, "
             "error bars: ± sample std (dashed: 0.5, above which ensembles are defined).",
-            lambda: F.layer_bars({s.label: s.per_layer("sparsity") for s in settings}, threshold=0.5),
+            lambda: F.layer_bars({s.label: s.per_layer("sparsity") for s in finished}, threshold=0.5),
         ),
         (
             "ensemble-size",
             "Mean ensemble size per layer (% of the layer's units), mean ± std over seeds.",
             lambda: F.layer_bars(
-                {s.label: s.per_layer("ensemble_size_pct") for s in settings},
+                {s.label: s.per_layer("ensemble_size_pct") for s in finished},
                 ylabel="ensemble size (% of units)",
                 title="Ensemble size per layer",
                 ylim=None,
@@ -170,7 +173,7 @@ def _figures(settings: list[Setting], out_dir: Path) -> list[FigureFiles]:
             "accuracy",
             "Final test accuracy of each layer, mean ± std over seeds.",
             lambda: F.layer_bars(
-                {s.label: s.per_layer("accuracy", scale=100.0) for s in settings},
+                {s.label: s.per_layer("accuracy", scale=100.0) for s in finished},
                 ylabel="test accuracy (%)",
                 title="Layer accuracy",
                 ylim=(0.0, 100.0),
@@ -212,6 +215,9 @@ def _build(page: Page, suite_dir: Path, settings: list[Setting], figures: list[F
     page.heading("Per layer")
     for s in settings:
         sparsity, size, acc = s.per_layer("sparsity"), s.per_layer("ensemble_size_pct"), s.per_layer("accuracy")
+        if not sparsity:
+            page.paragraph(f"{s.label}: no finished runs yet.", note=True)
+            continue
         page.table(
             ["layer", "accuracy", "sparsity", "ensemble size %"],
             [[str(i + 1), fmt_pm(acc[i], 4), fmt_pm(sparsity[i]), fmt_pm(size[i], 2)] for i in range(len(sparsity))],
@@ -232,20 +238,22 @@ def _build(page: Page, suite_dir: Path, settings: list[Setting], figures: list[F
     )
 
 
-def report_suite(suite_dir: Path, out_dir: Path | None = None) -> list[Path]:
+def report_suite(suite_dir: Path, out_dir: Path | None = None, on_bad: Notice | None = None) -> list[Path]:
     """Write the suite's report; return report.md, report.html and curves.csv."""
     suite_dir = Path(suite_dir)
     run_dirs = find_runs(suite_dir)
     if not run_dirs:
         raise RunDirError(f"{suite_dir}: no run directories inside; give a folder made by `ffterm suite`")
     try:
-        return _write_suite_report(suite_dir, run_dirs, out_dir)
+        return _write_suite_report(suite_dir, run_dirs, out_dir, on_bad)
     except DAMAGED as exc:
         raise damaged(suite_dir, exc) from None
 
 
-def _write_suite_report(suite_dir: Path, run_dirs: list[Path], out_dir: Path | None) -> list[Path]:
-    settings = group_runs(run_dirs)
+def _write_suite_report(
+    suite_dir: Path, run_dirs: list[Path], out_dir: Path | None, on_bad: Notice | None
+) -> list[Path]:
+    settings = group_runs(run_dirs, on_bad)
     if not any(s.finished for s in settings):
         raise RunDirError(f"{suite_dir}: none of its {len(run_dirs)} runs has finished; report on it once one has")
     out_dir = Path(out_dir) if out_dir is not None else report_dir(suite_dir)

@@ -402,7 +402,7 @@ def cmd_serve(args: argparse.Namespace, _: Any = None) -> int:
 def cmd_report(args: argparse.Namespace, _: Any = None) -> int:
     from ffterm.core.report import report_path
 
-    paths = report_path(args.path, args.out)
+    paths = report_path(args.path, args.out, on_bad=lambda line: print(f"ffterm: {line}", file=sys.stderr))
     out = paths[0].parent
     figures = sorted((out / "figures").glob("*.png"))
     console.print(f"report of {args.path}: {', '.join(p.name for p in paths)} and {len(figures)} figures in {out}")

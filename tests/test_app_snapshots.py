@@ -14,6 +14,8 @@ import pytest
 
 from ffterm.app.demo import DemoPresets
 from ffterm.app.main import FFTermApp
+from ffterm.app.screens import PresetPicker
+from ffterm.app.views import VIEWS
 from ffterm.core.snapshot import Snapshot
 
 DATA = Path(__file__).parent / "data"
@@ -28,14 +30,14 @@ def dashboard(*files: str) -> FFTermApp:
     return FFTermApp(snapshots=runs, presets=DemoPresets(), open_picker=False, run_root=Path("/nonexistent"))
 
 
-def show(tab: str, *keys: str):
+def show(view: str, *keys: str):
     async def run_before(pilot) -> None:
         await pilot.pause()
-        pilot.app.action_show_tab(tab)
+        pilot.app.dashboard.action_show_view(view)
         if keys:
             await pilot.press(*keys)
         await pilot.pause()
-        pilot.app._redraw(True)
+        pilot.app.dashboard.redraw(True)
         await pilot.pause()
 
     return run_before
@@ -49,45 +51,39 @@ def test_fixture_files_are_valid():
     assert held[-1].heldout["class"] == 3
 
 
-TABS_80 = [
-    ("curves", "tab-curves", ()),
-    ("layers", "tab-layers", ()),
-    ("activations", "tab-act", ("]", ".", ".")),
-    ("ensembles", "tab-ens", ("j",)),
-    ("ei", "tab-ei", ()),
-    ("compare", "tab-compare", ()),
-]
+KEYS_80 = {"activations": ("]", ".", "."), "ensembles": ("j",)}
+ALL_RUNS = ("ff_run.jsonl", "bp_run.jsonl", "bpff_heldout_run.jsonl")
 
 
-@pytest.mark.parametrize("name,tab,keys", TABS_80, ids=[t[0] for t in TABS_80])
-def test_dashboard_80x24(snap_compare, name, tab, keys):
-    files = ("ff_run.jsonl", "bp_run.jsonl", "bpff_heldout_run.jsonl") if name == "compare" else ("ff_run.jsonl",)
-    assert snap_compare(dashboard(*files), terminal_size=(80, 24), run_before=show(tab, *keys))
+@pytest.mark.parametrize("name", [spec.name for spec in VIEWS])
+def test_dashboard_80x24(snap_compare, name):
+    files = ALL_RUNS if name == "compare" else ("ff_run.jsonl",)
+    assert snap_compare(dashboard(*files), terminal_size=(80, 24), run_before=show(name, *KEYS_80.get(name, ())))
 
 
-@pytest.mark.parametrize(
-    "name,tab",
-    [("curves", "tab-curves"), ("activations", "tab-act"), ("ensembles", "tab-ens"), ("compare", "tab-compare")],
-)
-def test_dashboard_160x48(snap_compare, name, tab):
-    files = ("ff_run.jsonl", "bp_run.jsonl", "bpff_heldout_run.jsonl") if name == "compare" else ("ff_run.jsonl",)
-    assert snap_compare(dashboard(*files), terminal_size=(160, 48), run_before=show(tab))
+@pytest.mark.parametrize("name", ["curves", "activations", "ensembles", "compare"])
+def test_dashboard_160x48(snap_compare, name):
+    files = ALL_RUNS if name == "compare" else ("ff_run.jsonl",)
+    assert snap_compare(dashboard(*files), terminal_size=(160, 48), run_before=show(name))
 
 
 def test_heldout_layers_table_80x24(snap_compare):
-    assert snap_compare(dashboard("bpff_heldout_run.jsonl"), terminal_size=(80, 24), run_before=show("tab-layers"))
+    assert snap_compare(dashboard("bpff_heldout_run.jsonl"), terminal_size=(80, 24), run_before=show("layers"))
 
 
 def test_bp_curves_log_smoothed_80x24(snap_compare):
-    assert snap_compare(dashboard("bp_run.jsonl"), terminal_size=(80, 24), run_before=show("tab-curves", "l", "m"))
+    assert snap_compare(dashboard("bp_run.jsonl"), terminal_size=(80, 24), run_before=show("curves", "l", "m"))
 
 
 def test_preset_picker_80x24(snap_compare):
     app = FFTermApp(presets=DemoPresets(), run_root=Path("/nonexistent"))
 
     async def run_before(pilot) -> None:
+        for _ in range(20):  # the picker opens after the first refresh
+            if isinstance(pilot.app.screen, PresetPicker):
+                break
+            await pilot.pause()
         await pilot.pause()
-        await pilot.pause(0.1)
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
 

@@ -191,7 +191,7 @@ def test_heldout_ensembles_bars_count_shared_units():
     heights = [b.get_height() for b in _bars(ax)]
     # grey |E_c| (0 at k), blue shared with E_k, then |E_k| at k
     assert heights == [2, 0, 3, 1, 0, 1, 3]
-    assert ax.get_title() == "layer 1: |E_k| = 3, 2 in a seen ensemble"
+    assert ax.get_title() == "layer 1\n|E_k| = 3, 2 of them in a seen ensemble"
     assert "undefined" in fig.axes[1].texts[0].get_text()
 
 

@@ -201,7 +201,7 @@ RUN_FIGURES = {
     "sparsity",
     "weights",
     *(f"{kind}-layer{i}" for kind in ("profiles", "activation-map", "ensembles") for i in (1, 2, 3)),
-    *(f"ensemble-life-layer{i}" for i in (1, 2, 3)),
+    *(f"ensemble-life-layer-{i}" for i in (1, 2, 3)),
 }
 
 
@@ -336,11 +336,17 @@ def damage_layers(snap: dict) -> dict:
     return snap
 
 
-def test_report_on_damaged_snapshots_or_bad_out_is_one_line(tmp_path, capsys):
+def test_report_skips_damaged_snapshot_lines_naming_each_and_a_bad_out_is_one_line(tmp_path, capsys):
     run = make_run(tmp_path, "ff_run.jsonl", FF_CONFIG, damage_layers)
-    assert main(["report", str(run), "--out", str(tmp_path / "out")]) == 2
-    err = capsys.readouterr().err
-    assert f"{run / rundir.SNAPSHOTS}: not in the form ffterm writes (AttributeError" in err and err.count("\n") == 1
+    evaluated = [
+        i for i, line in enumerate((run / rundir.SNAPSHOTS).read_text().splitlines(), 1) if "not a layer" in line
+    ]
+    assert main(["report", str(run), "--out", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert [line.split(": skipped a bad snapshot line")[0] for line in err] == [
+        f"ffterm: {run / rundir.SNAPSHOTS}:{i}" for i in evaluated
+    ]
+    assert "This snapshot was not evaluated" in (tmp_path / "out" / "report.md").read_text()  # the good lines remain
     (tmp_path / "file").write_text("")
     assert main(["report", str(run), "--out", str(tmp_path / "file")]) == 2
     assert "file: is a file; give --out a folder" in capsys.readouterr().err
@@ -400,7 +406,7 @@ def test_suite_report_error_bars_and_table(tmp_path):
     # mean ± sample std over the two finished seeds: accuracy (0.80, 0.90) → 0.8500 ± 0.0707
     assert "| ff-mnist | ff | mnist | 2/3 | 0.8500 ± 0.0707 |" in md
     assert "| 1 | 0.7500 ± 0.0707 | 0.700 ± 0.141 | 7.00 ± 1.41 |" in md
-    assert "| seed-2 | ff-mnist | 2 | not finished (starting, epoch 0) |" in md
+    assert "| seed-2 | ff-mnist | 2 | no final.json yet (last snapshot: starting, epoch 0) |" in md
     html = (out / "report.html").read_text()
     assert "http://" not in html and "https://" not in html and html.count("<img ") == 4
     with open(out / "curves.csv", newline="") as fh:

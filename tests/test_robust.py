@@ -334,3 +334,86 @@ def test_detaching_into_a_busy_directory_is_one_line(tmp_path, capsys):
         lock.release()
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and f"in use by pid {os.getpid()}" in err
+
+
+def test_the_control_protocol_and_a_socket_for_a_long_run_path(tmp_path):
+    import socket as sockets
+
+    from ffterm.core.control import ControlError, ControlServer, send, socket_path
+
+    class Recorder:  # what the server drives: a session's command methods
+        state, error, run_dir = "running", None, tmp_path
+        calls: list[str] = []
+
+        def __getattr__(self, name):
+            return lambda: self.calls.append(name)
+
+    long_dir = tmp_path / ("d" * 120)
+    path = socket_path(long_dir)
+    assert path.parent == tmp_path / "runtime" and path.suffix == ".sock"  # a Unix socket address is short
+    assert socket_path(tmp_path / "r") == (tmp_path / "r").resolve() / "control.sock"
+    server = ControlServer(Recorder(), path)
+    server.start()
+    try:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+        for cmd in ("pause", "resume", "checkpoint", "snapshot", "stop"):
+            assert send(path, cmd) == {
+                "ok": True,
+                "state": "running",
+                "error": None,
+                "pid": os.getpid(),
+                "run_dir": str(tmp_path),
+            }
+        assert Recorder.calls == ["pause", "resume", "request_checkpoint", "request_snapshot", "stop"]
+        with pytest.raises(ControlError, match="refused: unknown command 'rm -rf'"):
+            send(path, "rm -rf")
+        with sockets.socket(sockets.AF_UNIX) as raw:
+            raw.connect(str(path))
+            raw.sendall(b"not json\n")
+            assert json.loads(raw.makefile().readline())["ok"] is False
+    finally:
+        server.close()
+    assert not path.exists()
+    with pytest.raises(ControlError, match="does not answer"):
+        send(path, "status")
+
+
+def test_run_and_resume_detached_from_the_command_line(tmp_path, capsys):
+    d = tmp_path / "r"
+    args = ["--out", str(d), "--device", "cpu", "--set", "dataset=synthetic", "--set", "layers=1", "--set", "hidden=16"]
+    args += ["--set", "epochs=100000", "--set", "train_limit=500", "--set", "batch_size=100", "--set", "threads=1"]
+    assert main(["run", "quick-ff-synthetic", "--detach", *args]) == 0
+    out = capsys.readouterr().out
+    pid = read_holder(d)["pid"]
+    assert f"training in the background (pid {pid})" in out and f"ffterm attach {d}" in out
+    try:
+        assert main(["resume", str(d)]) == 2  # it is training: nobody else may
+        assert f"in use by pid {pid} (ffterm run quick-ff-synthetic (detached))" in capsys.readouterr().err
+        from ffterm.commands import attach_instead_of_watch
+
+        assert attach_instead_of_watch({"watch": [d]}) == {"watch": None, "attach": d}  # `watch` takes control
+        assert attach_instead_of_watch({"watch": [d, tmp_path]}) == {}  # comparing runs only follows them
+        from ffterm.core.remote import RemoteSession
+
+        remote = RemoteSession(d)
+        deadline = time.monotonic() + 120
+        while _live_epochs(d) < 1 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        remote.stop()
+        remote.join(60)
+        assert remote.state == "stopped"
+        assert main(["resume", str(d), "--detach"]) == 0  # goes on in the background again
+        resumed = RemoteSession(d)
+        assert resumed.pid != pid and resumed.alive
+        resumed.stop()
+        resumed.join(60)
+        assert resumed.state == "stopped"
+    finally:
+        holder = read_holder(d)
+        if holder is not None:
+            os.kill(holder["pid"], signal.SIGKILL)
+
+
+def _live_epochs(run: Path) -> int:
+    return sum(1 for s in rundir.read_snapshots(run) if s.kind == "live")

@@ -152,7 +152,13 @@ def _preset_is_a_dir(w: Path) -> list[str]:
     return ["run", str(w), "--headless"]
 
 
+def _escape_in_name(w: Path) -> list[str]:
+    (w / "evil.yaml").write_text('name: "x\\e]0;owned\\a"\n')
+    return ["run", str(w / "evil.yaml"), "--headless"]
+
+
 CASES: list[Case] = [
+    ("preset name with control characters", _escape_in_name, ["name", "control characters"], False),
     ("preset not UTF-8", _not_utf8_preset, ["latin1.yaml", "not UTF-8"], False),
     ("preset unreadable", _unreadable_preset, ["secret.yaml", "permission denied"], True),
     ("preset is a directory", _preset_is_a_dir, ["is a directory", "preset name"], False),
@@ -172,6 +178,12 @@ CASES: list[Case] = [
     ("summary: final.json wrong types", _summary_wrong_types, ["final.json", "test_accuracy"], False),
     ("compare --samples 0", lambda w: ["compare", "a", "b", "--samples", "0"], ["--samples", "at least 1"], False),
     ("analyze --samples -5", lambda w: ["analyze", "a", "--samples", "-5"], ["--samples", "at least 1"], False),
+    (
+        "attach a run not training",
+        lambda w: ["attach", str(_run_dir(w / "r"))],
+        ["not training", "ffterm watch"],
+        False,
+    ),
     ("serve --port 70000", lambda w: ["serve", "--port", "70000"], ["--port", "1..65535"], False),
     (
         "serve --no-token on all interfaces",
@@ -238,3 +250,12 @@ def test_overflowing_threshold_names_the_setting(tmp_path, capsys):
     assert "threshold=1e+308 overflows float32" in err and "nothing was saved" in err
     assert "smaller lr" not in err  # the learning rate is not blamed
     assert not (tmp_path / "r").exists()  # and no deleted directory is pointed at
+
+
+def test_a_preset_name_cannot_place_the_run_outside_runs(world, capsys, monkeypatch):
+    monkeypatch.chdir(world)
+    (world / "up.yaml").write_text("name: ../../escaped\ndataset: synthetic\nepochs: 1\nfinal_pvalues: false\n")
+    assert main(["run", str(world / "up.yaml"), "--headless", "--device", "cpu"]) == 0
+    (made,) = (world / "runs").iterdir()
+    assert made.name.startswith("escaped-") and rundir.is_finished(made)
+    assert sorted(p.name for p in world.iterdir()) == ["runs", "up.yaml"]

@@ -188,3 +188,21 @@ def test_serve_refuses_a_directory_that_is_not_a_run(tmp_path, capsys):
 
     assert main(["serve", str(tmp_path / "nope")]) == 2
     assert "not an ffterm run directory" in capsys.readouterr().err
+
+
+def test_binding_all_interfaces_warns_and_keeps_the_token(capsys, monkeypatch):
+    import ffterm.app.serve as serve_module
+    from ffterm.cli import main
+
+    calls = []
+    monkeypatch.setattr(serve_module, "serve", lambda run_dir, **kw: calls.append(kw))
+    port = free_port()
+    assert main(["serve", "--host", "0.0.0.0", "--port", str(port), "--max-visitors", "2"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: serving on 0.0.0.0, reachable from other machines" in err and "--host 127.0.0.1" in err
+    assert calls == [
+        {"host": "0.0.0.0", "port": port, "token": "", "max_visitors": 2, "allow_runs": False, "public_url": None}
+    ]  # token "": a fresh random one; read-only
+    assert main(["serve", "--host", "127.0.0.1", "--port", str(port), "--no-token", "--allow-runs"]) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert calls[-1]["token"] is None and calls[-1]["allow_runs"] is True

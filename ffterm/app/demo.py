@@ -23,7 +23,7 @@ from ffterm.core.snapshot import Snapshot
 N_CLASSES = 10
 
 
-def _hist(values: list[float], lo: float, hi: float, bins: int = 20) -> dict[str, list[float]]:
+def _hist(values: list[float], lo: float, hi: float, bins: int = 20) -> dict[str, list[Any]]:
     width = (hi - lo) / bins
     counts = [0] * bins
     for v in values:
@@ -67,8 +67,8 @@ def demo_layer(
             ]
         )
     unit_order = [u for c in range(N_CLASSES) for u in ensembles[c]]
-    seen: set[int] = set()
-    unit_order = [u for u in unit_order if not (u in seen or seen.add(u))]
+    unit_order = list(dict.fromkeys(unit_order))  # first place of each unit
+    seen = set(unit_order)
     unit_order += [u for u in range(n_units) if u not in seen]
     col_class = []
     for u in unit_order:
@@ -402,7 +402,7 @@ class DemoPresets:
     class PresetError(ValueError):
         pass
 
-    _PRESETS = {
+    _PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
         "quick-ff-fashionmnist": ("FF, 3 layers, quick CPU run", {"model": "ff"}),
         "quick-bpff-fashionmnist": ("BP/FF, 3 layers, quick CPU run", {"model": "bpff", "schedule": "simultaneous"}),
         "quick-bp-fashionmnist": ("BP, 3 layers, quick CPU run", {"model": "bp"}),
@@ -419,5 +419,11 @@ class DemoPresets:
         if name_or_path not in self._PRESETS:
             raise self.PresetError(f"unknown preset {name_or_path!r}; choose one of {', '.join(self._PRESETS)}")
         desc, values = self._PRESETS[name_or_path]
-        base = {"name": name_or_path, "description": desc, "dataset": "fashionmnist", "epochs": 4, **values}
+        base: dict[str, Any] = {
+            "name": name_or_path,
+            "description": desc,
+            "dataset": "fashionmnist",
+            "epochs": 4,
+            **values,
+        }
         return from_dict({**base, **(overrides or {})})

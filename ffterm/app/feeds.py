@@ -23,13 +23,7 @@ from ffterm.core.history import RunHistory
 from ffterm.core.rundir import follow_snapshots
 from ffterm.core.snapshot import Snapshot
 
-RUN_COLORS = ["cyan", "orange", "magenta", "green", "yellow", "blue", "red", "white"]
-_RICH_NAMES = {"orange": "dark_orange"}
-
-
-def rich_color(plotext_color: str) -> str:
-    """The Rich style name of a plotext colour name (they differ for orange)."""
-    return _RICH_NAMES.get(plotext_color, plotext_color)
+from .colors import color_of
 
 
 class SnapshotsReady(Message):
@@ -53,7 +47,7 @@ class RunFeed:
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.session = session
         self.history = RunHistory()
-        self.color = RUN_COLORS[(self.id - 1) % len(RUN_COLORS)]
+        self.color = color_of(self.id - 1)  # the controller recolours it by position
         self.watching = False
         self.follow_error: str | None = None  # why following the run directory stopped, if it did
         self.notices: deque[str] = deque(maxlen=20)  # bad snapshot lines skipped (file:line: why), not yet shown

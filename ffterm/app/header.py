@@ -9,7 +9,8 @@ from textual.widget import Widget
 
 from ffterm.core.report import class_label
 
-from .feeds import RunFeed, rich_color
+from .colors import rich_color
+from .feeds import RunFeed
 
 STATE_STYLE = {
     "starting": "bold yellow",

@@ -112,7 +112,7 @@ def bar_strip(
         text.append(label[:gutter], style="dim")
         level_top = (h - row) * 8
         gap = " " if bar_w > 1 else ""
-        cells = []
+        cells: list[tuple[str, Style | str]] = []
         for v, hi in zip(col_vals, col_hi):
             units8 = v / vmax * h * 8
             fill = max(0, min(8, round(units8 - (level_top - 8))))
@@ -151,22 +151,23 @@ def activation_map(
     if R == 0 or K == 0 or width < gutter + 4 or height < 3:
         text.append("no activation map yet" if R == 0 else "(too small)", style="dim")
         return text
-    area_w = min(width - gutter, K)
-    repeat = max(1, min(6, (width - gutter) // K))  # few units: widen each column
+    area_w = width - gutter
     lines = height - 1
     row_bins = _bins(R, min(R, 2 * lines))
-    col_bins = _bins(K, area_w)
+    col_bins = _bins(K, min(K, area_w))
+    # fewer units than columns: widen them (by one column more or less) to fill the width
+    widths = [1] * len(col_bins) if area_w <= K else [b - a for a, b in _bins(area_w, K)]
     m = np.asarray(matrix, dtype=np.float64)
     vmax = max(float(np.percentile(m, 99)), 1e-9)
     # ruler
-    text.append(" ensemble ", style="dim")
-    for a, b in col_bins:
+    text.append(" ensemble ".ljust(gutter), style="dim")
+    for (a, b), w in zip(col_bins, widths):
         owners = [c for c in col_class[a:b] if c is not None and c >= 0]
         if owners:
             c = max(set(owners), key=owners.count)
-            text.append("▄" * repeat, style=CLASS_COLORS[c % len(CLASS_COLORS)])
+            text.append("▄" * w, style=CLASS_COLORS[c % len(CLASS_COLORS)])
         else:
-            text.append("·" * repeat, style="dim")
+            text.append("·" * w, style="dim")
     text.append("\n")
     # mean over each (row bin × column bin) block
     row_starts = [a for a, _ in row_bins]
@@ -190,7 +191,7 @@ def activation_map(
         _append_runs(
             text,
             [
-                ("▀" * repeat, _half_style(_level(v, vmax), _level(bottom[j], vmax) if bottom is not None else 0))
+                ("▀" * widths[j], _half_style(_level(v, vmax), _level(bottom[j], vmax) if bottom is not None else 0))
                 for j, v in enumerate(top)
             ],
         )

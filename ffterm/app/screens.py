@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rich.console import Group
+from rich.table import Table
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -19,7 +21,7 @@ from textual.widgets.option_list import Option
 from ffterm.core.config import ConfigError, RunConfig
 from ffterm.core.report import class_names
 
-from .keys import KEY_HELP
+from .actions import help_rows
 
 
 class PresetPicker(ModalScreen[tuple[str, bool] | None]):
@@ -184,7 +186,7 @@ class RunDialog(ModalScreen[RunConfig | None]):
             "layers": self.query_one("#f-layers", Input).value.strip(),
             "seed": self.query_one("#f-seed", Input).value.strip(),
             "device": self.query_one("#f-device", Select).value,
-            "heldout_class": None if held == "none" else int(held),
+            "heldout_class": None if held == "none" else int(str(held)),
             "goodness": self.query_one("#f-goodness", Select).value,
         }
 
@@ -291,18 +293,20 @@ class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,question_mark,f1,q", "close", "Close")]
 
     def compose(self) -> ComposeResult:
-        text = Text()
-        for group, rows in KEY_HELP:
-            text.append(group + "\n", style="bold underline")
+        # a grid: a description that wraps stays in its column
+        table = Table.grid(padding=(0, 2), expand=True)
+        table.add_column(style="bold cyan", no_wrap=True, width=17)
+        table.add_column(ratio=1)
+        for group, rows in help_rows():
+            table.add_row(Text(group, style="bold underline"), "")
             for keys, what in rows:
-                text.append(f"  {keys:<17}", style="bold cyan")
-                text.append(what + "\n")
-            text.append("\n")
-        text.append("ctrl+p opens the command palette with every action.", style="dim")
+                table.add_row("  " + keys, what)
+            table.add_row("", "")
+        footnote = Text("ctrl+p opens the command palette with every action.", style="dim")
         with Vertical(id="help", classes="dialog"):
             yield Label("ffterm · keys", classes="dialog-title")
             with VerticalScroll():
-                yield Static(text)
+                yield Static(Group(table, footnote), id="help-keys")
 
     def action_close(self) -> None:
         self.dismiss(None)

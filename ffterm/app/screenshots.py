@@ -12,18 +12,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from ffterm.core.rundir import read_snapshots
-
-VIEWS = [
-    ("curves", "tab-curves"),
-    ("layers", "tab-layers"),
-    ("activations", "tab-act"),
-    ("ensembles", "tab-ens"),
-    ("ei", "tab-ei"),
-    ("compare", "tab-compare"),
-]
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -35,6 +27,7 @@ async def _shoot(
     run_dirs: list[Path], out: Path, size: tuple[int, int], layer: int, cls: int, extras: bool
 ) -> list[Path]:
     from .main import FFTermApp
+    from .views import VIEWS
 
     runs = {}
     for d in run_dirs:
@@ -47,13 +40,14 @@ async def _shoot(
     w, h = size
     async with app.run_test(size=size) as pilot:
         await pilot.pause()
-        app._set_opts(layer=min(layer, max(0, app._n_layers() - 1)), cls=cls)
-        for name, tab in VIEWS:
-            app.action_show_tab(tab)
+        dash = app.dashboard
+        dash.options = replace(dash.options, layer=min(layer, dash.n_layers() - 1), cls=cls)
+        for spec in VIEWS:
+            dash.action_show_view(spec.name)
             await pilot.pause()
-            app._redraw(True)
-            await pilot.pause(0.2)
-            written.append(Path(app.save_screenshot(f"dashboard-{name}-{w}x{h}.svg", str(out))))
+            dash.redraw(True)
+            await pilot.pause()
+            written.append(Path(app.save_screenshot(f"dashboard-{spec.name}-{w}x{h}.svg", str(out))))
         if extras:
             app.action_help()
             await pilot.pause(0.2)

@@ -70,18 +70,20 @@ async def _with_app(cfg: RunConfig, run_dir: Path) -> tuple[dict[int, float], li
         original_display(*args)
         displayed[0] = time.perf_counter()
 
-    app._display = timed_display  # type: ignore[method-assign]
+    app._display = timed_display  # type: ignore[method-assign,assignment]
     latencies: list[float] = []
     try:
         async with app.run_test(size=(120, 40)) as pilot:
-            app.start_config(cfg)
-            while app.primary is None or app.primary.history.count < 2:
+            app.runs.start(cfg)
+            while app.runs.primary is None or app.runs.primary.history.count < 2:
                 await pilot.pause(0.1)
-            session = app.primary.session
-            while session.alive and app.primary.history.latest.stage == 0:  # keys during layer 1 only
+            session = app.runs.primary.session
+            driver = app._driver
+            assert driver is not None  # run_test's headless driver
+            while session.alive and app.runs.primary.history.latest.stage == 0:  # keys during layer 1 only
                 for key, char in KEYS:
                     start = time.perf_counter()
-                    app._driver.send_message(events.Key(key, char))
+                    driver.send_message(events.Key(key, char))
                     while not start < redrawn[0] < displayed[0] and time.perf_counter() - start < 5:
                         await asyncio.sleep(0.001)
                     latencies.append(displayed[0] - start)
@@ -101,7 +103,7 @@ def run_ui_bench(cfg: RunConfig, log: Callable[[str], None] = print) -> dict[str
         with_app, lat = asyncio.run(_with_app(cfg, Path(tmp) / "app"))
     lat_ms = sorted(1000 * x for x in lat)
     ratios = {stage: with_app[stage] / headless[stage] for stage in headless if stage in with_app}
-    result = {
+    result: dict[str, Any] = {
         "headless_samples_per_s": headless,
         "app_samples_per_s": with_app,
         "app_over_headless": ratios,

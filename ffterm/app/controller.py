@@ -1,0 +1,348 @@
+"""RunController: the runs the app shows and their lifecycle, apart from any screen.
+
+It owns the feeds (one per run: live, followed or fixed), which one is in focus, and the commands
+on the live run. It touches no widget: what it needs from the app is the small `Host` interface
+(Textual's App has it; the tests pass a plain object), and it says "the runs changed" by posting
+`RunsChanged` to the host. Every method runs on the UI thread except where a docstring says so.
+
+The interface, in short:
+- runs: `feeds`, `primary` (the run in focus), `session_feed` (the live one), `focus(feed)`
+- start or attach: `start(cfg)`, `watch(run_dir)`, `add_run(name, snapshots)`, `load_preset(...)`
+- the live run: `pause()`, `resume()`, `toggle_pause()`, `stop()`, `checkpoint()`, `snapshot_now()`
+  (sent to any object with the commands of ffterm.core.session.Session, see `RunSession`)
+- snapshots in: `drain(feed_id)` when the host receives `SnapshotsReady`
+- output and the end: `export()`, `out_dir()`, `quit()`, `shutdown(timeout)`
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from functools import partial
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from textual.message import Message
+
+from ffterm.core.config import RunConfig
+from ffterm.core.report import report_dir, write_report
+from ffterm.core.rundir import new_run_dir
+from ffterm.core.snapshot import Snapshot
+
+from .colors import color_of
+from .feeds import RunFeed
+
+Severity = Literal["information", "warning", "error"]
+
+
+class Host(Protocol):
+    """What the controller needs from the app."""
+
+    def notify(
+        self, message: str, *, title: str = "", severity: Severity = "information", timeout: float | None = None
+    ) -> None: ...
+
+    def post_message(self, message: Message) -> bool: ...  # any thread
+
+    def call_from_thread(self, callback: Callable[..., Any], *args: Any) -> Any: ...
+
+    def run_worker(self, work: Callable[[], Any], *, thread: bool, group: str, exclusive: bool) -> Any: ...
+
+    def exit(self, result: int) -> None: ...
+
+
+class RunSession(Protocol):
+    """The commands a live run answers (ffterm.core.session.Session; the demo's DemoSession)."""
+
+    run_dir: Path
+    state: str
+    error: Any
+
+    def subscribe(self, fn: Callable[[Snapshot], None]) -> None: ...
+    def start(self) -> None: ...
+    def pause(self) -> None: ...
+    def resume(self) -> None: ...
+    def stop(self) -> None: ...
+    def request_checkpoint(self) -> None: ...
+    def request_snapshot(self) -> None: ...
+    def join(self, timeout: float | None = None) -> None: ...
+
+
+SessionFactory = Callable[[RunConfig, Path], Any]
+
+
+class RunsChanged(Message):
+    """A run was added or its session created; `focus_changed`: the run in focus is another one."""
+
+    def __init__(self, focus_changed: bool) -> None:
+        super().__init__()
+        self.focus_changed = focus_changed
+
+
+def _engine_presets() -> Any:
+    from ffterm.core import presets  # the engine's preset registry
+
+    return presets
+
+
+class RunController:
+    def __init__(
+        self,
+        host: Host,
+        *,
+        presets: Any = None,
+        session_factory: SessionFactory | None = None,
+        run_root: Path = Path("runs"),
+        out: Path | None = None,
+        force: bool = False,
+    ) -> None:
+        """presets: the preset registry (default ffterm.core.presets); session_factory(cfg, run_dir):
+        makes a session (default ffterm.core.session.Session); out: the run directory of the first run
+        started (default: a fresh one under run_root), `force` letting it overwrite a run there."""
+        self.host = host
+        self._presets = presets
+        self.session_factory = session_factory
+        self.run_root = Path(run_root)
+        self._out = Path(out) if out is not None else None
+        self._force = force
+        self.feeds: list[RunFeed] = []
+        self.primary: RunFeed | None = None
+        self.last_config: RunConfig | None = None
+        self.last_preset: str | None = None
+        self.exported: list[Path] = []
+        self._quitting = False
+        self._notified: set[tuple[int, str]] = set()
+
+    # ---- runs -----------------------------------------------------------------------------------
+    @property
+    def session_feed(self) -> RunFeed | None:
+        """The most recent feed with a live session."""
+        return next((f for f in reversed(self.feeds) if f.session is not None), None)
+
+    def _add(self, feed: RunFeed, focus: bool = False) -> RunFeed:
+        feed.color = color_of(len(self.feeds))  # by position: stable colours
+        self.feeds.append(feed)
+        focus = focus or self.primary is None
+        if focus:
+            self.primary = feed
+        self.host.post_message(RunsChanged(focus_changed=focus))
+        return feed
+
+    def add_run(self, name: str, snapshots: Iterable[Snapshot]) -> RunFeed:
+        """Show a run's snapshots as they are (nothing follows it)."""
+        return self._add(RunFeed.from_snapshots(name, snapshots))
+
+    def watch(self, run_dir: Path) -> RunFeed | None:
+        """Follow a run directory started elsewhere as its snapshots.jsonl grows."""
+        run_dir = Path(run_dir)
+        if not run_dir.is_dir():
+            self.host.notify(f"{run_dir}: not a directory", severity="error")
+            return None
+        feed = self._add(RunFeed(run_dir.name, run_dir))
+        feed.follow(self.host)
+        return feed
+
+    def focus(self, feed: RunFeed) -> None:
+        """Show this run in the dashboard."""
+        self.primary = feed
+        self.host.post_message(RunsChanged(focus_changed=True))
+
+    # ---- presets and starting -------------------------------------------------------------------
+    @property
+    def presets(self) -> Any:
+        if self._presets is None:
+            self._presets = _engine_presets()
+        return self._presets
+
+    def load_preset(self, name: str, overrides: dict[str, Any] | None = None) -> RunConfig | None:
+        """The preset's config, or None after telling the user why not."""
+        try:
+            cfg = self.presets.load_preset(name, overrides or None)
+        except (ValueError, OSError) as exc:  # PresetError, ConfigError
+            self.host.notify(f"Cannot load preset {name}: {exc}", severity="error", timeout=10)
+            return None
+        self.last_preset = name
+        return cfg
+
+    def dialog_config(self) -> RunConfig:
+        """What the run dialog starts from: the last run's config, else the default preset's."""
+        if self.last_config is not None:
+            return self.last_config
+        try:
+            return self.presets.load_preset(self.presets.DEFAULT_PRESET)
+        except Exception:
+            return RunConfig()
+
+    def start(self, cfg: RunConfig) -> None:
+        """Start a run, stopping the live one first. The session is created on a worker thread
+        (loading a dataset takes seconds); its feed appears, in focus, when it is ready."""
+        current = self.session_feed
+        if current is not None and current.active:
+            current.session.stop()
+            self.host.notify(f"Stopping {current.name} to start {cfg.name}")
+        self.last_config = cfg
+        self.host.run_worker(partial(self._create_session, cfg), thread=True, exclusive=True, group="session")
+
+    def _create_session(self, cfg: RunConfig) -> None:
+        """On the worker thread."""
+        try:
+            run_dir, self._out = (self._out or new_run_dir(cfg.name, self.run_root)), None
+            if self.session_factory is None:
+                from ffterm.core.session import Session
+
+                session = Session(cfg, run_dir, force=self._force)
+            else:
+                session = self.session_factory(cfg, run_dir)
+        except Exception as exc:
+            self.host.call_from_thread(
+                partial(self.host.notify, f"Cannot start {cfg.name}: {exc}", severity="error", timeout=12)
+            )
+            return
+        self.host.call_from_thread(self._session_created, session, cfg)
+
+    def _session_created(self, session: Any, cfg: RunConfig) -> None:
+        feed = RunFeed(cfg.name, getattr(session, "run_dir", None), session)
+        feed.attach_session(self.host)
+        self._add(feed, focus=True)
+        try:
+            session.start()
+        except Exception as exc:
+            self.host.notify(f"Cannot start {cfg.name}: {exc}", severity="error", timeout=12)
+
+    # ---- the live run ---------------------------------------------------------------------------
+    def _live(self) -> RunFeed | None:
+        feed = self.session_feed
+        if feed is None:
+            self.host.notify("No training here: this run is watched (n starts one).", severity="warning")
+        return feed
+
+    def pause(self) -> None:
+        feed = self._live()
+        if feed is None:
+            return
+        if feed.state in ("running", "starting"):
+            feed.session.pause()
+            self.host.notify("Training paused (p resumes)")
+        else:
+            self.host.notify(f"Nothing to pause: the run is {feed.state}", severity="warning")
+
+    def resume(self) -> None:
+        feed = self._live()
+        if feed is None:
+            return
+        if feed.state == "paused":
+            feed.session.resume()
+            self.host.notify("Training resumed")
+        else:
+            self.host.notify(f"Nothing to resume: the run is {feed.state}", severity="warning")
+
+    def toggle_pause(self) -> None:
+        feed = self.session_feed
+        if feed is not None and feed.state == "paused":
+            self.resume()
+        else:
+            self.pause()
+
+    def stop(self) -> None:
+        """Stop the live run; it saves a checkpoint and ends."""
+        feed = self._live()
+        if feed is None:
+            return
+        if not feed.active:
+            self.host.notify(f"The run is already {feed.state}", severity="warning")
+            return
+        feed.session.stop()
+        self.host.notify("Stopping: the run saves a checkpoint and ends")
+
+    def checkpoint(self) -> None:
+        feed = self._live()
+        if feed is not None and feed.active:
+            feed.session.request_checkpoint()
+            self.host.notify(f"Checkpoint requested → {feed.run_dir}")
+
+    def snapshot_now(self) -> None:
+        """Ask the live run for an evaluated, analysed snapshot at the end of the current epoch."""
+        feed = self._live()
+        if feed is not None and feed.active:
+            feed.session.request_snapshot()
+            self.host.notify("Evaluation requested: the analysis follows this epoch")
+
+    # ---- snapshots in ---------------------------------------------------------------------------
+    def drain(self, feed_id: int) -> bool:
+        """Take in the snapshots waiting in a feed (on SnapshotsReady); return whether any came,
+        telling the user once when a run fails or finishes, or following its directory stops."""
+        feed = next((f for f in self.feeds if f.id == feed_id), None)
+        if feed is None:
+            return False
+        if feed.follow_error and self._first(feed, "follow"):
+            self.host.notify(f"stopped following {feed.run_dir}: {feed.follow_error}", severity="error", timeout=12)
+        if not feed.drain():
+            return False
+        state = feed.history.state
+        if state == "failed" and self._first(feed, state):
+            self.host.notify(
+                f"{feed.name} failed: {feed.error}\nPress n to pick another preset.", severity="error", timeout=12
+            )
+        elif state == "finished" and feed.live and self._first(feed, state):
+            acc = feed.history.latest_evaluated.test_accuracy if feed.history.latest_evaluated else None
+            self.host.notify(f"{feed.name} finished" + (f": test accuracy {100 * acc:.2f}%" if acc is not None else ""))
+        return True
+
+    def _first(self, feed: RunFeed, what: str) -> bool:
+        """Whether this is the first time `what` is told about this feed."""
+        key = (feed.id, what)
+        if key in self._notified:
+            return False
+        self._notified.add(key)
+        return True
+
+    # ---- output ---------------------------------------------------------------------------------
+    def out_dir(self, feed: RunFeed | None = None) -> Path:
+        """Where output about a run goes: its run directory, else the run root."""
+        feed = feed or self.primary
+        return feed.run_dir if feed is not None and feed.run_dir is not None else self.run_root
+
+    def export(self) -> list[Path] | None:
+        """Write report.md, snapshot.json and history.json of the run in focus to RUN_DIR/reports/."""
+        feed = self.primary
+        if feed is None or feed.history.latest is None:
+            self.host.notify("Nothing to export yet", severity="warning")
+            return None
+        h = feed.history
+        snap = h.latest_evaluated or h.latest
+        try:
+            paths = write_report(snap, h, report_dir(self.out_dir(feed)))
+        except OSError as exc:
+            self.host.notify(f"Export failed: {exc}", severity="error")
+            return None
+        self.exported = paths
+        self.host.notify(f"Report (epoch {snap.epoch}) → {paths[-1].parent}", title="Exported")
+        return paths
+
+    # ---- the end --------------------------------------------------------------------------------
+    def quit(self) -> None:
+        """Exit; live runs stop first (with a checkpoint). Asked again while they stop: exit at once."""
+        active = [f for f in self.feeds if f.active]
+        if self._quitting or not active:
+            self.shutdown(timeout=0)
+            self.host.exit(0)
+            return
+        self._quitting = True
+        for f in active:
+            f.session.stop()
+        self.host.notify("Stopping training and saving a checkpoint… (q again quits at once)", timeout=30)
+        self.host.run_worker(partial(self._join_then_exit, active), thread=True, exclusive=False, group="quit")
+
+    def _join_then_exit(self, feeds: list[RunFeed]) -> None:
+        """On a worker thread."""
+        for f in feeds:
+            f.session.join(120)
+        self.host.call_from_thread(self.host.exit, 0)
+
+    def shutdown(self, timeout: float = 60.0) -> None:
+        """Stop every session and follower thread; wait up to `timeout` s for the sessions."""
+        for f in self.feeds:
+            f.close(timeout=0)
+        if timeout:
+            for f in self.feeds:
+                if f.session is not None:
+                    f.session.join(timeout)

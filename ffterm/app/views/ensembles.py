@@ -1,0 +1,68 @@
+"""The Ensembles view: shared-units / Jaccard matrix, ensemble size and stability over the epochs."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+
+from ffterm.core.history import RunHistory
+from ffterm.core.report import class_label, class_names
+
+from ..colors import color_of
+from ..render import matrix_grid
+from .base import Chart, TextPanel, View, layer_analysis, lines
+
+
+class EnsemblesView(View):
+    """Shared-units / Jaccard matrix of the chosen layer; ensemble size % and stability over epochs."""
+
+    def compose(self) -> ComposeResult:
+        with Horizontal():
+            yield TextPanel(id="ens-matrix")
+            with Vertical(id="ens-plots"):
+                yield Chart(id="plot-ens-size")
+                yield Chart(id="plot-ens-stab")
+
+    def draw(self, feed, feeds):
+        opts = self.options
+        h = feed.history if feed else RunHistory()
+        snap = h.latest_evaluated
+        names = class_names(h.dataset)
+        layer = layer_analysis(snap, opts.layer)
+        mode = "Jaccard" if opts.jaccard else "Shared units"
+        title = f"{mode} · L{opts.layer + 1}" + (f" · ep {snap.epoch}" if snap else "") + " (j)"
+        matrix = None
+        if layer is not None:
+            matrix = layer.get("jaccard") if opts.jaccard else layer.get("shared_units")
+        if layer is None:
+            msg = Text(title + "\nWaiting for the first evaluated snapshot…", style="dim")
+            self.query_one("#ens-matrix", TextPanel).set_renderer(lambda w, hh: msg)
+        else:
+            self.query_one("#ens-matrix", TextPanel).set_renderer(
+                lambda w, hh: matrix_grid(matrix, names, opts.jaccard, w, opts.cls, title)
+            )
+
+        def size(plt):
+            plt.title("Ensemble size % per layer")
+            lines(
+                plt,
+                [
+                    (*h.series("ensemble_size_pct", i), f"L{i + 1}", color_of(i))
+                    for i in range(len(h.ensemble_size_pct))
+                ],
+            )
+
+        cls_name = class_label(h.dataset, opts.cls)
+
+        def stability(plt):
+            plt.title(f"Stability: Jaccard vs previous eval (layer means; L{opts.layer + 1} class {cls_name})")
+            series = [
+                (*h.series("stability_mean", i), f"L{i + 1} mean", color_of(i)) for i in range(len(h.stability_mean))
+            ]
+            series.append((*h.stability_series(opts.layer, opts.cls), f"L{opts.layer + 1} c{cls_name}", "white"))
+            if lines(plt, series):
+                plt.ylim(0, 1.05)
+
+        self.query_one("#plot-ens-size", Chart).draw(size)
+        self.query_one("#plot-ens-stab", Chart).draw(stability)

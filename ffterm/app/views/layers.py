@@ -1,0 +1,141 @@
+"""The Layers view: one table row per layer, held-out notes, per-layer accuracy and active units."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import DataTable, Static
+
+from ffterm.core.formatting import fmt, fmt_pm
+from ffterm.core.history import RunHistory
+from ffterm.core.report import class_label, class_names
+
+from ..colors import color_of, rich_color
+from .base import Chart, View, lines, pct
+
+LAYER_COLUMNS = [
+    ("layer", "layer"),
+    ("acc", "acc"),
+    ("sparsity", "sparsity"),
+    ("zero", "0-rows"),
+    ("ens", "ens %"),
+    ("active", "active"),
+    ("rho", "ρ⁺ μ±σ"),
+    ("bias", "bias μ±σ"),
+    ("stab", "stab"),
+    ("p05", "p>.05"),
+]
+
+
+class LayersView(View):
+    """One row per layer: the last evaluated analysis, plus held-out and progress notes."""
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="layers-note", classes="note")
+        yield DataTable(id="layers-table", cursor_type="row", zebra_stripes=True)
+        yield Static(id="layers-heldout", classes="note")
+        with Horizontal(id="layers-plots"):
+            yield Chart(id="plot-layer-acc")
+            yield Chart(id="plot-active")
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        for key, label in LAYER_COLUMNS:
+            table.add_column(label, key=key)
+
+    def draw(self, feed, feeds):
+        opts = self.options
+        table = self.query_one(DataTable)
+        h = feed.history if feed else RunHistory()
+        snap = h.latest_evaluated
+        layers = (snap.layers or []) if snap else []
+        n = max(h.num_layers, len(layers))
+        if table.row_count != n:  # layer count changed (new run): rebuild rows, else update cells
+            table.clear()
+            for i in range(n):
+                table.add_row(*([f"L{i + 1}"] + ["—"] * (len(LAYER_COLUMNS) - 1)), key=f"L{i + 1}")
+        for i in range(n):
+            layer = layers[i] if i < len(layers) else {}
+            acc = snap.layer_accuracy[i] if snap and snap.layer_accuracy and i < len(snap.layer_accuracy) else None
+            stab = h.stability_mean[i][-1] if i < len(h.stability_mean) and h.stability_mean[i] else None
+            values = {
+                "layer": Text(f"L{i + 1}" + (" ◀" if i == opts.layer else ""), style=rich_color(color_of(i))),
+                "acc": fmt(acc, pct=True),
+                "sparsity": fmt(layer.get("sparsity")),
+                "zero": fmt(layer.get("sparsity_ignored_rows")),
+                "ens": "undef" if layer and layer.get("ensembles") is None else fmt(layer.get("ensemble_size_pct"), 1),
+                "active": fmt(layer.get("active_units")),
+                "rho": fmt_pm(layer.get("rho_plus"), 2, sep="±"),
+                "bias": fmt_pm(layer.get("bias"), 2, sep="±"),
+                "stab": fmt(stab, 2),
+                "p05": fmt(layer.get("n_units_p_gt_0_05")),
+            }
+            for key, value in values.items():
+                table.update_cell(f"L{i + 1}", key, value, update_width=True)
+        if n and table.cursor_row != opts.layer and opts.layer < n:
+            table.move_cursor(row=opts.layer)
+        note = self.query_one("#layers-note", Static)
+        if snap is None:
+            note.update("Per-layer analysis appears at the first evaluated snapshot.")
+        else:
+            acc = fmt(snap.test_accuracy, pct=True)
+            note.update(
+                Text.assemble(
+                    ("Analysis at epoch ", "dim"),
+                    (str(snap.epoch), "bold"),
+                    (f"/{snap.total_epochs} on {snap.eval_samples or '?'} test images · ", "dim"),
+                    ("test acc ", "dim"),
+                    (acc, "bold"),
+                    ("  (undef: sparsity < 0.5 · stab: ensembles' Jaccard vs previous eval)", "dim"),
+                )
+            )
+        self.query_one("#plot-layer-acc", Chart).draw(
+            lambda plt: (
+                plt.title(
+                    "Accuracy % per layer (each layer's goodness alone)"
+                    if any(v is not None for series in h.layer_accuracy for v in series)
+                    else "Per-layer accuracy: none for backprop (one output head)"
+                ),
+                lines(
+                    plt,
+                    [
+                        (*pct(h.series("layer_accuracy", i)), f"L{i + 1}", color_of(i))
+                        for i in range(len(h.layer_accuracy))
+                    ],
+                ),
+            )
+        )
+        self.query_one("#plot-active", Chart).draw(
+            lambda plt: (
+                plt.title("Active units per layer"),
+                lines(
+                    plt,
+                    [(*h.series("active_units", i), f"L{i + 1}", color_of(i)) for i in range(len(h.active_units))],
+                ),
+            )
+        )
+        held = self.query_one("#layers-heldout", Static)
+        if snap is not None and snap.heldout:
+            hd = snap.heldout
+            k = hd.get("class")
+            names = class_names(h.dataset)
+            name = names[k] if isinstance(k, int) and k < len(names) else ""
+            parts = [
+                f"Held-out class {k} {name}: accuracy {fmt(hd.get('accuracy_heldout'), pct=True)} "
+                f"(seen classes {fmt(hd.get('accuracy_seen'), pct=True)})"
+            ]
+            for i, hl in enumerate(hd.get("layers") or []):
+                ens = hl.get("ensemble")
+                shared = hl.get("shared_with_seen") or []
+                most = sorted(((n, c) for c, n in enumerate(shared) if n), reverse=True)[:3]
+                overlap = ", ".join(f"{class_label(h.dataset, c)} {n}" for n, c in most) or "none"
+                parts.append(
+                    f"  L{i + 1}: sparsity {fmt(hl.get('sparsity'))}, ensemble "
+                    f"{'undefined' if ens is None else len(ens)} units, "
+                    f"{fmt(hl.get('shared_with_seen_total'))} in seen ensembles (most: {overlap})"
+                )
+            held.update("\n".join(parts))
+            held.display = True
+        else:
+            held.display = False
