@@ -21,7 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -247,22 +247,17 @@ def prune_run(
         for target in spec.targets:
             target_layers = _targets_layers(target, num_layers)
             for fraction in keeps:
-                accs, layer_accs = [], []
-                for draw in range(len(rankings[name][target_layers[0]])):
-                    if keep_count(fraction, width) == width and not spec.finetune:
-                        acc, layer_acc = baseline, baseline_layers  # nothing removed
-                    else:
-                        masks = {
-                            layer: keep_mask(rankings[name][layer][draw], fraction, trainer.device)
-                            for layer in target_layers
-                        }
-                        acc, layer_acc = measure(masks)
-                    accs.append(acc)
-                    layer_accs.append(layer_acc)
+                orders = rankings[name]
+                unpruned = None  # nothing removed: the baseline, unless fine-tuning changes it
+                if keep_count(fraction, width) == width and not spec.finetune:
+                    unpruned = (baseline, baseline_layers)
+                results = []
+                for measured in _measure_draws(measure, orders, target_layers, fraction, unpruned):
+                    results.append(measured)
                     done += 1
-                    if progress is not None and draw + 1 < len(rankings[name][target_layers[0]]):
+                    if progress is not None and len(results) < len(orders[target_layers[0]]):
                         progress(PruneProgress(done, total, name, None))
-                entry = _entry(target, fraction, accs, layer_accs)
+                entry = _entry(target, fraction, results)
                 entries.append(entry)
                 if progress is not None:
                     progress(PruneProgress(done, total, name, {"strategy": name, **entry}))
@@ -280,7 +275,25 @@ def prune_run(
     }
 
 
-def _entry(target: Target, fraction: float, accs: list[float], layer_accs: list[list[float] | None]) -> dict[str, Any]:
+def _measure_draws(
+    measure: _Measurer,
+    orders: dict[int, list[np.ndarray]],
+    target_layers: list[int],
+    fraction: float,
+    unpruned: tuple[float, list[float] | None] | None,
+) -> Iterator[tuple[float, list[float] | None]]:
+    """(accuracy, per-layer accuracy) for each ranking of a strategy (several for random)."""
+    for draw in range(len(orders[target_layers[0]])):
+        if unpruned is not None:
+            yield unpruned
+            continue
+        device = measure.trainer.device
+        yield measure({layer: keep_mask(orders[layer][draw], fraction, device) for layer in target_layers})
+
+
+def _entry(target: Target, fraction: float, results: list[tuple[float, list[float] | None]]) -> dict[str, Any]:
+    accs = [acc for acc, _ in results]
+    layer_accs = [per_layer for _, per_layer in results]
     mean = float(np.mean(accs))
     std = float(np.std(accs, ddof=1)) if len(accs) > 1 else None
     per_layer = None

@@ -122,3 +122,19 @@ def test_report_section_and_raster_figure(tmp_path):
     (spec,) = beyond_figures(history, None, ["a", "b"])
     png, svg = save_figure(spec.build(), tmp_path, spec.name)
     assert png.stat().st_size > 0 and "<svg" in svg.read_text()
+
+
+def test_app_panels_show_the_raster_and_the_patterns():
+    from ffterm.app.views.life import patterns_text, raster_text
+
+    text = raster_text(_life().of(0, 0), "L1 class 0", 40, 10).plain
+    assert "3 units ever · stable from epoch 5 · turnover last 0" in text
+    assert "    1 ██ ·██\n    2 ██ ███\n    3 ·█ ███" in text  # earliest joiners first
+    assert "no ensemble units yet" in raster_text(None, "t", 40, 10).plain
+    entry = {
+        "class": 0,
+        "dominant": 0,
+        "patterns": [{"size": 30, "jaccard_with_class": 1.0}, {"size": 10, "jaccard_with_class": 0.5}],
+    }
+    lines = patterns_text(entry, 46).plain.splitlines()
+    assert lines[1] == "P1* " + "▇" * 15 + " 30 img · J 1.00" and lines[2] == "P2  " + "▇" * 5 + " 10 img · J 0.50"

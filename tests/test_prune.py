@@ -223,3 +223,54 @@ def test_report_section_lists_every_strategy(constructed_run):
     assert "## Pruning" in text and "| ensemble | all | 0.9" in text and "| random | all |" in text
     assert "| 0.25 | 1 | smallest within 1 pt |" in text
     assert [s.name for s in beyond_figures(RunHistory(), constructed_run, [])] == ["prune"]
+
+
+async def test_app_prune_view_fills_the_curve_and_writes_beside_the_run(ff_run):
+    from ffterm.app.main import FFTermApp
+    from ffterm.app.views.prune import APP_SPEC, PruneView
+
+    (ff_run / "prune.json").unlink(missing_ok=True)
+    app = FFTermApp(watch=[ff_run])
+    async with app.run_test(size=(100, 30)) as pilot:
+        for _ in range(200):  # the watched run's snapshots arrive
+            await pilot.pause(0.05)
+            if app.runs.primary is not None and app.runs.primary.history.count:
+                break
+        await pilot.press("u")
+        view = app.dashboard.query_one("#view-prune", PruneView)
+        seen = set()
+        for _ in range(1200):
+            await pilot.pause(0.05)
+            seen.add(len(view.job.entries))
+            if not view.job.running:
+                break
+        assert view.job.error is None and view.job.finished
+        assert len(view.job.entries) == len(APP_SPEC.strategies) * len(APP_SPEC.keep)
+        assert len(seen) > 2  # the curve filled point by point
+        assert app.dashboard.query_one("#tabs").active == "tab-prune"
+        assert "done, unpruned accuracy" in str(view.query_one("#prune-status").render())
+    assert json.loads((ff_run / "prune.json").read_text())["draws"] == APP_SPEC.draws
+
+
+async def test_app_prune_without_a_checkpoint_says_why(tmp_path, ff_run):
+    from ffterm.app.main import FFTermApp
+    from ffterm.app.views.prune import PruneView
+
+    run = tmp_path / "copy"
+    run.mkdir()
+    for name in (rundir.CONFIG, rundir.SNAPSHOTS):
+        (run / name).write_bytes((ff_run / name).read_bytes())
+    app = FFTermApp(watch=[run])
+    async with app.run_test(size=(100, 30)) as pilot:
+        for _ in range(200):
+            await pilot.pause(0.05)
+            if app.runs.primary is not None and app.runs.primary.history.count:
+                break
+        await pilot.press("u")
+        view = app.dashboard.query_one("#view-prune", PruneView)
+        for _ in range(400):
+            await pilot.pause(0.05)
+            if not view.job.running:
+                break
+        assert "no checkpoint here" in view.job.error and "\n" not in view.job.error
+    assert not (run / "prune.json").exists()

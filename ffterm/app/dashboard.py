@@ -23,6 +23,7 @@ from .actions import bindings
 from .controller import RunController
 from .header import StatusHeader
 from .views import VIEWS, View, ViewOptions
+from .views.prune import PruneView
 
 MIN_WIDTH, MIN_HEIGHT = 60, 20
 SMOOTHING_STEPS = (0.0, 0.6, 0.9)
@@ -165,6 +166,10 @@ class Dashboard(Screen):
 
     def action_freeze(self) -> None:
         self.frozen = not self.frozen
+
+    def action_prune(self) -> None:
+        self.action_show_view("prune")
+        self.notify(self.query_one("#view-prune", PruneView).start(self.runs.primary))
 
     def action_show_view(self, name: str) -> None:
         self.query_one("#tabs", TabbedContent).active = f"tab-{name}"

@@ -12,6 +12,7 @@ from .curves import CurvesView
 from .ei import EIView
 from .ensembles import EnsemblesView
 from .layers import LayersView
+from .prune import PruneView
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ VIEWS = [
     ViewSpec("ensembles", "Ensembles", EnsemblesView),
     ViewSpec("ei", "E/I", EIView),
     ViewSpec("compare", "Compare", CompareView),
+    ViewSpec("prune", "Prune", PruneView),
 ]
 
 __all__ = ["VIEWS", "View", "ViewOptions", "ViewSpec"]

@@ -1,4 +1,5 @@
-"""The Ensembles view: shared-units / Jaccard matrix, ensemble size and stability over the epochs."""
+"""The Ensembles view: shared-units / Jaccard matrix, ensemble size and stability over the epochs, and for
+the chosen layer and class the activation patterns and the unit × evaluation raster of its ensemble."""
 
 from __future__ import annotations
 
@@ -6,16 +7,24 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 
+from ffterm.core.ensemble_life import EnsembleLife
 from ffterm.core.history import RunHistory
 from ffterm.core.report import class_label, class_names
 
 from ..colors import color_of
 from ..render import matrix_grid
 from .base import Chart, TextPanel, View, layer_analysis, lines
+from .life import PatternSource, patterns_text, raster_text
 
 
 class EnsemblesView(View):
-    """Shared-units / Jaccard matrix of the chosen layer; ensemble size % and stability over epochs."""
+    """Shared-units / Jaccard matrix of the chosen layer; ensemble size % and stability over epochs; the
+    chosen class's patterns and ensemble raster."""
+
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        self._lives: dict[int, EnsembleLife] = {}  # per run, updated incrementally from its history
+        self._patterns = PatternSource()
 
     def compose(self) -> ComposeResult:
         with Horizontal():
@@ -23,6 +32,9 @@ class EnsemblesView(View):
             with Vertical(id="ens-plots"):
                 yield Chart(id="plot-ens-size")
                 yield Chart(id="plot-ens-stab")
+                with Horizontal(id="ens-beyond"):
+                    yield TextPanel(id="ens-patterns")
+                    yield TextPanel(id="ens-life")
 
     def draw(self, feed, feeds):
         opts = self.options
@@ -66,3 +78,16 @@ class EnsemblesView(View):
 
         self.query_one("#plot-ens-size", Chart).draw(size)
         self.query_one("#plot-ens-stab", Chart).draw(stability)
+        self._draw_beyond(feed, h, cls_name)
+
+    def _draw_beyond(self, feed, h: RunHistory, cls_name: str) -> None:
+        opts = self.options
+        life = self._lives.setdefault(feed.id, EnsembleLife()) if feed else EnsembleLife()
+        life.update(h)
+        class_life = life.of(opts.layer, opts.cls)
+        title = f"Ensemble life · L{opts.layer + 1} class {cls_name}"
+        self.query_one("#ens-life", TextPanel).set_renderer(lambda w, hh: raster_text(class_life, title, w, hh))
+        layers = self._patterns.layers(feed.run_dir if feed else None)
+        entries = layers[opts.layer] if opts.layer < len(layers) and layers[opts.layer] else []
+        entry = next((e for e in entries if e.get("class") == opts.cls), None)
+        self.query_one("#ens-patterns", TextPanel).set_renderer(lambda w, hh: patterns_text(entry, w))
