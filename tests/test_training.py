@@ -10,10 +10,11 @@ from ffterm.core import rundir
 from ffterm.core.checkpoint import CheckpointError, load_checkpoint
 from ffterm.core.config import RunConfig
 from ffterm.core.device import DeviceError
+from ffterm.core.networks import goodness
 from ffterm.core.prepare import prepare
 from ffterm.core.session import Session
-from ffterm.core.networks import goodness
 from ffterm.core.trainers import BPFFTrainer, EpochMetrics, FFTrainer, make_trainer
+from ffterm.core.typical import two_matmul_trainer
 
 CPU = torch.device("cpu")
 
@@ -160,27 +161,33 @@ ONE_MATMUL_CASES = {
 }
 
 
-@pytest.mark.parametrize("kw", ONE_MATMUL_CASES.values(), ids=ONE_MATMUL_CASES.keys())
-def test_positives_and_negatives_in_one_matmul_train_as_two_did(kw):
-    """The trainers take a batch's positives and negatives through each layer as one matmul; the
-    losses and goodness of every epoch and the final predictions are those of the two-matmul form."""
-    cfg = tiny(epochs=1, batch_size=300, hidden=24, **kw)
-    data = prepare(cfg, CPU)
-    ours = make_trainer(cfg, data, CPU)
-    reference = (TwoMatmulBPFF if cfg.model == "bpff" else TwoMatmulFF)(cfg, data, CPU)
+def assert_trains_as(trainer, reference, data):
+    """Every epoch's loss and goodness within 1e-6 of the reference's; identical final predictions."""
     epochs = 0
-    while not ours.done:
-        got, want = ours.step(), reference.step()
-        assert got == want
-        if got:
-            m, r = ours.end_epoch(), reference.end_epoch()
+    while not trainer.done:
+        ended = trainer.step()
+        assert reference.step() == ended
+        if ended:
+            m, r = trainer.end_epoch(), reference.end_epoch()
             values = [(a, b) for a, b in zip(m.loss + m.g_pos + m.g_neg, r.loss + r.g_pos + r.g_neg) if a is not None]
             assert len(values) >= 3 and max(abs(a - b) for a, b in values) < 1e-6
             epochs += 1
-    assert reference.done and epochs == ours.num_stages
-    ev, ref = ours.evaluate(data.test_x, data.test_y), reference.evaluate(data.test_x, data.test_y)
-    assert torch.equal(ev.predictions, ref.predictions) and torch.equal(ev.layer_predictions, ref.layer_predictions)
-    assert ev.predictions.unique().numel() >= 5  # varied predictions: the comparison can fail
+    assert reference.done and epochs == trainer.num_stages
+    ours, theirs = trainer.evaluate(data.test_x, data.test_y), reference.evaluate(data.test_x, data.test_y)
+    assert torch.equal(ours.predictions, theirs.predictions)
+    assert torch.equal(ours.layer_predictions, theirs.layer_predictions)
+    assert ours.predictions.unique().numel() >= 5  # varied predictions: the comparison can fail
+
+
+@pytest.mark.parametrize("kw", ONE_MATMUL_CASES.values(), ids=ONE_MATMUL_CASES.keys())
+def test_positives_and_negatives_in_one_matmul_train_as_two_did(kw):
+    """The trainers take a batch's positives and negatives through each layer as one matmul, as does
+    the bench's two-matmul form (typical.two_matmul_trainer) as two: both train as the previous form."""
+    cfg = tiny(epochs=1, batch_size=300, hidden=24, **kw)
+    data = prepare(cfg, CPU)
+    previous_form = TwoMatmulBPFF if cfg.model == "bpff" else TwoMatmulFF
+    assert_trains_as(make_trainer(cfg, data, CPU), previous_form(cfg, data, CPU), data)
+    assert_trains_as(two_matmul_trainer(cfg, data, CPU), previous_form(cfg, data, CPU), data)
 
 
 @pytest.mark.parametrize(
