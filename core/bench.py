@@ -302,10 +302,10 @@ def _precisions(fp32: RunConfig, data: PreparedData, dev: torch.device, repeats:
 
 def _options(cfg: RunConfig, data: PreparedData, dev: torch.device, repeats: int, log: Log) -> dict[str, Any]:
     """Each fast-path step on and off, in turn (FF layer-1 epoch of `cfg`)."""
-    # positives and negatives as one (batched) matmul: the batched trainer with one seed does that
+    # positives and negatives as one matmul (the trainer's form) against two, one per half
     one, two = _paired(
-        lambda: _epoch_seconds(lambda: BatchedTrainer([cfg], data, dev), dev),
         lambda: _epoch_seconds(lambda: make_trainer(cfg, data, dev), dev),
+        lambda: _epoch_seconds(lambda: typical.two_matmul_trainer(cfg, data, dev), dev),
         repeats,
     )
     log(f"positives + negatives as one matmul: {one:.2f} s vs two matmuls {two:.2f} s ({two / one:.2f}×)")

@@ -22,7 +22,23 @@ from .losses import goodness_loss
 from .networks import BPNet, FFNet, goodness
 from .predict import aggregate
 from .prepare import PreparedData
-from .trainers import _generator
+from .trainers import Trainer, _generator, make_trainer
+
+
+class TwoMatmulFFNet(FFNet):
+    """An FFNet whose layers take a batch of positives then negatives (2B, D) as two matmuls, one per
+    half, as typical FF code does; ffterm's trainers take both in one."""
+
+    def layer(self, index: int, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[0] // 2
+        return torch.cat([super().layer(index, x[:n]), super().layer(index, x[n:])])  # (2B, H)
+
+
+def two_matmul_trainer(cfg: RunConfig, data: PreparedData, device: torch.device) -> Trainer:
+    """ffterm's FF or BP/FF trainer with only that changed: positives and negatives as two matmuls per layer."""
+    trainer = make_trainer(cfg, data, device)
+    trainer.net.__class__ = TwoMatmulFFNet  # the same parameters, which the trainer's optimizers hold
+    return trainer
 
 
 def _loader(*tensors: torch.Tensor, batch_size: int, shuffle: bool) -> DataLoader[tuple[torch.Tensor, ...]]:
