@@ -114,6 +114,8 @@ class FFTermApp(App[int]):
                 self.start_preset(self.preset, self.overrides)
             elif self.open_picker:
                 self.call_after_refresh(self.action_new_run)
+            elif self.runs.read_only:  # a visitor with nothing to watch yet: the runs under the run root
+                self.call_after_refresh(self.action_open_run)
 
     @on(SnapshotsReady)
     def _snapshots_ready(self, message: SnapshotsReady) -> None:
@@ -191,12 +193,14 @@ class FFTermApp(App[int]):
         self.push_screen(RunDialog(self.runs.dialog_config()), self._start_if_given)
 
     def action_open_run(self) -> None:
-        if self.runs.refused():  # visitors of a read-only server pick no paths
-            return
         exclude = [f.run_dir for f in self.runs.feeds if f.run_dir is not None]
         self.push_screen(OpenRunScreen(self.runs.run_root, exclude), self._opened)
 
     def _opened(self, path: Path | None) -> None:
+        root = self.runs.run_root.resolve()
+        if path is not None and self.runs.read_only and not path.resolve().is_relative_to(root):
+            self.notify(f"This server is read-only: visitors open runs under {root} only", severity="warning")
+            return
         if path is not None and self.runs.watch(path) is not None:
             self.notify(f"Added {path.name}: see the Compare view")
             self.dashboard.action_show_view("compare")
