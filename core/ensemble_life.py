@@ -65,7 +65,7 @@ class ClassLife:
 
     @property
     def turnover(self) -> list[int | None]:
-        return [None if j is None else j + v for j, v in zip(self.joins, self.leaves)]
+        return [None if j is None or v is None else j + v for j, v in zip(self.joins, self.leaves)]
 
     def stable_epoch(self, threshold: float = STABLE_JACCARD) -> int | None:
         final = self.members[-1] if self.members else None

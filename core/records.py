@@ -153,3 +153,4 @@ class FinalRecord(_FinalRequired, total=False):
     """final.json: the finished run, on the whole test set."""
 
     heldout: Heldout  # only for runs with a held-out class
+    ensemble_life: list[list[dict[str, Any]]]  # per layer, per class (ffterm.core.ensemble_life)
