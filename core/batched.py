@@ -110,7 +110,7 @@ class BatchedTrainer(Trainer):
 
     def _begin_epoch(self) -> None:
         gens = [_generator(seed, self.stage, self.epoch) for seed in self.seeds]
-        # stored (M, N) so that the base class's row slice is a batch: column i is seed i's permutation
+        # stored (M, N) so that a row slice is a batch: column i is seed i's permutation
         self._perm = torch.stack([torch.randperm(self.num_examples, generator=g) for g in gens], dim=1).to(self.device)
         if self.cfg.model != "bp" and self.cfg.negatives == "resample":  # drawn after the permutation, as separately
             data = self.data
@@ -340,7 +340,7 @@ class _GraphedStep:
             for opt in t.optimizers:
                 opt.zero_grad(set_to_none=True)
             self.graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self.graph), matmul_precision(t.cfg.precision, t.device):
+            with torch.cuda.graph(self.graph), matmul_precision(t.cfg.precision, t.device, autocast_cache=False):
                 t._train_batch(self.index)  # recorded, not run: the replay below trains on this batch
         self.index.copy_(idx)
         self.graph.replay()

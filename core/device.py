@@ -87,13 +87,14 @@ def check_precision(precision: str, device: torch.device) -> None:
 
 
 @contextlib.contextmanager
-def matmul_precision(precision: str, device: torch.device) -> Iterator[None]:
+def matmul_precision(precision: str, device: torch.device, autocast_cache: bool = True) -> Iterator[None]:
     """Training matmuls in the run's precision: fp32, tf32 (CUDA matmuls with TF32 inputs) or bf16 (autocast).
 
-    The setting is restored on exit, so evaluation and analysis stay in float32.
+    The setting is restored on exit, so evaluation and analysis stay in float32. `autocast_cache`
+    False while a CUDA graph is captured (its cast weights must not outlive the capture).
     """
     if precision == "bf16":
-        with torch.autocast(device.type, dtype=torch.bfloat16):
+        with torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=autocast_cache):
             yield
     elif precision == "tf32":
         before = torch.backends.cuda.matmul.allow_tf32

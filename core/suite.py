@@ -33,7 +33,7 @@ import yaml
 
 from . import rundir
 from .config import dump_yaml, to_dict
-from .pooling import POOLABLE_KEYS, mean_std  # noqa: F401  (mean_std: suite reports import it from here)
+from .pooling import POOLABLE_KEYS
 from .suite_spec import PlannedRun, Suite, SuiteError
 from .suite_worker import FAILED, Watch, failure, run_state, run_unit, run_unit_batched
 

@@ -34,15 +34,20 @@ def check_app_inputs(
     force: bool = False,
 ) -> None:
     """Fail fast, before the app takes the screen, on a bad preset, override or run directory."""
+    from ffterm.core.suite import PLAN as suite_plan
+
     if preset is not None:
         resolve_device(load_preset(preset, overrides).device)  # e.g. cuda asked for on a machine without it
     if out is not None:
         check_free(out)
         rundir.check_target(out, force)
     for path in watch or []:
+        if (Path(path) / suite_plan).is_file():  # a suite folder: the app opens its Suite view
+            continue
         if not (Path(path) / rundir.CONFIG).exists():
             raise rundir.RunDirError(
-                f"{path}: not an ffterm run directory (no {rundir.CONFIG}); start one with `ffterm run PRESET --headless`"
+                f"{path}: not an ffterm run directory (no {rundir.CONFIG}) nor a suite folder (no {suite_plan}); "
+                "start one with `ffterm run PRESET --headless` or `ffterm suite NAME`"
             )
         rundir.read_config(path)  # a config.yaml that is a folder, not UTF-8, not readable: one line now
 

@@ -425,3 +425,75 @@ async def test_suite_view_lists_runs_and_fills_the_tables(tmp_path):
         await pilot.press("enter")
         await pilot.pause(0.1)
     assert opened == [units[0].dirs[0]]
+
+
+async def _until(pilot, cond, timeout=30.0):
+    for _ in range(int(timeout / 0.05)):
+        if cond():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError("the app never got there")
+
+
+@pytest.mark.asyncio
+async def test_app_watches_a_suite_folder_and_opens_its_runs(tmp_path):
+    pytest.importorskip("textual")
+    from textual.widgets import DataTable
+
+    from ffterm.app.dashboard import Dashboard
+    from ffterm.app.demo import DemoPresets
+    from ffterm.app.main import FFTermApp
+    from ffterm.app.suiteview import SuiteScreen
+
+    out = tmp_path / "s"
+    suite.run_suite(preset_suite("quick-ff-synthetic", seeds=1, overrides=TINY), out, log=lambda _m: None)
+    run_dir = out / "quick-ff-synthetic" / "seed-0"
+    app = FFTermApp(watch=[out], run_root=tmp_path / "runs", presets=DemoPresets())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _until(pilot, lambda: isinstance(app.screen, SuiteScreen))
+        table = app.screen.query_one("#suite-runs", DataTable)
+        await _until(pilot, lambda: table.row_count == 1)
+        assert str(table.get_row_at(0)[2]) == "done"
+        await pilot.press("enter")  # the run's dashboard
+        await _until(pilot, lambda: isinstance(app.screen, Dashboard) and app.runs.primary is not None)
+        assert app.runs.primary.run_dir == run_dir
+        await _until(pilot, lambda: app.runs.primary.history.count > 0)
+        await pilot.press("u")  # back to the suite
+        await _until(pilot, lambda: isinstance(app.screen, SuiteScreen))
+        await pilot.press("escape")
+        await _until(pilot, lambda: isinstance(app.screen, Dashboard))
+
+
+@pytest.mark.asyncio
+async def test_picker_offers_the_built_in_suites(tmp_path, monkeypatch):
+    pytest.importorskip("textual")
+    from textual.widgets import Input, OptionList
+
+    from ffterm.app.demo import DemoPresets
+    from ffterm.app.main import FFTermApp
+    from ffterm.app.screens import PresetPicker
+    from ffterm.app.suiteview import SuiteScreen
+
+    started = []
+
+    def start_suite(name, run_root):  # the real one starts `ffterm suite NAME` as a process of its own
+        started.append(name)
+        suite.prepare(load_suite(name, overrides=TINY), run_root / f"{name}-suite")
+        return run_root / f"{name}-suite"
+
+    monkeypatch.setattr("ffterm.app.main.start_suite", start_suite)
+    app = FFTermApp(run_root=tmp_path / "runs", presets=DemoPresets())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _until(pilot, lambda: isinstance(app.screen, PresetPicker))
+        options = app.screen.query_one(OptionList)
+        await _until(pilot, lambda: options.option_count > 0)
+        names = [str(options.get_option_at_index(i).id) for i in range(options.option_count)]
+        assert {"suite:paper", "suite:heldout", "suite:l1", "suite:bp-l1", "suite:similarity", "suite:quick"} <= set(
+            names
+        )
+        app.screen.query_one(Input).value = "suite:quick"
+        await pilot.pause(0.2)
+        await pilot.press("enter")
+        await _until(pilot, lambda: isinstance(app.screen, SuiteScreen))
+        assert app.screen.suite_dir == tmp_path / "runs" / "quick-suite"
+    assert started == ["quick"]

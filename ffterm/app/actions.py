@@ -65,6 +65,8 @@ KEYS = [
     KeyAction("Runs", "s", "app.stop", "stop training (checkpoint kept)", "Stop training"),
     KeyAction("Runs", "c", "app.checkpoint", "checkpoint now", "Checkpoint now"),
     KeyAction("Runs", "o", "app.open_run", "add a run directory to compare", "Add a run to compare…"),
+    KeyAction("Runs", "u", "app.show_suite", "the suite view: its runs (enter opens one) and study tables",
+              "Show the suite view"),
     # display
     KeyAction("Display", "tab", "next_view", "next / previous view", "Next view", priority=True),
     KeyAction("Display", "shift+tab", "previous_view", "next / previous view", "Previous view", priority=True),

@@ -25,6 +25,7 @@ from .controller import RunController, RunsChanged, SessionFactory
 from .dashboard import Dashboard
 from .feeds import SnapshotsReady
 from .screens import HelpScreen, OpenRunScreen, PresetPicker, RunDialog
+from .suiteview import SUITE_PREFIX, SuiteScreen, SuiteView, is_suite_dir, start_suite, suite_choices
 from .views import VIEWS
 
 
@@ -77,13 +78,17 @@ class FFTermApp(App[int]):
             self, presets=presets, session_factory=session_factory, run_root=run_root, out=out, force=force
         )
         self.dashboard = Dashboard(self.runs, refresh_s)
+        self.suite_dir: Path | None = None  # the suite the Suite view follows
 
     def on_mount(self) -> None:
         self.push_screen(self.dashboard)
         for name, snaps in self.static_snapshots.items():
             self.runs.add_run(name, snaps)
         for path in self.watch_dirs:
-            self.runs.watch(path)
+            if is_suite_dir(path):
+                self.show_suite(path)
+            else:
+                self.runs.watch(path)
         if not self.static_snapshots and not self.watch_dirs:
             if self.preset:
                 self.start_preset(self.preset, self.overrides)
@@ -115,7 +120,7 @@ class FFTermApp(App[int]):
         if isinstance(self.screen, PresetPicker):
             return
         try:
-            presets = self.runs.presets.list_presets()
+            presets = [*self.runs.presets.list_presets(), *suite_choices()]
             default = getattr(self.runs.presets, "DEFAULT_PRESET", None)
         except Exception as exc:
             self.notify(f"Presets unavailable: {exc}", severity="error")
@@ -125,7 +130,29 @@ class FFTermApp(App[int]):
     def _picked(self, result: tuple[str, bool] | None) -> None:
         if result is not None:
             name, customise = result
+            if name.startswith(SUITE_PREFIX):
+                self.show_suite(start_suite(name.removeprefix(SUITE_PREFIX), self.runs.run_root))
+                return
             self.start_preset(name, self.overrides if name == self.preset else None, customise=customise)
+
+    # ---- suites: a suite folder's runs and tables (suiteview.py) --------------------------------
+    def show_suite(self, suite_dir: Path) -> None:
+        self.suite_dir = Path(suite_dir)
+        self.push_screen(SuiteScreen(self.suite_dir))
+
+    def action_show_suite(self) -> None:
+        if self.suite_dir is None:
+            self.notify("No suite yet: start one from the picker (n) or `ffterm watch SUITE_DIR`", severity="warning")
+        elif not isinstance(self.screen, SuiteScreen):
+            self.show_suite(self.suite_dir)
+
+    @on(SuiteView.OpenRun)
+    def _open_suite_run(self, message: SuiteView.OpenRun) -> None:
+        feed = next((f for f in self.runs.feeds if f.run_dir == message.run_dir), None)
+        feed = feed or self.runs.watch(message.run_dir)
+        if feed is not None:
+            self.runs.focus(feed)
+            self.pop_screen()
 
     def action_run_dialog(self) -> None:
         self.push_screen(RunDialog(self.runs.dialog_config()), self._start_if_given)

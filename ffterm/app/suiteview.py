@@ -1,28 +1,71 @@
 """The Suite view: every run of a suite folder (state, epoch, accuracy, sparsity per layer) and the
-study tables as they fill.
+study tables as they fill; the screen that hosts it; and starting a built-in suite from the app.
 
 It reads the suite folder alone (`ffterm.core.suite_status`, `ffterm.core.summary`), so it follows a
-suite running anywhere: in this process, in subprocesses, on a cluster writing to a shared folder.
-The folder is read in a thread every `poll_s` seconds; finished runs are read once; the summary is
-rebuilt only when a run has finished since the last time (similarity is never computed here, only
-read from the suite's cache). Enter on a run posts `SuiteView.OpenRun` with its directory.
+suite running anywhere: started from the picker (a detached `ffterm suite` process, which outlives
+the app), headless in a terminal, or on a cluster writing to a shared folder. The folder is read in
+a thread every `poll_s` seconds; finished runs are read once; the summary is rebuilt only when a run
+has finished since the last time (similarity is never computed here, only read from the suite's
+cache). Enter on a run posts `SuiteView.OpenRun` with its directory.
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.table import Table
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
-from textual.widgets import DataTable, Static
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
 
 from ffterm.core.formatting import fmt
+from ffterm.core.suite import PLAN
+from ffterm.core.suite_spec import SuiteError, list_suites
 from ffterm.core.suite_status import RunStatus, suite_status
 from ffterm.core.summary import build_summary, table_header, table_rows
+
+SUITE_PREFIX = "suite:"  # how the preset picker names a suite among the presets
+
+
+@dataclass(frozen=True)
+class SuiteChoice:
+    """A built-in suite as a preset picker entry (name, description)."""
+
+    name: str
+    description: str
+
+
+def suite_choices() -> list[SuiteChoice]:
+    return [SuiteChoice(SUITE_PREFIX + name, f"Suite: {description}") for name, description in list_suites()]
+
+
+def is_suite_dir(path: Path) -> bool:
+    return (Path(path) / PLAN).is_file()
+
+
+def start_suite(name: str, run_root: Path) -> Path:
+    """Start `ffterm suite NAME` as a process of its own (it outlives the app; its output goes to
+    SUITE/suite.log) and return the suite folder it fills."""
+    suite_dir = Path(run_root) / f"{Path(name).stem}-suite"
+    suite_dir.mkdir(parents=True, exist_ok=True)
+    with open(suite_dir / "suite.log", "ab") as log:
+        subprocess.Popen(
+            [sys.executable, "-m", "ffterm", "suite", name, "--out", str(suite_dir)],
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    return suite_dir
+
 
 STATE_STYLE = {"done": "green", "running": "cyan", "stopped": "yellow", "failed": "red", "queued": "dim"}
 
@@ -89,13 +132,24 @@ class SuiteView(Vertical):
     @work(thread=True, exclusive=True, group="suite-poll")
     def poll(self) -> None:
         """Read the folder (in a thread) and hand the result to the UI."""
-        rows = suite_status(self.suite_dir, self.rows)
+        try:
+            rows = suite_status(self.suite_dir, self.rows)
+        except SuiteError:  # no plan yet: the suite is still starting
+            self.app.call_from_thread(self._waiting)
+            return
         done = sum(r.state == "done" for r in rows)
         summary = None
         if done != self._done_seen:
             summary = build_summary(self.suite_dir, compute_similarity=False, log=lambda _m: None)
             self._done_seen = done
         self.app.call_from_thread(self._show, rows, summary)
+
+    def _waiting(self) -> None:
+        log = self.suite_dir / "suite.log"
+        last = log.read_text(errors="replace").strip().splitlines()[-1:] if log.is_file() else []
+        self.query_one("#suite-title", Static).update(
+            f"Suite {self.suite_dir}: starting…" + (f" ({last[0]})" if last else "")
+        )
 
     def _show(self, rows: list[RunStatus], summary: dict | None) -> None:
         table = self.query_one("#suite-runs", DataTable)
@@ -120,6 +174,26 @@ class SuiteView(Vertical):
         run = next((r for r in self.rows if r.dir == event.row_key.value), None)
         if run is not None and run.state != "queued":
             self.post_message(self.OpenRun(run.path))
+
+
+class SuiteScreen(Screen):
+    """The Suite view on a screen of its own; Enter opens a run's dashboard, Escape goes back."""
+
+    BINDINGS = [Binding("escape", "back", "Dashboard")]
+
+    def __init__(self, suite_dir: Path) -> None:
+        super().__init__()
+        self.suite_dir = Path(suite_dir)
+
+    def compose(self) -> ComposeResult:
+        yield SuiteView(self.suite_dir, id="suite-view")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#suite-runs", DataTable).focus()
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
 
 
 def _stack(renderables: list[Table | Text]) -> Table:
