@@ -236,7 +236,7 @@ async def test_app_prune_view_fills_the_curve_and_writes_beside_the_run(ff_run):
             await pilot.pause(0.05)
             if app.runs.primary is not None and app.runs.primary.history.count:
                 break
-        await pilot.press("u")
+        await pilot.press("x")
         view = app.dashboard.query_one("#view-prune", PruneView)
         seen = set()
         for _ in range(1200):
@@ -266,7 +266,7 @@ async def test_app_prune_without_a_checkpoint_says_why(tmp_path, ff_run):
             await pilot.pause(0.05)
             if app.runs.primary is not None and app.runs.primary.history.count:
                 break
-        await pilot.press("u")
+        await pilot.press("x")
         view = app.dashboard.query_one("#view-prune", PruneView)
         for _ in range(400):
             await pilot.pause(0.05)

@@ -82,7 +82,7 @@ KEYS = [
     # output
     KeyAction("Output", "e", "app.export", "export report.md, snapshot.json, history.json to RUN_DIR/reports/",
               "Export snapshot report", "Export"),
-    KeyAction("Output", "u", "prune", "prune the run in focus: accuracy vs units kept (Prune view)",
+    KeyAction("Output", "x", "prune", "prune the run in focus: accuracy vs units kept (Prune view)",
               "Prune units of this run (accuracy vs units kept)"),
     KeyAction("Output", "ctrl+s", "app.save_svg", "save an SVG screenshot into the run directory", "Save SVG screenshot"),
     # the app

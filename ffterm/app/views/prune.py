@@ -1,7 +1,7 @@
 """The Prune view: remove units of the run in focus and watch test accuracy against the fraction of
 units kept, one curve per strategy, filled in as each point is measured (docs/algorithms.md, "Pruning").
 
-`u` (or the palette's "Prune units of this run") starts a job on a worker thread from the run's
+`x` (or the palette's "Prune units of this run") starts a job on a worker thread from the run's
 checkpoint; the job reports every measured point and writes prune.json, prune.csv and the figure
 beside the run's files when it ends. A coarse grid on a fixed sample of test images keeps it short.
 """
@@ -127,7 +127,7 @@ class PruneView(View):
 def _status(job: PruneJob | None) -> Text:
     if job is None:
         return Text(
-            "u (or ctrl+p → Prune) removes units of the run in focus by ensemble relevance, weight magnitude, "
+            "x (or ctrl+p → Prune) removes units of the run in focus by ensemble relevance, weight magnitude, "
             f"activity or at random ({APP_SPEC.draws} draws) and measures accuracy on {APP_SPEC.samples} test images; "
             "for a finer grid use `ffterm prune RUN_DIR`.",
             style="dim",
