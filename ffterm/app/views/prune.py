@@ -127,7 +127,7 @@ class PruneView(View):
 def _status(job: PruneJob | None) -> Text:
     if job is None:
         return Text(
-            "u (or ctrl+p → Prune) removes units of the run in focus by ensemble relevance, weight magnitude, "
+            "x (or ctrl+p → Prune) removes units of the run in focus by ensemble relevance, weight magnitude, "
             f"activity or at random ({APP_SPEC.draws} draws) and measures accuracy on {APP_SPEC.samples} test images; "
             "for a finer grid use `ffterm prune RUN_DIR`.",
             style="dim",
