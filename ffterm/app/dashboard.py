@@ -32,8 +32,8 @@ SMOOTHING_STEPS = (0.0, 0.6, 0.9)
 class Dashboard(Screen):
     BINDINGS = bindings("dashboard")
 
-    options: reactive[ViewOptions] = reactive(ViewOptions, init=False)
-    frozen: reactive[bool] = reactive(False, init=False)
+    options: reactive[ViewOptions] = reactive(ViewOptions, init=False, repaint=False)
+    frozen: reactive[bool] = reactive(False, init=False, repaint=False)
 
     def __init__(self, runs: RunController, refresh_s: float = 0.25) -> None:
         super().__init__()
@@ -77,7 +77,7 @@ class Dashboard(Screen):
     def visible_view(self) -> View | None:
         try:
             tabs = self.query_one("#tabs", TabbedContent)
-            return self.query_one(f"#view-{tabs.active[4:]}", View) if tabs.active else None
+            return self.query_one(f"#view-{tabs.active.removeprefix('tab-')}", View) if tabs.active else None
         except NoMatches:  # still being composed
             return None
 

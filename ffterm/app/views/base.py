@@ -48,8 +48,8 @@ class View(Container):
     ViewSpec to `ffterm.app.views.VIEWS`. Override `key` when the view depends on less than the
     run's history and every option (it then skips more redraws)."""
 
-    options: reactive[ViewOptions] = reactive(ViewOptions, init=False)
-    frozen: reactive[bool] = reactive(False, init=False)
+    options: reactive[ViewOptions] = reactive(ViewOptions, init=False, repaint=False)
+    frozen: reactive[bool] = reactive(False, init=False, repaint=False)
 
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
