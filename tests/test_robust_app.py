@@ -49,14 +49,14 @@ async def test_watch_skips_crafted_lines_with_a_notice_and_goes_on(tmp_path):
     good = len(demo_snapshots(epochs_per_stage=2, layers=3, n_units=40))
     app = FFTermApp(watch=run, run_root=tmp_path, presets=DemoPresets())
     async with app.run_test(size=(100, 30)) as pilot:
-        assert await wait_for(pilot, lambda: app.primary is not None and app.primary.history.count == good)
-        assert app.primary.history.num_layers == 3  # not a billion
+        assert await wait_for(pilot, lambda: app.runs.primary is not None and app.runs.primary.history.count == good)
+        assert app.runs.primary.history.num_layers == 3  # not a billion
         shown = notices(app)
         assert any(f"{run / rundir.SNAPSHOTS}:2: skipped a bad snapshot line (num_layers" in n for n in shown)
         assert any(f"{run / rundir.SNAPSHOTS}:4: skipped a bad snapshot line (epoch" in n for n in shown)
         with open(run / rundir.SNAPSHOTS, "a") as fh:  # following went on past the bad lines
             fh.write(demo_snapshots(epochs_per_stage=2, layers=3, n_units=40)[-1].to_json() + "\n")
-        assert await wait_for(pilot, lambda: app.primary.history.count == good + 1)
+        assert await wait_for(pilot, lambda: app.runs.primary.history.count == good + 1)
         assert app.is_running
 
 
@@ -135,4 +135,4 @@ async def test_two_quick_starts_leave_one_training(tmp_path):
         assert await wait_for(pilot, lambda: len(created) == 2 and created[1].state == "running")
         await pilot.pause(1.5)
         assert [s for s in created if s.alive] == [created[1]]  # the first one never started training
-        assert [f.session for f in app.feeds] == [created[1]]
+        assert [f.session for f in app.runs.feeds] == [created[1]]

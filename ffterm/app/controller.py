@@ -7,11 +7,17 @@ on the live run. It touches no widget: what it needs from the app is the small `
 
 The interface, in short:
 - runs: `feeds`, `primary` (the run in focus), `session_feed` (the live one), `focus(feed)`
-- start or attach: `start(cfg)`, `watch(run_dir)`, `add_run(name, snapshots)`, `load_preset(...)`
+- start or attach: `start(cfg)`, `attach(run_dir)`, `watch(run_dir)`, `add_run(name, snapshots)`,
+  `load_preset(...)`, `is_long(cfg)` (a run worth confirming before it starts)
+- read-only (what `ffterm serve` gives visitors): `may_change_runs()` says no, once per attempt;
+  every command that starts, stops, steers or opens a run asks it first
 - the live run: `pause()`, `resume()`, `toggle_pause()`, `stop()`, `checkpoint()`, `snapshot_now()`
   (sent to any object with the commands of ffterm.core.session.Session, see `RunSession`)
 - snapshots in: `drain(feed_id)` when the host receives `SnapshotsReady`
-- output and the end: `export()`, `out_dir()`, `quit()`, `shutdown(timeout)`
+- output and the end: `export()`, `out_dir()`, `quit()`, `shutdown(timeout)`, `farewell()`
+
+Runs started here train in their own process by default (ffterm.core.detached): they outlive the
+terminal, so quitting leaves them training and `farewell()` says where.
 """
 
 from __future__ import annotations
@@ -69,6 +75,9 @@ class RunSession(Protocol):
 
 SessionFactory = Callable[[RunConfig, Path], Any]
 
+READ_ONLY = "This server is read-only: visitors watch (`ffterm serve --allow-runs` lets them start runs)"
+LONG_RUN_IMAGE_EPOCHS = 1_500_000  # beyond ~25 epochs of 60,000 images a run takes more than a few minutes
+
 
 class RunsChanged(Message):
     """A run was added or its session created; `focus_changed`: the run in focus is another one."""
@@ -84,6 +93,25 @@ def _engine_presets() -> Any:
     return presets
 
 
+def image_epochs(cfg: RunConfig) -> int:
+    """Images seen over the whole run (training sets hold ~50,000-73,000 images; 60,000 stands for all)."""
+    return cfg.total_epochs * (cfg.train_limit or 60_000)
+
+
+def _detached(session: Any) -> bool:
+    """Whether the session trains in its own process (it goes on when the app ends)."""
+    return bool(getattr(session, "detached", False))
+
+
+def _discard(session: Any) -> None:
+    """Let go of a session that lost a start race: a detached one is stopped, an unstarted
+    in-process one frees its run directory."""
+    if _detached(session):
+        session.stop()
+    elif hasattr(session, "release"):
+        session.release()
+
+
 class RunController:
     def __init__(
         self,
@@ -94,11 +122,14 @@ class RunController:
         run_root: Path = Path("runs"),
         out: Path | None = None,
         force: bool = False,
+        read_only: bool = False,
     ) -> None:
         """presets: the preset registry (default ffterm.core.presets); session_factory(cfg, run_dir):
-        makes a session (default ffterm.core.session.Session); out: the run directory of the first run
-        started (default: a fresh one under run_root), `force` letting it overwrite a run there."""
+        makes a session (default: ffterm.core.detached.start_detached, a run in its own process);
+        out: the run directory of the first run started (default: a fresh one under run_root),
+        `force` letting it overwrite a run there; read_only: watch only."""
         self.host = host
+        self.read_only = read_only
         self._presets = presets
         self.session_factory = session_factory
         self.run_root = Path(run_root)
@@ -111,6 +142,7 @@ class RunController:
         self.exported: list[Path] = []
         self._quitting = False
         self._notified: set[tuple[int, str]] = set()
+        self._start_generation = 0  # the newest start asked for; older ones still being created are dropped
 
     # ---- runs -----------------------------------------------------------------------------------
     @property
@@ -146,6 +178,12 @@ class RunController:
         self.primary = feed
         self.host.post_message(RunsChanged(focus_changed=True))
 
+    def may_change_runs(self) -> bool:
+        """Whether runs may be started, steered or opened here; if not, say so."""
+        if self.read_only:
+            self.host.notify(READ_ONLY, severity="warning", timeout=8)
+        return not self.read_only
+
     # ---- presets and starting -------------------------------------------------------------------
     @property
     def presets(self) -> Any:
@@ -172,34 +210,65 @@ class RunController:
         except Exception:
             return RunConfig()
 
+    @staticmethod
+    def is_long(cfg: RunConfig) -> bool:
+        """A run of more than a few minutes: worth a confirmation when one key or click starts it."""
+        return image_epochs(cfg) > LONG_RUN_IMAGE_EPOCHS
+
     def start(self, cfg: RunConfig) -> None:
         """Start a run, stopping the live one first. The session is created on a worker thread
-        (loading a dataset takes seconds); its feed appears, in focus, when it is ready."""
+        (loading a dataset takes seconds); its feed appears, in focus, when it is ready. A start
+        asked for while an earlier one is still being created wins: the earlier session is dropped."""
+        if not self.may_change_runs():
+            return
         current = self.session_feed
         if current is not None and current.active:
             current.session.stop()
             self.host.notify(f"Stopping {current.name} to start {cfg.name}")
         self.last_config = cfg
-        self.host.run_worker(partial(self._create_session, cfg), thread=True, exclusive=True, group="session")
+        self._start_generation += 1
+        create = partial(self._create_session, cfg, self._start_generation)
+        self.host.run_worker(create, thread=True, exclusive=False, group="session")
 
-    def _create_session(self, cfg: RunConfig) -> None:
+    def _create_session(self, cfg: RunConfig, generation: int) -> None:
         """On the worker thread."""
         try:
             run_dir, self._out = (self._out or new_run_dir(cfg.name, self.run_root)), None
             if self.session_factory is None:
-                from ffterm.core.session import Session
+                from ffterm.core.detached import start_detached
 
-                session = Session(cfg, run_dir, force=self._force)
+                session = start_detached(cfg, run_dir, force=self._force)
             else:
                 session = self.session_factory(cfg, run_dir)
         except Exception as exc:
-            self.host.call_from_thread(
-                partial(self.host.notify, f"Cannot start {cfg.name}: {exc}", severity="error", timeout=12)
-            )
+            self._tell_from_thread(f"Cannot start {cfg.name}: {exc}")
             return
-        self.host.call_from_thread(self._session_created, session, cfg)
+        self.host.call_from_thread(self._session_created, session, cfg, generation)
 
-    def _session_created(self, session: Any, cfg: RunConfig) -> None:
+    def attach(self, run_dir: Path) -> None:
+        """Take control of a run training in its own process (through its control socket); the
+        connection is made on a worker thread."""
+        self.host.run_worker(partial(self._connect, Path(run_dir)), thread=True, exclusive=False, group="session")
+
+    def _connect(self, run_dir: Path) -> None:
+        """On the worker thread."""
+        from ffterm.core.remote import RemoteSession
+
+        try:
+            session = RemoteSession(run_dir)
+        except Exception as exc:  # ControlError, RunDirError: one line
+            self._tell_from_thread(f"Cannot attach to {run_dir}: {exc}")
+            return
+        self.host.call_from_thread(self._session_created, session, session.config)
+
+    def _tell_from_thread(self, message: str) -> None:
+        self.host.call_from_thread(partial(self.host.notify, message, severity="error", timeout=12))
+
+    def _session_created(self, session: Any, cfg: RunConfig, generation: int | None = None) -> None:
+        """A session is ready (generation: of the start that asked for it; None: attached)."""
+        if generation is not None and generation != self._start_generation:
+            _discard(session)  # another start was asked for while this one was being created
+            return
         feed = RunFeed(cfg.name, getattr(session, "run_dir", None), session)
         feed.attach_session(self.host)
         self._add(feed, focus=True)
@@ -210,6 +279,8 @@ class RunController:
 
     # ---- the live run ---------------------------------------------------------------------------
     def _live(self) -> RunFeed | None:
+        if not self.may_change_runs():
+            return None
         feed = self.session_feed
         if feed is None:
             self.host.notify("No training here: this run is watched (n starts one).", severity="warning")
@@ -275,6 +346,8 @@ class RunController:
             return False
         if feed.follow_error and self._first(feed, "follow"):
             self.host.notify(f"stopped following {feed.run_dir}: {feed.follow_error}", severity="error", timeout=12)
+        while feed.notices:  # bad snapshot lines skipped: following went on
+            self.host.notify(feed.notices.popleft(), severity="warning", timeout=10)
         if not feed.drain():
             return False
         state = feed.history.state
@@ -302,7 +375,8 @@ class RunController:
         return feed.run_dir if feed is not None and feed.run_dir is not None else self.run_root
 
     def export(self) -> list[Path] | None:
-        """Write report.md, snapshot.json and history.json of the run in focus to RUN_DIR/reports/."""
+        """Write the full report of the run in focus (ffterm.core.report.write_report: report.html,
+        figures/, curves.csv, report.md, snapshot.json, history.json) to RUN_DIR/reports/<stamp>/."""
         feed = self.primary
         if feed is None or feed.history.latest is None:
             self.host.notify("Nothing to export yet", severity="warning")
@@ -310,7 +384,7 @@ class RunController:
         h = feed.history
         snap = h.latest_evaluated or h.latest
         try:
-            paths = write_report(snap, h, report_dir(self.out_dir(feed)))
+            paths = write_report(snap, h, report_dir(self.out_dir(feed)), run_dir=feed.run_dir)
         except OSError as exc:
             self.host.notify(f"Export failed: {exc}", severity="error")
             return None
@@ -320,8 +394,9 @@ class RunController:
 
     # ---- the end --------------------------------------------------------------------------------
     def quit(self) -> None:
-        """Exit; live runs stop first (with a checkpoint). Asked again while they stop: exit at once."""
-        active = [f for f in self.feeds if f.active]
+        """Exit; live in-process runs stop first (with a checkpoint), runs in their own process go on.
+        Asked again while they stop: exit at once."""
+        active = [f for f in self.feeds if f.active and not _detached(f.session)]
         if self._quitting or not active:
             self.shutdown(timeout=0)
             self.host.exit(0)
@@ -344,5 +419,15 @@ class RunController:
             f.close(timeout=0)
         if timeout:
             for f in self.feeds:
-                if f.session is not None:
+                if f.session is not None and not _detached(f.session):
                     f.session.join(timeout)
+
+    def farewell(self) -> list[str]:
+        """After the app ended: where each interrupted or still-training run is, and how to go on."""
+        lines = []
+        for feed in self.feeds:
+            if _detached(feed.session) and feed.session.alive:
+                lines.append(f"{feed.name} goes on training in {feed.run_dir}; `ffterm attach {feed.run_dir}`")
+            elif feed.session is not None and feed.session.state == "stopped":
+                lines.append(f"{feed.name} stopped with a checkpoint; continue with `ffterm resume {feed.run_dir}`")
+        return lines

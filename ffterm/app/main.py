@@ -21,10 +21,10 @@ from ffterm.core.config import RunConfig
 from ffterm.core.snapshot import Snapshot
 
 from .actions import bindings, palette_entries
-from .controller import RunController, RunsChanged, SessionFactory
+from .controller import RunController, RunsChanged, SessionFactory, image_epochs
 from .dashboard import Dashboard
 from .feeds import SnapshotsReady
-from .screens import HelpScreen, OpenRunScreen, PresetPicker, RunDialog
+from .screens import ConfirmLongRun, HelpScreen, OpenRunScreen, PresetPicker, RunDialog
 from .views import VIEWS
 
 
@@ -63,18 +63,28 @@ class FFTermApp(App[int]):
         open_picker: bool = True,
         out: Path | None = None,
         force: bool = False,
+        read_only: bool = False,
+        attach: Path | None = None,
     ) -> None:
         """preset (with overrides): start it at once; watch: follow these run directories;
-        snapshots: show these runs as they are; otherwise open the preset picker (unless
-        open_picker is False). The rest goes to the RunController."""
+        snapshots: show these runs as they are; attach: take control of a run training in its own
+        process; otherwise open the preset picker (unless open_picker is False or the app is
+        read_only: watch only). The rest goes to the RunController."""
         super().__init__()
+        self.attach_dir = Path(attach) if attach is not None else None
         self.preset = preset
         self.overrides = dict(overrides or {})
         self.watch_dirs = [Path(watch)] if isinstance(watch, (str, Path)) else [Path(p) for p in watch or ()]
         self.static_snapshots = snapshots or {}
         self.open_picker = open_picker
         self.runs = RunController(
-            self, presets=presets, session_factory=session_factory, run_root=run_root, out=out, force=force
+            self,
+            presets=presets,
+            session_factory=session_factory,
+            run_root=run_root,
+            out=out,
+            force=force,
+            read_only=read_only,
         )
         self.dashboard = Dashboard(self.runs, refresh_s)
 
@@ -84,7 +94,9 @@ class FFTermApp(App[int]):
             self.runs.add_run(name, snaps)
         for path in self.watch_dirs:
             self.runs.watch(path)
-        if not self.static_snapshots and not self.watch_dirs:
+        if self.attach_dir is not None:
+            self.runs.attach(self.attach_dir)
+        elif not self.static_snapshots and not self.watch_dirs and not self.runs.read_only:
             if self.preset:
                 self.start_preset(self.preset, self.overrides)
             elif self.open_picker:
@@ -100,10 +112,18 @@ class FFTermApp(App[int]):
         self.dashboard.runs_changed(message.focus_changed)
 
     # ---- starting runs: picker → (dialog) → controller -------------------------------------------
-    def start_preset(self, name: str, overrides: dict[str, Any] | None = None, customise: bool = False) -> None:
+    def start_preset(
+        self, name: str, overrides: dict[str, Any] | None = None, customise: bool = False, confirm: bool = False
+    ) -> None:
+        """customise: open the run dialog on it first; confirm: ask first when it is a long run
+        (picked with one key or click)."""
+        if not self.runs.may_change_runs():
+            return
         cfg = self.runs.load_preset(name, overrides)
         if cfg is not None and customise:
             self.push_screen(RunDialog(cfg), self._start_if_given)
+        elif cfg is not None and confirm and self.runs.is_long(cfg):
+            self.push_screen(ConfirmLongRun(cfg, image_epochs(cfg)), partial(self._start_if_confirmed, cfg))
         elif cfg is not None:
             self.runs.start(cfg)
 
@@ -111,8 +131,12 @@ class FFTermApp(App[int]):
         if cfg is not None:
             self.runs.start(cfg)
 
+    def _start_if_confirmed(self, cfg: RunConfig, confirmed: bool | None) -> None:
+        if confirmed:
+            self.runs.start(cfg)
+
     def action_new_run(self) -> None:
-        if isinstance(self.screen, PresetPicker):
+        if isinstance(self.screen, PresetPicker) or not self.runs.may_change_runs():
             return
         try:
             presets = self.runs.presets.list_presets()
@@ -125,12 +149,15 @@ class FFTermApp(App[int]):
     def _picked(self, result: tuple[str, bool] | None) -> None:
         if result is not None:
             name, customise = result
-            self.start_preset(name, self.overrides if name == self.preset else None, customise=customise)
+            self.start_preset(name, self.overrides if name == self.preset else None, customise=customise, confirm=True)
 
     def action_run_dialog(self) -> None:
-        self.push_screen(RunDialog(self.runs.dialog_config()), self._start_if_given)
+        if self.runs.may_change_runs():
+            self.push_screen(RunDialog(self.runs.dialog_config()), self._start_if_given)
 
     def action_open_run(self) -> None:
+        if not self.runs.may_change_runs():
+            return
         exclude = [f.run_dir for f in self.runs.feeds if f.run_dir is not None]
         self.push_screen(OpenRunScreen(self.runs.run_root, exclude), self._opened)
 
@@ -158,8 +185,12 @@ class FFTermApp(App[int]):
 
     def action_save_svg(self) -> None:
         out = self.runs.out_dir()
-        out.mkdir(parents=True, exist_ok=True)
-        path = self.save_screenshot(f"ffterm-{datetime.now().strftime('%Y%m%d-%H%M%S')}.svg", str(out))
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            path = self.save_screenshot(f"ffterm-{datetime.now().strftime('%Y%m%d-%H%M%S')}.svg", str(out))
+        except OSError as exc:
+            self.notify(f"Cannot save a screenshot in {out}: {exc.strerror or exc}", severity="error", timeout=10)
+            return
         self.notify(f"Screenshot → {path}")
 
     def action_help(self) -> None:
@@ -178,16 +209,19 @@ class FFTermApp(App[int]):
         """(title, help, callback) of every palette command."""
         run = partial(self.run_action, default_namespace=self.dashboard)
         cmds: list[tuple[str, str, Callable[[], Any]]] = [
-            (key.title, key.shown, partial(run, key.action)) for key in palette_entries()
+            (key.title, key.shown, partial(run, key.action)) for key in palette_entries(self.runs.read_only)
         ]
         for spec in VIEWS:
             cmds.append((f"Show view: {spec.title}", "tab", partial(self.dashboard.action_show_view, spec.name)))
         for feed in self.runs.feeds:
             if feed is not self.runs.primary:
                 cmds.append((f"Show run in dashboard: {feed.name}", "", partial(self.runs.focus, feed)))
+        if self.runs.read_only:
+            return cmds
         try:
             for p in self.runs.presets.list_presets():
-                cmds.append((f"Start preset: {p.name}", p.description or "", partial(self.start_preset, p.name)))
+                start = partial(self.start_preset, p.name, confirm=True)
+                cmds.append((f"Start preset: {p.name}", p.description or "", start))
         except Exception:
             pass  # no presets: the palette still lists the rest
         return cmds
