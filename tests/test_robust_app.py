@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from ffterm.app.actions import KEYS
 from ffterm.app.demo import DemoPresets, DemoSession, demo_snapshots
 from ffterm.app.main import FFTermApp
 from ffterm.app.screens import ConfirmLongRun, PresetPicker
@@ -84,13 +85,17 @@ async def test_read_only_visitors_watch_but_start_nothing(tmp_path):
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause(0.3)
         assert not isinstance(app.screen, PresetPicker)  # no picker on opening
-        for key in ("n", "r", "o", "p", "s", "c"):
-            await pilot.press(key)
+        steering = [key for key in KEYS if key.steers_runs]
+        for key in steering:  # n, r, o, p, s, c
+            await pilot.press(key.keys)
             await pilot.pause()
         app.start_preset("quick-ff-fashionmnist")
         await pilot.pause(0.3)
         assert started == [] and not isinstance(app.screen, PresetPicker)
-        assert sum("read-only" in n for n in notices(app)) >= 7
+        assert sum("read-only" in n for n in notices(app)) == len(steering) + 1 == 7
+        titles = [title for title, _, _ in app.command_list()]  # the palette offers none of it
+        assert not {key.title for key in steering} & set(titles)
+        assert not any(t.startswith("Start preset") for t in titles) and "Help: keys" in titles
 
 
 @pytest.mark.asyncio
