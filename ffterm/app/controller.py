@@ -378,13 +378,12 @@ class RunController:
         """Write the full report of the run in focus (ffterm.core.report.write_report: report.html,
         figures/, curves.csv, report.md, snapshot.json, history.json) to RUN_DIR/reports/<stamp>/."""
         feed = self.primary
-        if feed is None or feed.history.latest is None:
+        snap = feed.history.latest_evaluated or feed.history.latest if feed is not None else None
+        if feed is None or snap is None:
             self.host.notify("Nothing to export yet", severity="warning")
             return None
-        h = feed.history
-        snap = h.latest_evaluated or h.latest
         try:
-            paths = write_report(snap, h, report_dir(self.out_dir(feed)), run_dir=feed.run_dir)
+            paths = write_report(snap, feed.history, report_dir(self.out_dir(feed)), run_dir=feed.run_dir)
         except OSError as exc:
             self.host.notify(f"Export failed: {exc}", severity="error")
             return None
