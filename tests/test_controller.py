@@ -209,7 +209,7 @@ def test_drain_of_an_unknown_feed_is_nothing(tmp_path):
     assert runs.drain(12345) is False
 
 
-def test_read_only_starts_steers_and_opens_nothing_but_watches(tmp_path):
+def test_read_only_starts_and_steers_nothing_and_opens_runs_under_the_root_only(tmp_path):
     host, made = Host(), []
     runs = RunController(
         host,
@@ -223,23 +223,19 @@ def test_read_only_starts_steers_and_opens_nothing_but_watches(tmp_path):
         command()
     assert made == [] and runs.feeds == [] and not (tmp_path / "runs").exists()
     assert host.notices == [("warning", READ_ONLY)] * 7  # one line each time, nothing else
-    run_dir = tmp_path / "elsewhere"
-    run_dir.mkdir()
-    feed = runs.watch(run_dir)  # watching is what visitors do
+    host.notices.clear()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "runs" / "mine").mkdir(parents=True)
+    assert runs.open_run(tmp_path / "runs" / ".." / "elsewhere") is None and runs.feeds == []
+    assert host.notices == [("warning", f"This server is read-only: visitors open runs under {tmp_path / 'runs'} only")]
+    feed = runs.open_run(tmp_path / "runs" / ".." / "runs" / "mine")  # watching is what visitors do
     runs.shutdown(timeout=2)
     assert feed is not None and feed.watching and runs.primary is feed
 
 
 def test_read_only_palette_leaves_out_every_key_that_steers_runs():
     steering = {key.action for key in KEYS if key.steers_runs}
-    assert steering == {
-        "app.new_run",
-        "app.run_dialog",
-        "app.toggle_pause",
-        "app.stop",
-        "app.checkpoint",
-        "app.open_run",
-    }
+    assert steering == {"app.new_run", "app.run_dialog", "app.toggle_pause", "app.stop", "app.checkpoint"}
     assert steering <= {key.action for key in palette_entries()}
     assert not steering & {key.action for key in palette_entries(read_only=True)}
 

@@ -4,8 +4,8 @@ README.md's key table are all made from KEYS (`python -m ffterm.app.actions` pri
 An action string runs in the dashboard's namespace: `layer(1)` is Dashboard.action_layer, and
 `app.export` is FFTermApp.action_export. Entries with scope "app" are bound on the App (they work
 over dialogs too); the others on the dashboard (dialogs keep their letters for typing).
-Entries that start, steer or open runs are marked `steers_runs`: a read-only app (what `ffterm
-serve` gives visitors) leaves them out of its palette, and the RunController refuses them.
+Entries that start or steer runs are marked `steers_runs`: a read-only app (what `ffterm serve`
+gives visitors) leaves them out of its palette, and the RunController refuses them.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class KeyAction:
     priority: bool = False  # before the focused widget sees the key (tab)
     numbered: bool = False  # keys 1-9 run the action with n = 0..8
     builtin: bool = False  # Textual binds it already (ctrl+p): help and README only
-    steers_runs: bool = False  # starts, steers or opens runs: not for read-only visitors
+    steers_runs: bool = False  # starts or steers runs: not for read-only visitors
 
     @property
     def shown(self) -> str:
@@ -69,7 +69,7 @@ KEYS = [
               steers_runs=True),
     KeyAction("Runs", "s", "app.stop", "stop training (checkpoint kept)", "Stop training", steers_runs=True),
     KeyAction("Runs", "c", "app.checkpoint", "checkpoint now", "Checkpoint now", steers_runs=True),
-    KeyAction("Runs", "o", "app.open_run", "add a run directory to compare", "Add a run to compare…", steers_runs=True),
+    KeyAction("Runs", "o", "app.open_run", "add a run directory to compare", "Add a run to compare…"),
     # display
     KeyAction("Display", "tab", "next_view", "next / previous view", "Next view", priority=True),
     KeyAction("Display", "shift+tab", "previous_view", "next / previous view", "Previous view", priority=True),

@@ -7,10 +7,12 @@ on the live run. It touches no widget: what it needs from the app is the small `
 
 The interface, in short:
 - runs: `feeds`, `primary` (the run in focus), `session_feed` (the live one), `focus(feed)`
-- start or attach: `start(cfg)`, `attach(run_dir)`, `watch(run_dir)`, `add_run(name, snapshots)`,
-  `load_preset(...)`, `is_long(cfg)` (a run worth confirming before it starts)
+- start or attach: `start(cfg)`, `attach(run_dir)`, `watch(run_dir)`, `open_run(run_dir)` (one the
+  user picked), `add_run(name, snapshots)`, `load_preset(...)`, `is_long(cfg)` (a run worth
+  confirming before it starts)
 - read-only (what `ffterm serve` gives visitors): `may_change_runs()` says no, once per attempt;
-  every command that starts, stops, steers or opens a run asks it first
+  every command that starts or steers a run asks it first, and `open_run` takes runs under the
+  run root only
 - the live run: `pause()`, `resume()`, `toggle_pause()`, `stop()`, `checkpoint()`, `snapshot_now()`
   (sent to any object with the commands of ffterm.core.session.Session, see `RunSession`)
 - snapshots in: `drain(feed_id)` when the host receives `SnapshotsReady`
@@ -172,6 +174,14 @@ class RunController:
         feed = self._add(RunFeed(run_dir.name, run_dir))
         feed.follow(self.host)
         return feed
+
+    def open_run(self, run_dir: Path) -> RunFeed | None:
+        """Watch a run directory the user picked; read-only visitors pick under the run root only."""
+        root = self.run_root.resolve()
+        if self.read_only and not Path(run_dir).resolve().is_relative_to(root):
+            self.host.notify(f"This server is read-only: visitors open runs under {root} only", severity="warning")
+            return None
+        return self.watch(run_dir)
 
     def focus(self, feed: RunFeed) -> None:
         """Show this run in the dashboard."""

@@ -96,11 +96,14 @@ class FFTermApp(App[int]):
             self.runs.watch(path)
         if self.attach_dir is not None:
             self.runs.attach(self.attach_dir)
-        elif not self.static_snapshots and not self.watch_dirs and not self.runs.read_only:
-            if self.preset:
-                self.start_preset(self.preset, self.overrides)
-            elif self.open_picker:
-                self.call_after_refresh(self.action_new_run)
+        elif self.static_snapshots or self.watch_dirs:
+            return
+        elif self.runs.read_only:  # a visitor with nothing to watch yet: the runs under the run root
+            self.call_after_refresh(self.action_open_run)
+        elif self.preset:
+            self.start_preset(self.preset, self.overrides)
+        elif self.open_picker:
+            self.call_after_refresh(self.action_new_run)
 
     @on(SnapshotsReady)
     def _snapshots_ready(self, message: SnapshotsReady) -> None:
@@ -156,13 +159,11 @@ class FFTermApp(App[int]):
             self.push_screen(RunDialog(self.runs.dialog_config()), self._start_if_given)
 
     def action_open_run(self) -> None:
-        if not self.runs.may_change_runs():
-            return
         exclude = [f.run_dir for f in self.runs.feeds if f.run_dir is not None]
         self.push_screen(OpenRunScreen(self.runs.run_root, exclude), self._opened)
 
     def _opened(self, path: Path | None) -> None:
-        if path is not None and self.runs.watch(path) is not None:
+        if path is not None and self.runs.open_run(path) is not None:
             self.notify(f"Added {path.name}: see the Compare view")
             self.dashboard.action_show_view("compare")
 
