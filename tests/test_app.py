@@ -258,7 +258,7 @@ async def test_palette_runs_the_chosen_command(tmp_path):
         await ui.until(lambda: app.dashboard.options.layer == 1)
         await ui.press("ctrl+p")
         await ui.until(lambda: app.screen.query("CommandInput"))
-        await ui.press(*"export snapshot report", "enter")
+        await ui.press(*"export the full report", "enter")
         reports = app.runs.primary.run_dir / "reports"
         await ui.until(lambda: list(reports.glob("*/report.md")))
 
@@ -270,7 +270,10 @@ async def test_export_report_and_screenshot(tmp_path):
         await ui.press("e")
         run_dir = app.runs.primary.session.run_dir
         (folder,) = (run_dir / "reports").iterdir()
-        assert sorted(p.name for p in folder.iterdir()) == ["history.json", "report.md", "snapshot.json"]
+        assert sorted(p.name for p in folder.iterdir()) == [
+            "curves.csv", "figures", "history.json", "report.html", "report.md", "snapshot.json"
+        ]  # fmt: skip
+        assert list((folder / "figures").glob("*.png")) and "<img" in (folder / "report.html").read_text()
         snap = app.runs.primary.history.latest_evaluated
         md = (folder / "report.md").read_text()
         assert f"{100 * snap.test_accuracy:.2f}%" in md

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from textual.widgets import Input
 
 from ffterm.app.demo import DemoPresets
 from ffterm.app.main import FFTermApp
@@ -83,6 +84,7 @@ def test_preset_picker_80x24(snap_compare):
             if isinstance(pilot.app.screen, PresetPicker):
                 break
             await pilot.pause()
+        pilot.app.screen.query_one(Input).cursor_blink = False  # the cursor shows, whenever the shot is taken
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)

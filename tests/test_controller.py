@@ -6,8 +6,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from ffterm.app.actions import KEYS, palette_entries
 from ffterm.app.colors import COLORS
-from ffterm.app.controller import RunController, RunsChanged
+from ffterm.app.controller import READ_ONLY, RunController, RunsChanged
 from ffterm.app.demo import DemoPresets, DemoSession, demo_snapshots
 from ffterm.app.feeds import SnapshotsReady
 from ffterm.core.rundir import append_snapshot, read_snapshots
@@ -184,8 +185,12 @@ def test_export_writes_the_report_of_the_run_in_focus(tmp_path):
     assert runs.export() is None and host.said("Nothing to export yet")
     runs.add_run("demo", demo_snapshots())
     paths = runs.export()
-    assert [p.name for p in paths] == ["snapshot.json", "history.json", "report.md"]
-    assert paths[0].parent.parent == tmp_path / "runs" / "reports"  # no run directory: the run root
+    assert [p.name for p in paths] == ["snapshot.json", "history.json", "report.md", "report.html", "curves.csv"]
+    folder = paths[0].parent
+    assert folder.parent == tmp_path / "runs" / "reports"  # no run directory: the run root
+    assert list((folder / "figures").glob("*.png")) and list((folder / "figures").glob("*.svg"))
+    epochs = {s.epoch for s in demo_snapshots()}
+    assert len((folder / "curves.csv").read_text().splitlines()) == 1 + len(epochs)  # a header, one row an epoch
 
 
 def test_quit_stops_live_runs_then_exits_and_twice_exits_at_once(tmp_path):
@@ -202,3 +207,106 @@ def test_quit_stops_live_runs_then_exits_and_twice_exits_at_once(tmp_path):
 def test_drain_of_an_unknown_feed_is_nothing(tmp_path):
     runs, _, _ = controller(tmp_path)
     assert runs.drain(12345) is False
+
+
+def test_read_only_starts_and_steers_nothing_and_opens_runs_under_the_root_only(tmp_path):
+    host, made = Host(), []
+    runs = RunController(
+        host,
+        presets=DemoPresets(),
+        session_factory=lambda cfg, d: made.append(d) or DemoSession(cfg, d),
+        run_root=tmp_path / "runs",
+        read_only=True,
+    )
+    runs.start(runs.load_preset("quick-ff-fashionmnist", {"epochs": 1}))
+    for command in (runs.pause, runs.resume, runs.toggle_pause, runs.stop, runs.checkpoint, runs.snapshot_now):
+        command()
+    assert made == [] and runs.feeds == [] and not (tmp_path / "runs").exists()
+    assert host.notices == [("warning", READ_ONLY)] * 7  # one line each time, nothing else
+    host.notices.clear()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "runs" / "mine").mkdir(parents=True)
+    assert runs.open_run(tmp_path / "runs" / ".." / "elsewhere") is None and runs.feeds == []
+    assert host.notices == [("warning", f"This server is read-only: visitors open runs under {tmp_path / 'runs'} only")]
+    feed = runs.open_run(tmp_path / "runs" / ".." / "runs" / "mine")  # watching is what visitors do
+    runs.shutdown(timeout=2)
+    assert feed is not None and feed.watching and runs.primary is feed
+
+
+def test_read_only_palette_leaves_out_every_key_that_steers_runs():
+    steering = {key.action for key in KEYS if key.steers_runs}
+    assert steering == {"app.new_run", "app.run_dialog", "app.toggle_pause", "app.stop", "app.checkpoint"}
+    assert steering <= {key.action for key in palette_entries()}
+    assert not steering & {key.action for key in palette_entries(read_only=True)}
+
+
+class LaterHost(Host):
+    """Keeps the workers until the test runs them, in the order it chooses."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.workers: list = []
+
+    def run_worker(self, work, *, thread, group, exclusive):
+        self.workers.append(work)
+
+
+class InOwnProcess(DemoSession):
+    """A DemoSession standing for a run training in its own process (ffterm.core.remote.RemoteSession)."""
+
+    detached = True
+
+    def __init__(self, *args, **kw) -> None:
+        super().__init__(*args, **kw)
+        self.told: list[str] = []
+
+    def stop(self) -> None:
+        self.told.append("stop")
+        super().stop()
+
+    def detach(self) -> None:
+        self.told.append("detach")
+
+
+def test_a_start_still_being_created_loses_to_a_newer_one(tmp_path):
+    host, sessions = LaterHost(), []
+    runs = RunController(
+        host,
+        presets=DemoPresets(),
+        session_factory=lambda cfg, d: sessions.append(InOwnProcess(cfg, d, interval=0.01)) or sessions[-1],
+        run_root=tmp_path / "runs",
+    )
+    runs.start(runs.load_preset("quick-ff-fashionmnist", {"epochs": 1}))
+    runs.start(runs.load_preset("quick-bp-fashionmnist", {"epochs": 1}))
+    older, newer = host.workers
+    newer()  # the second start is ready first; the first one's session arrives after it
+    older()
+    second, first = sessions
+    assert [f.session for f in runs.feeds] == [second] and runs.primary.name == "quick-bp-fashionmnist"
+    assert first.told == ["stop"] and not first.alive  # the lost one never trains
+    second.join(10)
+    assert second.state == "finished"
+
+
+def test_quitting_leaves_runs_in_their_own_process_training_and_says_where(tmp_path):
+    host, sessions = Host(), []
+    runs = RunController(
+        host,
+        presets=DemoPresets(),
+        session_factory=lambda cfg, d: sessions.append(InOwnProcess(cfg, d, interval=0.02)) or sessions[-1],
+        run_root=tmp_path / "runs",
+    )
+    runs.start(runs.load_preset("quick-ff-fashionmnist", {"epochs": 100}))
+    (session,) = sessions
+    runs.quit()  # nothing to wait for: it exits at once
+    assert host.exit_code == 0 and session.told == ["detach"] and session.state == "running"
+    runs.shutdown(timeout=5)  # does not wait for it either
+    assert session.alive
+    assert runs.farewell() == [
+        f"quick-ff-fashionmnist goes on training in {session.run_dir}; `ffterm attach {session.run_dir}`"
+    ]
+    session.stop()  # stopped later (`ffterm attach`, then s): it left a checkpoint
+    session.join(10)
+    assert runs.farewell() == [
+        f"quick-ff-fashionmnist stopped with a checkpoint; continue with `ffterm resume {session.run_dir}`"
+    ]

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from ffterm.app.actions import KEYS
 from ffterm.app.demo import DemoPresets, DemoSession, demo_snapshots
 from ffterm.app.main import FFTermApp
-from ffterm.app.screens import ConfirmLongRun, PresetPicker
+from ffterm.app.screens import ConfirmLongRun, OpenRunScreen, PresetPicker
 from ffterm.core import rundir
 from ffterm.core.config import RunConfig, dump_yaml
 
@@ -74,8 +75,6 @@ async def test_a_screenshot_into_an_unwritable_place_is_a_notice(tmp_path):
 
 @pytest.mark.asyncio
 async def test_read_only_visitors_watch_but_start_nothing(tmp_path):
-    from ffterm.app.screens import OpenRunScreen
-
     started = []
     root = tmp_path / "runs"
     _run_with_bad_lines(root / "mine")
@@ -92,18 +91,23 @@ async def test_read_only_visitors_watch_but_start_nothing(tmp_path):
         app.screen.dismiss(tmp_path / "elsewhere")  # a path outside the run root, as if typed
         await pilot.pause()
         assert any("visitors open runs under" in n for n in notices(app)) and app.runs.feeds == []
-        app.action_open_run()
+        await pilot.press("o")  # opening one under the run root is watching: allowed
         assert await wait_for(pilot, lambda: isinstance(app.screen, OpenRunScreen))
         await pilot.pause(0.2)
         app.screen.dismiss(root / "mine")
         assert await wait_for(pilot, lambda: len(app.runs.feeds) == 1 and app.runs.feeds[0].history.count > 0)
-        for key in ("n", "r", "p", "s", "c"):
-            await pilot.press(key)
+        steering = [key for key in KEYS if key.steers_runs]
+        for key in steering:  # n, r, p, s, c
+            await pilot.press(key.keys)
             await pilot.pause()
         app.start_preset("quick-ff-fashionmnist")
         await pilot.pause(0.3)
         assert started == [] and not isinstance(app.screen, PresetPicker)
-        assert sum("read-only" in n for n in notices(app)) >= 6
+        refused = len(steering) + 1  # each key, start_preset; and the path outside the run root
+        assert sum("read-only" in n for n in notices(app)) == refused + 1 == 7
+        titles = [title for title, _, _ in app.command_list()]  # the palette offers none of it
+        assert not {key.title for key in steering} & set(titles)
+        assert not any(t.startswith("Start preset") for t in titles) and "Add a run to compare…" in titles
 
 
 @pytest.mark.asyncio

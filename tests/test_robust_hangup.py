@@ -117,3 +117,28 @@ def test_hang_up_leaves_the_run_training_and_attach_controls_it(tmp_path):
     _, epoch, _ = load_checkpoint(run / rundir.CHECKPOINT)["trainer"]["position"]
     assert epoch >= 3 and read_holder(run) is None
     assert "stopped: checkpoint saved" in (run / rundir.TRAIN_LOG).read_text()
+
+
+def test_watch_on_a_run_training_in_the_background_takes_control(tmp_path):
+    run = tmp_path / "run"
+    env = {**os.environ, "TERM": "xterm-256color", "FFTERM_RUNTIME_DIR": str(tmp_path / "runtime")}
+    starter = Terminal("run", "quick-ff-synthetic", "--detach", "--out", str(run), *LONG_RUN, env=env)
+    assert os.WEXITSTATUS(_wait_exit(starter.pid, 120)) == 0  # it returns once the run trains on its own
+    trainer_pid = read_holder(run)["pid"]
+    try:
+        _until(lambda: _live_epochs(run) >= 1, 180, "the run's first epoch")
+        viewer = Terminal("watch", str(run), env=env)
+        remote = RemoteSession(run)
+        _until(lambda: len(viewer.output) > 2000, 120, "the app")
+        time.sleep(3)  # the app is mounted and attached
+        viewer.press("p")  # a watched run would answer "No training here"
+        _until(lambda: remote.state == "paused", 60, "pause from `ffterm watch`")
+        viewer.press("s")
+        remote.join(120)
+        assert remote.state == "stopped"
+        viewer.press("q")
+        assert os.WEXITSTATUS(_wait_exit(viewer.pid, 30)) == 0
+    finally:
+        if read_holder(run) is not None:
+            os.kill(trainer_pid, signal.SIGKILL)
+    assert "stopped: checkpoint saved" in (run / rundir.TRAIN_LOG).read_text()

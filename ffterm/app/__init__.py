@@ -31,8 +31,8 @@ def run_app(
     directory of the preset started at once (default: a fresh one under run_root); force: let it
     overwrite a run already there. read_only: watch only (what `ffterm serve` gives visitors by
     default). attach: a run training in its own process, taken control of.
-    Runs started here train in their own process and go on after the app ends (it says where); an
-    in-process training thread is stopped and joined before this returns.
+    Runs started here train in their own process and go on after the app ends (it says so, and
+    where); an in-process training thread is stopped and joined before this returns.
     """
     from .main import FFTermApp
 
@@ -50,9 +50,6 @@ def run_app(
         result = app.run()
     finally:
         app.shutdown(timeout=120)
-        for feed in app.runs.feeds:  # say where interrupted runs are, once the screen is back
-            if getattr(feed.session, "detached", False) and feed.session.alive:
-                print(f"ffterm: {feed.name} goes on training in {feed.run_dir}; `ffterm attach {feed.run_dir}`")
-            elif feed.session is not None and feed.session.state == "stopped":
-                print(f"ffterm: {feed.name} stopped with a checkpoint; continue with `ffterm resume {feed.run_dir}`")
+        for line in app.runs.farewell():  # where runs are, once the screen is back
+            print(f"ffterm: {line}")
     return int(result or 0) if app.return_code in (None, 0) else int(app.return_code)

@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
             run_root=args.run_root,
             presets=DemoPresets(),
             session_factory=lambda cfg, d: DemoSession(cfg, d, interval=0.4),
+            read_only=args.read_only,
         )
         try:
             app.run()

@@ -4,6 +4,8 @@ README.md's key table are all made from KEYS (`python -m ffterm.app.actions` pri
 An action string runs in the dashboard's namespace: `layer(1)` is Dashboard.action_layer, and
 `app.export` is FFTermApp.action_export. Entries with scope "app" are bound on the App (they work
 over dialogs too); the others on the dashboard (dialogs keep their letters for typing).
+Entries that start or steer runs are marked `steers_runs`: a read-only app (what `ffterm serve`
+gives visitors) leaves them out of its palette, and the RunController refuses them.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class KeyAction:
     priority: bool = False  # before the focused widget sees the key (tab)
     numbered: bool = False  # keys 1-9 run the action with n = 0..8
     builtin: bool = False  # Textual binds it already (ctrl+p): help and README only
+    steers_runs: bool = False  # starts or steers runs: not for read-only visitors
 
     @property
     def shown(self) -> str:
@@ -58,12 +61,14 @@ class KeyAction:
 
 KEYS = [
     # runs
-    KeyAction("Runs", "n", "app.new_run", "new run: preset picker (ctrl+e there: customise)", "New run: pick a preset", "New run"),
+    KeyAction("Runs", "n", "app.new_run", "new run: preset picker (ctrl+e there: customise)", "New run: pick a preset", "New run",
+              steers_runs=True),
     KeyAction("Runs", "r", "app.run_dialog", "run dialog: model, dataset, epochs, held-out, ℓ1/ℓ2…",
-              "Run settings (model, dataset, epochs, held-out class, goodness)…"),
-    KeyAction("Runs", "p", "app.toggle_pause", "pause / resume training", "Pause / resume training", "Pause"),
-    KeyAction("Runs", "s", "app.stop", "stop training (checkpoint kept)", "Stop training"),
-    KeyAction("Runs", "c", "app.checkpoint", "checkpoint now", "Checkpoint now"),
+              "Run settings (model, dataset, epochs, held-out class, goodness)…", steers_runs=True),
+    KeyAction("Runs", "p", "app.toggle_pause", "pause / resume training", "Pause / resume training", "Pause",
+              steers_runs=True),
+    KeyAction("Runs", "s", "app.stop", "stop training (checkpoint kept)", "Stop training", steers_runs=True),
+    KeyAction("Runs", "c", "app.checkpoint", "checkpoint now", "Checkpoint now", steers_runs=True),
     KeyAction("Runs", "o", "app.open_run", "add a run directory to compare", "Add a run to compare…"),
     KeyAction("Runs", "u", "app.show_suite", "the suite view: its runs (enter opens one) and study tables",
               "Show the suite view"),
@@ -80,10 +85,11 @@ KEYS = [
     KeyAction("Display", "m", "smoothing", "smoothing (EMA) off / 0.6 / 0.9", "Cycle smoothing"),
     KeyAction("Display", "j", "toggle_jaccard", "ensemble matrix: shared units / Jaccard", "Toggle shared units / Jaccard"),
     # output
-    KeyAction("Output", "e", "app.export", "export report.md, snapshot.json, history.json to RUN_DIR/reports/",
-              "Export snapshot report", "Export"),
+    KeyAction("Output", "e", "app.export",
+              "export the full report (report.html, figures/, curves.csv, report.md, snapshot.json, history.json) "
+              "to RUN_DIR/reports/", "Export the full report", "Export"),
     KeyAction("Output", "x", "prune", "prune the run in focus: accuracy vs units kept (Prune view)",
-              "Prune units of this run (accuracy vs units kept)"),
+              "Prune units of this run (accuracy vs units kept)", steers_runs=True),
     KeyAction("Output", "ctrl+s", "app.save_svg", "save an SVG screenshot into the run directory", "Save SVG screenshot"),
     # the app
     KeyAction("App", "q", "app.quit_app", "quit (a run started here goes on training)", "Quit", "Quit", scope="app"),
@@ -98,9 +104,13 @@ def bindings(scope: Literal["dashboard", "app"]) -> list[BindingType]:
     return [b for key in KEYS if key.scope == scope for b in key.bindings()]
 
 
-def palette_entries() -> list[KeyAction]:
-    """The entries the command palette lists (its key shown as help)."""
-    return [key for key in KEYS if key.title and not key.numbered and not key.builtin]
+def palette_entries(read_only: bool = False) -> list[KeyAction]:
+    """The entries the command palette lists (its key shown as help); read_only: none that steers runs."""
+    return [
+        key
+        for key in KEYS
+        if key.title and not key.numbered and not key.builtin and not (read_only and key.steers_runs)
+    ]
 
 
 def help_rows() -> list[tuple[str, list[tuple[str, str]]]]:

@@ -7,13 +7,19 @@ on the live run. It touches no widget: what it needs from the app is the small `
 
 The interface, in short:
 - runs: `feeds`, `primary` (the run in focus), `session_feed` (the live one), `focus(feed)`
-- start or attach: `start(cfg)`, `attach(run_dir)`, `watch(run_dir)`, `add_run(name, snapshots)`,
-  `load_preset(...)`; runs started here train in their own process (ffterm.core.detached) and go on
-  when the app ends; `read_only` refuses every command that starts, stops or opens a run
+- start or attach: `start(cfg)`, `attach(run_dir)`, `watch(run_dir)`, `open_run(run_dir)` (one the
+  user picked), `add_run(name, snapshots)`, `load_preset(...)`, `is_long(cfg)` (a run worth
+  confirming before it starts)
+- read-only (what `ffterm serve` gives visitors): `may_change_runs()` says no, once per attempt;
+  every command that starts or steers a run asks it first, and `open_run` takes runs under the
+  run root only
 - the live run: `pause()`, `resume()`, `toggle_pause()`, `stop()`, `checkpoint()`, `snapshot_now()`
   (sent to any object with the commands of ffterm.core.session.Session, see `RunSession`)
 - snapshots in: `drain(feed_id)` when the host receives `SnapshotsReady`
-- output and the end: `export()`, `out_dir()`, `quit()`, `shutdown(timeout)`
+- output and the end: `export()`, `out_dir()`, `quit()`, `shutdown(timeout)`, `farewell()`
+
+Runs started here train in their own process by default (ffterm.core.detached): they outlive the
+terminal, so quitting leaves them training and `farewell()` says where.
 """
 
 from __future__ import annotations
@@ -71,22 +77,8 @@ class RunSession(Protocol):
 
 SessionFactory = Callable[[RunConfig, Path], Any]
 
-
 READ_ONLY = "This server is read-only: visitors watch (`ffterm serve --allow-runs` lets them start runs)"
-
-
-def _is_detached(session: Any) -> bool:
-    """A session whose training runs in its own process (a RemoteSession)."""
-    return bool(getattr(session, "detached", False))
-
-
-def _discard(session: Any) -> None:
-    """Let go of a session that lost a start race: an unstarted in-process one frees its run
-    directory, a detached one is stopped."""
-    if _is_detached(session):
-        session.stop()
-    elif hasattr(session, "release"):
-        session.release()
+LONG_RUN_IMAGE_EPOCHS = 1_500_000  # beyond ~25 epochs of 60,000 images a run takes more than a few minutes
 
 
 class RunsChanged(Message):
@@ -103,6 +95,25 @@ def _engine_presets() -> Any:
     return presets
 
 
+def image_epochs(cfg: RunConfig) -> int:
+    """Images seen over the whole run (training sets hold ~50,000-73,000 images; 60,000 stands for all)."""
+    return cfg.total_epochs * (cfg.train_limit or 60_000)
+
+
+def _detached(session: Any) -> bool:
+    """Whether the session trains in its own process (it goes on when the app ends)."""
+    return bool(getattr(session, "detached", False))
+
+
+def _discard(session: Any) -> None:
+    """Let go of a session that lost a start race: a detached one is stopped, an unstarted
+    in-process one frees its run directory."""
+    if _detached(session):
+        session.stop()
+    elif hasattr(session, "release"):
+        session.release()
+
+
 class RunController:
     def __init__(
         self,
@@ -116,10 +127,11 @@ class RunController:
         read_only: bool = False,
     ) -> None:
         """presets: the preset registry (default ffterm.core.presets); session_factory(cfg, run_dir):
-        makes a session (default: a detached run, ffterm.core.detached.start_detached); out: the run
-        directory of the first run started (default: a fresh one under run_root), `force` letting it
-        overwrite a run there; read_only: watch only (what `ffterm serve` gives visitors)."""
+        makes a session (default: ffterm.core.detached.start_detached, a run in its own process);
+        out: the run directory of the first run started (default: a fresh one under run_root),
+        `force` letting it overwrite a run there; read_only: watch only."""
         self.host = host
+        self.read_only = read_only
         self._presets = presets
         self.session_factory = session_factory
         self.run_root = Path(run_root)
@@ -132,8 +144,7 @@ class RunController:
         self.exported: list[Path] = []
         self._quitting = False
         self._notified: set[tuple[int, str]] = set()
-        self.read_only = read_only
-        self._start_generation = 0  # the newest start asked for; an older one still being created is dropped
+        self._start_generation = 0  # the newest start asked for; older ones still being created are dropped
 
     # ---- runs -----------------------------------------------------------------------------------
     @property
@@ -164,10 +175,24 @@ class RunController:
         feed.follow(self.host)
         return feed
 
+    def open_run(self, run_dir: Path) -> RunFeed | None:
+        """Watch a run directory the user picked; read-only visitors pick under the run root only."""
+        root = self.run_root.resolve()
+        if self.read_only and not Path(run_dir).resolve().is_relative_to(root):
+            self.host.notify(f"This server is read-only: visitors open runs under {root} only", severity="warning")
+            return None
+        return self.watch(run_dir)
+
     def focus(self, feed: RunFeed) -> None:
         """Show this run in the dashboard."""
         self.primary = feed
         self.host.post_message(RunsChanged(focus_changed=True))
+
+    def may_change_runs(self) -> bool:
+        """Whether runs may be started, steered or opened here; if not, say so."""
+        if self.read_only:
+            self.host.notify(READ_ONLY, severity="warning", timeout=8)
+        return not self.read_only
 
     # ---- presets and starting -------------------------------------------------------------------
     @property
@@ -195,10 +220,16 @@ class RunController:
         except Exception:
             return RunConfig()
 
+    @staticmethod
+    def is_long(cfg: RunConfig) -> bool:
+        """A run of more than a few minutes: worth a confirmation when one key or click starts it."""
+        return image_epochs(cfg) > LONG_RUN_IMAGE_EPOCHS
+
     def start(self, cfg: RunConfig) -> None:
         """Start a run, stopping the live one first. The session is created on a worker thread
-        (loading a dataset takes seconds); its feed appears, in focus, when it is ready."""
-        if self.refused():
+        (loading a dataset takes seconds); its feed appears, in focus, when it is ready. A start
+        asked for while an earlier one is still being created wins: the earlier session is dropped."""
+        if not self.may_change_runs():
             return
         current = self.session_feed
         if current is not None and current.active:
@@ -206,14 +237,8 @@ class RunController:
             self.host.notify(f"Stopping {current.name} to start {cfg.name}")
         self.last_config = cfg
         self._start_generation += 1
-        work = partial(self._create_session, cfg, self._start_generation)
-        self.host.run_worker(work, thread=True, exclusive=False, group="session")
-
-    def refused(self) -> bool:
-        """In read-only mode: say so and return True."""
-        if self.read_only:
-            self.host.notify(READ_ONLY, severity="warning", timeout=8)
-        return self.read_only
+        create = partial(self._create_session, cfg, self._start_generation)
+        self.host.run_worker(create, thread=True, exclusive=False, group="session")
 
     def _create_session(self, cfg: RunConfig, generation: int) -> None:
         """On the worker thread."""
@@ -226,32 +251,33 @@ class RunController:
             else:
                 session = self.session_factory(cfg, run_dir)
         except Exception as exc:
-            self.host.call_from_thread(
-                partial(self.host.notify, f"Cannot start {cfg.name}: {exc}", severity="error", timeout=12)
-            )
+            self._tell_from_thread(f"Cannot start {cfg.name}: {exc}")
             return
         self.host.call_from_thread(self._session_created, session, cfg, generation)
 
     def attach(self, run_dir: Path) -> None:
-        """Take control of a run training in its own process (its control socket), on a worker."""
-        self.host.run_worker(partial(self._attach, Path(run_dir)), thread=True, exclusive=False, group="session")
+        """Take control of a run training in its own process (through its control socket); the
+        connection is made on a worker thread."""
+        self.host.run_worker(partial(self._connect, Path(run_dir)), thread=True, exclusive=False, group="session")
 
-    def _attach(self, run_dir: Path) -> None:
+    def _connect(self, run_dir: Path) -> None:
         """On the worker thread."""
         from ffterm.core.remote import RemoteSession
 
         try:
             session = RemoteSession(run_dir)
-        except Exception as exc:
-            self.host.call_from_thread(
-                partial(self.host.notify, f"Cannot attach to {run_dir}: {exc}", severity="error", timeout=12)
-            )
+        except Exception as exc:  # ControlError, RunDirError: one line
+            self._tell_from_thread(f"Cannot attach to {run_dir}: {exc}")
             return
         self.host.call_from_thread(self._session_created, session, session.config)
 
+    def _tell_from_thread(self, message: str) -> None:
+        self.host.call_from_thread(partial(self.host.notify, message, severity="error", timeout=12))
+
     def _session_created(self, session: Any, cfg: RunConfig, generation: int | None = None) -> None:
+        """A session is ready (generation: of the start that asked for it; None: attached)."""
         if generation is not None and generation != self._start_generation:
-            _discard(session)  # another start was asked for while this one was created: only that one trains
+            _discard(session)  # another start was asked for while this one was being created
             return
         feed = RunFeed(cfg.name, getattr(session, "run_dir", None), session)
         feed.attach_session(self.host)
@@ -263,7 +289,7 @@ class RunController:
 
     # ---- the live run ---------------------------------------------------------------------------
     def _live(self) -> RunFeed | None:
-        if self.refused():
+        if not self.may_change_runs():
             return None
         feed = self.session_feed
         if feed is None:
@@ -330,7 +356,7 @@ class RunController:
             return False
         if feed.follow_error and self._first(feed, "follow"):
             self.host.notify(f"stopped following {feed.run_dir}: {feed.follow_error}", severity="error", timeout=12)
-        while feed.notices:  # bad snapshot lines skipped; following went on
+        while feed.notices:  # bad snapshot lines skipped: following went on
             self.host.notify(feed.notices.popleft(), severity="warning", timeout=10)
         if not feed.drain():
             return False
@@ -359,15 +385,15 @@ class RunController:
         return feed.run_dir if feed is not None and feed.run_dir is not None else self.run_root
 
     def export(self) -> list[Path] | None:
-        """Write report.md, snapshot.json and history.json of the run in focus to RUN_DIR/reports/."""
+        """Write the full report of the run in focus (ffterm.core.report.write_report: report.html,
+        figures/, curves.csv, report.md, snapshot.json, history.json) to RUN_DIR/reports/<stamp>/."""
         feed = self.primary
-        if feed is None or feed.history.latest is None:
+        snap = feed.history.latest_evaluated or feed.history.latest if feed is not None else None
+        if feed is None or snap is None:
             self.host.notify("Nothing to export yet", severity="warning")
             return None
-        h = feed.history
-        snap = h.latest_evaluated or h.latest
         try:
-            paths = write_report(snap, h, report_dir(self.out_dir(feed)))
+            paths = write_report(snap, feed.history, report_dir(self.out_dir(feed)), run_dir=feed.run_dir)
         except OSError as exc:
             self.host.notify(f"Export failed: {exc}", severity="error")
             return None
@@ -377,9 +403,9 @@ class RunController:
 
     # ---- the end --------------------------------------------------------------------------------
     def quit(self) -> None:
-        """Exit; in-process runs stop first (with a checkpoint), runs in their own process go on.
+        """Exit; live in-process runs stop first (with a checkpoint), runs in their own process go on.
         Asked again while they stop: exit at once."""
-        active = [f for f in self.feeds if f.active and not _is_detached(f.session)]
+        active = [f for f in self.feeds if f.active and not _detached(f.session)]
         if self._quitting or not active:
             self.shutdown(timeout=0)
             self.host.exit(0)
@@ -402,5 +428,15 @@ class RunController:
             f.close(timeout=0)
         if timeout:
             for f in self.feeds:
-                if f.session is not None and not _is_detached(f.session):
+                if f.session is not None and not _detached(f.session):
                     f.session.join(timeout)
+
+    def farewell(self) -> list[str]:
+        """After the app ended: where each interrupted or still-training run is, and how to go on."""
+        lines = []
+        for feed in self.feeds:
+            if _detached(feed.session) and feed.session.alive:
+                lines.append(f"{feed.name} goes on training in {feed.run_dir}; `ffterm attach {feed.run_dir}`")
+            elif feed.session is not None and feed.session.state == "stopped":
+                lines.append(f"{feed.name} stopped with a checkpoint; continue with `ffterm resume {feed.run_dir}`")
+        return lines

@@ -168,6 +168,8 @@ class Dashboard(Screen):
         self.frozen = not self.frozen
 
     def action_prune(self) -> None:
+        if not self.runs.may_change_runs():  # a heavy job writing beside the run: not for read-only visitors
+            return
         self.action_show_view("prune")
         self.notify(self.query_one("#view-prune", PruneView).start(self.runs.primary))
 

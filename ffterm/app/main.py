@@ -21,7 +21,7 @@ from ffterm.core.config import RunConfig
 from ffterm.core.snapshot import Snapshot
 
 from .actions import bindings, palette_entries
-from .controller import RunController, RunsChanged, SessionFactory
+from .controller import RunController, RunsChanged, SessionFactory, image_epochs
 from .dashboard import Dashboard
 from .feeds import SnapshotsReady
 from .screens import ConfirmLongRun, HelpScreen, OpenRunScreen, PresetPicker, RunDialog
@@ -76,10 +76,11 @@ class FFTermApp(App[int]):
         attach: Path | None = None,
     ) -> None:
         """preset (with overrides): start it at once; watch: follow these run directories;
-        attach: take control of a run training in its own process; snapshots: show these runs as
-        they are; otherwise open the preset picker (unless open_picker is False or read_only).
-        The rest goes to the RunController."""
+        snapshots: show these runs as they are; attach: take control of a run training in its own
+        process; otherwise open the preset picker (unless open_picker is False or the app is
+        read_only: watch only). The rest goes to the RunController."""
         super().__init__()
+        self.attach_dir = Path(attach) if attach is not None else None
         self.preset = preset
         self.overrides = dict(overrides or {})
         self.watch_dirs = [Path(watch)] if isinstance(watch, (str, Path)) else [Path(p) for p in watch or ()]
@@ -109,13 +110,14 @@ class FFTermApp(App[int]):
                 self.runs.watch(path)
         if self.attach_dir is not None:
             self.runs.attach(self.attach_dir)
-        elif not self.static_snapshots and not self.watch_dirs:
-            if self.preset:
-                self.start_preset(self.preset, self.overrides)
-            elif self.open_picker:
-                self.call_after_refresh(self.action_new_run)
-            elif self.runs.read_only:  # a visitor with nothing to watch yet: the runs under the run root
-                self.call_after_refresh(self.action_open_run)
+        elif self.static_snapshots or self.watch_dirs:
+            return
+        elif self.runs.read_only:  # a visitor with nothing to watch yet: the runs under the run root
+            self.call_after_refresh(self.action_open_run)
+        elif self.preset:
+            self.start_preset(self.preset, self.overrides)
+        elif self.open_picker:
+            self.call_after_refresh(self.action_new_run)
 
     @on(SnapshotsReady)
     def _snapshots_ready(self, message: SnapshotsReady) -> None:
@@ -130,16 +132,15 @@ class FFTermApp(App[int]):
     def start_preset(
         self, name: str, overrides: dict[str, Any] | None = None, customise: bool = False, confirm: bool = False
     ) -> None:
-        """Start a preset; `confirm`: ask first when it is a long run (picked with one key or click)."""
-        if self.runs.refused():
+        """customise: open the run dialog on it first; confirm: ask first when it is a long run
+        (picked with one key or click)."""
+        if not self.runs.may_change_runs():
             return
         cfg = self.runs.load_preset(name, overrides)
         if cfg is not None and customise:
             self.push_screen(RunDialog(cfg), self._start_if_given)
-        elif cfg is not None and confirm and image_epochs(cfg) > LONG_RUN_IMAGE_EPOCHS:
-            self.push_screen(
-                ConfirmLongRun(cfg, image_epochs(cfg)), lambda ok: self._start_if_given(cfg if ok else None)
-            )
+        elif cfg is not None and confirm and self.runs.is_long(cfg):
+            self.push_screen(ConfirmLongRun(cfg, image_epochs(cfg)), partial(self._start_if_confirmed, cfg))
         elif cfg is not None:
             self.runs.start(cfg)
 
@@ -147,8 +148,12 @@ class FFTermApp(App[int]):
         if cfg is not None:
             self.runs.start(cfg)
 
+    def _start_if_confirmed(self, cfg: RunConfig, confirmed: bool | None) -> None:
+        if confirmed:
+            self.runs.start(cfg)
+
     def action_new_run(self) -> None:
-        if isinstance(self.screen, PresetPicker) or self.runs.refused():
+        if isinstance(self.screen, PresetPicker) or not self.runs.may_change_runs():
             return
         try:
             presets = [*self.runs.presets.list_presets(), *suite_choices()]
@@ -162,7 +167,7 @@ class FFTermApp(App[int]):
         if result is not None:
             name, customise = result
             if name.startswith(SUITE_PREFIX):
-                if self.runs.refused():
+                if not self.runs.may_change_runs():
                     return
                 self.show_suite(start_suite(name.removeprefix(SUITE_PREFIX), self.runs.run_root))
                 return
@@ -188,20 +193,15 @@ class FFTermApp(App[int]):
             self.pop_screen()
 
     def action_run_dialog(self) -> None:
-        if self.runs.refused():
-            return
-        self.push_screen(RunDialog(self.runs.dialog_config()), self._start_if_given)
+        if self.runs.may_change_runs():
+            self.push_screen(RunDialog(self.runs.dialog_config()), self._start_if_given)
 
     def action_open_run(self) -> None:
         exclude = [f.run_dir for f in self.runs.feeds if f.run_dir is not None]
         self.push_screen(OpenRunScreen(self.runs.run_root, exclude), self._opened)
 
     def _opened(self, path: Path | None) -> None:
-        root = self.runs.run_root.resolve()
-        if path is not None and self.runs.read_only and not path.resolve().is_relative_to(root):
-            self.notify(f"This server is read-only: visitors open runs under {root} only", severity="warning")
-            return
-        if path is not None and self.runs.watch(path) is not None:
+        if path is not None and self.runs.open_run(path) is not None:
             self.notify(f"Added {path.name}: see the Compare view")
             self.dashboard.action_show_view("compare")
 
@@ -248,13 +248,15 @@ class FFTermApp(App[int]):
         """(title, help, callback) of every palette command."""
         run = partial(self.run_action, default_namespace=self.dashboard)
         cmds: list[tuple[str, str, Callable[[], Any]]] = [
-            (key.title, key.shown, partial(run, key.action)) for key in palette_entries()
+            (key.title, key.shown, partial(run, key.action)) for key in palette_entries(self.runs.read_only)
         ]
         for spec in VIEWS:
             cmds.append((f"Show view: {spec.title}", "tab", partial(self.dashboard.action_show_view, spec.name)))
         for feed in self.runs.feeds:
             if feed is not self.runs.primary:
                 cmds.append((f"Show run in dashboard: {feed.name}", "", partial(self.runs.focus, feed)))
+        if self.runs.read_only:
+            return cmds
         try:
             for p in self.runs.presets.list_presets():
                 start = partial(self.start_preset, p.name, confirm=True)
