@@ -44,14 +44,6 @@ class FFCommands(Provider):
                 yield Hit(score, matcher.highlight(title), callback, help=help_text)
 
 
-LONG_RUN_IMAGE_EPOCHS = 1_500_000  # beyond ~25 epochs of 60,000 images a run takes more than a few minutes
-
-
-def image_epochs(cfg: RunConfig) -> int:
-    """Images seen over the whole run (training sets hold ~50,000-73,000 images; 60,000 stands for all)."""
-    return cfg.total_epochs * (cfg.train_limit or 60_000)
-
-
 class FFTermApp(App[int]):
     CSS_PATH = "ffterm.tcss"
     TITLE = "ffterm"
