@@ -10,7 +10,7 @@ cut into k clusters; a cut is admissible when every cluster holds at least
 silhouette (on cosine distance) is kept if that silhouette is at least ``silhouette_floor`` (0.25, the
 usual lower bound of a "weak" structure); otherwise the class has one pattern (k = 1).
 
-Each pattern gets its own ensemble by the class-ensemble rule (leave-one-out, ``factor`` 2) applied to
+Each pattern gets its own ensemble by the class-ensemble rule (leave-one-out with ``factor``, the run's ensemble factor) applied to
 the pattern's rows, and its Jaccard overlap with the class ensemble. Patterns are listed largest
 first; the dominant pattern is the largest one (index 0; ties keep the tree's order).
 """
