@@ -15,9 +15,10 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ffterm.core.config import RunConfig, dump_yaml
+from ffterm.core.records import Heldout, LayerAnalysis
 from ffterm.core.snapshot import Snapshot
 
 N_CLASSES = 10
@@ -196,7 +197,10 @@ def demo_snapshot(
             if model != "bp":
                 g_pos.append(None)
                 g_neg.append(None)
-    acc = layer_acc = analysis = heldout = None
+    acc: float | None = None
+    layer_acc: list[float] | None = None
+    analysis: list[dict[str, Any]] | None = None
+    heldout: dict[str, Any] | None = None
     if evaluated:
         acc = round(0.55 + 0.33 * (1 - math.exp(-4 * progress)), 4)
         layer_acc = [round(acc - 0.02 * (layers - 1 - i), 4) for i in range(layers)]
@@ -230,8 +234,9 @@ def demo_snapshot(
         test_accuracy=acc,
         layer_accuracy=layer_acc,
         eval_samples=200 if evaluated else None,
-        layers=analysis,
-        heldout=heldout,
+        # the demo fills the keys the views read, a subset of the analysis' records
+        layers=cast("list[LayerAnalysis] | None", analysis),
+        heldout=cast("Heldout | None", heldout),
     )
 
 

@@ -77,12 +77,14 @@ class RunFeed:
         assert self.run_dir is not None
         self._target = target
         self.watching = True
-        self._thread = threading.Thread(target=self._follow_loop, name=f"follow-{self.name}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._follow_loop, args=(self.run_dir,), name=f"follow-{self.name}", daemon=True
+        )
         self._thread.start()
 
-    def _follow_loop(self) -> None:
+    def _follow_loop(self, run_dir: Path) -> None:
         try:
-            for snap in follow_snapshots(self.run_dir, self._stop, poll_s=0.25, on_bad=self._on_notice):
+            for snap in follow_snapshots(run_dir, self._stop, poll_s=0.25, on_bad=self._on_notice):
                 self._on_snapshot(snap)
         except Exception as exc:  # a vanished directory must not kill the app
             self.follow_error = str(exc) or type(exc).__name__

@@ -140,7 +140,8 @@ def make_server(
             return response
 
         async def _page_context(self, request: web.Request) -> dict[str, Any]:
-            return await Server.handle_index.__wrapped__(self, request)  # the undecorated context builder
+            # the undecorated context builder: aiohttp_jinja2.template's wrapper is typed without __wrapped__
+            return await Server.handle_index.__wrapped__(self, request)  # type: ignore[attr-defined]
 
         async def handle_download(self, request: web.Request) -> web.StreamResponse:
             problem = self._token_problem(request)
@@ -148,7 +149,7 @@ def make_server(
                 raise web.HTTPForbidden(text=problem)
             return await super().handle_download(request)
 
-        async def handle_websocket(self, request: web.Request) -> web.StreamResponse:
+        async def handle_websocket(self, request: web.Request) -> web.WebSocketResponse:
             problem = self._token_problem(request) or self._origin_problem(request)
             if problem:
                 raise web.HTTPForbidden(text=problem)

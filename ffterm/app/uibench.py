@@ -80,7 +80,8 @@ async def _with_app(cfg: RunConfig, run_dir: Path) -> tuple[dict[int, float], li
             session = app.runs.primary.session
             driver = app._driver
             assert driver is not None  # run_test's headless driver
-            while session.alive and app.runs.primary.history.latest.stage == 0:  # keys during layer 1 only
+            # keys during layer 1 only
+            while session.alive and (latest := app.runs.primary.history.latest) is not None and latest.stage == 0:
                 for key, char in KEYS:
                     start = time.perf_counter()
                     driver.send_message(events.Key(key, char))

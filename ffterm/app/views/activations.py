@@ -26,7 +26,7 @@ class ActivationsView(View):
         names = class_names(h.dataset)
         layer = layer_analysis(snap, opts.layer)
         cls = opts.cls
-        if layer is None:
+        if layer is None or snap is None:  # no layer without an evaluated snapshot
             msg = Text("Waiting for the first evaluated snapshot…", style="dim")
             self.query_one("#act-bars", TextPanel).set_renderer(lambda w, hh: msg)
             self.query_one("#act-map", TextPanel).set_renderer(lambda w, hh: Text(""))

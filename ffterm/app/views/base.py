@@ -22,6 +22,7 @@ from textual.widget import Widget
 from textual_plotext import PlotextPlot
 
 from ffterm.core.history import ema
+from ffterm.core.records import LayerAnalysis
 from ffterm.core.snapshot import Snapshot
 
 from ..colors import rich_color
@@ -126,7 +127,7 @@ class Chart(PlotextPlot):
         if label and all((label, color) != entry[:2] for entry in self.legend):  # G⁺ and G⁻ of L1: one entry
             self.legend.append((label, color, "•" if marker == "dot" else "━"))
 
-    def draw(self, fn: Callable[[Any], None]) -> None:
+    def draw(self, fn: Callable[[Any], object]) -> None:
         plt = self.plt
         plt.clear_figure()
         plt.xfrequency(3)
@@ -175,7 +176,10 @@ def _fit(text: Text, width: int) -> Text:
 
 
 def lines(
-    plt: Any, series: list[tuple[list[float], list[float], str, str]], log_y: bool = False, marker: str = "braille"
+    plt: Any,
+    series: Sequence[tuple[Sequence[float], Sequence[float], str, str]],
+    log_y: bool = False,
+    marker: str = "braille",
 ) -> bool:
     """Plot (xs, ys, label, color) series; return whether anything was drawn."""
     drawn = False
@@ -196,7 +200,8 @@ def lines(
     return drawn
 
 
-def smooth(xs: list[int], ys: list[float], weight: float) -> tuple[list[int], list[float]]:
+def smooth(xy: tuple[list[int], list[float]], weight: float) -> tuple[list[int], list[float]]:
+    xs, ys = xy
     return xs, [v for v in ema(ys, weight) if v is not None] if weight > 0 else ys
 
 
@@ -270,7 +275,7 @@ class TextPanel(Widget):
         return self._cache[1]
 
 
-def layer_analysis(snap: Snapshot | None, layer: int) -> dict[str, Any] | None:
+def layer_analysis(snap: Snapshot | None, layer: int) -> LayerAnalysis | None:
     """The analysis of one layer in an evaluated snapshot, or None."""
     if snap is None or not snap.layers or layer >= len(snap.layers):
         return None

@@ -37,7 +37,7 @@ class CurvesView(View):
             plt.title(("Cross-entropy" if is_bp else "Loss per layer") + f" ({scale}{ema_note})")
             series = []
             for i in range(len(h.loss)):
-                xs, ys = smooth(*h.series("loss", i), opts.smoothing)
+                xs, ys = smooth(h.series("loss", i), opts.smoothing)
                 series.append((xs, ys, "CE" if is_bp else f"L{i + 1}", color_of(i)))
             lines(plt, series, opts.log_y)
             stage_lines(plt, snap)
@@ -49,9 +49,9 @@ class CurvesView(View):
             plt.title(f"G⁺ line, G⁻ dots ({scale}{ema_note})")
             series_pos, series_neg = [], []
             for i in range(len(h.g_pos)):
-                xs, ys = smooth(*h.series("g_pos", i), opts.smoothing)
+                xs, ys = smooth(h.series("g_pos", i), opts.smoothing)
                 series_pos.append((xs, ys, f"L{i + 1}", color_of(i)))
-                xs, ys = smooth(*h.series("g_neg", i), opts.smoothing)
+                xs, ys = smooth(h.series("g_neg", i), opts.smoothing)
                 series_neg.append((xs, ys, f"L{i + 1}", color_of(i)))
             lines(plt, series_pos, opts.log_y)
             lines(plt, series_neg, opts.log_y, marker="dot")

@@ -58,7 +58,7 @@ class PatternSource:
         except OSError:
             stamp = None
         if stamp != self._stamp:
-            self._stamp, self._layers = stamp, _read_layers(path) if stamp else []
+            self._stamp, self._layers = stamp, _read_layers(stamp[0]) if stamp else []
         return self._layers
 
 
