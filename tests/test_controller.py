@@ -235,7 +235,7 @@ def test_read_only_starts_and_steers_nothing_and_opens_runs_under_the_root_only(
 
 def test_read_only_palette_leaves_out_every_key_that_steers_runs():
     steering = {key.action for key in KEYS if key.steers_runs}
-    assert steering == {"app.new_run", "app.run_dialog", "app.toggle_pause", "app.stop", "app.checkpoint"}
+    assert steering == {"app.new_run", "app.run_dialog", "app.toggle_pause", "app.stop", "app.checkpoint", "prune"}
     assert steering <= {key.action for key in palette_entries()}
     assert not steering & {key.action for key in palette_entries(read_only=True)}
 
