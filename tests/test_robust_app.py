@@ -97,14 +97,14 @@ async def test_read_only_visitors_watch_but_start_nothing(tmp_path):
         app.screen.dismiss(root / "mine")
         assert await wait_for(pilot, lambda: len(app.runs.feeds) == 1 and app.runs.feeds[0].history.count > 0)
         steering = [key for key in KEYS if key.steers_runs]
-        for key in steering:  # n, r, p, s, c
+        for key in steering:  # n, r, p, s, c, x
             await pilot.press(key.keys)
             await pilot.pause()
         app.start_preset("quick-ff-fashionmnist")
         await pilot.pause(0.3)
         assert started == [] and not isinstance(app.screen, PresetPicker)
         refused = len(steering) + 1  # each key, start_preset; and the path outside the run root
-        assert sum("read-only" in n for n in notices(app)) == refused + 1 == 7
+        assert sum("read-only" in n for n in notices(app)) == refused + 1 == 8
         titles = [title for title, _, _ in app.command_list()]  # the palette offers none of it
         assert not {key.title for key in steering} & set(titles)
         assert not any(t.startswith("Start preset") for t in titles) and "Add a run to compare…" in titles
