@@ -35,6 +35,7 @@ from .beyond_figures import prune_figure
 from .embedding import NUM_LABELS
 from .evaluate import live_subset
 from .figures import save_figure
+from .networks import BPNet, FFNet
 from .offline import OfflineError, load_config, load_trained
 from .trainers import Trainer, make_trainer
 
@@ -141,7 +142,7 @@ def keep_mask(order: np.ndarray, fraction: float, device: torch.device) -> torch
 
 
 @torch.no_grad()
-def apply_masks(net: torch.nn.Module, masks: dict[int, torch.Tensor]) -> None:
+def apply_masks(net: FFNet | BPNet, masks: dict[int, torch.Tensor]) -> None:
     """Zero the incoming weights and bias of every removed unit (mask False) of the given layers (0-based)."""
     for layer, keep in masks.items():
         linear = net.linears[layer]

@@ -10,6 +10,7 @@ it. `beyond_figures` lists their figures for ffterm.core.runfigures.render_figur
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -151,7 +152,7 @@ def beyond_figures(history: RunHistory, run_dir: Path | None, class_names: list[
             f"ensemble-life-layer-{i + 1}",
             f"Layer {i + 1}: ensemble membership of every unit that was ever a member (rows) at every evaluation "
             "(columns), one panel per class; the red line marks the epoch from which the ensemble stays stable.",
-            lambda classes=classes, i=i: BF.life_raster_figure(classes, i, class_names),
+            partial(BF.life_raster_figure, classes, i, class_names),
         )
         for i, classes in enumerate(life.layers)
         if classes

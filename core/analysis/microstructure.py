@@ -84,7 +84,8 @@ def silhouette(D: np.ndarray, labels: np.ndarray) -> float:
 
 
 def _unit_rows(X: np.ndarray) -> np.ndarray:
-    return X / np.linalg.norm(X, axis=1, keepdims=True)
+    unit: np.ndarray = X / np.linalg.norm(X, axis=1, keepdims=True)
+    return unit
 
 
 def _best_split(
@@ -100,7 +101,7 @@ def _best_split(
     D = np.clip(1.0 - U @ U.T, 0.0, 2.0)  # cosine distance
     best, best_score = one, None
     for k in range(2, kmax + 1):
-        labels = fcluster(tree, t=k, criterion="maxclust") - 1
+        labels = (fcluster(tree, t=k, criterion="maxclust") - 1).astype(np.int64)
         counts = np.bincount(labels)
         if counts.size < k or counts.min() < smallest:
             continue
