@@ -17,6 +17,7 @@ import copy
 import time
 import traceback
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -108,10 +109,11 @@ class BatchedTrainer(Trainer):
         """Each seed's batch (N, B, D) from inputs shared by all seeds (M, D) or per seed (N, M, D)."""
         return inputs[idx] if inputs.dim() == 2 else inputs[self._seed_rows, idx]
 
-    def _begin_epoch(self) -> None:
+    def _begin_epoch(self) -> torch.Tensor:
         gens = [_generator(seed, self.stage, self.epoch) for seed in self.seeds]
         # stored (M, N) so that a row slice is a batch: column i is seed i's permutation
-        self._perm = torch.stack([torch.randperm(self.num_examples, generator=g) for g in gens], dim=1).to(self.device)
+        perm = torch.stack([torch.randperm(self.num_examples, generator=g) for g in gens], dim=1).to(self.device)
+        self._perm = perm
         if self.cfg.model != "bp" and self.cfg.negatives == "resample":  # drawn after the permutation, as separately
             data = self.data
             wrong = [resampled_negative_labels(data.train_y.cpu(), data.seen_labels, g) for g in gens]
@@ -123,6 +125,7 @@ class BatchedTrainer(Trainer):
             sums = torch.zeros(self.num_seeds, 3, self.metric_width, device=self.device)
             self._sums = self._sums_buffer = self._refill(self._sums_buffer, sums)
             self._samples, self._seen = 0, 0
+        return perm
 
     def _refill(self, old: torch.Tensor | None, new: torch.Tensor) -> torch.Tensor:
         """With a CUDA graph, new values go into the tensor the graph reads (same shape); else the new one."""
@@ -134,7 +137,7 @@ class BatchedTrainer(Trainer):
         if self.sequential:
             self.stage_pos = self._layer_inputs(self.pos_in, self.stage)
             if self.cfg.negatives == "fixed":
-                self.stage_neg = self._layer_inputs(self.neg_in, self.stage)
+                self.stage_neg = self._layer_inputs(_drawn(self.neg_in), self.stage)
 
     @torch.no_grad()
     def _layer_inputs(self, x: torch.Tensor, upto: int) -> torch.Tensor:
@@ -168,17 +171,17 @@ class BatchedTrainer(Trainer):
             stats = self._bpff_batch(idx, n)
         else:
             stats = self._bp_batch(idx, n)
+        sums = self._epoch_sums  # updated in place: a captured CUDA graph keeps reading this tensor
         if self.sequential:  # only the layer in training has metrics
-            self._sums[:, :, self.stage] += stats[:, :, 0] * n
+            sums[:, :, self.stage] += stats[:, :, 0] * n
         else:
-            self._sums += stats * n
+            sums += stats * n
 
     def step(self) -> bool:
         """Train one batch for every seed (eagerly, or by replaying the captured CUDA graph)."""
-        if self._perm is None:
-            self._begin_epoch()
+        perm = self._perm if self._perm is not None else self._begin_epoch()
         b = self.cfg.effective_batch_size
-        idx = self._perm[self.batch * b : (self.batch + 1) * b]
+        idx = perm[self.batch * b : (self.batch + 1) * b]
         if self.graph is None or not self.graph.run(idx):
             with matmul_precision(self.cfg.precision, self.device):
                 self._train_batch(idx)
@@ -195,7 +198,7 @@ class BatchedTrainer(Trainer):
         optimizer.step()
 
     def _ff_batch(self, idx: torch.Tensor, n: int) -> torch.Tensor:
-        x = torch.cat([self._rows(self.stage_pos, idx), self._rows(self.stage_neg, idx)], dim=1)  # (N, 2B, D)
+        x = torch.cat([self._rows(self.stage_pos, idx), self._rows(_drawn(self.stage_neg), idx)], dim=1)  # (N, 2B, D)
         layers = [self.stage] if self.sequential else range(self.cfg.layers)
         stats = []
         for layer in layers:
@@ -209,7 +212,7 @@ class BatchedTrainer(Trainer):
         return torch.stack(stats, dim=2)  # (N, 3, layers trained)
 
     def _bpff_batch(self, idx: torch.Tensor, n: int) -> torch.Tensor:
-        h = torch.cat([self._rows(self.pos_in, idx), self._rows(self.neg_in, idx)], dim=1)
+        h = torch.cat([self._rows(self.pos_in, idx), self._rows(_drawn(self.neg_in), idx)], dim=1)
         gs = []
         for layer in range(self.cfg.layers):
             h = self._ff_layer(layer, h)
@@ -238,7 +241,7 @@ class BatchedTrainer(Trainer):
 
     def end_epoch(self) -> list[EpochMetrics]:  # type: ignore[override]
         """Each seed's metrics of the epoch (one host sync), then advance the position."""
-        sums = (self._sums / max(self._seen, 1)).cpu().tolist()
+        sums = (self._epoch_sums / max(self._seen, 1)).cpu().tolist()
         metrics = [EpochMetrics(loss=s[0], g_pos=s[1], g_neg=s[2], samples=self._samples) for s in sums]
         self._advance()
         return metrics
@@ -330,7 +333,7 @@ class _GraphedStep:
         if self.graph is None:
             if self.eager_steps < self.WARMUP_STEPS:
                 self.eager_steps += 1
-                side = torch.cuda.Stream()
+                side = torch.cuda.Stream()  # type: ignore[no-untyped-call]  # torch leaves Stream.__new__ unannotated
                 side.wait_stream(torch.cuda.current_stream())
                 with torch.cuda.stream(side), matmul_precision(t.cfg.precision, t.device):
                     t._train_batch(idx)
@@ -345,6 +348,13 @@ class _GraphedStep:
         self.index.copy_(idx)
         self.graph.replay()
         return True
+
+
+def _drawn(negatives: torch.Tensor | None) -> torch.Tensor:
+    """The negatives: fixed ones exist from the start, resampled ones from each epoch's first step."""
+    if negatives is None:
+        raise RuntimeError("no negatives drawn yet: call step() first")
+    return negatives
 
 
 def _seed_optimizer_state(state: dict[str, Any], i: int) -> dict[str, Any]:
@@ -400,12 +410,12 @@ class SeedView:
         return self.batched.done
 
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> Evaluation:
-        if self.cfg.model == "bp":
+        if isinstance(self.net, BPNet):
             return bp_evaluation(self.net, x, y)
         return goodness_evaluation(self.net, self.cfg, self.data, x, y)
 
     def representations(self, x: torch.Tensor, y: torch.Tensor | None) -> list[torch.Tensor]:
-        if self.cfg.model == "bp":
+        if isinstance(self.net, BPNet):
             return bp_representations(self.net, x)
         return goodness_representations(self.net, self.data, x, y)
 
@@ -456,7 +466,7 @@ def run_batched(
         sessions = [Session(cfg, d, force=force) for cfg, d in zip(configs, run_dirs)]
     for i, session in enumerate(sessions):
         if on_snapshot is not None:
-            session.subscribe(lambda snap, i=i: on_snapshot(i, snap))
+            session.subscribe(partial(on_snapshot, i))
     try:
         _train(sessions, resume)
     except (DatasetError, CheckpointError) as exc:  # expected: the message says the fix
@@ -489,7 +499,7 @@ def _train(sessions: list[Session], resume: bool) -> None:
     live = list(range(len(sessions)))  # seeds still training
     for session in sessions:
         session.state = "running"
-    start: float | None = time.perf_counter()
+    start, training = time.perf_counter(), True
     try:
         while not trainer.done and live:
             if not trainer.step():
@@ -497,7 +507,7 @@ def _train(sessions: list[Session], resume: bool) -> None:
             stage = trainer.stage
             metrics = trainer.end_epoch()
             synchronize(device)
-            elapsed, start = time.perf_counter() - start, None  # evaluation and writing are not training time
+            elapsed, training = time.perf_counter() - start, False  # evaluation and writing are not training time
             trainer.sync_nets()
             for i in list(live):
                 try:
@@ -505,11 +515,11 @@ def _train(sessions: list[Session], resume: bool) -> None:
                 except TrainingFailed as exc:
                     sessions[i]._fail(str(exc))
                     live.remove(i)
-            start = time.perf_counter()
+            start, training = time.perf_counter(), True
     except KeyboardInterrupt:
         trainer.sync_nets()
         for i in live:
-            sessions[i]._wall += time.perf_counter() - start if start is not None else 0.0
+            sessions[i]._wall += time.perf_counter() - start if training else 0.0
             sessions[i]._save(views[i])
             sessions[i]._publish_state(
                 "stopped", f"checkpoint saved; continue with `ffterm resume {sessions[i].run_dir}`"

@@ -21,14 +21,14 @@ import torch
 
 from . import typical
 from .batched import BatchedTrainer
-from .config import RunConfig
+from .config import RunConfig, from_dict
 from .datasets import DATASETS, DatasetError, load_raw, normalize_images
 from .device import DeviceError, check_precision, describe, resolve_device, synchronize
 from .embedding import clear_label_pixels
 from .evaluate import evaluate, live_subset
 from .predict import label_goodness
 from .prepare import PreparedData
-from .trainers import Trainer, build_net, make_trainer
+from .trainers import FFTrainer, Trainer, build_net, make_trainer
 
 FULL = {"train": 60000, "test": 10000}
 QUICK = {"train": 3000, "test": 1000}
@@ -126,9 +126,9 @@ def _paired(a: Callable[[], float], b: Callable[[], float], repeats: int) -> tup
     return best_a, best_b
 
 
-def _layer_epochs(cfg: RunConfig, data: PreparedData, dev: torch.device) -> tuple[list[float], Trainer]:
+def _layer_epochs(cfg: RunConfig, data: PreparedData, dev: torch.device) -> tuple[list[float], FFTrainer]:
     """Seconds of one epoch of each sequential FF layer of a fresh run, and its trainer."""
-    ff = make_trainer(cfg, data, dev)
+    ff = FFTrainer(cfg, data, dev)
     seconds = []
     for _ in range(ff.num_stages):
         seconds.append(_time(lambda: _epoch(ff), dev))
@@ -156,17 +156,22 @@ def run_bench(
     log: Log = print,
 ) -> dict[str, Any]:
     dev = resolve_device(device)
+    # FF, one epoch, on this device: the runs measured below are this one or small changes of it; the config's
+    # loader checks the dataset's name once
+    ff_cfg = from_dict({"model": "ff", "dataset": dataset, "epochs": 1, "device": dev.type})
     sizes = QUICK if quick else FULL
-    data, source = _bench_data(dataset, data_dir, dev, sizes)
+    data, source = _bench_data(ff_cfg.dataset, data_dir, dev, sizes)
     m, d_in, hidden = data.train_y.shape[0], data.in_features, data.info.hidden
-    log(f"data: {dataset} ({source}), {m} training and {data.test_y.shape[0]} test images; device {describe(dev)}")
+    log(
+        f"data: {ff_cfg.dataset} ({source}), {m} training and {data.test_y.shape[0]} test images; device {describe(dev)}"
+    )
     peak_size = 1024 if quick else (8192 if dev.type == "cuda" else 2048)
     peak_reps = 10 if dev.type == "cuda" else 2
     peak = peak_matmul_flops(dev, peak_size, peak_reps)
     log(f"peak matmul (float32, square): {peak / 1e9:,.1f} GFLOP/s")
     results: dict[str, Any] = {
         "device": describe(dev),
-        "dataset": dataset,
+        "dataset": ff_cfg.dataset,
         "data": source,
         "quick": quick,
         "train_samples": m,
@@ -176,10 +181,8 @@ def run_bench(
         "app_throughput_ratio": None,  # measured by `ffterm bench --ui`
     }
     trainers = results["trainers"]
-    base = dict(dataset=dataset, epochs=1, device=dev.type)
 
     # FF, sequential: one epoch of each layer; the typical form: layer 1's epoch, in turn with ours
-    ff_cfg = RunConfig(model="ff", **base)
     pairs = typical.pairs(ff_cfg, data)
     layer_s, typical_s = [float("inf")] * ff_cfg.layers, float("inf")
     for _ in range(repeats):
@@ -204,7 +207,7 @@ def run_bench(
         " (layers " + " / ".join(f"{s:.2f}" for s in layer_s) + " s; vs typical: layer 1)",
     )
 
-    sim_cfg = RunConfig(model="ff", schedule="simultaneous", **base)
+    sim_cfg = ff_cfg.replace(schedule="simultaneous")
     every_layer = list(range(sim_cfg.layers))
     s, t = _paired(
         lambda: _epoch_seconds(lambda: make_trainer(sim_cfg, data, dev), dev),
@@ -215,11 +218,11 @@ def run_bench(
     _log_trainer(log, "FF epoch (simultaneous)", trainers["ff_simultaneous"])
 
     for model, run_typical in (("bpff", typical.bpff_epoch), ("bp", typical.bp_epoch)):
-        cfg = RunConfig(model=model, lr=1e-4, **base)
+        cfg = ff_cfg.replace(model=model, lr=1e-4)
         inputs = (data.train_x, data.train_y) if model == "bp" else pairs
         s, t = _paired(
-            lambda cfg=cfg: _epoch_seconds(lambda: make_trainer(cfg, data, dev), dev),
-            lambda cfg=cfg, run=run_typical, inputs=inputs: _typical_seconds(run, cfg, data, inputs, dev),
+            partial(_epoch_seconds, partial(make_trainer, cfg, data, dev), dev),
+            partial(_typical_seconds, run_typical, cfg, data, inputs, dev),
             repeats,
         )
         samples = m if model == "bp" else 2 * m  # BP's plain images cost the same as cleared-label ones
@@ -238,18 +241,17 @@ def run_bench(
     )
 
     # analysis: a live snapshot (the default subset) and the final one (whole test set, p-values)
-    cfg = RunConfig(model="ff", dataset=dataset, epochs=1)
-    subset = live_subset(data.test_y.shape[0], cfg.analysis_samples, 0)
-    live = _time(lambda: evaluate(ff, cfg, subset, final=False), dev)
-    final = _time(lambda: evaluate(ff, cfg, None, final=True), dev)
+    subset = live_subset(data.test_y.shape[0], ff_cfg.analysis_samples, 0)
+    live = _time(lambda: evaluate(ff, ff_cfg, subset, final=False), dev)
+    final = _time(lambda: evaluate(ff, ff_cfg, None, final=True), dev)
     results["analysis"] = {"live_seconds": live, "final_seconds": final, "live_samples": int(subset.numel())}
     log(
         f"live snapshot (accuracy + analysis of {subset.numel()} test images): {live:.2f} s; final analysis (200-shuffle p-values): {final:.2f} s"
     )
 
-    results["precision"] = _precisions(data, dev, repeats, log)
-    results["options"] = _options(data, dev, repeats, log)
-    results["batched"] = _batched(data, dev, seeds or (10 if dev.type == "cuda" else 3), flops[0], peak, log)
+    results["precision"] = _precisions(ff_cfg, data, dev, repeats, log)
+    results["options"] = _options(ff_cfg, data, dev, repeats, log)
+    results["batched"] = _batched(ff_cfg, data, dev, seeds or (10 if dev.type == "cuda" else 3), flops[0], peak, log)
     _recheck_peak(results, peak_matmul_flops(dev, peak_size, peak_reps), log)
     results["peak_memory_bytes"] = {
         "host": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024),
@@ -278,10 +280,9 @@ def _log_trainer(log: Log, what: str, r: dict[str, float], extra: str = "") -> N
     )
 
 
-def _precisions(data: PreparedData, dev: torch.device, repeats: int, log: Log) -> dict[str, Any]:
-    """FF layer-1 epoch in each lower precision the device does natively, in turn with float32."""
+def _precisions(fp32: RunConfig, data: PreparedData, dev: torch.device, repeats: int, log: Log) -> dict[str, Any]:
+    """FF layer-1 epoch in each lower precision the device does natively, in turn with float32 (`fp32`)."""
     out: dict[str, Any] = {}
-    fp32 = RunConfig(model="ff", dataset=data.info.name, epochs=1)
     for precision in ("tf32", "bf16"):
         try:
             check_precision(precision, dev)
@@ -290,7 +291,7 @@ def _precisions(data: PreparedData, dev: torch.device, repeats: int, log: Log) -
             continue
         cfg = fp32.replace(precision=precision)
         s, f = _paired(
-            lambda cfg=cfg: _epoch_seconds(lambda: make_trainer(cfg, data, dev), dev),
+            partial(_epoch_seconds, partial(make_trainer, cfg, data, dev), dev),
             lambda: _epoch_seconds(lambda: make_trainer(fp32, data, dev), dev),
             repeats,
         )
@@ -299,13 +300,12 @@ def _precisions(data: PreparedData, dev: torch.device, repeats: int, log: Log) -
     return out
 
 
-def _options(data: PreparedData, dev: torch.device, repeats: int, log: Log) -> dict[str, Any]:
-    """Each fast-path step on and off, in turn (FF layer-1 epoch)."""
-    cfg = RunConfig(model="ff", dataset=data.info.name, epochs=1)
-    # positives and negatives as one (batched) matmul: the batched trainer with one seed does that
+def _options(cfg: RunConfig, data: PreparedData, dev: torch.device, repeats: int, log: Log) -> dict[str, Any]:
+    """Each fast-path step on and off, in turn (FF layer-1 epoch of `cfg`)."""
+    # positives and negatives as one matmul (the trainer's form) against two, one per half
     one, two = _paired(
-        lambda: _epoch_seconds(lambda: BatchedTrainer([cfg], data, dev), dev),
         lambda: _epoch_seconds(lambda: make_trainer(cfg, data, dev), dev),
+        lambda: _epoch_seconds(lambda: typical.two_matmul_trainer(cfg, data, dev), dev),
         repeats,
     )
     log(f"positives + negatives as one matmul: {one:.2f} s vs two matmuls {two:.2f} s ({two / one:.2f}×)")
@@ -323,9 +323,11 @@ def _options(data: PreparedData, dev: torch.device, repeats: int, log: Log) -> d
     return options
 
 
-def _batched(data: PreparedData, dev: torch.device, n: int, flops: float, peak: float, log: Log) -> dict[str, Any]:
+def _batched(
+    ff: RunConfig, data: PreparedData, dev: torch.device, n: int, flops: float, peak: float, log: Log
+) -> dict[str, Any]:
     """N seeds' FF layer-1 epoch as one batched model, in turn with one seed's (N one after another: N × that)."""
-    cfgs = [RunConfig(model="ff", dataset=data.info.name, epochs=1, seed=s) for s in range(n)]
+    cfgs = [ff.replace(seed=s) for s in range(n)]
     s, one_s = _paired(
         lambda: _epoch_seconds(lambda: BatchedTrainer(cfgs, data, dev), dev),
         lambda: _epoch_seconds(lambda: make_trainer(cfgs[0], data, dev), dev),

@@ -45,7 +45,8 @@ def _peer_uid(conn: socket.socket) -> int | None:
     if not hasattr(socket, "SO_PEERCRED"):
         return None
     creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    return struct.unpack("3i", creds)[1]
+    uid: int = struct.unpack("3i", creds)[1]  # struct ucred: pid, uid, gid
+    return uid
 
 
 class ControlServer:

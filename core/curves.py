@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .history import RunHistory
@@ -75,7 +75,7 @@ def _cell(value: object) -> object:
     return "" if value is None else value
 
 
-def to_csv(rows: Sequence[dict[str, object]]) -> str:
+def to_csv(rows: Sequence[Mapping[str, object]]) -> str:
     """CSV text of dict rows; the header is the union of their keys, in first-seen order, and a key a
     row lacks (e.g. a layer a shallower run does not have) is an empty cell."""
     header: dict[str, None] = {}

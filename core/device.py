@@ -68,7 +68,7 @@ def native_bf16(device: torch.device) -> bool:
     layer-epoch 6.5× slower than float32.
     """
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported(including_emulation=False)
+        return bool(torch.cuda.is_bf16_supported(including_emulation=False))  # torch leaves it unannotated
     return bool(_cpu_flags() & {"avx512_bf16", "amx_bf16", "bf16"})
 
 

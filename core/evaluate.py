@@ -13,7 +13,7 @@ from .analysis.microstructure import microstructure as class_microstructure
 from .config import RunConfig
 from .embedding import NUM_LABELS
 from .records import Heldout, HeldoutLayer, LayerAnalysis, SnapshotEvaluation
-from .trainers import Trainer
+from .trainers import TrainerView
 
 
 def live_subset(num_test: int, size: int, seed: int) -> torch.Tensor:
@@ -25,7 +25,7 @@ def live_subset(num_test: int, size: int, seed: int) -> torch.Tensor:
 
 
 def evaluate(
-    trainer: Trainer, cfg: RunConfig, subset: torch.Tensor | None, final: bool, microstructure: bool = False
+    trainer: TrainerView, cfg: RunConfig, subset: torch.Tensor | None, final: bool, microstructure: bool = False
 ) -> SnapshotEvaluation:
     """Accuracy and analysis on the test set (or `subset` of it), as Snapshot fields.
 
@@ -73,7 +73,7 @@ def evaluate(
 
 
 def _heldout(
-    trainer: Trainer,
+    trainer: TrainerView,
     cfg: RunConfig,
     k: int,
     x: torch.Tensor,

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+    from matplotlib.typing import RcKeyType
 
 Num = float | int | None
 
@@ -51,7 +52,7 @@ CLASS_COLORS = (  # matplotlib's tab10: one colour per class in the activation m
 ENSEMBLE_COLOR = "#D55E00"
 OTHER_COLOR = "#9a9a9a"
 
-_STYLE = {
+_STYLE: dict[RcKeyType, Any] = {
     "font.size": 8.5,
     "axes.titlesize": 9,
     "axes.labelsize": 8.5,
@@ -384,7 +385,7 @@ def activation_map(
         im = ax.imshow(data, aspect="auto", cmap="magma", vmin=0, vmax=vmax, interpolation="nearest")
         fig.colorbar(im, ax=[strip_ax, ax], label="activation", shrink=0.8, pad=0.01)
         rc = np.asarray(row_class)
-        starts = [0, *list(np.flatnonzero(np.diff(rc)) + 1)]
+        starts: list[int] = [0, *(np.flatnonzero(np.diff(rc)) + 1).tolist()]
         ends = [*starts[1:], rc.size]
         for s in starts[1:]:
             ax.axhline(s - 0.5, color="white", lw=0.6)

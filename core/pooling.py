@@ -7,6 +7,7 @@ suite table uses (sample standard deviation, undefined values skipped).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ LAYER_FIGURES: list[tuple[str, tuple[str, ...]]] = [
 ]
 
 
-def mean_std(values: list[float | None]) -> dict[str, Any]:
+def mean_std(values: Sequence[float | None]) -> dict[str, Any]:
     """Mean and sample standard deviation of the defined values (None/NaN skipped)."""
     xs = [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
     if not xs:
@@ -106,8 +107,8 @@ def summarize(run_dirs: list[Path]) -> dict[str, Any]:
     layers = []
     for i in range(num_layers):
         row: dict[str, Any] = {"layer": i + 1, "accuracy": mean_std([_at(f["layer_accuracy"], i) for f in finals])}
-        for label, path in LAYER_FIGURES:
-            row[label] = mean_std([_dig(_at(f["layers"], i), path) for f in finals])
+        for label, keys in LAYER_FIGURES:
+            row[label] = mean_std([_dig(_at(f["layers"], i), keys) for f in finals])
         layers.append(row)
     summary = {
         "model": finals[0]["config"]["model"],

@@ -195,7 +195,8 @@ LAYER_HEADER = [
 
 def _heldout_rows(snapshot: Snapshot, dataset: str) -> list[list[str]]:
     rows = []
-    for i, hl in enumerate((snapshot.heldout or {}).get("layers") or []):
+    heldout_layers = snapshot.heldout.get("layers") if snapshot.heldout else None
+    for i, hl in enumerate(heldout_layers or []):
         ens = hl.get("ensemble")
         shared = hl.get("shared_with_seen")  # per seen class: |E_k ∩ E_c| (None at k)
         if isinstance(shared, list):
@@ -214,7 +215,7 @@ def _heldout_rows(snapshot: Snapshot, dataset: str) -> list[list[str]]:
     return rows
 
 
-def _matrix_rows(matrix: list[list[Any]], dataset: str, digits: int) -> tuple[list[str], list[list[str]]]:
+def _matrix_rows(matrix: Sequence[Sequence[float]], dataset: str, digits: int) -> tuple[list[str], list[list[str]]]:
     labels = [_class(dataset, i) for i in range(len(matrix))]
     rows = [
         [labels[i], *[fmt(v, digits) if isinstance(v, float) else str(v) for v in row]] for i, row in enumerate(matrix)
@@ -343,12 +344,13 @@ def _appendix(page: Page, snapshot: Snapshot, history: RunHistory) -> None:
             continue
         sizes = ", ".join(f"{_class(snapshot.dataset, c)}: {len(e)}" for c, e in enumerate(ens))
         page.paragraph(f"Ensemble size per class: {sizes}")
-        for title, key, digits in (
-            ("Shared units |E_c ∩ E_c'|", "shared_units", 0),
-            ("Jaccard |E_c ∩ E_c'| / |E_c ∪ E_c'|", "jaccard", 2),
-        ):
-            if layer.get(key) is not None:
-                page.table(*_matrix_rows(layer[key], snapshot.dataset, digits), caption=title)
+        matrices: list[tuple[str, Sequence[Sequence[float]] | None, int]] = [
+            ("Shared units |E_c ∩ E_c'|", layer.get("shared_units"), 0),
+            ("Jaccard |E_c ∩ E_c'| / |E_c ∪ E_c'|", layer.get("jaccard"), 2),
+        ]
+        for title, matrix, digits in matrices:
+            if matrix is not None:
+                page.table(*_matrix_rows(matrix, snapshot.dataset, digits), caption=title)
     if history.eval_epochs:
         page.heading("Evaluated snapshots over time", 3)
         page.table(*_over_time(history))

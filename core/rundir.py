@@ -109,7 +109,7 @@ def read_final(run_dir: Path) -> dict[str, Any]:
     path = Path(run_dir) / FINAL
     fix = f"remove it and recompute the run (`ffterm run` with --out {run_dir} --force)"
     try:
-        data = json.loads(read_text(path, "result file", fix))
+        data: dict[str, Any] = json.loads(read_text(path, "result file", fix))  # check_final checks the shape
     except UnreadableFile as exc:
         raise RunDirError(str(exc)) from None
     except (ValueError, RecursionError):

@@ -15,6 +15,7 @@ from typing import Any
 
 from . import figures as F
 from .history import RunHistory
+from .records import LayerAnalysis
 from .snapshot import Snapshot
 
 
@@ -111,7 +112,7 @@ def run_figures(
     return specs
 
 
-def _layer_figures(i: int, layer: dict[str, Any], names: list[str], factor: float) -> list[FigureSpec]:
+def _layer_figures(i: int, layer: LayerAnalysis, names: list[str], factor: float) -> list[FigureSpec]:
     n = i + 1
     specs = []
     means = layer.get("class_mean_activation")

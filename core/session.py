@@ -28,7 +28,7 @@ from .lock import LOCK, RunLock
 from .prepare import prepare
 from .records import FinalRecord, final_layer
 from .snapshot import Snapshot
-from .trainers import EpochMetrics, Trainer, make_trainer
+from .trainers import EpochMetrics, Trainer, TrainerView, make_trainer
 
 Subscriber = Callable[[Snapshot], None]
 NoticeHandler = Callable[[str], None]
@@ -264,7 +264,7 @@ class Session:
         self._finish(trainer)
 
     def _record_epoch(
-        self, trainer: Trainer, metrics: EpochMetrics, stage: int, elapsed: float, subset: torch.Tensor
+        self, trainer: TrainerView, metrics: EpochMetrics, stage: int, elapsed: float, subset: torch.Tensor
     ) -> None:
         """After an epoch: check the loss, write its snapshot (evaluated every eval_every) and checkpoint."""
         cfg = self.config
@@ -280,7 +280,7 @@ class Session:
             self._save(trainer)
         self._emit(snap)
 
-    def _check_finite(self, metrics: EpochMetrics, trainer: Trainer) -> None:
+    def _check_finite(self, metrics: EpochMetrics, trainer: TrainerView) -> None:
         values = metrics.loss + metrics.g_pos + metrics.g_neg
         if not all(v == v and abs(v) != float("inf") for v in values):
             cfg = self.config
@@ -293,7 +293,7 @@ class Session:
 
     def _snapshot(
         self,
-        trainer: Trainer,
+        trainer: TrainerView,
         metrics: EpochMetrics | None,
         stage: int,
         elapsed: float,
@@ -342,7 +342,7 @@ class Session:
             for vals in (m.loss, m.g_pos, m.g_neg)
         )
 
-    def _finish(self, trainer: Trainer) -> None:
+    def _finish(self, trainer: TrainerView) -> None:
         self.state = "finished"
         self._publish_state("finished", "final analysis on the whole test set")
         snap = self._snapshot(trainer, None, self.config.stages - 1, 0.0, None, final=True)
@@ -365,7 +365,7 @@ class Session:
         self.final = final
         self._notify(snap)
 
-    def _save(self, trainer: Trainer) -> None:
+    def _save(self, trainer: TrainerView) -> None:
         position = (trainer.stage, trainer.epoch, trainer.batch)
         if position == self._saved_position:  # e.g. a stop right after an epoch's save: keep the previous one
             return

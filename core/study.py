@@ -24,7 +24,8 @@ ACCURACY_LIMIT = 0.01
 def study_tables() -> dict[str, Any]:
     """The study's tables, keyed as in the data file (e.g. ``table1_test_accuracy``)."""
     text = resources.files("ffterm.core").joinpath("data/study_tables.yaml").read_text(encoding="utf-8")
-    return yaml.safe_load(text)
+    tables: dict[str, Any] = yaml.safe_load(text)  # the packaged file is a mapping
+    return tables
 
 
 def study_value(path: tuple[Any, ...]) -> Any:

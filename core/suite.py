@@ -179,7 +179,7 @@ class ProcessPoolExecutor:
     def __init__(self, jobs: int, gpus: list[str] | None = None) -> None:
         self.jobs = jobs
         self.gpus = visible_gpus() if gpus is None else gpus
-        self._procs: set[subprocess.Popen] = set()
+        self._procs: set[subprocess.Popen[bytes]] = set()
         self._lock = threading.Lock()
 
     def command(self, unit: Unit, probe_layer: int | None) -> list[str]:

@@ -28,7 +28,8 @@ def comparison(suite_dir: Path, a: dict[str, Any], b: dict[str, Any], compute: b
     path = Path(suite_dir) / CACHE / _cache_name(a, b)
     if path.exists():
         try:
-            return json.loads(path.read_text())
+            cached: dict[str, Any] = json.loads(path.read_text())  # written by this module
+            return cached
         except ValueError:
             path.unlink()
     if not compute:

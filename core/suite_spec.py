@@ -26,7 +26,7 @@ import itertools
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import yaml
 
@@ -105,7 +105,7 @@ class Suite:
 
 
 # ---- YAML with line numbers ------------------------------------------------------------------
-class _Lined(dict):
+class _Lined(dict[Any, Any]):
     """A mapping that remembers the line of each key (1-based) and its own."""
 
     line: int = 0
@@ -328,6 +328,10 @@ def _mapping(data: _Lined, key: str, source: str) -> dict[str, Any]:
     return dict(value)
 
 
+@overload
+def _count(data: _Lined, key: str, source: str, default: int) -> int: ...
+@overload
+def _count(data: _Lined, key: str, source: str, default: None) -> int | None: ...
 def _count(data: _Lined, key: str, source: str, default: int | None) -> int | None:
     if key not in data:
         return default

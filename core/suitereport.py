@@ -16,10 +16,11 @@ Finished runs are read from final.json (as `ffterm summary` does), curves from s
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import figures as F
 from .config import RunConfig, to_dict
@@ -33,6 +34,9 @@ from .report import DAMAGED, Page, damaged, read_run_config, report_dir
 from .rundir import CONFIG, FINAL, RunDirError, atomic_write_text, read_snapshots
 from .runfigures import FigureFiles
 from .validation import Notice
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 MAX_DEPTH = 3  # suite/setting/seed-N/ at most
 
@@ -58,7 +62,7 @@ class Setting:
         """Test accuracy (%) at each evaluated epoch every run has reached: mean and std over the runs."""
         by_run = [dict(zip(r.history.eval_epochs, r.history.test_accuracy)) for r in self.runs if r.history.eval_epochs]
         epochs = sorted(set.intersection(*(set(d) for d in by_run))) if by_run else []
-        stats = [mean_std([None if d[e] is None else 100 * d[e] for d in by_run]) for e in epochs]
+        stats = [mean_std([_percent(d[e]) for d in by_run]) for e in epochs]
         return epochs, [s["mean"] for s in stats], [s["std"] for s in stats]
 
     def per_layer(self, key: str, scale: float = 1.0) -> list[dict[str, Any]]:
@@ -78,6 +82,10 @@ class Setting:
                 values.append(v * scale if isinstance(v, (int, float)) else None)
             out.append(mean_std(values))
         return out
+
+
+def _percent(fraction: float | None) -> float | None:
+    return None if fraction is None else 100 * fraction
 
 
 def find_runs(suite_dir: Path) -> list[Path]:
@@ -142,7 +150,7 @@ def _run_state(run: Run) -> str:
 
 def _figures(settings: list[Setting], out_dir: Path) -> list[FigureFiles]:
     finished = [s for s in settings if s.finished]  # bars: settings with a result only
-    specs = [
+    specs: list[tuple[str, str, Callable[[], Figure]]] = [
         (
             "curves-accuracy",
             "Test accuracy over the epochs: mean over the runs of each setting, band: ± sample std (epochs "
@@ -204,8 +212,8 @@ def _build(page: Page, suite_dir: Path, settings: list[Setting], figures: list[F
     rows = []
     for s in settings:
         first = s.runs[0].config
-        acc = mean_std([f.get("test_accuracy") for f in s.finished])
-        rows.append([s.label, first.model, first.dataset, f"{len(s.finished)}/{len(s.runs)}", fmt_pm(acc, 4)])
+        final_acc = mean_std([f.get("test_accuracy") for f in s.finished])
+        rows.append([s.label, first.model, first.dataset, f"{len(s.finished)}/{len(s.runs)}", fmt_pm(final_acc, 4)])
     page.table(["setting", "model", "dataset", "finished runs", "final test accuracy"], rows)
     page.paragraph(
         "Mean ± sample standard deviation over the finished runs (seeds) of each setting; the accuracy is each "

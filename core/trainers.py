@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -108,6 +108,38 @@ def _adam(params: Iterable[torch.nn.Parameter], lr: float, capturable: bool = Fa
 
 def _accuracy(pred: torch.Tensor, y: torch.Tensor) -> float:
     return float((pred == y).float().mean()) if y.numel() else float("nan")
+
+
+def positives_then_negatives(pos: torch.Tensor, neg: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """Batch `idx` (B,) of the positives and of the negatives (M, D each) as one input (2B, D), positives first.
+
+    Each layer then takes both in one matmul, and its backward in one per gradient (`ffterm bench`
+    measures the gain). The numbers are those of two matmuls, one per half, up to float rounding:
+    normalisation and goodness are per row, and the loss splits the rows again at B.
+    """
+    return torch.cat([pos[idx], neg[idx]])
+
+
+class TrainerView(Protocol):
+    """What a session records and evaluation reads of a trainer: a `Trainer`, or one seed of a batched
+    trainer (core/batched.py's `SeedView`)."""
+
+    @property
+    def data(self) -> PreparedData: ...
+    @property
+    def stage(self) -> int: ...
+    @property
+    def epoch(self) -> int: ...
+    @property
+    def batch(self) -> int: ...
+    @property
+    def epochs_done(self) -> int: ...
+    @property
+    def done(self) -> bool: ...
+    def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> Evaluation: ...
+    def representations(self, x: torch.Tensor, y: torch.Tensor | None) -> list[torch.Tensor]: ...
+    def layer_params(self) -> list[tuple[torch.Tensor, torch.Tensor]]: ...
+    def state_dict(self) -> dict[str, Any]: ...
 
 
 class Trainer:
@@ -329,14 +361,14 @@ class FFTrainer(_GoodnessTrainer):
             self.stage_neg = self._layer_inputs(self.neg_in, self.stage) if self.sequential else self.neg_in
 
     def _train_batch(self, idx: torch.Tensor) -> None:
-        x_pos, x_neg = self.stage_pos[idx], self.stage_neg[idx]
         n = idx.shape[0]
+        x = positives_then_negatives(self.stage_pos, self.stage_neg, idx)  # (2B, D)
         layers = [self.stage] if self.sequential else range(len(self.net.linears))
         losses, gps, gns = [], [], []
         for layer in layers:
-            h_pos = self.net.layer(layer, x_pos)
-            h_neg = self.net.layer(layer, x_neg)
-            g_pos, g_neg = goodness(h_pos, self.cfg.goodness), goodness(h_neg, self.cfg.goodness)
+            h = self.net.layer(layer, x)  # (2B, H)
+            g = goodness(h, self.cfg.goodness)  # (2B,)
+            g_pos, g_neg = g[:n], g[n:]
             loss = self._loss(g_pos, g_neg)
             opt = self.optimizers[layer]
             opt.zero_grad(set_to_none=True)
@@ -345,7 +377,7 @@ class FFTrainer(_GoodnessTrainer):
             losses.append(loss.detach())
             gps.append(g_pos.detach().mean())
             gns.append(g_neg.detach().mean())
-            x_pos, x_neg = h_pos.detach(), h_neg.detach()
+            x = h.detach()
         if self.sequential:
             # only the layer in training has metrics; the others stay at zero and are reported as None
             self._accumulate(losses[0], gps[0], gns[0], n, 2 * n, layer=self.stage)
@@ -366,8 +398,9 @@ class BPFFTrainer(_GoodnessTrainer):
 
     def _train_batch(self, idx: torch.Tensor) -> None:
         n = idx.shape[0]
-        g_pos = torch.stack([goodness(h, self.cfg.goodness) for h in self.net(self.pos_in[idx])], dim=1)
-        g_neg = torch.stack([goodness(h, self.cfg.goodness) for h in self.net(self.neg_in[idx])], dim=1)
+        x = positives_then_negatives(self.pos_in, self.neg_in, idx)  # (2B, D)
+        g = torch.stack([goodness(h, self.cfg.goodness) for h in self.net(x)], dim=1)  # (2B, L)
+        g_pos, g_neg = g[:n], g[n:]
         loss = self._loss(g_pos.sum(dim=1), g_neg.sum(dim=1))
         opt = self.optimizers[0]
         opt.zero_grad(set_to_none=True)

@@ -9,6 +9,9 @@ trainers, so only the form differs.
 
 from __future__ import annotations
 
+import operator
+from functools import reduce
+
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
@@ -19,10 +22,26 @@ from .losses import goodness_loss
 from .networks import BPNet, FFNet, goodness
 from .predict import aggregate
 from .prepare import PreparedData
-from .trainers import _generator
+from .trainers import Trainer, _generator, make_trainer
 
 
-def _loader(*tensors: torch.Tensor, batch_size: int, shuffle: bool) -> DataLoader:
+class TwoMatmulFFNet(FFNet):
+    """An FFNet whose layers take a batch of positives then negatives (2B, D) as two matmuls, one per
+    half, as typical FF code does; ffterm's trainers take both in one."""
+
+    def layer(self, index: int, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[0] // 2
+        return torch.cat([super().layer(index, x[:n]), super().layer(index, x[n:])])  # (2B, H)
+
+
+def two_matmul_trainer(cfg: RunConfig, data: PreparedData, device: torch.device) -> Trainer:
+    """ffterm's FF or BP/FF trainer with only that changed: positives and negatives as two matmuls per layer."""
+    trainer = make_trainer(cfg, data, device)
+    trainer.net.__class__ = TwoMatmulFFNet  # the same parameters, which the trainer's optimizers hold
+    return trainer
+
+
+def _loader(*tensors: torch.Tensor, batch_size: int, shuffle: bool) -> DataLoader[tuple[torch.Tensor, ...]]:
     return DataLoader(TensorDataset(*(t.cpu() for t in tensors)), batch_size=batch_size, shuffle=shuffle)
 
 
@@ -57,8 +76,8 @@ def bpff_epoch(cfg: RunConfig, net: FFNet, data: tuple[torch.Tensor, torch.Tenso
     total = 0.0
     for x_pos, x_neg in _loader(*data, batch_size=cfg.effective_batch_size, shuffle=True):
         x_pos, x_neg = x_pos.to(device), x_neg.to(device)
-        g_pos = sum(goodness(h, cfg.goodness) for h in net(x_pos))
-        g_neg = sum(goodness(h, cfg.goodness) for h in net(x_neg))
+        g_pos = reduce(operator.add, (goodness(h, cfg.goodness) for h in net(x_pos)))
+        g_neg = reduce(operator.add, (goodness(h, cfg.goodness) for h in net(x_neg)))
         loss = goodness_loss(g_pos, g_neg, cfg.loss, cfg.threshold)
         optimizer.zero_grad()
         loss.backward()

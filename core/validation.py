@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from .config import RunConfig
 from .snapshot import STATES, Snapshot
@@ -55,11 +55,11 @@ class BadSnapshot(ValueError):
     """A snapshot line that does not match the schema; the message says which field and why."""
 
 
-def _is_int(v: Any) -> bool:
+def _is_int(v: Any) -> TypeGuard[int]:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _is_num(v: Any) -> bool:
+def _is_num(v: Any) -> TypeGuard[float]:
     return (isinstance(v, (int, float)) and not isinstance(v, bool)) and math.isfinite(v)
 
 
@@ -267,9 +267,10 @@ class SnapshotSchema:
         v = d.get(key)
         if v is None and (optional or key not in d):
             return
-        ok = isinstance(v, list) and len(v) <= n
-        ok = ok and all(
-            x is None or (_is_num(x) and (low is None or x >= low) and (high is None or x <= high)) for x in v
+        ok = (
+            isinstance(v, list)
+            and len(v) <= n
+            and all(x is None or (_is_num(x) and (low is None or x >= low) and (high is None or x <= high)) for x in v)
         )
         if not ok:
             raise BadSnapshot(f"{key}: expected a list of at most {n} numbers (or nulls)")

@@ -411,6 +411,7 @@ def cmd_report(args: argparse.Namespace, _: Any = None) -> int:
     out = paths[0].parent
     figures = sorted((out / "figures").glob("*.png"))
     console.print(f"report of {args.path}: {', '.join(p.name for p in paths)} and {len(figures)} figures in {out}")
+    return 0
 
 
 def cmd_prune(args: argparse.Namespace, _: Any = None) -> int:

@@ -21,7 +21,7 @@ from textual.pilot import Pilot
 from textual.widgets import OptionList
 from textual.worker import Worker
 
-from ffterm.app.actions import key_table_markdown, palette_entries
+from ffterm.app.actions import KEYS, key_table_markdown, palette_entries
 from ffterm.app.controller import RunsChanged
 from ffterm.app.dashboard import Dashboard
 from ffterm.app.demo import DemoPresets, DemoSession, demo_snapshots
@@ -491,6 +491,12 @@ def test_readme_key_table_is_the_registry():
     start = readme.index("| key | action |")
     table = readme[start : readme.index("\n\n", start)]
     assert table == key_table_markdown(), "README's key table drifted: print it with `python -m ffterm.app.actions`"
+
+
+def test_no_key_is_registered_twice():
+    """App keys work on every screen, so a key may appear only once across both scopes."""
+    keys = [k for entry in KEYS if not entry.numbered for k in entry.keys.split(",")]
+    assert sorted(k for k in set(keys) if keys.count(k) > 1) == []
 
 
 def test_every_registered_action_exists_where_it_runs():

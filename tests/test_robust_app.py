@@ -49,14 +49,14 @@ async def test_watch_skips_crafted_lines_with_a_notice_and_goes_on(tmp_path):
     good = len(demo_snapshots(epochs_per_stage=2, layers=3, n_units=40))
     app = FFTermApp(watch=run, run_root=tmp_path, presets=DemoPresets())
     async with app.run_test(size=(100, 30)) as pilot:
-        assert await wait_for(pilot, lambda: app.primary is not None and app.primary.history.count == good)
-        assert app.primary.history.num_layers == 3  # not a billion
+        assert await wait_for(pilot, lambda: app.runs.primary is not None and app.runs.primary.history.count == good)
+        assert app.runs.primary.history.num_layers == 3  # not a billion
         shown = notices(app)
         assert any(f"{run / rundir.SNAPSHOTS}:2: skipped a bad snapshot line (num_layers" in n for n in shown)
         assert any(f"{run / rundir.SNAPSHOTS}:4: skipped a bad snapshot line (epoch" in n for n in shown)
         with open(run / rundir.SNAPSHOTS, "a") as fh:  # following went on past the bad lines
             fh.write(demo_snapshots(epochs_per_stage=2, layers=3, n_units=40)[-1].to_json() + "\n")
-        assert await wait_for(pilot, lambda: app.primary.history.count == good + 1)
+        assert await wait_for(pilot, lambda: app.runs.primary.history.count == good + 1)
         assert app.is_running
 
 
@@ -74,23 +74,36 @@ async def test_a_screenshot_into_an_unwritable_place_is_a_notice(tmp_path):
 
 @pytest.mark.asyncio
 async def test_read_only_visitors_watch_but_start_nothing(tmp_path):
+    from ffterm.app.screens import OpenRunScreen
+
     started = []
+    root = tmp_path / "runs"
+    _run_with_bad_lines(root / "mine")
+    _run_with_bad_lines(tmp_path / "elsewhere")
     app = FFTermApp(
-        run_root=tmp_path,
+        run_root=root,
         presets=DemoPresets(),
         read_only=True,
         session_factory=lambda cfg, d: started.append(cfg) or DemoSession(cfg, d),
     )
     async with app.run_test(size=(100, 30)) as pilot:
-        await pilot.pause(0.3)
-        assert not isinstance(app.screen, PresetPicker)  # no picker on opening
-        for key in ("n", "r", "o", "p", "s", "c"):
+        assert await wait_for(pilot, lambda: isinstance(app.screen, OpenRunScreen))  # the runs to watch, no picker
+        await pilot.pause(0.2)
+        app.screen.dismiss(tmp_path / "elsewhere")  # a path outside the run root, as if typed
+        await pilot.pause()
+        assert any("visitors open runs under" in n for n in notices(app)) and app.runs.feeds == []
+        app.action_open_run()
+        assert await wait_for(pilot, lambda: isinstance(app.screen, OpenRunScreen))
+        await pilot.pause(0.2)
+        app.screen.dismiss(root / "mine")
+        assert await wait_for(pilot, lambda: len(app.runs.feeds) == 1 and app.runs.feeds[0].history.count > 0)
+        for key in ("n", "r", "p", "s", "c"):
             await pilot.press(key)
             await pilot.pause()
         app.start_preset("quick-ff-fashionmnist")
         await pilot.pause(0.3)
         assert started == [] and not isinstance(app.screen, PresetPicker)
-        assert sum("read-only" in n for n in notices(app)) >= 7
+        assert sum("read-only" in n for n in notices(app)) >= 6
 
 
 @pytest.mark.asyncio
@@ -135,4 +148,4 @@ async def test_two_quick_starts_leave_one_training(tmp_path):
         assert await wait_for(pilot, lambda: len(created) == 2 and created[1].state == "running")
         await pilot.pause(1.5)
         assert [s for s in created if s.alive] == [created[1]]  # the first one never started training
-        assert [f.session for f in app.feeds] == [created[1]]
+        assert [f.session for f in app.runs.feeds] == [created[1]]

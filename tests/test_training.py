@@ -10,9 +10,11 @@ from ffterm.core import rundir
 from ffterm.core.checkpoint import CheckpointError, load_checkpoint
 from ffterm.core.config import RunConfig
 from ffterm.core.device import DeviceError
+from ffterm.core.networks import goodness
 from ffterm.core.prepare import prepare
 from ffterm.core.session import Session
-from ffterm.core.trainers import EpochMetrics, FFTrainer, make_trainer
+from ffterm.core.trainers import BPFFTrainer, EpochMetrics, FFTrainer, make_trainer
+from ffterm.core.typical import two_matmul_trainer
 
 CPU = torch.device("cpu")
 
@@ -108,6 +110,84 @@ def test_bp_activation_penalty_reduces_activity():
         return sum(h.abs().mean().item() for h in tr.representations(tr.data.test_x, None))
 
     assert mean_activity(1e-3) < 0.7 * mean_activity(0.0)
+
+
+# ---- the reference: the training step as it was before positives and negatives shared one matmul ----
+class TwoMatmulFF(FFTrainer):
+    def _train_batch(self, idx):
+        x_pos, x_neg = self.stage_pos[idx], self.stage_neg[idx]
+        n = idx.shape[0]
+        layers = [self.stage] if self.sequential else range(len(self.net.linears))
+        losses, gps, gns = [], [], []
+        for layer in layers:
+            h_pos = self.net.layer(layer, x_pos)
+            h_neg = self.net.layer(layer, x_neg)
+            g_pos, g_neg = goodness(h_pos, self.cfg.goodness), goodness(h_neg, self.cfg.goodness)
+            loss = self._loss(g_pos, g_neg)
+            opt = self.optimizers[layer]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(loss.detach())
+            gps.append(g_pos.detach().mean())
+            gns.append(g_neg.detach().mean())
+            x_pos, x_neg = h_pos.detach(), h_neg.detach()
+        if self.sequential:
+            self._accumulate(losses[0], gps[0], gns[0], n, 2 * n, layer=self.stage)
+        else:
+            self._accumulate(torch.stack(losses), torch.stack(gps), torch.stack(gns), n, 2 * n)
+
+
+class TwoMatmulBPFF(BPFFTrainer):
+    def _train_batch(self, idx):
+        n = idx.shape[0]
+        g_pos = torch.stack([goodness(h, self.cfg.goodness) for h in self.net(self.pos_in[idx])], dim=1)
+        g_neg = torch.stack([goodness(h, self.cfg.goodness) for h in self.net(self.neg_in[idx])], dim=1)
+        loss = self._loss(g_pos.sum(dim=1), g_neg.sum(dim=1))
+        opt = self.optimizers[0]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        self._accumulate(
+            loss.detach().expand(self.metric_width), g_pos.detach().mean(0), g_neg.detach().mean(0), n, 2 * n
+        )
+
+
+ONE_MATMUL_CASES = {
+    "ff-sequential": dict(model="ff"),
+    "ff-simultaneous-resample": dict(model="ff", schedule="simultaneous", negatives="resample"),
+    "ff-sequential-symmetric": dict(model="ff", loss="symmetric"),
+    "bpff": dict(model="bpff", lr=0.003),
+}
+
+
+def assert_trains_as(trainer, reference, data):
+    """Every epoch's loss and goodness within 1e-6 of the reference's; identical final predictions."""
+    epochs = 0
+    while not trainer.done:
+        ended = trainer.step()
+        assert reference.step() == ended
+        if ended:
+            m, r = trainer.end_epoch(), reference.end_epoch()
+            values = [(a, b) for a, b in zip(m.loss + m.g_pos + m.g_neg, r.loss + r.g_pos + r.g_neg) if a is not None]
+            assert len(values) >= 3 and max(abs(a - b) for a, b in values) < 1e-6
+            epochs += 1
+    assert reference.done and epochs == trainer.num_stages
+    ours, theirs = trainer.evaluate(data.test_x, data.test_y), reference.evaluate(data.test_x, data.test_y)
+    assert torch.equal(ours.predictions, theirs.predictions)
+    assert torch.equal(ours.layer_predictions, theirs.layer_predictions)
+    assert ours.predictions.unique().numel() >= 5  # varied predictions: the comparison can fail
+
+
+@pytest.mark.parametrize("kw", ONE_MATMUL_CASES.values(), ids=ONE_MATMUL_CASES.keys())
+def test_positives_and_negatives_in_one_matmul_train_as_two_did(kw):
+    """The trainers take a batch's positives and negatives through each layer as one matmul, as does
+    the bench's two-matmul form (typical.two_matmul_trainer) as two: both train as the previous form."""
+    cfg = tiny(epochs=1, batch_size=300, hidden=24, **kw)
+    data = prepare(cfg, CPU)
+    previous_form = TwoMatmulBPFF if cfg.model == "bpff" else TwoMatmulFF
+    assert_trains_as(make_trainer(cfg, data, CPU), previous_form(cfg, data, CPU), data)
+    assert_trains_as(two_matmul_trainer(cfg, data, CPU), previous_form(cfg, data, CPU), data)
 
 
 @pytest.mark.parametrize(

@@ -84,7 +84,7 @@ def silhouette(D: np.ndarray, labels: np.ndarray) -> float:
 
 
 def _unit_rows(X: np.ndarray) -> np.ndarray:
-    unit: np.ndarray = X / np.linalg.norm(X, axis=1, keepdims=True)
+    unit: np.ndarray = X / np.linalg.norm(X, axis=1, keepdims=True)  # numpy types ndarray[Any] / ndarray as Any
     return unit
 
 
@@ -99,9 +99,10 @@ def _best_split(
         return one, None
     tree = linkage(U, method="ward")
     D = np.clip(1.0 - U @ U.T, 0.0, 2.0)  # cosine distance
-    best, best_score = one, None
+    best: np.ndarray = one  # fcluster's labels are int32, the fallback int64
+    best_score: float | None = None
     for k in range(2, kmax + 1):
-        labels = (fcluster(tree, t=k, criterion="maxclust") - 1).astype(np.int64)
+        labels = fcluster(tree, t=k, criterion="maxclust") - 1
         counts = np.bincount(labels)
         if counts.size < k or counts.min() < smallest:
             continue

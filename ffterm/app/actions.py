@@ -86,8 +86,8 @@ KEYS = [
               "Prune units of this run (accuracy vs units kept)"),
     KeyAction("Output", "ctrl+s", "app.save_svg", "save an SVG screenshot into the run directory", "Save SVG screenshot"),
     # the app
-    KeyAction("App", "q", "app.quit_app", "quit (stops training cleanly)", "Quit", "Quit", scope="app"),
-    KeyAction("App", "ctrl+c", "app.quit_app", "quit (stops training cleanly)", scope="app", priority=True),
+    KeyAction("App", "q", "app.quit_app", "quit (a run started here goes on training)", "Quit", "Quit", scope="app"),
+    KeyAction("App", "ctrl+c", "app.quit_app", "quit (a run started here goes on training)", scope="app", priority=True),
     KeyAction("App", "question_mark,f1", "app.help", "this help", "Help: keys", "Help", scope="app"),
     KeyAction("App", "ctrl+p", "app.command_palette", "command palette", builtin=True),
 ]  # fmt: skip

@@ -7,7 +7,9 @@ on the live run. It touches no widget: what it needs from the app is the small `
 
 The interface, in short:
 - runs: `feeds`, `primary` (the run in focus), `session_feed` (the live one), `focus(feed)`
-- start or attach: `start(cfg)`, `watch(run_dir)`, `add_run(name, snapshots)`, `load_preset(...)`
+- start or attach: `start(cfg)`, `attach(run_dir)`, `watch(run_dir)`, `add_run(name, snapshots)`,
+  `load_preset(...)`; runs started here train in their own process (ffterm.core.detached) and go on
+  when the app ends; `read_only` refuses every command that starts, stops or opens a run
 - the live run: `pause()`, `resume()`, `toggle_pause()`, `stop()`, `checkpoint()`, `snapshot_now()`
   (sent to any object with the commands of ffterm.core.session.Session, see `RunSession`)
 - snapshots in: `drain(feed_id)` when the host receives `SnapshotsReady`
@@ -70,6 +72,23 @@ class RunSession(Protocol):
 SessionFactory = Callable[[RunConfig, Path], Any]
 
 
+READ_ONLY = "This server is read-only: visitors watch (`ffterm serve --allow-runs` lets them start runs)"
+
+
+def _is_detached(session: Any) -> bool:
+    """A session whose training runs in its own process (a RemoteSession)."""
+    return bool(getattr(session, "detached", False))
+
+
+def _discard(session: Any) -> None:
+    """Let go of a session that lost a start race: an unstarted in-process one frees its run
+    directory, a detached one is stopped."""
+    if _is_detached(session):
+        session.stop()
+    elif hasattr(session, "release"):
+        session.release()
+
+
 class RunsChanged(Message):
     """A run was added or its session created; `focus_changed`: the run in focus is another one."""
 
@@ -94,10 +113,12 @@ class RunController:
         run_root: Path = Path("runs"),
         out: Path | None = None,
         force: bool = False,
+        read_only: bool = False,
     ) -> None:
         """presets: the preset registry (default ffterm.core.presets); session_factory(cfg, run_dir):
-        makes a session (default ffterm.core.session.Session); out: the run directory of the first run
-        started (default: a fresh one under run_root), `force` letting it overwrite a run there."""
+        makes a session (default: a detached run, ffterm.core.detached.start_detached); out: the run
+        directory of the first run started (default: a fresh one under run_root), `force` letting it
+        overwrite a run there; read_only: watch only (what `ffterm serve` gives visitors)."""
         self.host = host
         self._presets = presets
         self.session_factory = session_factory
@@ -111,6 +132,8 @@ class RunController:
         self.exported: list[Path] = []
         self._quitting = False
         self._notified: set[tuple[int, str]] = set()
+        self.read_only = read_only
+        self._start_generation = 0  # the newest start asked for; an older one still being created is dropped
 
     # ---- runs -----------------------------------------------------------------------------------
     @property
@@ -175,21 +198,31 @@ class RunController:
     def start(self, cfg: RunConfig) -> None:
         """Start a run, stopping the live one first. The session is created on a worker thread
         (loading a dataset takes seconds); its feed appears, in focus, when it is ready."""
+        if self.refused():
+            return
         current = self.session_feed
         if current is not None and current.active:
             current.session.stop()
             self.host.notify(f"Stopping {current.name} to start {cfg.name}")
         self.last_config = cfg
-        self.host.run_worker(partial(self._create_session, cfg), thread=True, exclusive=True, group="session")
+        self._start_generation += 1
+        work = partial(self._create_session, cfg, self._start_generation)
+        self.host.run_worker(work, thread=True, exclusive=False, group="session")
 
-    def _create_session(self, cfg: RunConfig) -> None:
+    def refused(self) -> bool:
+        """In read-only mode: say so and return True."""
+        if self.read_only:
+            self.host.notify(READ_ONLY, severity="warning", timeout=8)
+        return self.read_only
+
+    def _create_session(self, cfg: RunConfig, generation: int) -> None:
         """On the worker thread."""
         try:
             run_dir, self._out = (self._out or new_run_dir(cfg.name, self.run_root)), None
             if self.session_factory is None:
-                from ffterm.core.session import Session
+                from ffterm.core.detached import start_detached
 
-                session = Session(cfg, run_dir, force=self._force)
+                session = start_detached(cfg, run_dir, force=self._force)
             else:
                 session = self.session_factory(cfg, run_dir)
         except Exception as exc:
@@ -197,9 +230,29 @@ class RunController:
                 partial(self.host.notify, f"Cannot start {cfg.name}: {exc}", severity="error", timeout=12)
             )
             return
-        self.host.call_from_thread(self._session_created, session, cfg)
+        self.host.call_from_thread(self._session_created, session, cfg, generation)
 
-    def _session_created(self, session: Any, cfg: RunConfig) -> None:
+    def attach(self, run_dir: Path) -> None:
+        """Take control of a run training in its own process (its control socket), on a worker."""
+        self.host.run_worker(partial(self._attach, Path(run_dir)), thread=True, exclusive=False, group="session")
+
+    def _attach(self, run_dir: Path) -> None:
+        """On the worker thread."""
+        from ffterm.core.remote import RemoteSession
+
+        try:
+            session = RemoteSession(run_dir)
+        except Exception as exc:
+            self.host.call_from_thread(
+                partial(self.host.notify, f"Cannot attach to {run_dir}: {exc}", severity="error", timeout=12)
+            )
+            return
+        self.host.call_from_thread(self._session_created, session, session.config)
+
+    def _session_created(self, session: Any, cfg: RunConfig, generation: int | None = None) -> None:
+        if generation is not None and generation != self._start_generation:
+            _discard(session)  # another start was asked for while this one was created: only that one trains
+            return
         feed = RunFeed(cfg.name, getattr(session, "run_dir", None), session)
         feed.attach_session(self.host)
         self._add(feed, focus=True)
@@ -210,6 +263,8 @@ class RunController:
 
     # ---- the live run ---------------------------------------------------------------------------
     def _live(self) -> RunFeed | None:
+        if self.refused():
+            return None
         feed = self.session_feed
         if feed is None:
             self.host.notify("No training here: this run is watched (n starts one).", severity="warning")
@@ -275,6 +330,8 @@ class RunController:
             return False
         if feed.follow_error and self._first(feed, "follow"):
             self.host.notify(f"stopped following {feed.run_dir}: {feed.follow_error}", severity="error", timeout=12)
+        while feed.notices:  # bad snapshot lines skipped; following went on
+            self.host.notify(feed.notices.popleft(), severity="warning", timeout=10)
         if not feed.drain():
             return False
         state = feed.history.state
@@ -320,8 +377,9 @@ class RunController:
 
     # ---- the end --------------------------------------------------------------------------------
     def quit(self) -> None:
-        """Exit; live runs stop first (with a checkpoint). Asked again while they stop: exit at once."""
-        active = [f for f in self.feeds if f.active]
+        """Exit; in-process runs stop first (with a checkpoint), runs in their own process go on.
+        Asked again while they stop: exit at once."""
+        active = [f for f in self.feeds if f.active and not _is_detached(f.session)]
         if self._quitting or not active:
             self.shutdown(timeout=0)
             self.host.exit(0)
@@ -344,5 +402,5 @@ class RunController:
             f.close(timeout=0)
         if timeout:
             for f in self.feeds:
-                if f.session is not None:
+                if f.session is not None and not _is_detached(f.session):
                     f.session.join(timeout)

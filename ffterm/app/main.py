@@ -24,7 +24,7 @@ from .actions import bindings, palette_entries
 from .controller import RunController, RunsChanged, SessionFactory
 from .dashboard import Dashboard
 from .feeds import SnapshotsReady
-from .screens import HelpScreen, OpenRunScreen, PresetPicker, RunDialog
+from .screens import ConfirmLongRun, HelpScreen, OpenRunScreen, PresetPicker, RunDialog
 from .suiteview import SUITE_PREFIX, SuiteScreen, SuiteView, is_suite_dir, start_suite, suite_choices
 from .views import VIEWS
 
@@ -42,6 +42,14 @@ class FFCommands(Provider):
             score = matcher.match(title)
             if score > 0:
                 yield Hit(score, matcher.highlight(title), callback, help=help_text)
+
+
+LONG_RUN_IMAGE_EPOCHS = 1_500_000  # beyond ~25 epochs of 60,000 images a run takes more than a few minutes
+
+
+def image_epochs(cfg: RunConfig) -> int:
+    """Images seen over the whole run (training sets hold ~50,000-73,000 images; 60,000 stands for all)."""
+    return cfg.total_epochs * (cfg.train_limit or 60_000)
 
 
 class FFTermApp(App[int]):
@@ -64,18 +72,28 @@ class FFTermApp(App[int]):
         open_picker: bool = True,
         out: Path | None = None,
         force: bool = False,
+        read_only: bool = False,
+        attach: Path | None = None,
     ) -> None:
         """preset (with overrides): start it at once; watch: follow these run directories;
-        snapshots: show these runs as they are; otherwise open the preset picker (unless
-        open_picker is False). The rest goes to the RunController."""
+        attach: take control of a run training in its own process; snapshots: show these runs as
+        they are; otherwise open the preset picker (unless open_picker is False or read_only).
+        The rest goes to the RunController."""
         super().__init__()
         self.preset = preset
         self.overrides = dict(overrides or {})
         self.watch_dirs = [Path(watch)] if isinstance(watch, (str, Path)) else [Path(p) for p in watch or ()]
         self.static_snapshots = snapshots or {}
-        self.open_picker = open_picker
+        self.open_picker = open_picker and not read_only
+        self.attach_dir = Path(attach) if attach is not None else None
         self.runs = RunController(
-            self, presets=presets, session_factory=session_factory, run_root=run_root, out=out, force=force
+            self,
+            presets=presets,
+            session_factory=session_factory,
+            run_root=run_root,
+            out=out,
+            force=force,
+            read_only=read_only,
         )
         self.dashboard = Dashboard(self.runs, refresh_s)
         self.suite_dir: Path | None = None  # the suite the Suite view follows
@@ -89,11 +107,15 @@ class FFTermApp(App[int]):
                 self.show_suite(path)
             else:
                 self.runs.watch(path)
-        if not self.static_snapshots and not self.watch_dirs:
+        if self.attach_dir is not None:
+            self.runs.attach(self.attach_dir)
+        elif not self.static_snapshots and not self.watch_dirs:
             if self.preset:
                 self.start_preset(self.preset, self.overrides)
             elif self.open_picker:
                 self.call_after_refresh(self.action_new_run)
+            elif self.runs.read_only:  # a visitor with nothing to watch yet: the runs under the run root
+                self.call_after_refresh(self.action_open_run)
 
     @on(SnapshotsReady)
     def _snapshots_ready(self, message: SnapshotsReady) -> None:
@@ -105,10 +127,19 @@ class FFTermApp(App[int]):
         self.dashboard.runs_changed(message.focus_changed)
 
     # ---- starting runs: picker → (dialog) → controller -------------------------------------------
-    def start_preset(self, name: str, overrides: dict[str, Any] | None = None, customise: bool = False) -> None:
+    def start_preset(
+        self, name: str, overrides: dict[str, Any] | None = None, customise: bool = False, confirm: bool = False
+    ) -> None:
+        """Start a preset; `confirm`: ask first when it is a long run (picked with one key or click)."""
+        if self.runs.refused():
+            return
         cfg = self.runs.load_preset(name, overrides)
         if cfg is not None and customise:
             self.push_screen(RunDialog(cfg), self._start_if_given)
+        elif cfg is not None and confirm and image_epochs(cfg) > LONG_RUN_IMAGE_EPOCHS:
+            self.push_screen(
+                ConfirmLongRun(cfg, image_epochs(cfg)), lambda ok: self._start_if_given(cfg if ok else None)
+            )
         elif cfg is not None:
             self.runs.start(cfg)
 
@@ -117,7 +148,7 @@ class FFTermApp(App[int]):
             self.runs.start(cfg)
 
     def action_new_run(self) -> None:
-        if isinstance(self.screen, PresetPicker):
+        if isinstance(self.screen, PresetPicker) or self.runs.refused():
             return
         try:
             presets = [*self.runs.presets.list_presets(), *suite_choices()]
@@ -131,9 +162,11 @@ class FFTermApp(App[int]):
         if result is not None:
             name, customise = result
             if name.startswith(SUITE_PREFIX):
+                if self.runs.refused():
+                    return
                 self.show_suite(start_suite(name.removeprefix(SUITE_PREFIX), self.runs.run_root))
                 return
-            self.start_preset(name, self.overrides if name == self.preset else None, customise=customise)
+            self.start_preset(name, self.overrides if name == self.preset else None, customise=customise, confirm=True)
 
     # ---- suites: a suite folder's runs and tables (suiteview.py) --------------------------------
     def show_suite(self, suite_dir: Path) -> None:
@@ -155,6 +188,8 @@ class FFTermApp(App[int]):
             self.pop_screen()
 
     def action_run_dialog(self) -> None:
+        if self.runs.refused():
+            return
         self.push_screen(RunDialog(self.runs.dialog_config()), self._start_if_given)
 
     def action_open_run(self) -> None:
@@ -162,6 +197,10 @@ class FFTermApp(App[int]):
         self.push_screen(OpenRunScreen(self.runs.run_root, exclude), self._opened)
 
     def _opened(self, path: Path | None) -> None:
+        root = self.runs.run_root.resolve()
+        if path is not None and self.runs.read_only and not path.resolve().is_relative_to(root):
+            self.notify(f"This server is read-only: visitors open runs under {root} only", severity="warning")
+            return
         if path is not None and self.runs.watch(path) is not None:
             self.notify(f"Added {path.name}: see the Compare view")
             self.dashboard.action_show_view("compare")
@@ -185,8 +224,12 @@ class FFTermApp(App[int]):
 
     def action_save_svg(self) -> None:
         out = self.runs.out_dir()
-        out.mkdir(parents=True, exist_ok=True)
-        path = self.save_screenshot(f"ffterm-{datetime.now().strftime('%Y%m%d-%H%M%S')}.svg", str(out))
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            path = self.save_screenshot(f"ffterm-{datetime.now().strftime('%Y%m%d-%H%M%S')}.svg", str(out))
+        except OSError as exc:
+            self.notify(f"Cannot save a screenshot in {out}: {exc.strerror or exc}", severity="error", timeout=10)
+            return
         self.notify(f"Screenshot → {path}")
 
     def action_help(self) -> None:
@@ -214,7 +257,8 @@ class FFTermApp(App[int]):
                 cmds.append((f"Show run in dashboard: {feed.name}", "", partial(self.runs.focus, feed)))
         try:
             for p in self.runs.presets.list_presets():
-                cmds.append((f"Start preset: {p.name}", p.description or "", partial(self.start_preset, p.name)))
+                start = partial(self.start_preset, p.name, confirm=True)
+                cmds.append((f"Start preset: {p.name}", p.description or "", start))
         except Exception:
             pass  # no presets: the palette still lists the rest
         return cmds
