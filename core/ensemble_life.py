@@ -30,6 +30,7 @@ from typing import Any
 
 from . import rundir
 from .history import RunHistory, jaccard
+from .records import ClassLifeRecord
 
 STABLE_JACCARD = 0.9
 
@@ -86,7 +87,7 @@ class ClassLife:
         rows = [[None if m is None else u in m for m in self.members] for u in units]
         return units, rows
 
-    def to_json(self, threshold: float = STABLE_JACCARD) -> dict[str, Any]:
+    def to_json(self, threshold: float = STABLE_JACCARD) -> ClassLifeRecord:
         return {
             "stable_epoch": self.stable_epoch(threshold),
             "joined": {str(u): e for u, e in sorted(self.joined.items())},
@@ -148,11 +149,11 @@ class EnsembleLife:
         except IndexError:
             return None
 
-    def to_json(self) -> list[list[dict[str, Any]]]:
+    def to_json(self) -> list[list[ClassLifeRecord]]:
         """final.json's ``ensemble_life``: per layer, per class ``{"stable_epoch", "joined", "left"}``."""
         return [[life.to_json(self.threshold) for life in classes] for classes in self.layers]
 
 
-def ensemble_life_of_run(run_dir: Path) -> list[list[dict[str, Any]]]:
+def ensemble_life_of_run(run_dir: Path) -> list[list[ClassLifeRecord]]:
     """``ensemble_life`` of a run from its snapshots.jsonl."""
     return EnsembleLife.from_history(RunHistory.from_snapshots(rundir.read_snapshots(run_dir))).to_json()

@@ -149,8 +149,16 @@ class _FinalRequired(TypedDict):
     layers: list[FinalLayer]
 
 
+class ClassLifeRecord(TypedDict):
+    """One class's ensemble over the evaluations (docs/algorithms.md#ensemble-life)."""
+
+    stable_epoch: int | None
+    joined: dict[str, int]  # unit → epoch of its last entry into the ensemble
+    left: dict[str, int]  # unit → epoch of its last exit (absent: never left)
+
+
 class FinalRecord(_FinalRequired, total=False):
     """final.json: the finished run, on the whole test set."""
 
     heldout: Heldout  # only for runs with a held-out class
-    ensemble_life: list[list[dict[str, Any]]]  # per layer, per class (ffterm.core.ensemble_life)
+    ensemble_life: list[list[ClassLifeRecord]]  # per layer, per class

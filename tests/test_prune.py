@@ -236,17 +236,20 @@ async def test_app_prune_view_fills_the_curve_and_writes_beside_the_run(ff_run):
             await pilot.pause(0.05)
             if app.runs.primary is not None and app.runs.primary.history.count:
                 break
-        await pilot.press("x")
         view = app.dashboard.query_one("#view-prune", PruneView)
-        seen = set()
-        for _ in range(1200):
+        drawn = []  # points on the curve at each draw
+        draw = view.draw
+        view.draw = lambda feed, feeds: (drawn.append(len(view.job.entries) if view.job else 0), draw(feed, feeds))
+        await pilot.press("x")
+        for _ in range(6000):
             await pilot.pause(0.05)
-            seen.add(len(view.job.entries))
             if not view.job.running:
                 break
         assert view.job.error is None and view.job.finished
-        assert len(view.job.entries) == len(APP_SPEC.strategies) * len(APP_SPEC.keep)
-        assert len(seen) > 2  # the curve filled point by point
+        points = len(APP_SPEC.strategies) * len(APP_SPEC.keep)
+        assert len(view.job.entries) == points
+        # the worker hands each measured point to the UI thread and waits: every point is drawn
+        assert set(range(1, points + 1)) <= set(drawn)
         assert app.dashboard.query_one("#tabs").active == "tab-prune"
         assert "done, unpruned accuracy" in str(view.query_one("#prune-status").render())
     assert json.loads((ff_run / "prune.json").read_text())["draws"] == APP_SPEC.draws

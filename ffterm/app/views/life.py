@@ -3,6 +3,7 @@ raster (the life of its ensemble units) and its activation patterns (microstruct
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -52,11 +53,11 @@ class PatternSource:
         self._layers: list[Any] = []
 
     def layers(self, run_dir: Path | None) -> list[Any]:
-        path = Path(run_dir) / "analysis.json" if run_dir is not None else None
-        try:
-            stamp = (path, path.stat().st_mtime) if path is not None else None
-        except OSError:
-            stamp = None
+        stamp = None
+        if run_dir is not None:
+            path = Path(run_dir) / "analysis.json"
+            with contextlib.suppress(OSError):
+                stamp = (path, path.stat().st_mtime)
         if stamp != self._stamp:
             self._stamp, self._layers = stamp, _read_layers(stamp[0]) if stamp else []
         return self._layers
