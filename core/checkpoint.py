@@ -2,7 +2,8 @@
 
 The file is a header line `ffterm-checkpoint sha256 HEX` followed by torch.save's bytes; the
 digest is checked before torch reads anything, so a flipped bit is refused instead of resuming
-from damaged weights. Each save keeps the one before as checkpoint.prev.pt (a hard link, so
+from damaged weights. A checkpoint of an earlier ffterm (torch.save's zip, no header) still loads,
+unverified, so runs started before checksums can be resumed; their next save carries one. Each save keeps the one before as checkpoint.prev.pt (a hard link, so
 checkpoint.pt exists at every instant), which `ffterm resume --previous` falls back to.
 """
 
@@ -26,6 +27,7 @@ FORMAT = "ffterm-checkpoint"
 VERSION = 1
 _MAGIC = b"ffterm-checkpoint sha256 "
 _HEADER_LEN = len(_MAGIC) + 64 + 1  # magic, hex digest, newline
+_LEGACY_ZIP = b"PK\x03\x04"  # torch.save's own format: what checkpoints were before the header
 # settings that change what is trained; the others (device, eval cadence, …) may differ on resume
 _IDENTITY_KEYS = (
     "model",
@@ -94,6 +96,8 @@ def _verified_payload(path: Path) -> bytes:
         data = path.read_bytes()
     except OSError as exc:
         raise CheckpointError(f"{path}: cannot be read ({exc.strerror}); check its permissions") from None
+    if data.startswith(_LEGACY_ZIP):
+        return data  # no digest to check; torch's zip still guards its records with CRC-32
     if not data.startswith(_MAGIC) or len(data) < _HEADER_LEN or data[_HEADER_LEN - 1 : _HEADER_LEN] != b"\n":
         raise CheckpointError(f"{path}: not an ffterm checkpoint; point at a run directory made by ffterm")
     digest, payload = data[len(_MAGIC) : _HEADER_LEN - 1].decode("ascii", "replace"), data[_HEADER_LEN:]

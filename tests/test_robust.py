@@ -178,6 +178,19 @@ def test_a_flipped_bit_is_refused_and_the_previous_checkpoint_offered(tmp_path, 
     assert epochs == [1, 2, 3]  # snapshots past the previous checkpoint were dropped, then redone
 
 
+def test_a_checkpoint_without_a_checksum_from_an_earlier_version_still_resumes(tmp_path):
+    d = tmp_path / "r"
+    stopped_after_first_epoch(d, epochs=2, layers=1)
+    raw = (d / rundir.CHECKPOINT).read_bytes()
+    legacy = raw[raw.index(b"\n") + 1 :]  # torch.save's bytes without the digest line
+    assert legacy.startswith(b"PK")
+    (d / rundir.CHECKPOINT).write_bytes(legacy)
+    assert load_checkpoint(d / rundir.CHECKPOINT)["trainer"]["position"] == [0, 1, 0]
+    assert main(["resume", str(d)]) == 0
+    assert json.loads((d / rundir.FINAL).read_text())["epochs_done"] == 2
+    assert (d / rundir.CHECKPOINT).read_bytes().startswith(b"ffterm-checkpoint sha256 ")  # saved anew, verified
+
+
 def test_a_damaged_checkpoint_without_a_previous_one(tmp_path):
     d = tmp_path / "r"
     stopped_after_first_epoch(d, epochs=2, layers=1)
