@@ -76,7 +76,7 @@ def patterns_text(entry: dict[str, Any] | None, width: int) -> Text:
     count and the Jaccard index of its own ensemble with the class's."""
     out = Text("Patterns (analyze --microstructure)\n", style="bold")
     if not entry or not entry.get("patterns"):
-        out.append("none yet: run `ffterm analyze RUN_DIR --microstructure`", style="dim")
+        out.append("none yet: `ffterm analyze RUN_DIR\n--microstructure` finds them", style="dim")  # fits narrow panels
         return out
     patterns = entry["patterns"]
     total = sum(p["size"] for p in patterns) or 1
