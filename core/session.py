@@ -22,8 +22,9 @@ from .checkpoint import CheckpointError, load_checkpoint, restore_previous, save
 from .config import RunConfig, dump_yaml, to_dict
 from .datasets import DatasetError
 from .device import check_precision, describe, gpu_stats, resolve_device, synchronize
-from .ensemble_life import ensemble_life_of_run
+from .ensemble_life import EnsembleLife
 from .evaluate import evaluate, live_subset
+from .history import RunHistory
 from .lock import LOCK, RunLock
 from .prepare import prepare
 from .records import FinalRecord, final_layer
@@ -80,6 +81,7 @@ class Session:
         self.final: FinalRecord | None = None
         self._wall = 0.0  # training seconds so far (resumed runs continue the count)
         self._last: Snapshot | None = None
+        self._history = RunHistory()  # what snapshots.jsonl holds: final.json's ensemble_life is read from it
         self._saved_position: tuple[int, int, int] | None = None  # of the last checkpoint written
 
     @classmethod
@@ -226,6 +228,7 @@ class Session:
         stage, epoch, _ = (int(v) for v in ckpt["trainer"]["position"])
         for line in rundir.truncate_snapshots(self.run_dir, stage * self.config.epochs + epoch):
             self._notice(line)
+        self._history = RunHistory.from_snapshots(rundir.read_snapshots(self.run_dir))
         return dict(ckpt["trainer"])
 
     def _notice(self, line: str) -> None:
@@ -360,7 +363,8 @@ class Session:
         if snap.heldout is not None:
             final["heldout"] = snap.heldout
         rundir.append_snapshot(self.run_dir, snap)
-        final["ensemble_life"] = ensemble_life_of_run(self.run_dir)  # from every evaluation, the final one included
+        self._history.add(snap)
+        final["ensemble_life"] = EnsembleLife.from_history(self._history).to_json()  # every evaluation, this one too
         rundir.write_json(self.run_dir / rundir.FINAL, final)
         self.final = final
         self._notify(snap)
@@ -374,6 +378,7 @@ class Session:
 
     def _emit(self, snap: Snapshot) -> None:
         rundir.append_snapshot(self.run_dir, snap)
+        self._history.add(snap)
         self._notify(snap)
 
     def _notify(self, snap: Snapshot) -> None:

@@ -138,3 +138,21 @@ def test_app_panels_show_the_raster_and_the_patterns():
     }
     lines = patterns_text(entry, 46).plain.splitlines()
     assert lines[1] == "P1* " + "▇" * 15 + " 30 img · J 1.00" and lines[2] == "P2  " + "▇" * 5 + " 10 img · J 0.50"
+
+
+def test_a_resumed_run_keeps_the_life_of_its_earlier_evaluations(tmp_path):
+    """The session follows ensembles in memory; a resume picks up the evaluations already on disk."""
+    cfg = RunConfig(dataset="synthetic", epochs=2, hidden=16, batch_size=200, final_pvalues=False, device="cpu")
+    session = Session(cfg, tmp_path / "r")
+    session.subscribe(lambda snap: snap.kind == "live" and snap.epoch == 3 and session.stop())
+    session.start()
+    session.join()
+    assert session.state == "stopped"
+    resumed = Session.resume_from(tmp_path / "r")
+    resumed.start()
+    resumed.join()
+    assert resumed.state == "finished"
+    final = json.loads((tmp_path / "r" / rundir.FINAL).read_text())
+    history = RunHistory.from_snapshots(rundir.read_snapshots(tmp_path / "r"))
+    assert history.eval_epochs[0] < 3 < history.eval_epochs[-1]  # evaluations from both sessions count
+    assert final["ensemble_life"] == EnsembleLife.from_history(history).to_json()
