@@ -15,24 +15,20 @@ run: setup data
 test: setup data
 	$(PY) -m pytest -q
 
-# mypy cannot follow the editable install's package-dir mapping (core/ installs as ffterm.core), so it
-# reads a tree of links laid out as installed; its messages name files as ffterm/core/....
-TYPECHECK_TREE := build/typecheck
+# ruff: style and format; import-linter: the engine's rooms and its independence from the app; mypy: types.
 lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	rm -rf $(TYPECHECK_TREE)/ffterm && mkdir -p $(TYPECHECK_TREE)/ffterm
-	ln -s $(addprefix $(CURDIR)/,$(wildcard ffterm/*.py) ffterm/app) $(TYPECHECK_TREE)/ffterm/
-	ln -s $(CURDIR)/core $(TYPECHECK_TREE)/ffterm/core
-	cd $(TYPECHECK_TREE) && $(CURDIR)/$(PY) -m mypy --config-file $(CURDIR)/pyproject.toml -p ffterm
+	$(VENV)/bin/lint-imports
+	$(PY) -m mypy -p ffterm_core -p ffterm
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml core/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH)
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ./core -e ".[dev]"
 	touch $@
 
 # The embedded default dataset: real FashionMNIST, from Debian's package when apt and root are

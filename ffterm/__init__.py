@@ -1,3 +1,5 @@
 """ffterm: watch Forward-Forward, BP-on-goodness and backprop networks learn, in a terminal."""
 
-__version__ = "0.1.0"
+from ffterm_core import __version__
+
+__all__ = ["__version__"]

@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ffterm.core.config import ConfigError, parse_override
+from ffterm_core.config import ConfigError, parse_override
+
+from .errors import UsageError
 
 COMMANDS = (
     "run",
@@ -27,10 +29,6 @@ COMMANDS = (
     "runs",
     "attach",
 )
-
-
-class UsageError(Exception):
-    """A command-line problem; printed as one line, exit status 2."""
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -222,13 +220,13 @@ def _launch_app(preset: str | None, overrides: dict[str, Any] | None, **kwargs: 
 
 def _guard(fn) -> int:
     """Run a command; known problems become one line on stderr and a non-zero exit."""
-    from ffterm.core.checkpoint import CheckpointError
-    from ffterm.core.datasets import DatasetError
-    from ffterm.core.device import DeviceError
-    from ffterm.core.offline import OfflineError
-    from ffterm.core.rundir import RunDirError
-    from ffterm.core.suite_spec import SuiteError
-    from ffterm.core.validation import UnreadableFile
+    from ffterm_core.beyond.offline import OfflineError
+    from ffterm_core.data.datasets import DatasetError
+    from ffterm_core.device import DeviceError
+    from ffterm_core.store.checkpoint import CheckpointError
+    from ffterm_core.store.rundir import RunDirError
+    from ffterm_core.store.validation import UnreadableFile
+    from ffterm_core.suites.spec import SuiteError
 
     try:
         return fn() or 0

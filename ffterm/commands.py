@@ -13,14 +13,14 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from ffterm.core import rundir
-from ffterm.core.device import resolve_device
-from ffterm.core.formatting import fmt
-from ffterm.core.lock import RunDirBusy, live_runs, read_holder
-from ffterm.core.presets import list_presets, load_preset
-from ffterm.core.session import Session
+from ffterm_core.device import resolve_device
+from ffterm_core.formatting import fmt
+from ffterm_core.store import rundir
+from ffterm_core.store.lock import RunDirBusy, live_runs, read_holder
+from ffterm_core.store.presets import list_presets, load_preset
+from ffterm_core.training.session import Session
 
-from .cli import UsageError
+from .errors import UsageError
 from .progress import ConsoleProgress
 
 console = Console()
@@ -34,7 +34,7 @@ def check_app_inputs(
     force: bool = False,
 ) -> None:
     """Fail fast, before the app takes the screen, on a bad preset, override or run directory."""
-    from ffterm.core.suite import PLAN as suite_plan
+    from ffterm_core.suites.plan import PLAN as suite_plan
 
     if preset is not None:
         resolve_device(load_preset(preset, overrides).device)  # e.g. cuda asked for on a machine without it
@@ -65,7 +65,7 @@ def check_free(run_dir: Path) -> None:
 def attach_instead_of_watch(kwargs: dict[str, Any]) -> dict[str, Any]:
     """`watch` on one run training in the background attaches to it (full control); `attach`
     on a run that is not training in the background is one line."""
-    from ffterm.core.control import ControlError
+    from ffterm_core.running.control import ControlError
 
     target = kwargs.get("attach")
     if target is not None:
@@ -117,7 +117,7 @@ def _drive(session: Session) -> int:
 def cmd_run(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
     cfg = load_preset(args.preset, overrides)
     if args.detach:
-        from ffterm.core.detached import start_detached
+        from ffterm_core.running.detached import start_detached
 
         resolve_device(cfg.device)
         return _detached(start_detached(cfg, args.out or rundir.new_run_dir(cfg.name), force=args.force))
@@ -126,7 +126,7 @@ def cmd_run(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
 
 def cmd_resume(args: argparse.Namespace, _: Any = None) -> int:
     if args.detach:
-        from ffterm.core.detached import start_detached
+        from ffterm_core.running.detached import start_detached
 
         remote = start_detached(None, args.run_dir, resume=True, previous=args.previous, device=args.device)
         return _detached(remote)
@@ -159,9 +159,10 @@ def cmd_runs(args: argparse.Namespace, _: Any = None) -> int:
 
 
 def cmd_suite(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
-    from ffterm.core import suite_spec
-    from ffterm.core.suite import run_suite
-    from ffterm.core.summary import to_markdown, write_summary
+    from ffterm_core.reports.suite_summary import write_summary
+    from ffterm_core.reports.suite_tables import to_markdown
+    from ffterm_core.suites import spec as suite_spec
+    from ffterm_core.suites.runner import run_suite
 
     if args.seeds is not None and args.seeds < 1:
         raise UsageError("--seeds must be at least 1")
@@ -206,10 +207,10 @@ def _plain_log(message: str) -> None:
 
 
 def _suite_executor(args: argparse.Namespace, spec: Any) -> Any:
-    from ffterm.core import suite
+    from ffterm_core.suites import runner as suite
 
     if args.backend == "ray":
-        from ffterm.core.suite_ray import RayExecutor
+        from ffterm_core.suites.ray_backend import RayExecutor
 
         return RayExecutor(args.address, args.cpus_per_run)
     resolve_device(spec.runs[0].config.device)  # e.g. --device cuda on a machine without: one line, now
@@ -230,11 +231,12 @@ def _progress_of(session: Session) -> ConsoleProgress:
 
 
 def cmd_summary(args: argparse.Namespace, _: Any = None) -> int:
-    from ffterm.core import pooling
-    from ffterm.core.suite import PLAN
+    from ffterm_core.suites import pooling
+    from ffterm_core.suites.plan import PLAN
 
     if len(args.run_dirs) == 1 and (args.run_dirs[0] / PLAN).exists():
-        from ffterm.core.summary import to_json, to_markdown, write_summary
+        from ffterm_core.reports.suite_summary import write_summary
+        from ffterm_core.reports.suite_tables import to_json, to_markdown
 
         summary = write_summary(args.run_dirs[0], log=lambda m: print(m, file=sys.stderr))  # stdout: the tables
         print(json.dumps(to_json(summary), indent=2) if args.json else to_markdown(summary))
@@ -254,7 +256,7 @@ def cmd_presets(args: argparse.Namespace, _: Any = None) -> int:
     for p in list_presets():
         table.add_row(p.name, p.description)
     console.print(table)
-    from ffterm.core.suite_spec import list_suites
+    from ffterm_core.suites.spec import list_suites
 
     suites = Table(box=None, show_header=True, header_style="bold")
     suites.add_column("suite (ffterm suite NAME)")
@@ -266,7 +268,7 @@ def cmd_presets(args: argparse.Namespace, _: Any = None) -> int:
 
 
 def cmd_bench(args: argparse.Namespace, _: Any = None) -> int:
-    from ffterm.core.bench import run_bench
+    from ffterm_core.bench.benchmark import run_bench
 
     if args.repeats < 1 or (args.seeds is not None and args.seeds < 1):
         raise UsageError("--repeats and --seeds must be at least 1")
@@ -300,7 +302,7 @@ def cmd_bench(args: argparse.Namespace, _: Any = None) -> int:
 
 
 def cmd_analyze(args: argparse.Namespace, _: Any = None) -> int:
-    from ffterm.core.offline import analyze_run
+    from ffterm_core.beyond.offline import analyze_run
 
     _positive("--samples", args.samples)
     result = analyze_run(
@@ -337,7 +339,7 @@ def cmd_analyze(args: argparse.Namespace, _: Any = None) -> int:
 
 
 def cmd_probe(args: argparse.Namespace, _: Any = None) -> int:
-    from ffterm.core.offline import probe_run
+    from ffterm_core.beyond.offline import probe_run
 
     result = probe_run(args.run_dir, layer=args.layer, device=args.device, log=console.print)
     table = Table(title=f"linear probes of {args.run_dir}")
@@ -351,7 +353,7 @@ def cmd_probe(args: argparse.Namespace, _: Any = None) -> int:
 
 
 def cmd_compare(args: argparse.Namespace, _: Any = None) -> int:
-    from ffterm.core.offline import compare_runs
+    from ffterm_core.beyond.offline import compare_runs
 
     _positive("--samples", args.samples)
     result = compare_runs(args.run_a, args.run_b, samples=args.samples, device=args.device)
@@ -405,7 +407,7 @@ def cmd_serve(args: argparse.Namespace, _: Any = None) -> int:
 
 
 def cmd_report(args: argparse.Namespace, _: Any = None) -> int:
-    from ffterm.core.report import report_path
+    from ffterm_core.reports.suite_report import report_path
 
     paths = report_path(args.path, args.out, on_bad=lambda line: print(f"ffterm: {line}", file=sys.stderr))
     out = paths[0].parent
@@ -417,8 +419,8 @@ def cmd_report(args: argparse.Namespace, _: Any = None) -> int:
 def cmd_prune(args: argparse.Namespace, _: Any = None) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ffterm.core import prune
-    from ffterm.core.report_beyond import prune_rows
+    from ffterm_core.beyond import prune
+    from ffterm_core.reports.run_report_beyond import prune_rows
 
     spec = prune.PruneSpec(
         targets=prune.parse_targets(args.layers),

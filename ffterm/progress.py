@@ -9,8 +9,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from ffterm.core.config import RunConfig
-from ffterm.core.snapshot import Snapshot
+from ffterm_core.config import RunConfig
+from ffterm_core.store.snapshot import Snapshot
 
 
 class ConsoleProgress:

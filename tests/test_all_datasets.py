@@ -7,7 +7,7 @@ import pytest
 from test_datasets import make_idx_set, write_cifar, write_svhn
 
 from ffterm.cli import main
-from ffterm.core import rundir
+from ffterm_core.store import rundir
 
 TINY = [
     "--set",

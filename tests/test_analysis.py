@@ -1,4 +1,4 @@
-"""Tests of ffterm.core.analysis (docs/algorithms.md, from #representations on) with hand-computed values."""
+"""Tests of ffterm_core.analysis (docs/algorithms.md, from #representations on) with hand-computed values."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-import ffterm.core.analysis as A
-from ffterm.core.analysis.permutation import _np_injections, _np_permutations, _t_injections
+import ffterm_core.analysis as A
+from ffterm_core.analysis.permutation import _np_injections, _np_permutations, _t_injections
 
 
 # --------------------------------------------------------------------- helpers

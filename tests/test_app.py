@@ -1,6 +1,6 @@
 """The terminal app, driven with Textual's Pilot: picker → run → live numbers → keys → export → quit.
 
-Runs use ffterm.app.demo.DemoSession (the shape of ffterm.core.session.Session, synthetic snapshots from
+Runs use ffterm.app.demo.DemoSession (the shape of ffterm_core.training.session.Session, synthetic snapshots from
 a thread, a real run directory), so these tests need neither torch nor datasets; one test drives the
 real engine on the synthetic dataset. Tests wait for the app's messages (snapshots arriving, runs
 changing, workers ending, screens showing, the dashboard's redraw tick), never for fixed times, and
@@ -31,7 +31,7 @@ from ffterm.app.main import FFTermApp
 from ffterm.app.render import activation_map
 from ffterm.app.screens import HelpScreen, OpenRunScreen, PresetPicker, RunDialog
 from ffterm.app.views.base import Chart, TextPanel, short_names
-from ffterm.core.rundir import append_snapshot, read_snapshots
+from ffterm_core.store.rundir import append_snapshot, read_snapshots
 
 # the messages after which what the app shows may have changed
 WAKE = (SnapshotsReady, RunsChanged, Worker.StateChanged, events.ScreenResume, events.Timer)
@@ -434,7 +434,7 @@ async def test_quit_with_ctrl_c_stops_the_training_thread(tmp_path):
 
 async def test_real_engine_on_synthetic_data(tmp_path):
     """The real Session and presets: a broken import fails here."""
-    from ffterm.core import presets
+    from ffterm_core.store import presets
 
     app = FFTermApp(
         preset=presets.DEFAULT_PRESET, overrides={"dataset": "synthetic", "epochs": 2}, run_root=tmp_path / "runs"

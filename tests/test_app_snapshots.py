@@ -17,7 +17,7 @@ from ffterm.app.demo import DemoPresets
 from ffterm.app.main import FFTermApp
 from ffterm.app.screens import PresetPicker
 from ffterm.app.views import VIEWS
-from ffterm.core.snapshot import Snapshot
+from ffterm_core.store.snapshot import Snapshot
 
 DATA = Path(__file__).parent / "data"
 

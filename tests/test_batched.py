@@ -5,14 +5,14 @@ import json
 import pytest
 import torch
 
-from ffterm.core import rundir
-from ffterm.core.batched import BatchedTrainer, run_batched
-from ffterm.core.checkpoint import load_checkpoint
-from ffterm.core.config import ConfigError, RunConfig
-from ffterm.core.pooling import summarize
-from ffterm.core.prepare import prepare
-from ffterm.core.session import Session
-from ffterm.core.trainers import make_trainer
+from ffterm_core.config import ConfigError, RunConfig
+from ffterm_core.data.prepare import prepare
+from ffterm_core.store import rundir
+from ffterm_core.store.checkpoint import load_checkpoint
+from ffterm_core.suites.pooling import summarize
+from ffterm_core.training.batched import BatchedTrainer, run_batched
+from ffterm_core.training.session import Session
+from ffterm_core.training.trainers import make_trainer
 
 CPU = torch.device("cpu")
 SEEDS = (3, 8)

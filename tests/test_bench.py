@@ -8,8 +8,8 @@ import sys
 import pytest
 import torch
 
-from ffterm.core.bench import epoch_flops
-from ffterm.core.config import RunConfig
+from ffterm_core.bench.benchmark import epoch_flops
+from ffterm_core.config import RunConfig
 
 TRAINERS = ("ff", "ff_simultaneous", "bpff", "bp")
 
@@ -69,7 +69,7 @@ def test_quick_bench_reports_every_figure(tmp_path):
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_bench_measures_the_device(tmp_path):
-    from ffterm.core.bench import run_bench
+    from ffterm_core.bench.benchmark import run_bench
 
     r = run_bench(device="cuda", dataset="synthetic", quick=True, log=lambda _: None)
     assert r["device"].startswith("cuda") and positive(r["peak_memory_bytes"]["device"])
@@ -80,8 +80,8 @@ def test_cuda_bench_measures_the_device(tmp_path):
     "flags, native", [({"avx2", "fma"}, False), ({"avx2", "avx512_bf16"}, True), ({"amx_bf16"}, True), (set(), False)]
 )
 def test_bf16_only_where_the_cpu_multiplies_it_natively(tmp_path, monkeypatch, flags, native):
-    from ffterm.core import device
-    from ffterm.core.session import Session
+    from ffterm_core import device
+    from ffterm_core.training.session import Session
 
     monkeypatch.setattr(device, "_cpu_flags", lambda: frozenset(flags))
     cpu = torch.device("cpu")
@@ -96,8 +96,8 @@ def test_bf16_only_where_the_cpu_multiplies_it_natively(tmp_path, monkeypatch, f
 
 
 def test_tf32_is_refused_on_a_cpu(tmp_path):
-    from ffterm.core.device import DeviceError
-    from ffterm.core.session import Session
+    from ffterm_core.device import DeviceError
+    from ffterm_core.training.session import Session
 
     with pytest.raises(DeviceError, match=r"precision tf32: .* no TF32 matmuls"):
         Session(RunConfig(dataset="synthetic", device="cpu", precision="tf32"), tmp_path / "run")

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from ffterm.cli import main
-from ffterm.core import rundir
+from ffterm_core.store import rundir
 
 FAST = [
     "--set",

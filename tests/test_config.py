@@ -2,8 +2,8 @@
 
 import pytest
 
-from ffterm.core.config import ConfigError, RunConfig, from_dict, parse_override
-from ffterm.core.presets import DEFAULT_PRESET, PresetError, list_presets, load_preset
+from ffterm_core.config import ConfigError, RunConfig, from_dict, parse_override
+from ffterm_core.store.presets import DEFAULT_PRESET, PresetError, list_presets, load_preset
 
 PAPER = {  # Table 6: (epochs, lr)
     "ff": {"mnist": (1200, 0.01), "fashionmnist": (100, 0.01), "svhn": (1000, 1e-4), "cifar10": (1000, 1e-4)},
@@ -95,8 +95,9 @@ def test_replace_validates():
         cfg.replace(layers=0)
 
 
-def test_presets_are_found_in_an_installed_layout(tmp_path):
-    """Installed from a wheel, core/ lives at ffterm/core and presets/ at ffterm/presets (package-dir)."""
+def test_presets_are_found_beside_an_engine_installed_elsewhere(tmp_path):
+    """An engine installed away from the checkout finds presets through $FFTERM_PRESETS, and says so in one
+    line when it cannot find them."""
     import shutil
     import subprocess
     import sys
@@ -104,17 +105,23 @@ def test_presets_are_found_in_an_installed_layout(tmp_path):
 
     root = Path(__file__).resolve().parent.parent
     site = tmp_path / "site"
-    shutil.copytree(root / "ffterm", site / "ffterm", ignore=shutil.ignore_patterns("app"))
-    shutil.copytree(root / "core", site / "ffterm" / "core")
-    shutil.copytree(root / "presets", site / "ffterm" / "presets")
-    code = "from ffterm.core.presets import list_presets, presets_dir; print(presets_dir()); print(len(list_presets()))"
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=tmp_path,
-        env={"PYTHONPATH": str(site)},
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    assert out[0] == str(site / "ffterm" / "presets")
-    assert int(out[1]) == len(list(root.joinpath("presets").glob("*.yaml")))
+    shutil.copytree(root / "core" / "ffterm_core", site / "ffterm_core")
+    code = (
+        "from ffterm_core.store.presets import PresetError, list_presets, presets_dir\n"
+        "try:\n    print(presets_dir(), len(list_presets()))\nexcept PresetError as e:\n    print('error', e)"
+    )
+
+    def probe(**env: str) -> str:
+        return subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=tmp_path,
+            env={"PYTHONPATH": str(site), **env},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+
+    found = probe(FFTERM_PRESETS=str(root / "presets")).split()
+    assert found == [str(root / "presets"), str(len(list(root.joinpath("presets").glob("*.yaml"))))]
+    missing = probe()
+    assert missing.startswith("error no presets folder") and "FFTERM_PRESETS" in missing

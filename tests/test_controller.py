@@ -11,7 +11,7 @@ from ffterm.app.colors import COLORS
 from ffterm.app.controller import READ_ONLY, RunController, RunsChanged
 from ffterm.app.demo import DemoPresets, DemoSession, demo_snapshots
 from ffterm.app.feeds import SnapshotsReady
-from ffterm.core.rundir import append_snapshot, read_snapshots
+from ffterm_core.store.rundir import append_snapshot, read_snapshots
 
 
 class Host:
@@ -252,7 +252,7 @@ class LaterHost(Host):
 
 
 class InOwnProcess(DemoSession):
-    """A DemoSession standing for a run training in its own process (ffterm.core.remote.RemoteSession)."""
+    """A DemoSession standing for a run training in its own process (ffterm_core.running.remote.RemoteSession)."""
 
     detached = True
 

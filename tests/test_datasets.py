@@ -1,4 +1,4 @@
-"""Tests for ffterm.core.datasets: file formats, search order, errors, normalisation, synthetic data.
+"""Tests for ffterm_core.data.datasets: file formats, search order, errors, normalisation, synthetic data.
 
 Nothing here downloads: every test passes ``download=False`` or replaces the download step.
 """
@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from ffterm.core import datasets as ds
-from ffterm.core.datasets import (
+from ffterm_core.data import datasets as ds
+from ffterm_core.data.datasets import (
     DATASETS,
     DatasetCorrupt,
     DatasetError,

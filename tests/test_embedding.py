@@ -2,7 +2,7 @@
 
 import torch
 
-from ffterm.core.embedding import (
+from ffterm_core.data.embedding import (
     clear_label_pixels,
     embed_labels,
     fixed_negative_pairs,

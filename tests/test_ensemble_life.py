@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 
-from ffterm.core import rundir
-from ffterm.core.config import RunConfig
-from ffterm.core.ensemble_life import EnsembleLife, ensemble_life_of_run
-from ffterm.core.history import RunHistory
-from ffterm.core.session import Session
-from ffterm.core.snapshot import Snapshot
+from ffterm_core.analysis.ensemble_life import EnsembleLife, ensemble_life_of_run
+from ffterm_core.config import RunConfig
+from ffterm_core.store import rundir
+from ffterm_core.store.history import RunHistory
+from ffterm_core.store.snapshot import Snapshot
+from ffterm_core.training.session import Session
 
 # one layer, two classes; None: the layer's ensembles are undefined at that evaluation
 HISTORY = [
@@ -108,9 +108,9 @@ def test_final_json_holds_the_ensemble_life(tmp_path):
 
 
 def test_report_section_and_raster_figure(tmp_path):
-    from ffterm.core.figures import save_figure
-    from ffterm.core.markdownpage import MarkdownPage
-    from ffterm.core.report_beyond import beyond_figures, beyond_sections
+    from ffterm_core.figures.draw import save_figure
+    from ffterm_core.reports.markdown_page import MarkdownPage
+    from ffterm_core.reports.run_report_beyond import beyond_figures, beyond_sections
 
     history = RunHistory.from_snapshots(_snap(e, ens) for e, ens in HISTORY)
     page = MarkdownPage("t")

@@ -1,4 +1,4 @@
-"""ffterm.core.figures and ffterm.core.htmlreport: what each figure draws, valid PNG/SVG files, a
+"""ffterm_core.figures.draw and ffterm_core.reports.html_page: what each figure draws, valid PNG/SVG files, a
 self-contained HTML page."""
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import pytest
 from matplotlib.colors import to_hex
 from PIL import Image
 
-from ffterm.core import figures as F
-from ffterm.core.history import RunHistory
-from ffterm.core.htmlreport import HtmlPage
-from ffterm.core.rundir import read_snapshots
+from ffterm_core.figures import draw as F
+from ffterm_core.reports.html_page import HtmlPage
+from ffterm_core.store.history import RunHistory
+from ffterm_core.store.rundir import read_snapshots
 
 DATA = Path(__file__).parent / "data"
 NAMES = ["T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Boot"]

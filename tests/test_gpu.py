@@ -3,11 +3,11 @@
 import pytest
 import torch
 
-from ffterm.core.batched import BatchedTrainer
-from ffterm.core.config import RunConfig
-from ffterm.core.prepare import prepare
-from ffterm.core.session import Session
-from ffterm.core.trainers import make_trainer
+from ffterm_core.config import RunConfig
+from ffterm_core.data.prepare import prepare
+from ffterm_core.training.batched import BatchedTrainer
+from ffterm_core.training.session import Session
+from ffterm_core.training.trainers import make_trainer
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 CUDA = torch.device("cuda")

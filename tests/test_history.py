@@ -1,4 +1,4 @@
-"""ffterm.core.history.RunHistory: snapshots → per-epoch series, with hand-computed values."""
+"""ffterm_core.store.history.RunHistory: snapshots → per-epoch series, with hand-computed values."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from ffterm.core.history import RunHistory, ema, jaccard
-from ffterm.core.snapshot import Snapshot
+from ffterm_core.store.history import RunHistory, ema, jaccard
+from ffterm_core.store.snapshot import Snapshot
 
 
 def _layer(ensembles, sparsity=0.8, size=None, rho=0.4, bias=-0.1, active=7):

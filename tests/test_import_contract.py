@@ -1,4 +1,5 @@
-"""The engine's import contract: no module of ffterm.core loads textual or the app.
+"""The engine's import contract: no module of ffterm_core loads textual or the app (`make lint` checks the
+same statically with import-linter; this checks what really loads).
 
 Checked in a fresh interpreter (this test process has the app loaded already). An engine module that
 fails to import fails the test too.
@@ -10,12 +11,12 @@ import sys
 
 PROBE = """
 import importlib, json, pkgutil, sys
-import ffterm.core
+import ffterm_core
 
-names = ["ffterm.core"] + [m.name for m in pkgutil.walk_packages(ffterm.core.__path__, "ffterm.core.")]
+names = ["ffterm_core"] + [m.name for m in pkgutil.walk_packages(ffterm_core.__path__, "ffterm_core.")]
 for name in names:
     importlib.import_module(name)
-loaded = [m for m in sys.modules if m.split(".")[0] in ("textual", "textual_plotext") or m.startswith("ffterm.app")]
+loaded = [m for m in sys.modules if m.split(".")[0] in ("textual", "textual_plotext", "ffterm")]
 print(json.dumps({"imported": names, "forbidden": sorted(loaded)}))
 """
 
@@ -29,5 +30,7 @@ def _probe() -> dict[str, list[str]]:
 def test_engine_modules_never_load_textual_or_the_app():
     result = _probe()
     # the walk reached the engine's modules and its subpackage, not just the package itself
-    assert {"ffterm.core.session", "ffterm.core.records", "ffterm.core.analysis.layer"} <= set(result["imported"])
+    assert {"ffterm_core.training.session", "ffterm_core.records", "ffterm_core.analysis.layer"} <= set(
+        result["imported"]
+    )
     assert result["forbidden"] == []

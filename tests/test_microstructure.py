@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ffterm.cli import main
-from ffterm.core.analysis.microstructure import class_patterns, find_patterns, microstructure, silhouette
+from ffterm_core.analysis.microstructure import class_patterns, find_patterns, microstructure, silhouette
 
 N_UNITS = 40
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ffterm.core.losses import symmetric_loss, threshold_loss
-from ffterm.core.networks import FFNet, goodness, normalize
-from ffterm.core.predict import aggregate, label_goodness, label_goodness_reference
+from ffterm_core.training.losses import symmetric_loss, threshold_loss
+from ffterm_core.training.networks import FFNet, goodness, normalize
+from ffterm_core.training.predict import aggregate, label_goodness, label_goodness_reference
 
 
 def test_normalize_l2_and_l1():
@@ -72,7 +72,7 @@ def test_batched_prediction_equals_ten_passes(norm, shape):
     torch.manual_seed(1)
     d = shape[0] * shape[1] * shape[2]
     net = FFNet(d, 32, 3, norm)
-    from ffterm.core.embedding import clear_label_pixels
+    from ffterm_core.data.embedding import clear_label_pixels
 
     base = clear_label_pixels(torch.randn(50, d), shape)
     fast = label_goodness(net, base, 2.8, shape, norm, chunk=7)

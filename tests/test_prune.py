@@ -10,12 +10,8 @@ import pytest
 import torch
 
 from ffterm.cli import main
-from ffterm.core import rundir
-from ffterm.core.checkpoint import save_checkpoint
-from ffterm.core.config import RunConfig, dump_yaml
-from ffterm.core.offline import load_trained
-from ffterm.core.prepare import prepare
-from ffterm.core.prune import (
+from ffterm_core.beyond.offline import load_trained
+from ffterm_core.beyond.prune import (
     PruneSpec,
     _Measurer,
     apply_masks,
@@ -29,7 +25,11 @@ from ffterm.core.prune import (
     to_csv,
     write_outputs,
 )
-from ffterm.core.trainers import make_trainer
+from ffterm_core.config import RunConfig, dump_yaml
+from ffterm_core.data.prepare import prepare
+from ffterm_core.store import rundir
+from ffterm_core.store.checkpoint import save_checkpoint
+from ffterm_core.training.trainers import make_trainer
 
 
 @pytest.fixture(scope="module")
@@ -211,9 +211,9 @@ def test_run_without_checkpoint_is_one_line(tmp_path, capsys, constructed_run):
 
 
 def test_report_section_lists_every_strategy(constructed_run):
-    from ffterm.core.history import RunHistory
-    from ffterm.core.markdownpage import MarkdownPage
-    from ffterm.core.report_beyond import beyond_figures, beyond_sections
+    from ffterm_core.reports.markdown_page import MarkdownPage
+    from ffterm_core.reports.run_report_beyond import beyond_figures, beyond_sections
+    from ffterm_core.store.history import RunHistory
 
     spec = PruneSpec(strategies=("ensemble", "random"), keep=(0.25, 1.0), draws=2)
     write_outputs(constructed_run, prune_run(constructed_run, spec))

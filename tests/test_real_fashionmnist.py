@@ -2,9 +2,9 @@
 
 import pytest
 
-from ffterm.core.config import RunConfig
-from ffterm.core.datasets import DEBIAN_FASHION_MNIST_DIR
-from ffterm.core.session import Session
+from ffterm_core.config import RunConfig
+from ffterm_core.data.datasets import DEBIAN_FASHION_MNIST_DIR
+from ffterm_core.training.session import Session
 
 HAVE_FASHION = (DEBIAN_FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").exists()
 

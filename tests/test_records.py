@@ -1,4 +1,4 @@
-"""ffterm.core.records: the typed records match what the analysis and a run really write."""
+"""ffterm_core.records: the typed records match what the analysis and a run really write."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from ffterm.core.analysis import LAYER_KEYS, analyze_heldout_layer, analyze_layer
-from ffterm.core.datasets import DATASETS, class_label, class_names
-from ffterm.core.evaluate import _no_heldout_rows
-from ffterm.core.records import (
+from ffterm_core.analysis import LAYER_KEYS, analyze_heldout_layer, analyze_layer
+from ffterm_core.data.datasets import DATASETS, class_label, class_names
+from ffterm_core.records import (
     FINAL_LAYER_KEYS,
     ActivationMap,
     FinalLayer,
@@ -20,6 +19,7 @@ from ffterm.core.records import (
     Summary,
     final_layer,
 )
+from ffterm_core.training.evaluate import _no_heldout_rows
 
 
 def _two_class_layer():

@@ -18,12 +18,13 @@ import pytest
 from PIL import Image
 
 from ffterm.cli import main
-from ffterm.core import rundir
-from ffterm.core.analysis import analyze_layer, find_ensembles
-from ffterm.core.config import ConfigError, RunConfig, from_dict
-from ffterm.core.history import RunHistory
-from ffterm.core.report import class_names, render_markdown, report_dir, write_report
-from ffterm.core.snapshot import Snapshot
+from ffterm_core.analysis import analyze_layer, find_ensembles
+from ffterm_core.config import ConfigError, RunConfig, from_dict
+from ffterm_core.reports.common import report_dir
+from ffterm_core.reports.run_report import class_names, render_markdown, write_report
+from ffterm_core.store import rundir
+from ffterm_core.store.history import RunHistory
+from ffterm_core.store.snapshot import Snapshot
 
 DATA = Path(__file__).parent / "data"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -431,7 +432,7 @@ def test_suite_with_a_damaged_final_json_is_one_line(tmp_path, capsys):
 
 
 def test_suite_runs_are_grouped_by_setting(tmp_path):
-    from ffterm.core.suitereport import find_runs, group_runs
+    from ffterm_core.reports.suite_report import find_runs, group_runs
 
     suite = tmp_path / "suite"
     fake_suite_run(suite / "a" / "seed-0", 0, 0.80, [0.6, 0.7], name="a")

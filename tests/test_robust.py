@@ -15,14 +15,14 @@ from pathlib import Path
 import pytest
 
 from ffterm.cli import main
-from ffterm.core import rundir
-from ffterm.core.checkpoint import CheckpointError, load_checkpoint
-from ffterm.core.config import RunConfig
-from ffterm.core.history import RunHistory
-from ffterm.core.lock import RunDirBusy, RunLock, live_runs, read_holder
-from ffterm.core.session import Session
-from ffterm.core.snapshot import Snapshot
-from ffterm.core.validation import BadSnapshot, SnapshotSchema
+from ffterm_core.config import RunConfig
+from ffterm_core.store import rundir
+from ffterm_core.store.checkpoint import CheckpointError, load_checkpoint
+from ffterm_core.store.history import RunHistory
+from ffterm_core.store.lock import RunDirBusy, RunLock, live_runs, read_holder
+from ffterm_core.store.snapshot import Snapshot
+from ffterm_core.store.validation import BadSnapshot, SnapshotSchema
+from ffterm_core.training.session import Session
 
 
 @pytest.fixture(autouse=True)
@@ -76,7 +76,7 @@ def test_a_second_session_on_a_run_directory_is_refused_naming_the_holder(tmp_pa
 def test_a_killed_owner_releases_the_lock(tmp_path):
     (tmp_path / "r").mkdir()
     code = (
-        "import sys, time; from ffterm.core.lock import RunLock; "
+        "import sys, time; from ffterm_core.store.lock import RunLock; "
         "RunLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(60)"
     )
     proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "r")], stdout=subprocess.PIPE, text=True)
@@ -246,7 +246,7 @@ def test_a_real_runs_lines_all_pass_its_schema(tmp_path):
 
 def _fake_run(path: Path, lines: list[str]) -> Path:
     path.mkdir()
-    from ffterm.core.config import dump_yaml
+    from ffterm_core.config import dump_yaml
 
     (path / rundir.CONFIG).write_text(dump_yaml(tiny(epochs=2)))
     (path / rundir.SNAPSHOTS).write_text("".join(line + "\n" for line in lines))
@@ -299,7 +299,7 @@ def test_resume_says_which_lines_it_dropped_and_why(tmp_path, capsys):
 
 # ---- detached runs ---------------------------------------------------------------------------------
 def test_a_detached_run_is_listed_and_controlled_through_its_socket(tmp_path, capsys):
-    from ffterm.core.detached import start_detached
+    from ffterm_core.running.detached import start_detached
 
     d = tmp_path / "r"
     remote = start_detached(tiny(epochs=400, layers=1, train_limit=500, batch_size=50), d)
@@ -352,7 +352,7 @@ def test_detaching_into_a_busy_directory_is_one_line(tmp_path, capsys):
 def test_the_control_protocol_and_a_socket_for_a_long_run_path(tmp_path):
     import socket as sockets
 
-    from ffterm.core.control import ControlError, ControlServer, send, socket_path
+    from ffterm_core.running.control import ControlError, ControlServer, send, socket_path
 
     class Recorder:  # what the server drives: a session's command methods
         state, error, run_dir = "running", None, tmp_path
@@ -407,7 +407,7 @@ def test_run_and_resume_detached_from_the_command_line(tmp_path, capsys):
 
         assert attach_instead_of_watch({"watch": [d]}) == {"watch": None, "attach": d}  # `watch` takes control
         assert attach_instead_of_watch({"watch": [d, tmp_path]}) == {}  # comparing runs only follows them
-        from ffterm.core.remote import RemoteSession
+        from ffterm_core.running.remote import RemoteSession
 
         remote = RemoteSession(d)
         deadline = time.monotonic() + 120

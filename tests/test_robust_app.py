@@ -12,8 +12,8 @@ from ffterm.app.actions import KEYS
 from ffterm.app.demo import DemoPresets, DemoSession, demo_snapshots
 from ffterm.app.main import FFTermApp
 from ffterm.app.screens import ConfirmLongRun, OpenRunScreen, PresetPicker
-from ffterm.core import rundir
-from ffterm.core.config import RunConfig, dump_yaml
+from ffterm_core.config import RunConfig, dump_yaml
+from ffterm_core.store import rundir
 
 
 async def wait_for(pilot, cond, timeout: float = 15.0) -> bool:

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from ffterm.core import rundir
-from ffterm.core.checkpoint import load_checkpoint
-from ffterm.core.lock import read_holder
-from ffterm.core.remote import RemoteSession
+from ffterm_core.running.remote import RemoteSession
+from ffterm_core.store import rundir
+from ffterm_core.store.checkpoint import load_checkpoint
+from ffterm_core.store.lock import read_holder
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals and SIGHUP are POSIX")
 

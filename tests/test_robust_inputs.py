@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from ffterm.cli import main
-from ffterm.core import rundir
-from ffterm.core.config import dump_yaml
-from ffterm.core.presets import load_preset
+from ffterm_core.config import dump_yaml
+from ffterm_core.store import rundir
+from ffterm_core.store.presets import load_preset
 
 FAST = ["--set", "dataset=synthetic", "--set", "epochs=1", "--set", "final_pvalues=false", "--device", "cpu"]
 NOBODY = 65534

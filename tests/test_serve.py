@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from ffterm.core import rundir
-from ffterm.core.snapshot import Snapshot
+from ffterm_core.store import rundir
+from ffterm_core.store.snapshot import Snapshot
 
 pytest.importorskip("textual_serve")
 aiohttp = pytest.importorskip("aiohttp")

@@ -8,11 +8,12 @@ from html.parser import HTMLParser
 import pytest
 import yaml
 
-from ffterm.core import rundir
-from ffterm.core.study import compare, study_tables, study_value
-from ffterm.core.suite import PLAN
-from ffterm.core.suite_similarity import CACHE
-from ffterm.core.summary import build_summary, table_header, to_markdown, write_summary
+from ffterm_core.reports.study import compare, study_tables, study_value
+from ffterm_core.reports.suite_summary import write_summary
+from ffterm_core.reports.suite_tables import build_summary, table_header, to_markdown
+from ffterm_core.store import rundir
+from ffterm_core.suites.plan import PLAN
+from ffterm_core.suites.similarity import CACHE
 
 
 def test_study_data_is_shipped_and_indexed():

@@ -11,10 +11,11 @@ from contextlib import nullcontext
 import pytest
 
 from ffterm.cli import main
-from ffterm.core import rundir, suite
-from ffterm.core.pooling import mean_std, summarize, to_markdown
-from ffterm.core.suite_spec import SuiteError, load_suite, preset_suite
-from ffterm.core.suite_worker import FAILED, remote_unit, run_state, unpack
+from ffterm_core.store import rundir
+from ffterm_core.suites import runner as suite
+from ffterm_core.suites.pooling import mean_std, summarize, to_markdown
+from ffterm_core.suites.spec import SuiteError, load_suite, preset_suite
+from ffterm_core.suites.worker import FAILED, remote_unit, run_state, unpack
 
 # tiny runs on generated data: about half a second each
 TINY = {
@@ -113,7 +114,7 @@ def test_builtin_suites_expand_to_the_study_runs():
 
 @pytest.mark.parametrize("preset", ["ff-mnist-l1", "ff-fashionmnist-l1", "bpff-mnist-l1", "bpff-fashionmnist-l1"])
 def test_l1_presets_follow_appendix_k(preset):
-    from ffterm.core.presets import load_preset
+    from ffterm_core.store.presets import load_preset
 
     cfg = load_preset(preset)
     assert (cfg.lr, cfg.epochs, cfg.effective_batch_size, cfg.goodness) == (0.001, 300, 1024, "l1")
@@ -208,7 +209,7 @@ def test_failing_run_is_recorded_and_the_others_finish(tmp_path, capsys):
 
 
 def test_interrupted_suite_resumes_without_redoing_finished_runs(tmp_path, monkeypatch):
-    from ffterm.core.session import Session
+    from ffterm_core.training.session import Session
 
     out = tmp_path / "s"
     spec = preset_suite("quick-ff-synthetic", seeds=2, overrides={**TINY, "epochs": 2})
@@ -290,7 +291,7 @@ def test_ray_quick_suite_end_to_end(tmp_path):
 def test_ray_task_ships_the_run_back_when_the_folder_is_not_shared(tmp_path):
     spec = preset_suite("quick-ff-synthetic", seeds=1, overrides=TINY)
     (unit,) = suite.prepare(spec, tmp_path / "s")
-    from ffterm.core.suite_worker import pack
+    from ffterm_core.suites.worker import pack
 
     result = remote_unit(
         str(tmp_path / "elsewhere"), "another-id", ["quick-ff-synthetic/seed-0"], [pack(unit.dirs[0])], None, [False]
@@ -316,7 +317,7 @@ def test_ray_backend_problems_are_one_line(tmp_path, capsys, monkeypatch):
 
 def test_probes_and_similarity_feed_their_tables(tmp_path):
     """A held-out run is probed after training (Tables 7-8); FF vs BP similarity is computed once (Table 10)."""
-    from ffterm.core.summary import build_summary
+    from ffterm_core.reports.suite_tables import build_summary
 
     text = textwrap.dedent(
         """\
@@ -357,7 +358,7 @@ def test_probes_and_similarity_feed_their_tables(tmp_path):
 
 
 def test_suite_status_lists_each_run(tmp_path):
-    from ffterm.core.suite_status import suite_status
+    from ffterm_core.suites.status import suite_status
 
     spec = preset_suite("quick-ff-synthetic", seeds=4, overrides=TINY)
     units = suite.prepare(spec, tmp_path)

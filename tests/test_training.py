@@ -6,16 +6,16 @@ import math
 import pytest
 import torch
 
-from ffterm.core import rundir
-from ffterm.core.checkpoint import CheckpointError, load_checkpoint
-from ffterm.core.config import RunConfig
-from ffterm.core.device import DeviceError
-from ffterm.core.networks import goodness
-from ffterm.core.prepare import prepare
-from ffterm.core.records import FINAL_LAYER_KEYS
-from ffterm.core.session import Session
-from ffterm.core.trainers import BPFFTrainer, EpochMetrics, FFTrainer, make_trainer
-from ffterm.core.typical import two_matmul_trainer
+from ffterm_core.bench.typical import two_matmul_trainer
+from ffterm_core.config import RunConfig
+from ffterm_core.data.prepare import prepare
+from ffterm_core.device import DeviceError
+from ffterm_core.records import FINAL_LAYER_KEYS
+from ffterm_core.store import rundir
+from ffterm_core.store.checkpoint import CheckpointError, load_checkpoint
+from ffterm_core.training.networks import goodness
+from ffterm_core.training.session import Session
+from ffterm_core.training.trainers import BPFFTrainer, EpochMetrics, FFTrainer, make_trainer
 
 CPU = torch.device("cpu")
 

@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--demo", action="store_true", help="play synthetic runs (no torch, no data)")
     parser.add_argument("--read-only", action="store_true", help="watch only: no runs started, stopped or opened")
     args = parser.parse_args(argv)
-    from ffterm.core.config import ConfigError, parse_override
+    from ffterm_core.config import ConfigError, parse_override
 
     try:
         overrides = dict(parse_override(s) for s in args.set)

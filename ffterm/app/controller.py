@@ -14,11 +14,11 @@ The interface, in short:
   every command that starts or steers a run asks it first, and `open_run` takes runs under the
   run root only
 - the live run: `pause()`, `resume()`, `toggle_pause()`, `stop()`, `checkpoint()`, `snapshot_now()`
-  (sent to any object with the commands of ffterm.core.session.Session, see `RunSession`)
+  (sent to any object with the commands of ffterm_core.training.session.Session, see `RunSession`)
 - snapshots in: `drain(feed_id)` when the host receives `SnapshotsReady`
 - output and the end: `export()`, `out_dir()`, `quit()`, `shutdown(timeout)`, `farewell()`
 
-Runs started here train in their own process by default (ffterm.core.detached): they outlive the
+Runs started here train in their own process by default (ffterm_core.running.detached): they outlive the
 terminal, so quitting leaves them training and `farewell()` says where.
 """
 
@@ -31,10 +31,11 @@ from typing import Any, Literal, Protocol
 
 from textual.message import Message
 
-from ffterm.core.config import RunConfig
-from ffterm.core.report import report_dir, write_report
-from ffterm.core.rundir import new_run_dir
-from ffterm.core.snapshot import Snapshot
+from ffterm_core.config import RunConfig
+from ffterm_core.reports.common import report_dir
+from ffterm_core.reports.run_report import write_report
+from ffterm_core.store.rundir import new_run_dir
+from ffterm_core.store.snapshot import Snapshot
 
 from .colors import color_of
 from .feeds import RunFeed
@@ -59,7 +60,7 @@ class Host(Protocol):
 
 
 class RunSession(Protocol):
-    """The commands a live run answers (ffterm.core.session.Session; the demo's DemoSession)."""
+    """The commands a live run answers (ffterm_core.training.session.Session; the demo's DemoSession)."""
 
     run_dir: Path
     state: str
@@ -90,7 +91,7 @@ class RunsChanged(Message):
 
 
 def _engine_presets() -> Any:
-    from ffterm.core import presets  # the engine's preset registry
+    from ffterm_core.store import presets  # the engine's preset registry
 
     return presets
 
@@ -126,8 +127,8 @@ class RunController:
         force: bool = False,
         read_only: bool = False,
     ) -> None:
-        """presets: the preset registry (default ffterm.core.presets); session_factory(cfg, run_dir):
-        makes a session (default: ffterm.core.detached.start_detached, a run in its own process);
+        """presets: the preset registry (default ffterm_core.store.presets); session_factory(cfg, run_dir):
+        makes a session (default: ffterm_core.running.detached.start_detached, a run in its own process);
         out: the run directory of the first run started (default: a fresh one under run_root),
         `force` letting it overwrite a run there; read_only: watch only."""
         self.host = host
@@ -245,7 +246,7 @@ class RunController:
         try:
             run_dir, self._out = (self._out or new_run_dir(cfg.name, self.run_root)), None
             if self.session_factory is None:
-                from ffterm.core.detached import start_detached
+                from ffterm_core.running.detached import start_detached
 
                 session = start_detached(cfg, run_dir, force=self._force)
             else:
@@ -262,7 +263,7 @@ class RunController:
 
     def _connect(self, run_dir: Path) -> None:
         """On the worker thread."""
-        from ffterm.core.remote import RemoteSession
+        from ffterm_core.running.remote import RemoteSession
 
         try:
             session = RemoteSession(run_dir)
@@ -385,7 +386,7 @@ class RunController:
         return feed.run_dir if feed is not None and feed.run_dir is not None else self.run_root
 
     def export(self) -> list[Path] | None:
-        """Write the full report of the run in focus (ffterm.core.report.write_report: report.html,
+        """Write the full report of the run in focus (ffterm_core.reports.run_report.write_report: report.html,
         figures/, curves.csv, report.md, snapshot.json, history.json) to RUN_DIR/reports/<stamp>/."""
         feed = self.primary
         snap = feed.history.latest_evaluated or feed.history.latest if feed is not None else None

@@ -1,7 +1,7 @@
 """Synthetic snapshots and a stand-in session, for developing and testing the app without torch.
 
 `demo_snapshots()` makes a deterministic, plausible-looking run (losses fall, accuracy rises,
-layers grow sparser and their ensembles shrink). `DemoSession` has the shape of ffterm.core.session.Session
+layers grow sparser and their ensembles shrink). `DemoSession` has the shape of ffterm_core.training.session.Session
 and plays such a run from a thread, writing snapshots.jsonl into its run directory, so every part
 of the app (watch, export, pause, stop, failure) can be exercised in tests in a fraction of a second.
 """
@@ -17,9 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
-from ffterm.core.config import RunConfig, dump_yaml
-from ffterm.core.records import Heldout, LayerAnalysis
-from ffterm.core.snapshot import Snapshot
+from ffterm_core.config import RunConfig, dump_yaml
+from ffterm_core.records import Heldout, LayerAnalysis
+from ffterm_core.store.snapshot import Snapshot
 
 N_CLASSES = 10
 
@@ -51,7 +51,7 @@ def _hoyer(row: list[float]) -> float | None:
 def demo_layer(
     rng: random.Random, progress: float, layer: int, n_units: int, rows_per_class: int = 4, final: bool = False
 ) -> dict[str, Any]:
-    """One per-layer analysis dict (see ffterm.core.analysis.analyze_layer) at training progress 0..1."""
+    """One per-layer analysis dict (see ffterm_core.analysis.analyze_layer) at training progress 0..1."""
     frac = max(0.04, 0.45 * (1 - progress) + 0.06 + 0.02 * layer)  # ensemble fraction shrinks
     ensembles: list[list[int]] = []
     class_mean: list[list[float]] = []
@@ -107,7 +107,7 @@ def demo_layer(
 
 
 def demo_heldout_layer(layer: dict[str, Any], k: int) -> dict[str, Any]:
-    """The held-out class's entry for one layer, shaped as ffterm.core.analysis.analyze_heldout_layer's."""
+    """The held-out class's entry for one layer, shaped as ffterm_core.analysis.analyze_heldout_layer's."""
     ensembles = layer["ensembles"]
     if ensembles is None:
         return {
@@ -241,7 +241,7 @@ def demo_snapshot(
 
 
 class DemoSession:
-    """Plays a synthetic run from a thread, with the interface of ffterm.core.session.Session.
+    """Plays a synthetic run from a thread, with the interface of ffterm_core.training.session.Session.
 
     `interval` seconds between snapshots; `fail_at`: epoch at which the run fails (as a missing
     dataset or NaN loss would), ending with state "failed", `error` set and a failed Snapshot.
@@ -400,7 +400,7 @@ class DemoPresetInfo:
 
 
 class DemoPresets:
-    """A stand-in for ffterm.core.presets (same functions), with a few synthetic-data presets."""
+    """A stand-in for ffterm_core.store.presets (same functions), with a few synthetic-data presets."""
 
     DEFAULT_PRESET = "quick-ff-fashionmnist"
 
@@ -419,7 +419,7 @@ class DemoPresets:
         return [DemoPresetInfo(n, d) for n, (d, _) in self._PRESETS.items()]
 
     def load_preset(self, name_or_path: str, overrides: dict[str, Any] | None = None) -> Any:
-        from ffterm.core.config import from_dict
+        from ffterm_core.config import from_dict
 
         if name_or_path not in self._PRESETS:
             raise self.PresetError(f"unknown preset {name_or_path!r}; choose one of {', '.join(self._PRESETS)}")

@@ -19,9 +19,9 @@ from typing import Any
 
 from textual.message import Message
 
-from ffterm.core.history import RunHistory
-from ffterm.core.rundir import follow_snapshots
-from ffterm.core.snapshot import Snapshot
+from ffterm_core.store.history import RunHistory
+from ffterm_core.store.rundir import follow_snapshots
+from ffterm_core.store.snapshot import Snapshot
 
 from .colors import color_of
 

@@ -7,7 +7,7 @@ from typing import Any
 from rich.text import Text
 from textual.widget import Widget
 
-from ffterm.core.report import class_label
+from ffterm_core.reports.run_report import class_label
 
 from .colors import rich_color
 from .feeds import RunFeed

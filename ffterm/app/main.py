@@ -17,8 +17,8 @@ from textual import on
 from textual.app import App
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from ffterm.core.config import RunConfig
-from ffterm.core.snapshot import Snapshot
+from ffterm_core.config import RunConfig
+from ffterm_core.store.snapshot import Snapshot
 
 from .actions import bindings, palette_entries
 from .controller import RunController, RunsChanged, SessionFactory, image_epochs

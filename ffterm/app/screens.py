@@ -18,8 +18,8 @@ from textual.timer import Timer
 from textual.widgets import Button, Input, Label, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
-from ffterm.core.config import ConfigError, RunConfig
-from ffterm.core.report import class_names
+from ffterm_core.config import ConfigError, RunConfig
+from ffterm_core.reports.run_report import class_names
 
 from .actions import help_rows
 

@@ -15,7 +15,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from ffterm.core.rundir import read_snapshots
+from ffterm_core.store.rundir import read_snapshots
 
 
 def _size(text: str) -> tuple[int, int]:

@@ -1,7 +1,7 @@
 """The Suite view: every run of a suite folder (state, epoch, accuracy, sparsity per layer) and the
 study tables as they fill; the screen that hosts it; and starting a built-in suite from the app.
 
-It reads the suite folder alone (`ffterm.core.suite_status`, `ffterm.core.summary`), so it follows a
+It reads the suite folder alone (`ffterm_core.suites.status`, `ffterm_core.reports.suite_tables`), so it follows a
 suite running anywhere: started from the picker (a detached `ffterm suite` process, which outlives
 the app), headless in a terminal, or on a cluster writing to a shared folder. The folder is read in
 a thread every `poll_s` seconds; finished runs are read once; the summary is rebuilt only when a run
@@ -26,11 +26,11 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from ffterm.core.formatting import fmt
-from ffterm.core.suite import PLAN
-from ffterm.core.suite_spec import SuiteError, list_suites
-from ffterm.core.suite_status import RunStatus, suite_status
-from ffterm.core.summary import build_summary, table_header, table_rows
+from ffterm_core.formatting import fmt
+from ffterm_core.reports.suite_tables import build_summary, table_header, table_rows
+from ffterm_core.suites.plan import PLAN
+from ffterm_core.suites.spec import SuiteError, list_suites
+from ffterm_core.suites.status import RunStatus, suite_status
 
 SUITE_PREFIX = "suite:"  # how the preset picker names a suite among the presets
 

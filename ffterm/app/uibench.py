@@ -17,9 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ffterm.core.config import RunConfig
-from ffterm.core.rundir import read_snapshots
-from ffterm.core.session import Session
+from ffterm_core.config import RunConfig
+from ffterm_core.store.rundir import read_snapshots
+from ffterm_core.training.session import Session
 
 KEYS = [
     ("right_square_bracket", "]"),

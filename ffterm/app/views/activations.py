@@ -5,8 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 
-from ffterm.core.history import RunHistory
-from ffterm.core.report import class_label, class_names
+from ffterm_core.reports.run_report import class_label, class_names
+from ffterm_core.store.history import RunHistory
 
 from ..render import activation_map, bar_strip
 from .base import TextPanel, View, layer_analysis

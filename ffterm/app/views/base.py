@@ -21,9 +21,9 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual_plotext import PlotextPlot
 
-from ffterm.core.history import ema
-from ffterm.core.records import LayerAnalysis
-from ffterm.core.snapshot import Snapshot
+from ffterm_core.records import LayerAnalysis
+from ffterm_core.store.history import ema
+from ffterm_core.store.snapshot import Snapshot
 
 from ..colors import rich_color
 from ..feeds import RunFeed

@@ -7,8 +7,8 @@ from textual.app import ComposeResult
 from textual.containers import Grid
 from textual.widgets import DataTable
 
-from ffterm.core.formatting import fmt
-from ffterm.core.history import RunHistory
+from ffterm_core.formatting import fmt
+from ffterm_core.store.history import RunHistory
 
 from ..colors import rich_color
 from .base import Chart, View, lines, short_names, smooth

@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.containers import Grid
 
-from ffterm.core.history import RunHistory
+from ffterm_core.store.history import RunHistory
 
 from ..colors import color_of
 from .base import Chart, View, lines, pct, smooth, stage_lines

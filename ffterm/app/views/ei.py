@@ -5,8 +5,8 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.containers import Grid
 
-from ffterm.core.formatting import fmt_pm
-from ffterm.core.history import RunHistory
+from ffterm_core.formatting import fmt_pm
+from ffterm_core.store.history import RunHistory
 
 from ..colors import color_of
 from .base import Chart, View, layer_analysis, lines

@@ -7,9 +7,9 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 
-from ffterm.core.ensemble_life import EnsembleLife
-from ffterm.core.history import RunHistory
-from ffterm.core.report import class_label, class_names
+from ffterm_core.analysis.ensemble_life import EnsembleLife
+from ffterm_core.reports.run_report import class_label, class_names
+from ffterm_core.store.history import RunHistory
 
 from ..colors import color_of
 from ..render import matrix_grid

@@ -7,9 +7,9 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Static
 
-from ffterm.core.formatting import fmt, fmt_pm
-from ffterm.core.history import RunHistory
-from ffterm.core.report import class_label, class_names
+from ffterm_core.formatting import fmt, fmt_pm
+from ffterm_core.reports.run_report import class_label, class_names
+from ffterm_core.store.history import RunHistory
 
 from ..colors import color_of, rich_color
 from .base import Chart, View, lines, pct

@@ -10,7 +10,7 @@ from typing import Any
 
 from rich.text import Text
 
-from ffterm.core.ensemble_life import ClassLife
+from ffterm_core.analysis.ensemble_life import ClassLife
 
 MEMBER, ABSENT, UNDEFINED = ("█", "#e69f00"), ("·", "grey42"), (" ", "")
 

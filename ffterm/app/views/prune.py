@@ -17,11 +17,11 @@ from typing import Any
 from rich.text import Text
 from textual.app import ComposeResult
 
-from ffterm.core.checkpoint import CheckpointError
-from ffterm.core.config import ConfigError
-from ffterm.core.offline import OfflineError
-from ffterm.core.prune import STRATEGIES, PruneProgress, PruneSpec, prune_run, write_outputs
-from ffterm.core.rundir import RunDirError
+from ffterm_core.beyond.offline import OfflineError
+from ffterm_core.beyond.prune import STRATEGIES, PruneProgress, PruneSpec, prune_run, write_outputs
+from ffterm_core.config import ConfigError
+from ffterm_core.store.checkpoint import CheckpointError
+from ffterm_core.store.rundir import RunDirError
 
 from ..colors import color_of
 from .base import Chart, TextPanel, View

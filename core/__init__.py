@@ -1,1 +1,0 @@
-"""ffterm's engine: data, networks, trainers, analysis, sessions and run directories (no UI)."""

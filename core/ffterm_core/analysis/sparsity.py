@@ -1,0 +1,75 @@
+"""Hoyer sparsity of representations (docs/algorithms.md#sparsity)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ffterm_core.analysis._checks import as_matrix
+
+__all__ = ["hoyer_sparsity", "layer_sparsity"]
+
+
+def _hoyer_rows(X: np.ndarray) -> np.ndarray:
+    """Hoyer sparsity of each row of a validated float matrix (NaN for all-zero rows)."""
+    M, n = X.shape
+    out = np.full(M, np.nan, dtype=np.float64)
+    if M == 0:
+        return out
+    A = np.abs(X)
+    peak = A.max(axis=1)
+    nz = peak > 0
+    if not nz.any():
+        return out
+    # Scale each row by its largest entry first: S is scale invariant, and this
+    # keeps ||x||_2 from underflowing for tiny (but non-zero) rows.
+    An = A[nz] / peak[nz, None]
+    l1 = An.sum(axis=1)
+    l2 = np.sqrt(np.einsum("ij,ij->i", An, An))
+    sqrt_n = math.sqrt(n)
+    s = (sqrt_n - l1 / l2) / (sqrt_n - 1.0)
+    out[nz] = np.clip(s, 0.0, 1.0)  # clip only removes rounding outside [0, 1]
+    return out
+
+
+def hoyer_sparsity(X: Any) -> np.ndarray:
+    """Hoyer sparsity of every row of ``X``.
+
+    ``S(x) = (sqrt(n) - ||x||_1 / ||x||_2) / (sqrt(n) - 1)`` for a row ``x`` of
+    length ``n``: 1 for a one-hot row, 0 for a constant row, invariant to
+    rescaling the row.  All-zero rows have no defined sparsity and get ``NaN``.
+
+    Parameters
+    ----------
+    X : array-like or torch.Tensor, shape (M, n)
+        One representation per row; ``n`` must be at least 2.
+
+    Returns
+    -------
+    numpy.ndarray, shape (M,), float64
+    """
+    X = as_matrix(X, "X", min_cols=2)
+    return _hoyer_rows(X)
+
+
+def _layer_sparsity_from_rows(s: np.ndarray) -> tuple[float, int]:
+    valid = ~np.isnan(s)
+    ignored = int(s.size - valid.sum())
+    mean = float(s[valid].mean()) if valid.any() else float("nan")
+    return mean, ignored
+
+
+def layer_sparsity(X: Any) -> tuple[float, int]:
+    """Layer sparsity: the mean Hoyer sparsity over the rows of ``X``.
+
+    All-zero rows (undefined sparsity) are left out of the mean and counted.
+
+    Returns
+    -------
+    (mean, n_ignored)
+        ``mean`` is ``nan`` when every row is zero (or ``X`` has no rows);
+        ``n_ignored`` is the number of all-zero rows.
+    """
+    return _layer_sparsity_from_rows(hoyer_sparsity(X))

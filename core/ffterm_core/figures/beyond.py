@@ -1,0 +1,77 @@
+"""Figures for pruning and for the life of ensemble units (docs/algorithms.md, "Pruning" and
+"Ensemble life"); matplotlib is imported inside the functions, each returns a `matplotlib.figure.Figure`
+(save with `ffterm_core.figures.draw.save_figure`)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ffterm_core.analysis.ensemble_life import ClassLife
+from ffterm_core.figures.draw import PALETTE
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+ALL = "all"
+
+
+def prune_figure(result: dict[str, Any]) -> Figure:
+    """Accuracy against the fraction of units kept: one panel per target (every layer, or one layer),
+    one curve per strategy (random: mean with a ±std band), the unpruned accuracy dashed."""
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    targets = list(dict.fromkeys(str(e["layer"]) for es in result["strategies"].values() for e in es))
+    fig = Figure(figsize=(3.4 * len(targets), 2.8), layout="constrained")
+    axes = fig.subplots(1, len(targets), squeeze=False, sharey=True)[0]
+    for ax, target in zip(axes, targets):
+        for i, (name, entries) in enumerate(result["strategies"].items()):
+            pts = sorted((e["keep"], e["accuracy"], e["std"] or 0.0) for e in entries if str(e["layer"]) == target)
+            if not pts:
+                continue
+            keep, acc, std = (np.array(v) for v in zip(*pts))
+            color = PALETTE[i % len(PALETTE)]
+            ax.plot(keep, acc, marker="o", markersize=3, color=color, label=name)
+            if name == "random":
+                ax.fill_between(keep, acc - std, acc + std, color=color, alpha=0.2, linewidth=0)
+        ax.axhline(result["baseline"], color="grey", linestyle="--", linewidth=1, label="unpruned")
+        ax.set_xscale("log")
+        ax.set_xlabel("fraction of units kept")
+        ax.set_title("every layer" if target == ALL else f"layer {target}")
+    axes[0].set_ylabel("test accuracy")
+    axes[0].legend(fontsize="small")
+    return fig
+
+
+def life_raster_figure(classes: list[ClassLife], layer: int, names: list[str] | None = None) -> Figure:
+    """One layer's unit × evaluation rasters, one panel per class: dark = member, light = not a member,
+    blank = ensembles undefined. Units ever in the ensemble, ascending, top to bottom."""
+    import numpy as np
+    from matplotlib.colors import ListedColormap
+    from matplotlib.figure import Figure
+
+    cols = 5
+    rows = -(-len(classes) // cols)
+    fig = Figure(figsize=(2.2 * cols, 2.4 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    cmap = ListedColormap(["#e6e6e6", PALETTE[0]]).with_extremes(bad="white")
+    for c, (ax, life) in enumerate(zip(axes, classes)):
+        units, raster = life.raster()
+        label = names[c] if names and c < len(names) else str(c)
+        ax.set_title(f"{label}: {len(units)} units", fontsize="small")
+        if not units:
+            ax.set_axis_off()
+            continue
+        image = np.array([[np.nan if v is None else float(v) for v in row] for row in raster])
+        ax.imshow(image, aspect="auto", interpolation="nearest", cmap=cmap, vmin=0, vmax=1)
+        ticks = sorted({0, len(life.epochs) // 2, len(life.epochs) - 1})
+        ax.set_xticks(ticks, [str(life.epochs[t]) for t in ticks])
+        stable = life.stable_epoch()
+        if stable is not None:
+            ax.axvline(life.epochs.index(stable) - 0.5, color=PALETTE[3], linewidth=1)
+        ax.set_xlabel("epoch", fontsize="small")
+        ax.tick_params(labelsize="x-small")
+    for ax in axes[len(classes) :]:
+        ax.set_axis_off()
+    fig.suptitle(f"Layer {layer + 1}: ensemble membership over the evaluations (red line: stable from)")
+    return fig

@@ -1,0 +1,169 @@
+"""Report sections for the questions the study left open: the life of ensemble units, the
+microstructure of each class's activation patterns, and pruning guided by the ensembles.
+
+`beyond_sections(page, history, run_dir)` writes report sections on a report page: the life of every
+class ensemble from the run's history (always), microstructure from RUN_DIR/analysis.json when
+`ffterm analyze --microstructure` wrote it, pruning from RUN_DIR/prune.json when `ffterm prune` wrote
+it. `beyond_figures` lists their figures for ffterm_core.reports.run_figures.render_figures. No textual, no torch.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ffterm_core.analysis.ensemble_life import EnsembleLife
+from ffterm_core.formatting import fmt
+from ffterm_core.reports.run_figures import FigureSpec
+from ffterm_core.store.history import RunHistory
+
+if TYPE_CHECKING:
+    from ffterm_core.reports.common import Page
+
+
+def life_rows(life: EnsembleLife, layer: int) -> list[list[str]]:
+    """Per class: stable-from epoch, units ever members, final size, turnover summed after the first evaluation, last."""
+    rows = []
+    for c, cl in enumerate(life.layers[layer]):
+        defined = [t for t in cl.turnover if t is not None]
+        final = next((m for m in reversed(cl.members) if m is not None), None)
+        rows.append(
+            [
+                str(c),
+                fmt(cl.stable_epoch(life.threshold)),
+                str(len(cl.joined)),
+                fmt(len(final) if final is not None else None),
+                fmt(sum(defined[1:])),
+                fmt(defined[-1] if defined else None),
+            ]
+        )
+    return rows
+
+
+LIFE_HEADER = ["class", "stable from epoch", "units ever members", "final size", "turnover (sum)", "turnover (last)"]
+
+
+def life_section(page: Page, life: EnsembleLife) -> None:
+    if not life.epochs or not any(life.layers):
+        return
+    page.heading("The life of ensemble units")
+    page.paragraph(
+        f"Evaluations at epochs {life.epochs[0]}…{life.epochs[-1]} ({len(life.epochs)}). Stable from: the first "
+        f"epoch after which the ensemble's Jaccard index with the final ensemble stays ≥ {life.threshold:g}. "
+        "Turnover: units that joined plus units that left since the previous evaluation, summed over the "
+        "evaluations after the first. The final evaluation uses the whole test set, the live ones a fixed subset.",
+        note=True,
+    )
+    for i, classes in enumerate(life.layers):
+        if classes:
+            page.table(LIFE_HEADER, life_rows(life, i), caption=f"Layer {i + 1}")
+        else:
+            page.paragraph(f"Layer {i + 1}: ensembles never defined (sparsity < 0.5).", note=True)
+
+
+def microstructure_section(page: Page, analysis: dict[str, Any]) -> None:
+    layers = analysis.get("layers")
+    if not isinstance(layers, list) or not any(isinstance(la, dict) and la.get("microstructure") for la in layers):
+        return
+    page.heading("Microstructure of the class patterns")
+    page.paragraph(
+        "Correctly classified test images of each class clustered by their activation pattern (Ward on unit-length "
+        "patterns; k = 2…6 by the best silhouette ≥ 0.25 with every pattern ≥ max(10, 5 %) images, else one "
+        "pattern). Per pattern: images, and the Jaccard index of its own ensemble with the class ensemble; the "
+        "first pattern is the dominant one.",
+        note=True,
+    )
+    for i, layer in enumerate(layers):
+        rows = []
+        for e in layer.get("microstructure") or []:
+            sizes = ", ".join(str(p["size"]) for p in e["patterns"]) or "—"
+            jac = ", ".join(fmt(p["jaccard_with_class"], 2) for p in e["patterns"]) or "—"
+            rows.append([str(e["class"]), str(len(e["patterns"])), sizes, jac, fmt(e.get("silhouette"), 2)])
+        if rows:
+            page.table(["class", "patterns", "images", "Jaccard", "silhouette"], rows, caption=f"Layer {i + 1}")
+
+
+def prune_rows(result: dict[str, Any], keeps: list[float]) -> list[list[str]]:
+    """Per strategy and target: accuracy at each of `keeps` (random: mean ± std), then the smallest keep."""
+    rows = []
+    for name, entries in result["strategies"].items():
+        for target, smallest in result["smallest_keep"][name].items():
+            by_keep = {e["keep"]: e for e in entries if str(e["layer"]) == target}
+            cells = []
+            for k in keeps:
+                e = by_keep.get(k)
+                cells.append(
+                    "—" if e is None else fmt(e["accuracy"]) + (f" ± {e['std']:.3f}" if e["std"] is not None else "")
+                )
+            rows.append([name, target, *cells, fmt(smallest, 2)])
+    return rows
+
+
+def prune_section(page: Page, result: dict[str, Any]) -> None:
+    page.heading("Pruning")
+    finetuned = (
+        f"; each point fine-tuned for {result['finetune_epochs']} epochs" if result.get("finetune_epochs") else ""
+    )
+    page.paragraph(
+        f"Unpruned test accuracy {fmt(result['baseline'], pct=True, pct_digits=2)}{finetuned}. Accuracy by fraction "
+        "of units kept (random: mean ± std over draws); last column: the smallest fraction from which on accuracy "
+        "stays within 1 point of the unpruned network.",
+        note=True,
+    )
+    keeps = sorted({e["keep"] for es in result["strategies"].values() for e in es})
+    page.table(["strategy", "layer", *[f"{k:g}" for k in keeps], "smallest within 1 pt"], prune_rows(result, keeps))
+
+
+def read_prune(run_dir: Path) -> dict[str, Any] | None:
+    data = _read_json(Path(run_dir) / "prune.json")
+    return data if data is not None and {"baseline", "strategies", "smallest_keep"} <= set(data) else None
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def beyond_sections(page: Page, history: RunHistory, run_dir: Path | None = None) -> None:
+    """Every section that has data; an unreadable analysis.json or prune.json is left out."""
+    life_section(page, EnsembleLife.from_history(history))
+    if run_dir is None:
+        return
+    analysis = _read_json(Path(run_dir) / "analysis.json")
+    if analysis is not None:
+        microstructure_section(page, analysis)
+    pruned = read_prune(run_dir)
+    if pruned is not None:
+        prune_section(page, pruned)
+
+
+def beyond_figures(history: RunHistory, run_dir: Path | None, class_names: list[str]) -> list[FigureSpec]:
+    """The unit × evaluation rasters of every layer with ensembles, and the pruning curves when measured."""
+    from ffterm_core.figures import beyond as BF
+
+    life = EnsembleLife.from_history(history)
+    specs = [
+        FigureSpec(
+            f"ensemble-life-layer-{i + 1}",
+            f"Layer {i + 1}: ensemble membership of every unit that was ever a member (rows) at every evaluation "
+            "(columns), one panel per class; the red line marks the epoch from which the ensemble stays stable.",
+            partial(BF.life_raster_figure, classes, i, class_names),
+        )
+        for i, classes in enumerate(life.layers)
+        if classes
+    ]
+    pruned = read_prune(run_dir) if run_dir is not None else None
+    if pruned is not None:
+        specs.append(
+            FigureSpec(
+                "prune",
+                "Test accuracy against the fraction of units kept, per pruning strategy (random: mean ± std).",
+                lambda: BF.prune_figure(pruned),
+            )
+        )
+    return specs

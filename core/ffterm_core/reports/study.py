@@ -1,0 +1,111 @@
+"""The study's published numbers (shipped as data) and how one of our figures is set beside one of theirs.
+
+`study_tables()` loads `study_tables.yaml` (transcribed from the paper's tables). `compare(ours,
+study, kind)` makes one table cell: our mean ± std over n runs, the study's value, the deviation in
+the study's standard deviations and whether it is off (more than 3 of them; for accuracies more than
+0.01 absolute, since a 10-seed std of 0.001 would flag differences nobody would call a failure).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import yaml
+
+SIGMA_LIMIT = 3.0
+ACCURACY_LIMIT = 0.01
+
+
+@cache
+def study_tables() -> dict[str, Any]:
+    """The study's tables, keyed as in the data file (e.g. ``table1_test_accuracy``)."""
+    text = resources.files("ffterm_core.reports").joinpath("study_tables.yaml").read_text(encoding="utf-8")
+    tables: dict[str, Any] = yaml.safe_load(text)  # the packaged file is a mapping
+    return tables
+
+
+def study_value(path: tuple[Any, ...]) -> Any:
+    """The entry at `path` in the study's tables, None where the study has no such entry."""
+    node: Any = study_tables()
+    for key in path:
+        if isinstance(node, dict):
+            node = node.get(key)
+        elif isinstance(node, list) and isinstance(key, int) and 0 <= key < len(node):
+            node = node[key]
+        else:
+            return None
+        if node is None:
+            return None
+    return node
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One figure of a study table: ours beside the study's."""
+
+    mean: float | None
+    std: float | None
+    n: int
+    study_mean: float | None
+    study_std: float | None
+    kind: str  # "accuracy" or "value": how far is "off"
+
+    @property
+    def difference(self) -> float | None:
+        if self.mean is None or self.study_mean is None:
+            return None
+        return self.mean - self.study_mean
+
+    @property
+    def deviation(self) -> float | None:
+        """(ours − study) in the study's standard deviations; None without a (positive) study std."""
+        diff = self.difference
+        if diff is None or not self.study_std:
+            return None
+        return diff / self.study_std
+
+    @property
+    def off(self) -> bool:
+        diff = self.difference
+        if diff is None:
+            return False
+        if self.kind == "accuracy":
+            return abs(diff) > ACCURACY_LIMIT
+        dev = self.deviation
+        return dev is not None and abs(dev) > SIGMA_LIMIT
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "mean": self.mean,
+            "std": self.std,
+            "n": self.n,
+            "study_mean": self.study_mean,
+            "study_std": self.study_std,
+            "difference": self.difference,
+            "deviation": self.deviation,
+            "off": self.off,
+        }
+
+
+def split_study(value: Any) -> tuple[float | None, float | None]:
+    """A study entry as (mean, std): ``[m, s]`` → (m, s), a single number → (m, None), null → (None, None)."""
+    if value is None:
+        return None, None
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value):
+        return float(value[0]), float(value[1])
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value), None
+    raise ValueError(f"study entry {value!r} is neither a number nor [mean, std]")
+
+
+def compare(ours: dict[str, Any], study: Any, kind: str = "value") -> Cell:
+    """A cell from our {"mean", "std", "n"} and the study's entry."""
+    study_mean, study_std = split_study(study)
+    mean = ours.get("mean")
+    mean = None if mean is None or (isinstance(mean, float) and math.isnan(mean)) else float(mean)
+    std = ours.get("std")
+    return Cell(mean, None if std is None else float(std), int(ours.get("n", 0)), study_mean, study_std, kind)

@@ -1,0 +1,329 @@
+"""RunHistory: a run's snapshots accumulated into per-epoch series, for curves and reports.
+
+Pure bookkeeping (no textual, no torch). Feed it every Snapshot of a run, in order, with `add`:
+
+- training series, one point per snapshot (x = `epochs`): loss, G⁺ and G⁻ per layer, wall time,
+  samples/s. A layer that is not trained in a snapshot (sequential FF) has None there.
+- evaluation series, one point per *evaluated* snapshot (x = `eval_epochs`): test accuracy,
+  per-layer accuracy, and per layer: sparsity, ensemble size %, active units, ρ⁺ mean, bias mean.
+- ensemble stability per layer and class (docs/algorithms.md#ensemble-stability): the Jaccard index
+  |E_c(t-1) ∩ E_c(t)| / |E_c(t-1) ∪ E_c(t)| of class c's ensemble between consecutive evaluated
+  snapshots (0 when both are empty). None at the first evaluation and wherever either ensemble is
+  undefined (sparsity < 0.5).
+
+A snapshot of kind "state" (the session announcing starting/paused/stopped/failed, with a
+message) changes only `state` and `message`; the series and `latest` keep the last real snapshot.
+A snapshot whose epoch is below the last one seen (the run was resumed and snapshots.jsonl
+rewritten) drops every point from that epoch on; one with the same epoch (the final snapshot, or
+one requested mid-epoch) replaces the point at that epoch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from ffterm_core.records import Heldout, LayerAnalysis, Summary
+from ffterm_core.store.snapshot import Snapshot
+
+Num = float | None
+
+
+def jaccard(a: frozenset[int] | set[int], b: frozenset[int] | set[int]) -> float:
+    """|a ∩ b| / |a ∪ b|; 0 when both are empty (docs/algorithms.md#shared-units-and-jaccard)."""
+    union = len(a | b)
+    return len(a & b) / union if union else 0.0
+
+
+def ema(values: Sequence[Num], weight: float) -> list[Num]:
+    """Exponential moving average with TensorBoard's debiasing; None entries stay None.
+
+    weight in [0, 1): 0 returns the values unchanged; 0.9 smooths strongly.
+    """
+    if weight <= 0:
+        return list(values)
+    out: list[Num] = []
+    last = 0.0
+    n = 0
+    for v in values:
+        if v is None or not math.isfinite(v):
+            out.append(None)
+            continue
+        last = last * weight + (1 - weight) * v
+        n += 1
+        out.append(last / (1 - weight**n))
+    return out
+
+
+def _num(value: Any) -> Num:
+    if value is None:
+        return None
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _get(seq: Sequence[Any] | None, i: int) -> Any:
+    if seq is None or i >= len(seq):
+        return None
+    return seq[i]
+
+
+def _stat_mean(stat: Summary | None) -> Num:
+    return _num(stat.get("mean")) if isinstance(stat, dict) else None
+
+
+class RunHistory:
+    """Series of one run, built from its snapshots in order."""
+
+    def __init__(self) -> None:
+        self.run_name = ""
+        self.model = ""
+        self.dataset = ""
+        self.num_layers = 0
+        self.count = 0  # snapshots added
+        self.state = "starting"  # of the newest snapshot, state announcements included
+        self.message: str | None = None  # e.g. why the run failed
+        self.latest: Snapshot | None = None
+        self.latest_evaluated: Snapshot | None = None
+        # training series (x = epochs)
+        self.epochs: list[int] = []
+        self.loss: list[list[Num]] = []
+        self.g_pos: list[list[Num]] = []
+        self.g_neg: list[list[Num]] = []
+        self.wall_time: list[float] = []
+        self.samples_per_s: list[Num] = []
+        # evaluation series (x = eval_epochs)
+        self.eval_epochs: list[int] = []
+        self.test_accuracy: list[Num] = []
+        self.layer_accuracy: list[list[Num]] = []
+        self.sparsity: list[list[Num]] = []
+        self.ensemble_size_pct: list[list[Num]] = []
+        self.active_units: list[list[Num]] = []
+        self.rho_plus_mean: list[list[Num]] = []
+        self.bias_mean: list[list[Num]] = []
+        self.heldout_accuracy_seen: list[Num] = []
+        self.heldout_accuracy_heldout: list[Num] = []
+        # stability[layer][class][eval i]; stability_mean[layer][eval i]
+        self.stability: list[list[list[Num]]] = []
+        self.stability_mean: list[list[Num]] = []
+        # ensembles[eval i][layer] = tuple of per-class frozensets, or None when undefined
+        self._ensembles: list[list[tuple[frozenset[int], ...] | None]] = []
+
+    # ---- feeding ----------------------------------------------------------------------------
+    @classmethod
+    def from_snapshots(cls, snapshots: Iterable[Snapshot]) -> RunHistory:
+        history = cls()
+        for snap in snapshots:
+            history.add(snap)
+        return history
+
+    def add(self, snap: Snapshot) -> bool:
+        """Add one snapshot; return True when it was an evaluated one."""
+        self.count += 1
+        self.run_name, self.model, self.dataset = snap.run_name, snap.model, snap.dataset
+        self.state, self.message = snap.state, snap.message
+        if snap.kind == "state":
+            return False
+        self._grow_layers(
+            max(
+                snap.num_layers,
+                len(snap.loss),
+                len(snap.g_pos or []),
+                len(snap.layers or []),
+                len(snap.layer_accuracy or []),
+            )
+        )
+        if self.epochs and snap.epoch < self.epochs[-1]:
+            self._truncate(snap.epoch)
+        self.latest = snap
+        self._add_training(snap)
+        if not snap.evaluated:
+            return False
+        self._add_evaluation(snap)
+        self.latest_evaluated = snap
+        return True
+
+    def _grow_layers(self, n: int) -> None:
+        while self.num_layers < n:
+            self.num_layers += 1
+            for series, x in (
+                (self.loss, self.epochs),
+                (self.g_pos, self.epochs),
+                (self.g_neg, self.epochs),
+                (self.layer_accuracy, self.eval_epochs),
+                (self.sparsity, self.eval_epochs),
+                (self.ensemble_size_pct, self.eval_epochs),
+                (self.active_units, self.eval_epochs),
+                (self.rho_plus_mean, self.eval_epochs),
+                (self.bias_mean, self.eval_epochs),
+                (self.stability_mean, self.eval_epochs),
+            ):
+                series.append([None] * len(x))
+            self.stability.append([])
+            for ens in self._ensembles:
+                ens.append(None)
+
+    def _truncate(self, epoch: int) -> None:
+        """Drop every point at or after `epoch`."""
+        keep = sum(1 for e in self.epochs if e < epoch)
+        del self.epochs[keep:], self.wall_time[keep:], self.samples_per_s[keep:]
+        for per_layer in (self.loss, self.g_pos, self.g_neg):
+            for s in per_layer:
+                del s[keep:]
+        self._truncate_eval(epoch)
+
+    def _truncate_eval(self, epoch: int) -> None:
+        keep = sum(1 for e in self.eval_epochs if e < epoch)
+        del self.eval_epochs[keep:], self.test_accuracy[keep:], self._ensembles[keep:]
+        del self.heldout_accuracy_seen[keep:], self.heldout_accuracy_heldout[keep:]
+        for per_layer in (
+            self.layer_accuracy,
+            self.sparsity,
+            self.ensemble_size_pct,
+            self.active_units,
+            self.rho_plus_mean,
+            self.bias_mean,
+            self.stability_mean,
+        ):
+            for s in per_layer:
+                del s[keep:]
+        for per_class in self.stability:
+            for s in per_class:
+                del s[keep:]
+        if self.latest_evaluated is not None and self.latest_evaluated.epoch >= epoch:
+            self.latest_evaluated = None
+
+    def _add_training(self, snap: Snapshot) -> None:
+        replace = bool(self.epochs) and self.epochs[-1] == snap.epoch
+        if not replace:
+            self.epochs.append(snap.epoch)
+            self.wall_time.append(snap.wall_time)
+            self.samples_per_s.append(_num(snap.samples_per_s))
+        else:
+            self.wall_time[-1] = snap.wall_time
+            self.samples_per_s[-1] = (
+                _num(snap.samples_per_s) if snap.samples_per_s is not None else self.samples_per_s[-1]
+            )
+        for series, values in ((self.loss, snap.loss), (self.g_pos, snap.g_pos), (self.g_neg, snap.g_neg)):
+            for layer, s in enumerate(series):
+                v = _num(_get(values, layer))
+                if not replace:
+                    s.append(v)
+                elif v is not None:  # a final snapshot may repeat the epoch without metrics
+                    s[-1] = v
+
+    def _add_evaluation(self, snap: Snapshot) -> None:
+        if self.eval_epochs and self.eval_epochs[-1] == snap.epoch:
+            self._truncate_eval(snap.epoch)  # replace the evaluation point at this epoch
+        layers = snap.layers or []
+        self.eval_epochs.append(snap.epoch)
+        self.test_accuracy.append(_num(snap.test_accuracy))
+        held: Heldout | dict[str, Any] = snap.heldout or {}
+        self.heldout_accuracy_seen.append(_num(held.get("accuracy_seen")))
+        self.heldout_accuracy_heldout.append(_num(held.get("accuracy_heldout")))
+        ensembles_now: list[tuple[frozenset[int], ...] | None] = []
+        prev = self._ensembles[-1] if self._ensembles else None
+        for i in range(self.num_layers):
+            # a snapshot read from disk may lack a layer or hold something else there
+            layer: LayerAnalysis | dict[str, Any] = layers[i] if i < len(layers) and isinstance(layers[i], dict) else {}
+            self.layer_accuracy[i].append(_num(_get(snap.layer_accuracy, i)))
+            self.sparsity[i].append(_num(layer.get("sparsity")))
+            self.ensemble_size_pct[i].append(_num(layer.get("ensemble_size_pct")))
+            self.active_units[i].append(_num(layer.get("active_units")))
+            self.rho_plus_mean[i].append(_stat_mean(layer.get("rho_plus")))
+            self.bias_mean[i].append(_stat_mean(layer.get("bias")))
+            ens = layer.get("ensembles")
+            now = tuple(frozenset(int(u) for u in units) for units in ens) if ens is not None else None
+            ensembles_now.append(now)
+            before = prev[i] if prev is not None and i < len(prev) else None
+            per_class = self.stability[i]
+            n_classes = max(len(now) if now else 0, len(before) if before else 0, len(per_class))
+            while len(per_class) < n_classes:
+                per_class.append([None] * (len(self.eval_epochs) - 1))
+            values: list[Num] = []
+            for c in range(n_classes):
+                if now is not None and before is not None and c < len(now) and c < len(before):
+                    v: Num = jaccard(before[c], now[c])
+                else:
+                    v = None
+                per_class[c].append(v)
+                values.append(v)
+            defined = [v for v in values if v is not None]
+            self.stability_mean[i].append(sum(defined) / len(defined) if defined else None)
+        self._ensembles.append(ensembles_now)
+
+    # ---- reading ----------------------------------------------------------------------------
+    def ensembles_at(self, eval_index: int, layer: int) -> tuple[frozenset[int], ...] | None:
+        """Per-class ensembles (sets of unit indices) of a layer at an evaluation point."""
+        try:
+            return self._ensembles[eval_index][layer]
+        except IndexError:
+            return None
+
+    def best_accuracy(self) -> tuple[int, float] | None:
+        """(epoch, accuracy) of the best test accuracy so far."""
+        best = None
+        for e, a in zip(self.eval_epochs, self.test_accuracy):
+            if a is not None and (best is None or a > best[1]):
+                best = (e, a)
+        return best
+
+    def series(self, name: str, layer: int | None = None) -> tuple[list[int], list[float]]:
+        """(x, y) of a named series with the None points left out (ready to plot).
+
+        name: loss, g_pos, g_neg, samples_per_s (x = epochs); test_accuracy, layer_accuracy, sparsity,
+        ensemble_size_pct, active_units, rho_plus_mean, bias_mean, stability_mean, heldout_accuracy_seen,
+        heldout_accuracy_heldout (x = eval_epochs).
+        """
+        data = getattr(self, name)
+        if layer is not None:
+            data = data[layer] if layer < len(data) else []
+        x_all = self.epochs if name in ("loss", "g_pos", "g_neg", "samples_per_s", "wall_time") else self.eval_epochs
+        xs, ys = [], []
+        for x, y in zip(x_all, data):
+            if y is not None:
+                xs.append(x)
+                ys.append(y)
+        return xs, ys
+
+    def stability_series(self, layer: int, cls: int) -> tuple[list[int], list[float]]:
+        per_class = self.stability[layer] if layer < len(self.stability) else []
+        data = per_class[cls] if cls < len(per_class) else []
+        xs, ys = [], []
+        for x, y in zip(self.eval_epochs, data):
+            if y is not None:
+                xs.append(x)
+                ys.append(y)
+        return xs, ys
+
+    def to_dict(self) -> dict[str, Any]:
+        """The series as plain JSON-ready data (for reports)."""
+        return {
+            "run_name": self.run_name,
+            "model": self.model,
+            "dataset": self.dataset,
+            "state": self.state,
+            "num_layers": self.num_layers,
+            "epochs": self.epochs,
+            "loss": self.loss,
+            "g_pos": self.g_pos,
+            "g_neg": self.g_neg,
+            "wall_time": self.wall_time,
+            "samples_per_s": self.samples_per_s,
+            "eval_epochs": self.eval_epochs,
+            "test_accuracy": self.test_accuracy,
+            "layer_accuracy": self.layer_accuracy,
+            "sparsity": self.sparsity,
+            "ensemble_size_pct": self.ensemble_size_pct,
+            "active_units": self.active_units,
+            "rho_plus_mean": self.rho_plus_mean,
+            "bias_mean": self.bias_mean,
+            "stability": self.stability,
+            "stability_mean": self.stability_mean,
+            "heldout_accuracy_seen": self.heldout_accuracy_seen,
+            "heldout_accuracy_heldout": self.heldout_accuracy_heldout,
+        }

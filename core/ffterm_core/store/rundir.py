@@ -1,0 +1,290 @@
+"""The run directory: config.yaml, snapshots.jsonl, checkpoint.pt, final.json.
+
+Files are written atomically (a `.NAME.XXXX.tmp` file, then rename) so a kill never leaves a torn
+file; the owner removes such leftovers when it opens the directory (`clean_temp_files`).
+snapshots.jsonl is append-only, one complete line per snapshot; every line read back is checked
+against the run's schema (`validation.SnapshotSchema`) and a bad one is skipped with a notice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import tempfile
+import threading
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ffterm_core.config import ConfigError, RunConfig, from_dict, load_yaml_text
+from ffterm_core.store.snapshot import Snapshot
+from ffterm_core.store.validation import Notice, SnapshotSchema, UnreadableFile, check_final, parse_lines, read_text
+
+CONFIG = "config.yaml"
+SNAPSHOTS = "snapshots.jsonl"
+CHECKPOINT = "checkpoint.pt"
+PREVIOUS_CHECKPOINT = "checkpoint.prev.pt"
+FINAL = "final.json"
+TRAIN_LOG = "train.log"
+ERROR_LOG = "error.log"
+# what a run leaves in its directory; --force clears these and nothing else
+RUN_OUTPUTS = (SNAPSHOTS, CHECKPOINT, PREVIOUS_CHECKPOINT, FINAL, ERROR_LOG, TRAIN_LOG, "analysis.json", "probes.json")
+RUN_OUTPUT_DIRS = ("reports",)
+_OWN_NAMES = {CONFIG, ".lock", "control.sock", *RUN_OUTPUTS, *RUN_OUTPUT_DIRS}
+
+
+class RunDirError(ValueError):
+    """A run directory that cannot be used as asked; one line naming the path and the fix."""
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, _FILE_MODE)  # mkstemp makes 0600 files; give the usual permissions
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
+
+
+def safe_name(name: str) -> str:
+    """`name` as one safe path component: letters, digits, `.`, `_`, `-` (no `..`, `/` or control
+    characters); anything else becomes `-`. Used for the folder of a run named by a preset."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-")[:80]
+    return cleaned or "run"
+
+
+def new_run_dir(name: str, root: Path = Path("runs")) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = safe_name(name)
+    path = root / f"{base}-{stamp}"
+    n = 1
+    while path.exists():
+        n += 1
+        path = root / f"{base}-{stamp}-{n}"
+    return path
+
+
+def read_config(run_dir: Path) -> RunConfig:
+    """The validated config.yaml of a run directory; one-line errors for anything else."""
+    path = Path(run_dir) / CONFIG
+    if not Path(run_dir).is_dir():
+        raise RunDirError(f"{run_dir}: not an ffterm run directory (no such folder)")
+    if not path.exists() and not path.is_symlink():
+        raise RunDirError(f"{run_dir}: not an ffterm run directory (no {CONFIG})")
+    try:
+        text = read_text(path, "run config", "restore it from a copy or start a new run")
+    except UnreadableFile as exc:
+        raise RunDirError(str(exc)) from None
+    return from_dict(load_yaml_text(text, str(path)))
+
+
+def read_final(run_dir: Path) -> dict[str, Any]:
+    """final.json of a finished run, checked for the keys and types summaries rely on."""
+    path = Path(run_dir) / FINAL
+    fix = f"remove it and recompute the run (`ffterm run` with --out {run_dir} --force)"
+    try:
+        data: dict[str, Any] = json.loads(read_text(path, "result file", fix))  # check_final checks the shape
+    except UnreadableFile as exc:
+        raise RunDirError(str(exc)) from None
+    except (ValueError, RecursionError):
+        raise RunDirError(f"{path}: not valid JSON; {fix}") from None
+    problem = check_final(data)
+    if problem:
+        raise RunDirError(f"{path}: {problem}; {fix}")
+    return data
+
+
+def _schema(run_dir: Path) -> SnapshotSchema:
+    try:
+        return SnapshotSchema.for_config(read_config(run_dir))
+    except (RunDirError, ConfigError):
+        return SnapshotSchema()
+
+
+def append_snapshot(run_dir: Path, snapshot: Snapshot) -> None:
+    with open(run_dir / SNAPSHOTS, "a", encoding="utf-8") as fh:
+        fh.write(snapshot.to_json() + "\n")
+        fh.flush()
+
+
+def _warn(line: str) -> None:
+    logging.getLogger("ffterm").warning("ffterm: note: %s", line)
+
+
+def read_snapshots(run_dir: Path, on_bad: Notice | None = _warn) -> list[Snapshot]:
+    """Every valid snapshot line of a run; each bad line (torn, edited, out of the run's bounds) is
+    skipped and reported through `on_bad` with its file and line number (default: a logged warning,
+    which reaches stderr when nothing else is set up)."""
+    return [snap for _, snap in read_numbered_snapshots(run_dir, on_bad)]
+
+
+def read_numbered_snapshots(
+    run_dir: Path, on_bad: Notice | None = None, *, writer_gone: bool = False
+) -> list[tuple[int, Snapshot]]:
+    """(line number, Snapshot) of the valid lines. An unterminated last line is a write in
+    progress and left alone, unless `writer_gone` (then it is torn, and reported)."""
+    path = Path(run_dir) / SNAPSHOTS
+    if not path.exists():
+        return []
+    raw = path.read_bytes().decode("utf-8", errors="replace")
+    lines = list(enumerate(raw.split("\n"), 1))
+    if not writer_gone and not raw.endswith("\n"):
+        lines = lines[:-1]
+    return parse_lines(lines, path, _schema(run_dir), on_bad)
+
+
+def truncate_snapshots(run_dir: Path, epoch: int) -> list[str]:
+    """Keep only live snapshots up to `epoch` (used on resume, so the file matches the checkpoint).
+
+    Returns one line per line dropped other than the ones after the checkpoint (bad lines, with
+    their number and reason), so a resume can say what it left out.
+    """
+    notices: list[str] = []
+    numbered = read_numbered_snapshots(run_dir, notices.append, writer_gone=True)
+    keep = [s for _, s in numbered if s.epoch <= epoch and s.kind == "live"]
+    atomic_write_text(Path(run_dir) / SNAPSHOTS, "".join(s.to_json() + "\n" for s in keep))
+    return notices
+
+
+def follow_snapshots(
+    run_dir: Path, stop: threading.Event, poll_s: float = 0.5, on_bad: Notice | None = None
+) -> Iterator[Snapshot]:
+    """Yield snapshots of a run as they are appended (as `tail -f`), until `stop` is set.
+
+    Yields the existing ones first. Survives the file being rewritten (resume truncation). A bad
+    line is reported through `on_bad` (file and line number) and following goes on.
+    """
+    path = Path(run_dir) / SNAPSHOTS
+    schema = _schema(run_dir)
+    offset = 0
+    number = 0
+    buffer = b""
+    while not stop.is_set():
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            size = 0
+        if size < offset:  # rewritten: start over
+            offset, number, buffer = 0, 0, b""
+        if size > offset:
+            with open(path, "rb") as fh:
+                fh.seek(offset)
+                buffer += fh.read(min(size - offset, 16 * 1024 * 1024))
+                offset = fh.tell()
+            *lines, buffer = buffer.split(b"\n")
+            if len(buffer) > schema.max_line_bytes:  # a line that never ends: drop it, keep following
+                lines.append(buffer)
+                buffer = b""
+            numbered = [(number + i, line.decode("utf-8", errors="replace")) for i, line in enumerate(lines, 1)]
+            number += len(lines)
+            for _, snap in parse_lines(numbered, path, schema, on_bad):
+                yield snap
+            continue
+        stop.wait(poll_s)
+
+
+def is_finished(run_dir: Path) -> bool:
+    return (Path(run_dir) / FINAL).exists()
+
+
+def check_target(run_dir: Path, force: bool) -> None:
+    """Refuse (one line) a run directory that cannot be used for a new run.
+
+    Not a folder, or under a file: always refused. A folder holding files that are not an ffterm
+    run, or holding a run's results (finished, or with a checkpoint): refused unless `force`.
+    """
+    d = Path(run_dir)
+    for parent in (d, *d.parents):
+        if parent.exists() and not parent.is_dir():
+            what = "is" if parent == d else f"is under {parent}, which is"
+            raise RunDirError(f"{d}: {what} not a folder; give --out a folder path (new or empty)")
+        if parent.exists():
+            break
+    if not d.is_dir():
+        return
+    try:
+        names = {p.name for p in d.iterdir()}
+    except PermissionError:
+        raise RunDirError(f"{d}: cannot be listed (permission denied); choose a folder you can write") from None
+    if not names or force:
+        return
+    foreign = sorted(n for n in names if n not in _OWN_NAMES and not _is_temp_file(n))
+    if foreign or (CONFIG in names and not _is_our_config(d)):
+        example = foreign[0] if foreign else CONFIG
+        raise RunDirError(
+            f"{d}: holds files that are not an ffterm run (e.g. {example}); "
+            "choose a new or empty folder, or pass --force to use it anyway"
+        )
+    check_reusable(d, force)
+
+
+def _is_our_config(run_dir: Path) -> bool:
+    try:
+        read_config(run_dir)
+    except (RunDirError, ConfigError):
+        return False
+    return True
+
+
+def clear_outputs(run_dir: Path) -> None:
+    """Remove what an earlier run left (snapshots, checkpoints, results, logs, reports/); other files stay."""
+    import shutil
+
+    d = Path(run_dir)
+    for name in RUN_OUTPUTS:
+        (d / name).unlink(missing_ok=True)
+    for name in RUN_OUTPUT_DIRS:
+        if (d / name).is_dir():
+            shutil.rmtree(d / name)
+
+
+def _is_temp_file(name: str) -> bool:
+    return name.startswith(".") and name.endswith(".tmp")
+
+
+def clean_temp_files(run_dir: Path) -> list[str]:
+    """Remove temp files left by atomic writes a kill interrupted; call with the run's lock held."""
+    removed = []
+    for path in Path(run_dir).glob(".*.tmp"):
+        if path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path.name)
+    return removed
+
+
+def check_reusable(run_dir: Path, force: bool) -> None:
+    """Refuse (unless forced) a directory that holds a run's results: a finished run or a checkpoint."""
+    if force:
+        return
+    if is_finished(run_dir):
+        raise RunDirError(f"{run_dir}: holds a finished run; choose another --out or pass --force to overwrite it")
+    if (Path(run_dir) / CHECKPOINT).exists():
+        raise RunDirError(
+            f"{run_dir}: holds an unfinished run; continue it with `ffterm resume {run_dir}` or pass --force"
+        )

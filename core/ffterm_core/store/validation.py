@@ -1,0 +1,330 @@
+"""Files we read are untrusted: text files read in one line of error, snapshot lines checked
+against a schema before anything sizes a structure or a loop from them.
+
+A snapshot line comes from a file anyone may have edited (or a torn write). `SnapshotSchema`
+bounds every size by the run's config — number of layers, hidden width, classes, epochs — so a
+line claiming `"num_layers": 1000000000` or unit 10**9 of an ensemble is refused instead of
+allocating for it; types are checked so `"epoch": "x"` never reaches arithmetic.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, TypeGuard
+
+from ffterm_core.config import RunConfig
+from ffterm_core.store.snapshot import STATES, Snapshot
+
+NUM_CLASSES = 10  # every dataset ffterm trains has ten classes
+KINDS = ("live", "final", "state")
+MODELS = ("ff", "bpff", "bp")
+_MAX_LAYERS = 16  # the config's own bound on `layers`
+_MAX_HIDDEN = 100_000  # the config's own bound on `hidden`
+_MAX_EPOCHS = 16 * 1_000_000
+_MAX_ROWS = 10_000_000  # images analysed
+_MAX_TEXT = 2_000  # run name, device, message
+
+
+class UnreadableFile(ValueError):
+    """A file that cannot be read as text; one line naming it and why."""
+
+
+def read_text(path: Path, what: str, fix: str) -> str:
+    """The UTF-8 text of `path`, or UnreadableFile naming the file, the reason and `fix`."""
+    path = Path(path)
+    try:
+        return path.read_text(encoding="utf-8")
+    except IsADirectoryError:
+        reason = "is a directory, not a file"
+    except FileNotFoundError:
+        reason = "does not exist"
+    except PermissionError:
+        reason = "cannot be read (permission denied)"
+    except UnicodeDecodeError as exc:
+        reason = f"is not UTF-8 text (byte {exc.start})"
+    except OSError as exc:
+        reason = f"cannot be read ({exc.strerror or type(exc).__name__})"
+    raise UnreadableFile(f"{what} {path} {reason}; {fix}")
+
+
+class BadSnapshot(ValueError):
+    """A snapshot line that does not match the schema; the message says which field and why."""
+
+
+def _is_int(v: Any) -> TypeGuard[int]:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> TypeGuard[float]:
+    return (isinstance(v, (int, float)) and not isinstance(v, bool)) and math.isfinite(v)
+
+
+@dataclass(frozen=True)
+class SnapshotSchema:
+    """Bounds of one run's snapshots; `for_config` derives them from config.yaml."""
+
+    max_layers: int = _MAX_LAYERS
+    max_hidden: int = _MAX_HIDDEN
+    max_classes: int = NUM_CLASSES
+    max_epochs: int = _MAX_EPOCHS
+    max_line_bytes: int = 64 * 1024 * 1024
+
+    @classmethod
+    def for_config(cls, cfg: RunConfig | None) -> SnapshotSchema:
+        if cfg is None:
+            return cls()
+        from ffterm_core.data.datasets import DATASETS
+
+        hidden = cfg.hidden or DATASETS[cfg.dataset].hidden
+        # an evaluated line holds per layer a few class x width tables (ensembles, mean activations,
+        # the activation map) as JSON text: ~12 bytes a number is a generous bound
+        per_layer = 3 * NUM_CLASSES * hidden * 12 + 2 * 1024 * 1024
+        return cls(
+            max_layers=cfg.layers,
+            max_hidden=hidden,
+            max_epochs=cfg.total_epochs,
+            max_line_bytes=4 * 1024 * 1024 + cfg.layers * per_layer,
+        )
+
+    # ---- parsing ------------------------------------------------------------------------------
+    def parse(self, line: str) -> Snapshot:
+        """The Snapshot of one JSON line, or BadSnapshot saying what is wrong with it."""
+        if len(line) > self.max_line_bytes:
+            raise BadSnapshot(f"line of {len(line)} bytes exceeds this run's bound of {self.max_line_bytes}")
+        try:
+            data = json.loads(line)
+        except (json.JSONDecodeError, RecursionError):
+            raise BadSnapshot("not valid JSON (a torn or edited line)") from None
+        if not isinstance(data, dict):
+            raise BadSnapshot(f"expected a JSON object, got {type(data).__name__}")
+        known = {k: v for k, v in data.items() if k in _FIELDS}
+        missing = [f for f in ("run_name", "model", "dataset", "device", "num_layers") if f not in known]
+        if missing:
+            raise BadSnapshot(f"missing field {missing[0]!r}")
+        self._check(known)
+        return Snapshot(**known)
+
+    def _check(self, d: dict[str, Any]) -> None:
+        for key in ("run_name", "dataset", "device"):
+            self._text(d, key)
+        self._text(d, "message", optional=True)
+        self._choice(d, "model", MODELS)
+        self._choice(d, "kind", KINDS)
+        self._choice(d, "state", STATES)
+        n = self._int(d, "num_layers", 1, self.max_layers)
+        self._int(d, "stage", 0, n - 1)
+        for key in ("stage_epoch", "epochs_per_stage", "epoch", "total_epochs"):
+            self._int(d, key, 0, self.max_epochs)
+        self._num(d, "wall_time", 0)
+        self._num(d, "samples_per_s", 0, optional=True)
+        self._num(d, "eta_s", 0, optional=True)
+        self._num(d, "test_accuracy", 0, 1, optional=True)
+        self._int(d, "eval_samples", 0, _MAX_ROWS, optional=True)
+        for key in ("loss", "g_pos", "g_neg"):
+            self._numbers(d, key, n, optional=False)
+        self._numbers(d, "layer_accuracy", n, optional=True, low=0, high=1)
+        layers = d.get("layers")
+        if layers is not None:
+            if not isinstance(layers, list) or len(layers) > n:
+                raise BadSnapshot(f"layers: expected a list of at most {n} layer analyses")
+            for i, layer in enumerate(layers):
+                self._layer(layer, f"layers[{i}]")
+        for key in ("heldout", "gpu"):
+            if d.get(key) is not None and not isinstance(d[key], dict):
+                raise BadSnapshot(f"{key}: expected an object or null")
+        self._heldout(d.get("heldout"), n)
+
+    def _layer(self, layer: Any, where: str) -> None:
+        if not isinstance(layer, dict):
+            raise BadSnapshot(f"{where}: expected an object")
+        for key in ("sparsity", "ensemble_size_pct"):
+            v = layer.get(key)
+            if v is not None and not _is_num(v):
+                raise BadSnapshot(f"{where}.{key}: expected a number or null, got {v!r:.40}")
+        c = self.max_classes
+        for key, cols in (("shared_units", c), ("jaccard", c), ("class_mean_activation", self.max_hidden)):
+            self._table(layer.get(key), c, cols, f"{where}.{key}")
+        for key in ("active_units", "n_units"):
+            v = layer.get(key)
+            if v is not None and not (_is_int(v) and 0 <= v <= self.max_hidden):
+                raise BadSnapshot(f"{where}.{key}: expected a whole number in 0..{self.max_hidden}")
+        self._ensembles(layer.get("ensembles"), f"{where}.ensembles")
+        for key in ("rho_plus", "bias"):
+            stat = layer.get(key)
+            if stat is not None and not (isinstance(stat, dict) and _is_num(stat.get("mean", 0))):
+                raise BadSnapshot(f"{where}.{key}: expected an object with a numeric mean")
+        amap = layer.get("activation_map")
+        if amap is not None:
+            self._activation_map(amap, f"{where}.activation_map")
+
+    @staticmethod
+    def _table(table: Any, rows: int, cols: int, where: str) -> None:
+        """None, or at most `rows` rows, each None or at most `cols` numbers (or nulls)."""
+        if table is None:
+            return
+        ok = isinstance(table, list) and len(table) <= rows
+        ok = ok and all(
+            row is None or (isinstance(row, list) and len(row) <= cols and all(v is None or _is_num(v) for v in row))
+            for row in table
+        )
+        if not ok:
+            raise BadSnapshot(f"{where}: expected at most {rows} rows of at most {cols} numbers")
+
+    def _ensembles(self, ens: Any, where: str) -> None:
+        if ens is None:
+            return
+        if not isinstance(ens, list) or len(ens) > self.max_classes:
+            raise BadSnapshot(f"{where}: expected a list of at most {self.max_classes} classes")
+        for c, units in enumerate(ens):
+            self._units(units, f"{where}[{c}]")
+
+    def _units(self, units: Any, where: str) -> None:
+        if units is None:
+            return
+        if not isinstance(units, list) or len(units) > self.max_hidden:
+            raise BadSnapshot(f"{where}: expected a list of at most {self.max_hidden} units")
+        if not all(_is_int(u) and 0 <= u < self.max_hidden for u in units):
+            raise BadSnapshot(f"{where}: unit indices must be whole numbers in 0..{self.max_hidden - 1}")
+
+    def _activation_map(self, amap: Any, where: str) -> None:
+        if not isinstance(amap, dict):
+            raise BadSnapshot(f"{where}: expected an object")
+        matrix = amap.get("matrix", [])
+        if not isinstance(matrix, list) or not all(
+            isinstance(row, list) and len(row) <= self.max_hidden and all(v is None or _is_num(v) for v in row)
+            for row in matrix
+        ):
+            raise BadSnapshot(f"{where}.matrix: expected rows of at most {self.max_hidden} numbers")
+        for key, high in (("row_class", self.max_classes), ("col_class", self.max_classes)):
+            values = amap.get(key, [])
+            if not isinstance(values, list) or not all(_is_int(v) and -1 <= v < high for v in values):
+                raise BadSnapshot(f"{where}.{key}: expected class numbers in -1..{high - 1}")
+        for key in ("unit_order", "col_edges"):
+            values = amap.get(key, [])
+            if not isinstance(values, list) or not all(_is_int(v) and 0 <= v <= self.max_hidden for v in values):
+                raise BadSnapshot(f"{where}.{key}: expected unit numbers in 0..{self.max_hidden}")
+
+    def _heldout(self, held: Any, n: int) -> None:
+        if held is None:
+            return
+        cls = held.get("class")
+        if cls is not None and not (_is_int(cls) and 0 <= cls < self.max_classes):
+            raise BadSnapshot(f"heldout.class: expected a class number in 0..{self.max_classes - 1}")
+        for key in ("accuracy_seen", "accuracy_heldout"):
+            v = held.get(key)
+            if v is not None and not (_is_num(v) and 0 <= v <= 1):
+                raise BadSnapshot(f"heldout.{key}: expected a fraction in 0..1 or null")
+        layers = held.get("layers", [])
+        if not isinstance(layers, list) or len(layers) > n or not all(isinstance(x, dict) for x in layers):
+            raise BadSnapshot(f"heldout.layers: expected a list of at most {n} objects")
+        for i, layer in enumerate(layers):
+            self._units(layer.get("ensemble"), f"heldout.layers[{i}].ensemble")
+
+    # ---- field checks ---------------------------------------------------------------------------
+    @staticmethod
+    def _text(d: dict[str, Any], key: str, optional: bool = False) -> None:
+        v = d.get(key)
+        if v is None and (optional or key not in d):
+            return
+        if not isinstance(v, str) or len(v) > _MAX_TEXT:
+            raise BadSnapshot(f"{key}: expected text of at most {_MAX_TEXT} characters")
+        if any((ord(ch) < 32 and ch not in "\t") or ord(ch) == 127 for ch in v):
+            raise BadSnapshot(f"{key}: control characters are not allowed")
+
+    @staticmethod
+    def _choice(d: dict[str, Any], key: str, choices: tuple[str, ...]) -> None:
+        if key in d and d[key] not in choices:
+            raise BadSnapshot(f"{key}: {d[key]!r:.40} is not one of {', '.join(choices)}")
+
+    @staticmethod
+    def _int(d: dict[str, Any], key: str, low: int, high: int, optional: bool = False) -> int:
+        v = d.get(key)
+        if v is None and (optional or key not in d):
+            return low
+        if not _is_int(v):
+            raise BadSnapshot(f"{key}: expected a whole number, got {v!r:.40}")
+        if not low <= v <= high:
+            raise BadSnapshot(f"{key}: {v} is out of range for this run (0..{high})")
+        return v
+
+    @staticmethod
+    def _num(d: dict[str, Any], key: str, low: float, high: float | None = None, optional: bool = False) -> None:
+        v = d.get(key)
+        if v is None and (optional or key not in d):
+            return
+        if not _is_num(v) or v < low or (high is not None and v > high):
+            bound = f"{low}..{high}" if high is not None else f">= {low}"
+            raise BadSnapshot(f"{key}: expected a number {bound}, got {v!r:.40}")
+
+    @staticmethod
+    def _numbers(
+        d: dict[str, Any], key: str, n: int, optional: bool, low: float | None = None, high: float | None = None
+    ) -> None:
+        v = d.get(key)
+        if v is None and (optional or key not in d):
+            return
+        ok = (
+            isinstance(v, list)
+            and len(v) <= n
+            and all(x is None or (_is_num(x) and (low is None or x >= low) and (high is None or x <= high)) for x in v)
+        )
+        if not ok:
+            raise BadSnapshot(f"{key}: expected a list of at most {n} numbers (or nulls)")
+
+
+_FIELDS = {f.name for f in fields(Snapshot)}
+
+
+def check_final(data: Any) -> str | None:
+    """What is wrong with a final.json's content (None when it is usable)."""
+    from ffterm_core.config import ConfigError, from_dict
+
+    if not isinstance(data, dict):
+        return "expected a JSON object"
+    missing = [k for k in ("config", "test_accuracy", "layer_accuracy", "layers", "wall_seconds") if k not in data]
+    if missing:
+        return f"missing key {missing[0]!r}"
+    if not isinstance(data["config"], dict):
+        return "config: expected an object"
+    try:
+        cfg = from_dict(data["config"])
+    except ConfigError as exc:
+        return f"config: {exc}"
+    if not (_is_num(data["test_accuracy"]) and 0 <= data["test_accuracy"] <= 1):
+        return "test_accuracy: expected a fraction in 0..1"
+    if not _is_num(data["wall_seconds"]) or data["wall_seconds"] < 0:
+        return "wall_seconds: expected a number >= 0"
+    acc = data["layer_accuracy"]
+    if not isinstance(acc, list) or len(acc) > cfg.layers or not all(a is None or _is_num(a) for a in acc):
+        return f"layer_accuracy: expected at most {cfg.layers} numbers"
+    layers = data["layers"]
+    if not isinstance(layers, list) or len(layers) > cfg.layers or not all(isinstance(x, dict) for x in layers):
+        return f"layers: expected at most {cfg.layers} objects"
+    held = data.get("heldout")
+    if held is not None and not (isinstance(held, dict) and "class" in held):
+        return "heldout: expected an object with a class"
+    return None
+
+
+Notice = Callable[[str], None]
+"""Called with one line when a bad snapshot line is skipped (file, line number, reason)."""
+
+
+def parse_lines(
+    text_lines: list[tuple[int, str]], path: Path, schema: SnapshotSchema, on_bad: Notice | None
+) -> list[tuple[int, Snapshot]]:
+    """(line number, Snapshot) of the good lines; each bad one is reported through `on_bad`."""
+    out = []
+    for number, line in text_lines:
+        if not line.strip():
+            continue
+        try:
+            out.append((number, schema.parse(line)))
+        except BadSnapshot as exc:
+            if on_bad is not None:
+                on_bad(f"{path}:{number}: skipped a bad snapshot line ({exc})")
+    return out

@@ -1,0 +1,120 @@
+"""Evaluation of a trainer at one moment: accuracy and the per-layer analysis (docs/algorithms.md#evaluation).
+
+Live snapshots use a fixed, seeded subset of the test set (`analysis_samples`); the final one uses
+the whole test set and adds permutation p-values.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ffterm_core.analysis import analyze_heldout_layer, analyze_layer
+from ffterm_core.analysis.microstructure import microstructure as class_microstructure
+from ffterm_core.config import RunConfig
+from ffterm_core.data.embedding import NUM_LABELS
+from ffterm_core.records import Heldout, HeldoutLayer, LayerAnalysis, SnapshotEvaluation
+from ffterm_core.training.trainers import TrainerView
+
+
+def live_subset(num_test: int, size: int, seed: int) -> torch.Tensor:
+    """The fixed test subset analysed in live snapshots (sorted indices)."""
+    if size >= num_test:
+        return torch.arange(num_test)
+    gen = torch.Generator().manual_seed(seed + 7919)
+    return torch.randperm(num_test, generator=gen)[:size].sort().values
+
+
+def evaluate(
+    trainer: TrainerView, cfg: RunConfig, subset: torch.Tensor | None, final: bool, microstructure: bool = False
+) -> SnapshotEvaluation:
+    """Accuracy and analysis on the test set (or `subset` of it), as Snapshot fields.
+
+    microstructure: also each class's activation patterns per layer (docs/algorithms.md).
+    """
+    data = trainer.data
+    x, y = data.test_x, data.test_y
+    if subset is not None:
+        idx = subset.to(x.device)
+        x, y = x[idx], y[idx]
+    ev = trainer.evaluate(x, y)
+    heldout = cfg.heldout_class
+    correct = ev.predictions == y
+    if heldout is not None:
+        correct &= y != heldout
+    reps = trainer.representations(x[correct], y[correct])
+    params = trainer.layer_params()
+    y_correct = y[correct]
+    result = SnapshotEvaluation(
+        test_accuracy=ev.accuracy,
+        layer_accuracy=ev.layer_accuracy,
+        eval_samples=int(y.shape[0]),
+        layers=[
+            analyze_layer(
+                h,
+                y_correct,
+                NUM_LABELS,
+                w,
+                b,
+                pvalues=final and cfg.final_pvalues,
+                seed=cfg.seed,
+                factor=cfg.ensemble_factor,
+            )
+            for h, (w, b) in zip(reps, params)
+        ],
+    )
+    if microstructure:
+        for layer, h in zip(result["layers"], reps):
+            layer["microstructure"] = class_microstructure(
+                h, y_correct, NUM_LABELS, layer["ensembles"], factor=cfg.ensemble_factor, seed=cfg.seed
+            )
+    if heldout is not None:
+        result["heldout"] = _heldout(trainer, cfg, heldout, x, y, ev.predictions, result["layers"])
+    return result
+
+
+def _heldout(
+    trainer: TrainerView,
+    cfg: RunConfig,
+    k: int,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    pred: torch.Tensor,
+    layers: list[LayerAnalysis],
+) -> Heldout:
+    """Held-out class k: accuracy on seen classes and on k; k's representations against seen ensembles.
+
+    All class-k images are analysed (almost none are classified correctly, since label k was never
+    trained), embedded with label k, or with no label pixel when `heldout_label: none`.
+    """
+    seen, held = y != k, y == k
+    xk = x[held]
+    yk = y[held] if cfg.heldout_label == "embed" else None
+    reps = trainer.representations(xk, yk) if xk.shape[0] else []
+    out_layers = [
+        analyze_heldout_layer(
+            reps[i], y[held], k, layer["ensembles"], num_classes=NUM_LABELS, factor=cfg.ensemble_factor
+        )
+        if reps
+        else _no_heldout_rows()
+        for i, layer in enumerate(layers)
+    ]
+    return {
+        "class": k,
+        "accuracy_seen": float((pred[seen] == y[seen]).float().mean()) if bool(seen.any()) else None,
+        "accuracy_heldout": float((pred[held] == y[held]).float().mean()) if bool(held.any()) else None,
+        "layers": out_layers,
+    }
+
+
+def _no_heldout_rows() -> HeldoutLayer:
+    """A layer's held-out record when the analysed test images hold no class-k image."""
+    return HeldoutLayer(
+        sparsity=None,
+        ensemble=None,
+        shared_with_seen=None,
+        sparsity_ignored_rows=0,
+        n_rows=0,
+        ensemble_size_pct=None,
+        jaccard_with_seen=None,
+        shared_with_seen_total=None,
+    )

@@ -1,0 +1,428 @@
+"""Session: one training run in a background thread, with commands, subscribers and a run directory.
+
+The thread checks its command flags between batches (pause, stop, checkpoint, snapshot). A stop
+leaves a consistent checkpoint and a complete snapshots.jsonl; a crash leaves everything written up
+to the last snapshot. Subscribers are called on the training thread and must return at once (the
+app posts a coalescing message; the console updates a progress bar).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ffterm_core.analysis.ensemble_life import EnsembleLife
+from ffterm_core.config import RunConfig, dump_yaml, to_dict
+from ffterm_core.data.datasets import DatasetError
+from ffterm_core.data.prepare import prepare
+from ffterm_core.device import check_precision, describe, gpu_stats, resolve_device, synchronize
+from ffterm_core.records import FinalRecord, final_layer
+from ffterm_core.store import rundir
+from ffterm_core.store.checkpoint import CheckpointError, load_checkpoint, restore_previous, save_checkpoint
+from ffterm_core.store.history import RunHistory
+from ffterm_core.store.lock import LOCK, RunLock
+from ffterm_core.store.snapshot import Snapshot
+from ffterm_core.training.evaluate import evaluate, live_subset
+from ffterm_core.training.trainers import EpochMetrics, Trainer, TrainerView, make_trainer
+
+Subscriber = Callable[[Snapshot], None]
+NoticeHandler = Callable[[str], None]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class TrainingFailed(RuntimeError):
+    """A run that cannot go on (NaN loss); the last good checkpoint is kept."""
+
+
+class Session:
+    def __init__(
+        self,
+        cfg: RunConfig,
+        run_dir: Path | None = None,
+        *,
+        force: bool = False,
+        run_root: Path = Path("runs"),
+        _resume: RunLock | None = None,
+    ) -> None:
+        """A new run in `run_dir` (default: a fresh folder under `run_root`), which this session
+        owns (its lock) until the training thread ends. `_resume` is the lock `resume_from` took."""
+        self.config = cfg
+        self.run_dir = Path(run_dir) if run_dir is not None else rundir.new_run_dir(cfg.name, run_root)
+        self.device = resolve_device(cfg.device)  # DeviceError before anything is written
+        check_precision(cfg.precision, self.device)
+        self._lock = _resume or RunLock(self.run_dir)
+        if _resume is None:
+            self._claim_run_dir(force)
+        self._resume = _resume is not None
+        self._subscribers: list[Subscriber] = []
+        self._notice_handlers: list[NoticeHandler] = []
+        self.notices: list[str] = []  # e.g. the snapshot lines a resume dropped, and why
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._unpaused = threading.Event()
+        self._unpaused.set()
+        self._checkpoint_requested = threading.Event()
+        self._snapshot_requested = threading.Event()
+        # set when the thread's work is over; waited on instead of Thread.join, which on Python 3.11
+        # can report a live thread as stopped when Ctrl-C interrupts it
+        self._done = threading.Event()
+        self.state = "starting"
+        self.error: str | None = None
+        self.final: FinalRecord | None = None
+        self._wall = 0.0  # training seconds so far (resumed runs continue the count)
+        self._last: Snapshot | None = None
+        self._history = RunHistory()  # what snapshots.jsonl holds: final.json's ensemble_life is read from it
+        self._saved_position: tuple[int, int, int] | None = None  # of the last checkpoint written
+
+    @classmethod
+    def resume_from(cls, run_dir: Path, device: str | None = None, *, previous: bool = False) -> Session:
+        """A session that continues the run in `run_dir` from its checkpoint (or, with `previous`,
+        from the checkpoint kept before it)."""
+        run_dir = Path(run_dir)
+        if not (run_dir / rundir.CONFIG).exists():
+            raise rundir.RunDirError(f"{run_dir}: no {rundir.CONFIG} here; is this an ffterm run directory?")
+        lock = RunLock(run_dir).acquire()
+        try:
+            cfg = rundir.read_config(run_dir)
+            if rundir.is_finished(run_dir):
+                raise rundir.RunDirError(
+                    f"{run_dir}: this run has already finished (final.json exists); nothing to resume"
+                )
+            rundir.clean_temp_files(run_dir)
+            if previous:
+                restore_previous(run_dir)
+            if not (run_dir / rundir.CHECKPOINT).exists():
+                raise rundir.RunDirError(
+                    f"{run_dir}: no {rundir.CHECKPOINT} to resume from; start the run again with `ffterm run`"
+                )
+            if device is not None:
+                cfg = cfg.replace(device=device)
+            load_checkpoint(run_dir / rundir.CHECKPOINT, cfg)  # validate before starting the thread
+            return cls(cfg, run_dir, _resume=lock)
+        except BaseException:
+            lock.release()
+            raise
+
+    def _claim_run_dir(self, force: bool) -> None:
+        """Take the run directory: lock it, check it may be used, clear an earlier run's outputs."""
+        d = self.run_dir
+        new_lock_file = not (d / LOCK).exists()
+        if d.is_dir():
+            self._lock.acquire()  # first, so a directory in use is reported as such
+        try:
+            rundir.check_target(d, force)
+            try:
+                d.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise rundir.RunDirError(
+                    f"{d}: cannot create the run directory ({exc.strerror}); pick a writable place with --out"
+                ) from None
+            if not self._lock.held:
+                self._lock.acquire()
+            rundir.clean_temp_files(d)
+            rundir.clear_outputs(d)
+            try:
+                rundir.atomic_write_text(d / rundir.CONFIG, dump_yaml(self.config))
+            except OSError as exc:
+                raise rundir.RunDirError(
+                    f"{d}: cannot write {rundir.CONFIG} ({exc.strerror}); pick a writable place"
+                ) from None
+        except BaseException:
+            if self._lock.held and new_lock_file:  # a refused folder is left as it was
+                (d / LOCK).unlink(missing_ok=True)
+            self._lock.release()
+            raise
+
+    def record_owner(self, **extra: Any) -> None:
+        """Add to what the run directory's lock file says about its owner (e.g. its control socket)."""
+        self._lock.update(**extra)
+
+    def release(self) -> None:
+        """Give up the run directory of a session that will not be started (start() does it at the end)."""
+        if self._thread is None:
+            self._lock.release()
+
+    # ---- commands (any thread) ------------------------------------------------------------
+    def subscribe(self, fn: Subscriber) -> None:
+        self._subscribers.append(fn)
+
+    def subscribe_notices(self, fn: NoticeHandler) -> None:
+        """`fn(line)` for each notice (e.g. a snapshot line a resume dropped); called on the training thread."""
+        self._notice_handlers.append(fn)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=f"ffterm-{self.config.name}", daemon=True)
+        self._thread.start()
+
+    def pause(self) -> None:
+        if self.state == "running":
+            self._unpaused.clear()
+
+    def resume(self) -> None:
+        self._unpaused.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._unpaused.set()
+
+    def request_checkpoint(self) -> None:
+        self._checkpoint_requested.set()
+
+    def request_snapshot(self) -> None:
+        self._snapshot_requested.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait (interruptibly) until the training thread has finished its work."""
+        if self._thread is not None:
+            self._done.wait(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and not self._done.is_set()
+
+    @property
+    def paused(self) -> bool:
+        return self.state == "paused"
+
+    # ---- the training thread --------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            self._train()
+        finally:
+            self._lock.release()
+            self._done.set()
+
+    def _train(self) -> None:
+        try:
+            if self.config.threads:
+                torch.set_num_threads(self.config.threads)
+            self._publish_state("starting", "loading data")
+            data = prepare(self.config, self.device)
+            trainer = make_trainer(self.config, data, self.device)
+            if self._resume:
+                self._restore(trainer)
+            self._loop(trainer, live_subset(data.test_y.shape[0], self.config.analysis_samples, self.config.seed))
+        except (DatasetError, CheckpointError, TrainingFailed) as exc:  # expected: the message says the fix
+            self._fail(_first_line(exc))
+        except Exception as exc:  # anything else (out of memory, a bug): one line, the traceback in the run dir
+            (self.run_dir / rundir.ERROR_LOG).write_text(traceback.format_exc())
+            self._fail(f"{type(exc).__name__}: {_first_line(exc)} (traceback in {self.run_dir / 'error.log'})")
+
+    def _restore(self, trainer: Trainer) -> None:
+        trainer.load_state_dict(self._restore_state())
+
+    def _restore_state(self) -> dict[str, Any]:
+        """The checkpoint's trainer state; takes over its training time and cuts snapshots.jsonl back to it."""
+        ckpt = load_checkpoint(self.run_dir / rundir.CHECKPOINT, self.config)
+        self._wall = float(ckpt["wall_time"])
+        stage, epoch, _ = (int(v) for v in ckpt["trainer"]["position"])
+        for line in rundir.truncate_snapshots(self.run_dir, stage * self.config.epochs + epoch):
+            self._notice(line)
+        self._history = RunHistory.from_snapshots(rundir.read_snapshots(self.run_dir))
+        return dict(ckpt["trainer"])
+
+    def _notice(self, line: str) -> None:
+        self.notices.append(line)
+        for fn in list(self._notice_handlers):
+            fn(line)
+
+    def _loop(self, trainer: Trainer, subset: torch.Tensor) -> None:
+        self.state = "running"
+        epoch_time = 0.0  # seconds spent training in the current epoch, pauses excluded
+        start = time.perf_counter()
+        while not trainer.done:
+            if self._stop.is_set():
+                self._wall += epoch_time + time.perf_counter() - start
+                self._save(trainer)
+                self._publish_state("stopped", f"checkpoint saved; continue with `ffterm resume {self.run_dir}`")
+                return
+            if not self._unpaused.is_set():
+                epoch_time += time.perf_counter() - start
+                self._publish_state("paused")
+                self._unpaused.wait()
+                self.state = "running"
+                self._publish_state("running")
+                start = time.perf_counter()
+                continue
+            if self._checkpoint_requested.is_set():
+                self._checkpoint_requested.clear()
+                self._save(trainer)
+            if trainer.step():
+                stage = trainer.stage
+                metrics = trainer.end_epoch()
+                synchronize(self.device)
+                self._record_epoch(trainer, metrics, stage, epoch_time + time.perf_counter() - start, subset)
+                epoch_time = 0.0
+                start = time.perf_counter()
+        self._finish(trainer)
+
+    def _record_epoch(
+        self, trainer: TrainerView, metrics: EpochMetrics, stage: int, elapsed: float, subset: torch.Tensor
+    ) -> None:
+        """After an epoch: check the loss, write its snapshot (evaluated every eval_every) and checkpoint."""
+        cfg = self.config
+        self._check_finite(metrics, trainer)
+        self._wall += elapsed
+        done = trainer.epochs_done
+        evaluated = done % cfg.effective_eval_every == 0 or self._snapshot_requested.is_set()
+        self._snapshot_requested.clear()
+        if trainer.done:
+            evaluated = False  # the final snapshot follows
+        snap = self._snapshot(trainer, metrics, stage, elapsed, subset if evaluated else None)
+        if done % cfg.checkpoint_every == 0 or trainer.done:
+            self._save(trainer)
+        self._emit(snap)
+
+    def _check_finite(self, metrics: EpochMetrics, trainer: TrainerView) -> None:
+        values = metrics.loss + metrics.g_pos + metrics.g_neg
+        if not all(v == v and abs(v) != float("inf") for v in values):
+            cfg = self.config
+            # settings beyond float32's range overflow whatever the learning rate
+            huge = [f"{k}={getattr(cfg, k):g}" for k in ("threshold", "lr", "act_l1") if abs(getattr(cfg, k)) > 1e30]
+            fix = f"{', '.join(huge)} overflows float32; use a smaller value" if huge else "try a smaller lr"
+            kept = (self.run_dir / rundir.CHECKPOINT).exists()
+            where = f"the last good checkpoint is kept in {self.run_dir}" if kept else "nothing was saved"
+            raise TrainingFailed(f"the loss became NaN/inf at epoch {trainer.epochs_done}; {fix}; {where}")
+
+    def _snapshot(
+        self,
+        trainer: TrainerView,
+        metrics: EpochMetrics | None,
+        stage: int,
+        elapsed: float,
+        subset: torch.Tensor | None,
+        final: bool = False,
+    ) -> Snapshot:
+        cfg = self.config
+        done = trainer.epochs_done
+        snap = Snapshot(
+            run_name=cfg.name,
+            model=cfg.model,
+            dataset=cfg.dataset,
+            device=describe(self.device),
+            num_layers=cfg.layers,
+            kind="final" if final else "live",
+            state=self.state,
+            stage=min(stage, cfg.stages - 1),
+            stage_epoch=done - stage * cfg.epochs if cfg.stages > 1 else done,
+            epochs_per_stage=cfg.epochs,
+            epoch=done,
+            total_epochs=cfg.total_epochs,
+            wall_time=round(self._wall, 3),
+            gpu=gpu_stats(self.device),
+        )
+        if metrics is not None:
+            snap.samples_per_s = metrics.samples / elapsed if elapsed > 0 else None
+            remaining = snap.total_epochs - done
+            snap.eta_s = remaining * elapsed if elapsed > 0 else None
+            snap.loss, snap.g_pos, snap.g_neg = self._metric_lists(metrics, stage)
+        if subset is not None or final:
+            ev = evaluate(trainer, cfg, None if final else subset, final)
+            snap.test_accuracy = ev["test_accuracy"]
+            snap.layer_accuracy = ev["layer_accuracy"]
+            snap.eval_samples = ev["eval_samples"]
+            snap.layers = ev["layers"]
+            snap.heldout = ev.get("heldout")
+        return snap
+
+    def _metric_lists(self, m: EpochMetrics, stage: int) -> tuple[list[float | None], ...]:
+        """Loss, G⁺ and G⁻ per layer; when layers train one at a time, None for every other layer."""
+        cfg = self.config
+        if cfg.model == "bp":
+            return [*m.loss], [], []
+        return tuple(
+            [v if cfg.stages == 1 or i == stage else None for i, v in enumerate(vals)]
+            for vals in (m.loss, m.g_pos, m.g_neg)
+        )
+
+    def _finish(self, trainer: TrainerView) -> None:
+        self.state = "finished"
+        self._publish_state("finished", "final analysis on the whole test set")
+        snap = self._snapshot(trainer, None, self.config.stages - 1, 0.0, None, final=True)
+        final = FinalRecord(
+            config=to_dict(self.config),
+            test_accuracy=snap.test_accuracy,
+            layer_accuracy=snap.layer_accuracy,
+            epochs_done=trainer.epochs_done,
+            wall_seconds=round(self._wall, 3),
+            device=describe(self.device),
+            v_train=trainer.data.v_train,
+            v_test=trainer.data.v_test,
+            layers=[final_layer(layer) for layer in snap.layers or []],
+        )
+        if snap.heldout is not None:
+            final["heldout"] = snap.heldout
+        rundir.append_snapshot(self.run_dir, snap)
+        self._history.add(snap)
+        final["ensemble_life"] = EnsembleLife.from_history(self._history).to_json()  # every evaluation, this one too
+        rundir.write_json(self.run_dir / rundir.FINAL, final)
+        self.final = final
+        self._notify(snap)
+
+    def _save(self, trainer: TrainerView) -> None:
+        position = (trainer.stage, trainer.epoch, trainer.batch)
+        if position == self._saved_position:  # e.g. a stop right after an epoch's save: keep the previous one
+            return
+        save_checkpoint(self.run_dir / rundir.CHECKPOINT, self.config, trainer.state_dict(), self._wall)
+        self._saved_position = position
+
+    def _emit(self, snap: Snapshot) -> None:
+        rundir.append_snapshot(self.run_dir, snap)
+        self._history.add(snap)
+        self._notify(snap)
+
+    def _notify(self, snap: Snapshot) -> None:
+        self._last = snap
+        for fn in list(self._subscribers):
+            fn(snap)
+
+    def _publish_state(self, state: str, message: str | None = None) -> None:
+        """Tell subscribers about a state change; a stop or failure is also written to snapshots.jsonl."""
+        self.state = state
+        cfg = self.config
+        base = self._last
+        snap = Snapshot(
+            run_name=cfg.name,
+            model=cfg.model,
+            dataset=cfg.dataset,
+            device=describe(self.device),
+            num_layers=cfg.layers,
+            kind="state",
+            state=state,
+            message=message,
+            epoch=base.epoch if base else 0,
+            stage=base.stage if base else 0,
+            stage_epoch=base.stage_epoch if base else 0,
+            epochs_per_stage=cfg.epochs,
+            total_epochs=cfg.total_epochs,
+            wall_time=round(self._wall, 3),
+        )
+        if state in ("stopped", "failed") and self.run_dir.exists():
+            rundir.append_snapshot(self.run_dir, snap)
+        for fn in list(self._subscribers):
+            fn(snap)
+
+    def _fail(self, message: str) -> None:
+        self.error = message
+        self._publish_state("failed", message)
+        self._discard_if_empty()
+
+    def _discard_if_empty(self) -> None:
+        """A run that failed before its first checkpoint (e.g. missing data) leaves no directory behind."""
+        d = self.run_dir
+        if self._resume or (d / rundir.CHECKPOINT).exists() or (d / rundir.ERROR_LOG).exists():
+            return
+        for name in (rundir.CONFIG, rundir.SNAPSHOTS, LOCK):  # nobody can take an unlinked lock file's name
+            (d / name).unlink(missing_ok=True)
+        if d.is_dir() and not any(d.iterdir()):
+            d.rmdir()
