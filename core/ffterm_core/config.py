@@ -15,8 +15,38 @@ from typing import Any, Literal, get_args, get_origin
 
 import yaml
 
-Model = Literal["ff", "bpff", "bp"]
 DatasetName = Literal["mnist", "fashionmnist", "svhn", "cifar10", "synthetic"]
+
+
+@dataclass(frozen=True)
+class ModelKind:
+    """What every room needs to know of an algorithm, declared once; the algorithm itself (network,
+    step, evaluation, FLOPs) is its class in ffterm_core.training.algorithms, registered under `name`."""
+
+    name: str  # the `model` setting
+    display: str  # in tables, headers and reports
+    description: str  # in the new-run form
+    goodness: bool  # trained and read out by goodness on label-embedded images; else a classifier on plain ones
+    layerwise: bool  # each layer has its own loss, so `schedule: sequential` trains them one after another
+    batch_size: int  # the default batch size
+
+
+MODEL_KINDS: dict[str, ModelKind] = {
+    kind.name: kind
+    for kind in (
+        ModelKind("ff", "FF", "forward-forward", goodness=True, layerwise=True, batch_size=1024),
+        ModelKind("bpff", "BP/FF", "backprop on goodness", goodness=True, layerwise=False, batch_size=1024),
+        ModelKind("bp", "BP", "backprop", goodness=False, layerwise=False, batch_size=2048),
+    )
+}
+
+
+def model_kind(name: str) -> ModelKind:
+    """The kind of `name`; ConfigError naming the kinds there are."""
+    try:
+        return MODEL_KINDS[name]
+    except KeyError:
+        raise ConfigError(f"model: {name!r} is not allowed; choose one of {', '.join(MODEL_KINDS)}") from None
 
 
 class ConfigError(ValueError):
@@ -29,7 +59,7 @@ class RunConfig:
 
     name: str = "custom"
     description: str = ""
-    model: Model = "ff"
+    model: str = "ff"  # a key of MODEL_KINDS
     dataset: DatasetName = "fashionmnist"
     layers: int = 3
     hidden: int | None = None  # None: the dataset's width (docs/algorithms.md#data)
@@ -52,7 +82,7 @@ class RunConfig:
     data_dir: str | None = None
     eval_every: int = 0  # epochs between evaluated snapshots; 0: about 40 per run
     analysis_samples: int = 2000  # test images analysed in live snapshots
-    checkpoint_every: int = 1  # epochs between checkpoints
+    checkpoint_minutes: float = 5.0  # at most one checkpoint per this many minutes of training (0: every epoch)
     final_pvalues: bool = True  # permutation p-values in the final analysis
     # ensemble rule: unit i joins class c's ensemble when its class mean exceeds this multiple of the
     # leave-one-out mean (2: the paper's text; 3: the stricter variant of its published notebook)
@@ -64,10 +94,12 @@ class RunConfig:
 
     # ---- derived values -------------------------------------------------------------------
     @property
+    def kind(self) -> ModelKind:
+        return MODEL_KINDS[self.model]
+
+    @property
     def effective_batch_size(self) -> int:
-        if self.batch_size is not None:
-            return self.batch_size
-        return 2048 if self.model == "bp" else 1024
+        return self.batch_size if self.batch_size is not None else self.kind.batch_size
 
     @property
     def effective_normalize(self) -> str:
@@ -79,7 +111,7 @@ class RunConfig:
 
         The one statement of this rule: trainers, snapshots, reports and the views all ask it.
         """
-        return self.layers if self.model == "ff" and self.schedule == "sequential" else 1
+        return self.layers if self.kind.layerwise and self.schedule == "sequential" else 1
 
     @property
     def total_epochs(self) -> int:
@@ -109,13 +141,16 @@ _RANGES: dict[str, tuple[float | None, float | None]] = {
     "seed": (0, 2**32 - 1),
     "eval_every": (0, None),
     "analysis_samples": (10, None),
-    "checkpoint_every": (1, None),
+    "checkpoint_minutes": (0.0, None),
     "threads": (0, 1024),
     "ensemble_factor": (1.0, 100.0),
 }
 _EXCLUSIVE_LOW = {"lr"}
 FIELD_NAMES = tuple(f.name for f in fields(RunConfig))
 _HINTS = typing.get_type_hints(RunConfig)
+_CHOICES = {"model": list(MODEL_KINDS)}  # text fields with a fixed set of values declared elsewhere
+# settings of older run directories and presets that are read and ignored: what replaced them
+_RETIRED = {"checkpoint_every": "checkpoint_minutes"}
 
 
 def _allowed(tp: Any) -> tuple[list[Any] | None, type | None, bool]:
@@ -134,6 +169,7 @@ def _allowed(tp: Any) -> tuple[list[Any] | None, type | None, bool]:
 
 def _coerce(key: str, value: Any) -> Any:
     choices, base, optional = _allowed(_HINTS[key])
+    choices = _CHOICES.get(key, choices)
     if value is None or (isinstance(value, str) and value.lower() in ("none", "null") and optional):
         if optional:
             return None
@@ -193,6 +229,7 @@ def from_dict(data: dict[str, Any]) -> RunConfig:
     """Build a validated RunConfig from a mapping (a preset's YAML, plus overrides)."""
     if not isinstance(data, dict):
         raise ConfigError(f"a preset must be a mapping of settings, got {type(data).__name__}")
+    data = {k: v for k, v in data.items() if k not in _RETIRED}
     unknown = [k for k in data if k not in FIELD_NAMES]
     if unknown:
         raise ConfigError(f"unknown key {unknown[0]!r}; allowed keys: {', '.join(FIELD_NAMES)}")
@@ -203,10 +240,14 @@ def from_dict(data: dict[str, Any]) -> RunConfig:
 
 
 def _check_combination(cfg: RunConfig) -> None:
-    if cfg.model != "bp" and cfg.act_l1:
-        raise ConfigError("act_l1: only the bp model has an activation penalty; set act_l1=0 or model=bp")
-    if cfg.model == "bp" and cfg.goodness != "l2":
-        raise ConfigError("goodness: the bp model has no goodness; set goodness=l2 or choose model ff/bpff")
+    goodness = "/".join(k.name for k in MODEL_KINDS.values() if k.goodness)
+    classifiers = "/".join(k.name for k in MODEL_KINDS.values() if not k.goodness)
+    if cfg.kind.goodness and cfg.act_l1:
+        raise ConfigError(
+            f"act_l1: only the {classifiers} model has an activation penalty; set act_l1=0 or model={classifiers}"
+        )
+    if not cfg.kind.goodness and cfg.goodness != "l2":
+        raise ConfigError(f"goodness: the {cfg.model} model has no goodness; set goodness=l2 or choose model {goodness}")
 
 
 def to_dict(cfg: RunConfig) -> dict[str, Any]:
@@ -219,7 +260,7 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise ConfigError(f"override {text!r} must look like key=value, e.g. epochs=5")
     key, raw = text.split("=", 1)
     key = key.strip()
-    if key not in FIELD_NAMES:
+    if key not in FIELD_NAMES and key not in _RETIRED:
         raise ConfigError(f"unknown key {key!r}; allowed keys: {', '.join(FIELD_NAMES)}")
     try:
         value = yaml.safe_load(raw) if raw.strip() else None

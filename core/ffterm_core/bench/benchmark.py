@@ -28,7 +28,9 @@ from ffterm_core.device import DeviceError, check_precision, describe, resolve_d
 from ffterm_core.training.batched import BatchedTrainer
 from ffterm_core.training.evaluate import evaluate, live_subset
 from ffterm_core.training.predict import label_goodness
-from ffterm_core.training.trainers import FFTrainer, Trainer, build_net, make_trainer
+from ffterm_core.training.algorithms import ALGORITHMS
+from ffterm_core.training.networks import FFNet
+from ffterm_core.training.trainers import BaseTrainer, Trainer, build_net, make_trainer
 
 FULL = {"train": 60000, "test": 10000}
 QUICK = {"train": 3000, "test": 1000}
@@ -83,27 +85,17 @@ def peak_matmul_flops(device: torch.device, n: int, repeats: int, dtype: torch.d
 #   FF simultaneous:                                                Σ_l 4·P·D_l·H
 #   BP/FF (one loss through all layers), P = 2M:                    Σ_l 4·P·D_l·H + Σ_{l≥2} 2·P·D_l·H
 #   BP, P = M rows, the 10-way head as a last layer:                 Σ_layers+head 4·P·D·H + Σ_{all but first} 2·P·D·H
-def _fans(cfg: RunConfig, in_features: int, hidden: int) -> list[tuple[int, int]]:
-    fans = [(in_features, hidden)] + [(hidden, hidden)] * (cfg.layers - 1)
-    return fans + ([(hidden, 10)] if cfg.model == "bp" else [])
-
-
 def epoch_flops(cfg: RunConfig, examples: int, in_features: int, hidden: int, layer: int | None = None) -> float:
-    """Matmul FLOPs of one epoch (of `layer` only, for sequential FF) by the formulas above."""
-    fans = _fans(cfg, in_features, hidden)
-    rows = examples if cfg.model == "bp" else 2 * examples
-    if cfg.model == "ff":
-        chosen = fans if layer is None else [fans[layer]]
-        return sum(4.0 * rows * d * h for d, h in chosen)
-    return sum(4.0 * rows * d * h for d, h in fans) + sum(2.0 * rows * d * h for d, h in fans[1:])
+    """Matmul FLOPs of one epoch (of `layer` only, for sequential FF): the algorithm's own count."""
+    return ALGORITHMS[cfg.model].epoch_flops(cfg, examples, in_features, hidden, layer)
 
 
-def _epoch(trainer: Trainer) -> None:
+def _epoch(trainer: BaseTrainer) -> None:
     while not trainer.step():
         pass
 
 
-def _epoch_seconds(make: Callable[[], Trainer], dev: torch.device) -> float:
+def _epoch_seconds(make: Callable[[], BaseTrainer], dev: torch.device) -> float:
     """Seconds of one epoch of a fresh trainer (made outside the timing)."""
     trainer = make()
     return _time(lambda: _epoch(trainer), dev)
@@ -126,9 +118,9 @@ def _paired(a: Callable[[], float], b: Callable[[], float], repeats: int) -> tup
     return best_a, best_b
 
 
-def _layer_epochs(cfg: RunConfig, data: PreparedData, dev: torch.device) -> tuple[list[float], FFTrainer]:
+def _layer_epochs(cfg: RunConfig, data: PreparedData, dev: torch.device) -> tuple[list[float], Trainer]:
     """Seconds of one epoch of each sequential FF layer of a fresh run, and its trainer."""
-    ff = FFTrainer(cfg, data, dev)
+    ff = Trainer(cfg, data, dev)
     seconds = []
     for _ in range(ff.num_stages):
         seconds.append(_time(lambda: _epoch(ff), dev))
@@ -219,20 +211,23 @@ def run_bench(
 
     for model, run_typical in (("bpff", typical.bpff_epoch), ("bp", typical.bp_epoch)):
         cfg = ff_cfg.replace(model=model, lr=1e-4)
-        inputs = (data.train_x, data.train_y) if model == "bp" else pairs
+        inputs = pairs if cfg.kind.goodness else (data.train_x, data.train_y)
         s, t = _paired(
             partial(_epoch_seconds, partial(make_trainer, cfg, data, dev), dev),
             partial(_typical_seconds, run_typical, cfg, data, inputs, dev),
             repeats,
         )
-        samples = m if model == "bp" else 2 * m  # BP's plain images cost the same as cleared-label ones
+        samples = 2 * m if cfg.kind.goodness else m  # BP's plain images cost the same as cleared-label ones
         trainers[model] = _trainer_figures(s, t, epoch_flops(cfg, m, d_in, hidden), samples, peak)
         _log_trainer(log, f"{model.upper()} epoch", trainers[model])
 
+    ff_net = ff.net
+    if not isinstance(ff_net, FFNet):
+        raise TypeError("FF trains an FFNet")
     # the 10-label evaluation of the test images: the shared first layer vs ten full passes per batch
     fast, slow = _paired(
-        lambda: _time(lambda: label_goodness(ff.net, data.test_x, data.v_test, data.shape, "l2"), dev),
-        lambda: _time(lambda: typical.ten_pass_accuracy(ff.net, data, dev, "l2"), dev),
+        lambda: _time(lambda: label_goodness(ff_net, data.test_x, data.v_test, data.shape, "l2"), dev),
+        lambda: _time(lambda: typical.ten_pass_accuracy(ff_net, data, dev, "l2"), dev),
         repeats,
     )
     results["eval"] = {"seconds": fast, "ten_pass_seconds": slow, "speedup_vs_10pass": slow / fast}
@@ -315,7 +310,7 @@ def _options(cfg: RunConfig, data: PreparedData, dev: torch.device, repeats: int
         return options
     graphed, eager = _paired(
         lambda: _epoch_seconds(lambda: BatchedTrainer([cfg], data, dev, cuda_graph=True), dev),
-        lambda: _epoch_seconds(lambda: BatchedTrainer([cfg], data, dev), dev),
+        lambda: _epoch_seconds(lambda: BatchedTrainer([cfg], data, dev, cuda_graph=False), dev),
         repeats,
     )
     options["cuda_graph"] = {"on_s": graphed, "off_s": eager, "speedup": eager / graphed}

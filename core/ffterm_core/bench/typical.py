@@ -22,7 +22,7 @@ from ffterm_core.data.prepare import PreparedData
 from ffterm_core.training.losses import goodness_loss
 from ffterm_core.training.networks import BPNet, FFNet, goodness
 from ffterm_core.training.predict import aggregate
-from ffterm_core.training.trainers import Trainer, _generator, make_trainer
+from ffterm_core.training.trainers import Trainer, generator, make_trainer
 
 
 class TwoMatmulFFNet(FFNet):
@@ -48,7 +48,7 @@ def _loader(*tensors: torch.Tensor, batch_size: int, shuffle: bool) -> DataLoade
 def pairs(cfg: RunConfig, data: PreparedData) -> tuple[torch.Tensor, torch.Tensor]:
     """Embedded positives and fixed negatives, on the CPU (made once, before the epochs)."""
     x, y = data.train_x.cpu(), data.train_y.cpu()
-    image, wrong = fixed_negative_pairs(y, data.seen_labels, _generator(cfg.seed, -1))
+    image, wrong = fixed_negative_pairs(y, data.seen_labels, generator(cfg.seed, -1))
     return embed_labels(x, y, data.v_train, data.shape), embed_labels(x[image], wrong, data.v_train, data.shape)
 
 

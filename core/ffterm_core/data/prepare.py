@@ -41,7 +41,7 @@ def prepare(cfg: RunConfig, device: torch.device) -> PreparedData:
             images, labels = images[:limit], labels[:limit]
         x = normalize_images(images, info)
         v = float(x.max())  # computed over the whole (limited) split, before any filtering
-        if cfg.model != "bp":
+        if cfg.kind.goodness:
             x = clear_label_pixels(x, info.shape)
         splits[split] = (x, labels.long(), v)
     train_x, train_y, v_train = splits["train"]

@@ -60,11 +60,11 @@ def _settings_rows(cfg: RunConfig, width: int | None) -> list[list[str]]:
         ["batch size", str(cfg.effective_batch_size)],
         ["hidden layers × width", f"{cfg.layers} × {hidden}"],
     ]
-    if cfg.model != "bp":
+    if cfg.kind.goodness:
         rows += [
             ["threshold θ", f"{cfg.threshold:g}"],
             ["loss", cfg.loss],
-            ["schedule", cfg.schedule if cfg.model == "ff" else "— (end to end)"],
+            ["schedule", cfg.schedule if cfg.kind.layerwise else "— (end to end)"],
             ["goodness", cfg.goodness],
             ["normalize", cfg.effective_normalize + (" (auto)" if cfg.normalize == "auto" else "")],
             ["negatives", cfg.negatives],

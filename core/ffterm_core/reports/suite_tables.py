@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ffterm_core.config import MODEL_KINDS
 from ffterm_core.formatting import MISSING, fmt
 from ffterm_core.reports.run_report import class_names
 from ffterm_core.reports.study import Cell, compare, study_value
@@ -26,11 +28,11 @@ from ffterm_core.suites.similarity import cross_model, within_model
 from ffterm_core.suites.spec import TABLES
 from ffterm_core.suites.worker import PROBES
 
-MODELS = ("ff", "bpff", "bp")
+MODELS = tuple(MODEL_KINDS)
 DATASETS = ("mnist", "fashionmnist", "svhn", "cifar10", "synthetic")
-MODEL_NAMES = {"ff": "FF", "bpff": "BP/FF", "bp": "BP"}
+MODEL_NAMES = {k.name: k.display for k in MODEL_KINDS.values()}
 DATASET_NAMES = {"mnist": "MNIST", "fashionmnist": "FashionMNIST", "svhn": "SVHN", "cifar10": "CIFAR10"}
-SIMILARITY_PAIRS = (("ff", "bpff"), ("ff", "bp"), ("bpff", "bp"))
+SIMILARITY_PAIRS = tuple(itertools.combinations(MODELS, 2))
 
 
 @dataclass

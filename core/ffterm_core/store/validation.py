@@ -16,12 +16,12 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TypeGuard
 
-from ffterm_core.config import RunConfig
+from ffterm_core.config import MODEL_KINDS, RunConfig
 from ffterm_core.store.snapshot import STATES, Snapshot
 
 NUM_CLASSES = 10  # every dataset ffterm trains has ten classes
 KINDS = ("live", "final", "state")
-MODELS = ("ff", "bpff", "bp")
+MODELS = tuple(MODEL_KINDS)
 _MAX_LAYERS = 16  # the config's own bound on `layers`
 _MAX_HIDDEN = 100_000  # the config's own bound on `hidden`
 _MAX_EPOCHS = 16 * 1_000_000

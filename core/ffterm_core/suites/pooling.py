@@ -53,7 +53,7 @@ POOLABLE_KEYS = frozenset(
         "data_dir",
         "eval_every",
         "analysis_samples",
-        "checkpoint_every",
+        "checkpoint_minutes",
         "final_pvalues",
         "threads",
     }

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,32 +18,27 @@ import torch
 
 from ffterm_core.analysis.ensemble_life import EnsembleLife
 from ffterm_core.config import RunConfig, dump_yaml, to_dict
-from ffterm_core.data.datasets import DatasetError
-from ffterm_core.data.prepare import prepare
-from ffterm_core.device import check_precision, describe, gpu_stats, resolve_device, synchronize
+from ffterm_core.device import check_precision, describe, gpu_stats, resolve_device
 from ffterm_core.records import FinalRecord, final_layer
 from ffterm_core.store import rundir
-from ffterm_core.store.checkpoint import CheckpointError, load_checkpoint, restore_previous, save_checkpoint
+from ffterm_core.store.checkpoint import load_checkpoint, restore_previous, save_checkpoint
 from ffterm_core.store.history import RunHistory
 from ffterm_core.store.lock import LOCK, RunLock
 from ffterm_core.store.snapshot import Snapshot
-from ffterm_core.training.evaluate import evaluate, live_subset
-from ffterm_core.training.trainers import EpochMetrics, Trainer, TrainerView, make_trainer
+from ffterm_core.training.evaluate import evaluate
+from ffterm_core.training.loop import Clock, TrainingFailed, run_training
+from ffterm_core.training.trainers import EpochMetrics, Trainer, TrainerView
 
 Subscriber = Callable[[Snapshot], None]
 NoticeHandler = Callable[[str], None]
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-class TrainingFailed(RuntimeError):
-    """A run that cannot go on (NaN loss); the last good checkpoint is kept."""
+__all__ = ["NoticeHandler", "Session", "Subscriber", "TrainingFailed"]
 
 
 class Session:
+    """A run's commands (the `Control` of its loop) and its record (the loop's `Recorder`)."""
+
     def __init__(
         self,
         cfg: RunConfig,
@@ -53,10 +47,13 @@ class Session:
         force: bool = False,
         run_root: Path = Path("runs"),
         _resume: RunLock | None = None,
+        clock: Clock = time.perf_counter,
     ) -> None:
         """A new run in `run_dir` (default: a fresh folder under `run_root`), which this session
-        owns (its lock) until the training thread ends. `_resume` is the lock `resume_from` took."""
+        owns (its lock) until the training thread ends. `_resume` is the lock `resume_from` took.
+        `clock` measures training time (checkpoints are written by it)."""
         self.config = cfg
+        self.clock = clock
         self.run_dir = Path(run_dir) if run_dir is not None else rundir.new_run_dir(cfg.name, run_root)
         self.device = resolve_device(cfg.device)  # DeviceError before anything is written
         check_precision(cfg.precision, self.device)
@@ -85,7 +82,9 @@ class Session:
         self._saved_position: tuple[int, int, int] | None = None  # of the last checkpoint written
 
     @classmethod
-    def resume_from(cls, run_dir: Path, device: str | None = None, *, previous: bool = False) -> Session:
+    def resume_from(
+        cls, run_dir: Path, device: str | None = None, *, previous: bool = False, clock: Clock = time.perf_counter
+    ) -> Session:
         """A session that continues the run in `run_dir` from its checkpoint (or, with `previous`,
         from the checkpoint kept before it)."""
         run_dir = Path(run_dir)
@@ -108,7 +107,7 @@ class Session:
             if device is not None:
                 cfg = cfg.replace(device=device)
             load_checkpoint(run_dir / rundir.CHECKPOINT, cfg)  # validate before starting the thread
-            return cls(cfg, run_dir, _resume=lock)
+            return cls(cfg, run_dir, _resume=lock, clock=clock)
         except BaseException:
             lock.release()
             raise
@@ -203,25 +202,28 @@ class Session:
             self._done.set()
 
     def _train(self) -> None:
-        try:
-            if self.config.threads:
-                torch.set_num_threads(self.config.threads)
-            self._publish_state("starting", "loading data")
-            data = prepare(self.config, self.device)
-            trainer = make_trainer(self.config, data, self.device)
-            if self._resume:
-                self._restore(trainer)
-            self._loop(trainer, live_subset(data.test_y.shape[0], self.config.analysis_samples, self.config.seed))
-        except (DatasetError, CheckpointError, TrainingFailed) as exc:  # expected: the message says the fix
-            self._fail(_first_line(exc))
-        except Exception as exc:  # anything else (out of memory, a bug): one line, the traceback in the run dir
-            (self.run_dir / rundir.ERROR_LOG).write_text(traceback.format_exc())
-            self._fail(f"{type(exc).__name__}: {_first_line(exc)} (traceback in {self.run_dir / 'error.log'})")
+        run_training(
+            [self], self.device, lambda data: Trainer(self.config, data, self.device), resume=self._resume,
+            control=self, clock=self.clock,
+        )
 
-    def _restore(self, trainer: Trainer) -> None:
-        trainer.load_state_dict(self._restore_state())
+    # ---- the loop's control ---------------------------------------------------------------
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
 
-    def _restore_state(self) -> dict[str, Any]:
+    def pause_requested(self) -> bool:
+        return not self._unpaused.is_set()
+
+    def wait_unpaused(self) -> None:
+        self._unpaused.wait()
+
+    def take_checkpoint_request(self) -> bool:
+        requested = self._checkpoint_requested.is_set()
+        self._checkpoint_requested.clear()
+        return requested
+
+    # ---- the loop's record ----------------------------------------------------------------
+    def restore_state(self) -> dict[str, Any]:
         """The checkpoint's trainer state; takes over its training time and cuts snapshots.jsonl back to it."""
         ckpt = load_checkpoint(self.run_dir / rundir.CHECKPOINT, self.config)
         self._wall = float(ckpt["wall_time"])
@@ -236,40 +238,28 @@ class Session:
         for fn in list(self._notice_handlers):
             fn(line)
 
-    def _loop(self, trainer: Trainer, subset: torch.Tensor) -> None:
+    def started(self) -> None:
         self.state = "running"
-        epoch_time = 0.0  # seconds spent training in the current epoch, pauses excluded
-        start = time.perf_counter()
-        while not trainer.done:
-            if self._stop.is_set():
-                self._wall += epoch_time + time.perf_counter() - start
-                self._save(trainer)
-                self._publish_state("stopped", f"checkpoint saved; continue with `ffterm resume {self.run_dir}`")
-                return
-            if not self._unpaused.is_set():
-                epoch_time += time.perf_counter() - start
-                self._publish_state("paused")
-                self._unpaused.wait()
-                self.state = "running"
-                self._publish_state("running")
-                start = time.perf_counter()
-                continue
-            if self._checkpoint_requested.is_set():
-                self._checkpoint_requested.clear()
-                self._save(trainer)
-            if trainer.step():
-                stage = trainer.stage
-                metrics = trainer.end_epoch()
-                synchronize(self.device)
-                self._record_epoch(trainer, metrics, stage, epoch_time + time.perf_counter() - start, subset)
-                epoch_time = 0.0
-                start = time.perf_counter()
-        self._finish(trainer)
 
-    def _record_epoch(
-        self, trainer: TrainerView, metrics: EpochMetrics, stage: int, elapsed: float, subset: torch.Tensor
+    def record_pause(self, paused: bool) -> None:
+        self.publish_state("paused" if paused else "running")
+
+    def record_stop(self, trainer: TrainerView, training_seconds: float) -> None:
+        self._wall += training_seconds
+        self.checkpoint(trainer)
+        self.publish_state("stopped", f"checkpoint saved; continue with `ffterm resume {self.run_dir}`")
+
+    def record_epoch(
+        self,
+        trainer: TrainerView,
+        metrics: EpochMetrics,
+        stage: int,
+        elapsed: float,
+        subset: torch.Tensor,
+        checkpoint: bool,
     ) -> None:
-        """After an epoch: check the loss, write its snapshot (evaluated every eval_every) and checkpoint."""
+        """After an epoch: check the loss, write its snapshot (evaluated every eval_every) and, if
+        `checkpoint`, a checkpoint."""
         cfg = self.config
         self._check_finite(metrics, trainer)
         self._wall += elapsed
@@ -279,8 +269,8 @@ class Session:
         if trainer.done:
             evaluated = False  # the final snapshot follows
         snap = self._snapshot(trainer, metrics, stage, elapsed, subset if evaluated else None)
-        if done % cfg.checkpoint_every == 0 or trainer.done:
-            self._save(trainer)
+        if checkpoint:
+            self.checkpoint(trainer)
         self._emit(snap)
 
     def _check_finite(self, metrics: EpochMetrics, trainer: TrainerView) -> None:
@@ -338,16 +328,16 @@ class Session:
     def _metric_lists(self, m: EpochMetrics, stage: int) -> tuple[list[float | None], ...]:
         """Loss, G⁺ and G⁻ per layer; when layers train one at a time, None for every other layer."""
         cfg = self.config
-        if cfg.model == "bp":
+        if not cfg.kind.goodness:
             return [*m.loss], [], []
         return tuple(
             [v if cfg.stages == 1 or i == stage else None for i, v in enumerate(vals)]
             for vals in (m.loss, m.g_pos, m.g_neg)
         )
 
-    def _finish(self, trainer: TrainerView) -> None:
+    def finish(self, trainer: TrainerView) -> None:
         self.state = "finished"
-        self._publish_state("finished", "final analysis on the whole test set")
+        self.publish_state("finished", "final analysis on the whole test set")
         snap = self._snapshot(trainer, None, self.config.stages - 1, 0.0, None, final=True)
         final = FinalRecord(
             config=to_dict(self.config),
@@ -369,7 +359,7 @@ class Session:
         self.final = final
         self._notify(snap)
 
-    def _save(self, trainer: TrainerView) -> None:
+    def checkpoint(self, trainer: TrainerView) -> None:
         position = (trainer.stage, trainer.epoch, trainer.batch)
         if position == self._saved_position:  # e.g. a stop right after an epoch's save: keep the previous one
             return
@@ -386,7 +376,7 @@ class Session:
         for fn in list(self._subscribers):
             fn(snap)
 
-    def _publish_state(self, state: str, message: str | None = None) -> None:
+    def publish_state(self, state: str, message: str | None = None) -> None:
         """Tell subscribers about a state change; a stop or failure is also written to snapshots.jsonl."""
         self.state = state
         cfg = self.config
@@ -412,9 +402,13 @@ class Session:
         for fn in list(self._subscribers):
             fn(snap)
 
-    def _fail(self, message: str) -> None:
+    def fail(self, message: str, details: str | None = None) -> None:
+        if details is not None:
+            log = self.run_dir / rundir.ERROR_LOG
+            log.write_text(details)
+            message = f"{message} (traceback in {log})"
         self.error = message
-        self._publish_state("failed", message)
+        self.publish_state("failed", message)
         self._discard_if_empty()
 
     def _discard_if_empty(self) -> None:

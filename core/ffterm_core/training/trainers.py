@@ -1,4 +1,5 @@
-"""Trainers for FF, BP/FF and BP, advancing one batch per `step()` (docs/algorithms.md#ff-training and after).
+"""Trainers: one run (`Trainer`) or N seeds in lockstep (`batched.BatchedTrainer`), advancing one batch per
+`step()` around the algorithm's own step (`training.algorithms`), which both run unchanged.
 
 A trainer's position is (stage, epoch, batch). Every random choice is derived from the seed and the
 position (the epoch's permutation, resampled negatives), so a checkpoint needs no RNG state and a
@@ -8,22 +9,23 @@ the device; `end_epoch()` reads them once (no host sync per batch).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
-import torch.nn.functional as F
 
 from ffterm_core.config import RunConfig
 from ffterm_core.data.embedding import embed_labels, fixed_negative_pairs, resampled_negative_labels
 from ffterm_core.data.prepare import PreparedData
 from ffterm_core.device import matmul_precision
-from ffterm_core.training.losses import goodness_loss
-from ffterm_core.training.networks import BPNet, FFNet, goodness
-from ffterm_core.training.predict import aggregate, label_goodness
+from ffterm_core.training.algorithms import ALGORITHMS, Algorithm, Evaluation
+from ffterm_core.training.algorithms.base import INPUT_CHUNK, adam
+from ffterm_core.training.graph import GraphedStep
+from ffterm_core.training.networks import BPNet, FFNet
 
-INPUT_CHUNK = 4096
+__all__ = ["INPUT_CHUNK", "BaseTrainer", "EpochMetrics", "Evaluation", "Trainer", "TrainerView", "make_trainer"]
 
 
 @dataclass
@@ -34,15 +36,7 @@ class EpochMetrics:
     samples: int  # training samples processed (positives + negatives)
 
 
-@dataclass
-class Evaluation:
-    predictions: torch.Tensor  # (N,)
-    layer_predictions: torch.Tensor | None  # (N, L); None for BP
-    accuracy: float
-    layer_accuracy: list[float]
-
-
-def _generator(*parts: int) -> torch.Generator:
+def generator(*parts: int) -> torch.Generator:
     """A CPU generator seeded from a position, e.g. (seed, stage, epoch)."""
     seed = 0
     for p in parts:
@@ -53,75 +47,12 @@ def _generator(*parts: int) -> torch.Generator:
 def build_net(cfg: RunConfig, data: PreparedData, device: torch.device) -> FFNet | BPNet:
     """The run's network with its initial weights, drawn from the global generator seeded with cfg.seed."""
     torch.manual_seed(cfg.seed)
-    hidden = cfg.hidden or data.info.hidden  # as Trainer.hidden
-    if cfg.model == "bp":
-        return BPNet(data.in_features, hidden, cfg.layers).to(device)
-    return FFNet(data.in_features, hidden, cfg.layers, cfg.effective_normalize).to(device)
-
-
-@torch.no_grad()
-def goodness_evaluation(net: FFNet, cfg: RunConfig, data: PreparedData, x: torch.Tensor, y: torch.Tensor) -> Evaluation:
-    """Predictions of an FF network by goodness over the 10 labels (docs/algorithms.md)."""
-    g = label_goodness(net, x, data.v_test, data.shape, cfg.goodness)
-    pred, layer_pred = aggregate(g)
-    return Evaluation(
-        pred, layer_pred, _accuracy(pred, y), [_accuracy(layer_pred[:, i], y) for i in range(layer_pred.shape[1])]
-    )
-
-
-@torch.no_grad()
-def goodness_representations(
-    net: FFNet, data: PreparedData, x: torch.Tensor, y: torch.Tensor | None
-) -> list[torch.Tensor]:
-    """Hidden-layer outputs of an FF network on x with label y embedded (y None: no label pixel)."""
-    if y is not None:
-        x = embed_labels(x, y, data.v_test, data.shape)
-    outs: list[list[torch.Tensor]] = [[] for _ in net.linears]
-    for start in range(0, x.shape[0], INPUT_CHUNK):
-        for i, h in enumerate(net(x[start : start + INPUT_CHUNK])):
-            outs[i].append(h)
-    return [torch.cat(o) for o in outs]
-
-
-@torch.no_grad()
-def bp_evaluation(net: BPNet, x: torch.Tensor, y: torch.Tensor) -> Evaluation:
-    pred = torch.cat([net(x[s : s + INPUT_CHUNK])[0].argmax(1) for s in range(0, x.shape[0], INPUT_CHUNK)])
-    return Evaluation(pred, None, _accuracy(pred, y), [])
-
-
-@torch.no_grad()
-def bp_representations(net: BPNet, x: torch.Tensor) -> list[torch.Tensor]:
-    outs: list[list[torch.Tensor]] = [[] for _ in net.linears]
-    for start in range(0, x.shape[0], INPUT_CHUNK):
-        for i, h in enumerate(net.hidden(x[start : start + INPUT_CHUNK])):
-            outs[i].append(h)
-    return [torch.cat(o) for o in outs]
-
-
-def _adam(params: Iterable[torch.nn.Parameter], lr: float, capturable: bool = False) -> torch.optim.Adam:
-    """Adam (β 0.9, 0.999, eps 1e-8, no weight decay), fused: one kernel for all parameters.
-
-    `capturable`: its step count stays on the GPU, so a CUDA graph can hold the update.
-    """
-    return torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999), eps=1e-8, fused=True, capturable=capturable)
-
-
-def _accuracy(pred: torch.Tensor, y: torch.Tensor) -> float:
-    return float((pred == y).float().mean()) if y.numel() else float("nan")
-
-
-def positives_then_negatives(pos: torch.Tensor, neg: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """Batch `idx` (B,) of the positives and of the negatives (M, D each) as one input (2B, D), positives first.
-
-    Each layer then takes both in one matmul, and its backward in one per gradient (`ffterm bench`
-    measures the gain). The numbers are those of two matmuls, one per half, up to float rounding:
-    normalisation and goodness are per row, and the loss splits the rows again at B.
-    """
-    return torch.cat([pos[idx], neg[idx]])
+    hidden = cfg.hidden or data.info.hidden
+    return ALGORITHMS[cfg.model].build_net(cfg, data.in_features, hidden).to(device)
 
 
 class TrainerView(Protocol):
-    """What a session records and evaluation reads of a trainer: a `Trainer`, or one seed of a batched
+    """What a session records and evaluation reads of one run: a `Trainer`, or one seed of a batched
     trainer (`ffterm_core.training.batched.SeedView`)."""
 
     @property
@@ -142,29 +73,58 @@ class TrainerView(Protocol):
     def state_dict(self) -> dict[str, Any]: ...
 
 
-class Trainer:
-    """The interface the session drives. Subclasses build `net` and `optimizers` and implement the hooks."""
+class BaseTrainer(ABC):
+    """The position, the epoch's draws and metric sums of one or more seeds of one configuration, around the
+    algorithm's step. Subclasses say how the seeds are laid out (`_seeded`, `_per_seed`)."""
 
-    net: FFNet | BPNet
-    optimizers: list[torch.optim.Optimizer]
+    net: FFNet | BPNet  # the network the step trains: a run's own, or its seeds' stacked (networks.stacked)
 
-    def __init__(self, cfg: RunConfig, data: PreparedData, device: torch.device) -> None:
-        self.cfg = cfg
+    def __init__(
+        self, cfgs: Sequence[RunConfig], data: PreparedData, device: torch.device, cuda_graph: bool | None = None
+    ) -> None:
+        self.cfgs = list(cfgs)
+        self.cfg = cfg = cfgs[0]
+        self.seeds = [c.seed for c in cfgs]
         self.data = data
         self.device = device
+        self.algorithm: Algorithm = ALGORITHMS[cfg.model]
         self.stage = 0
         self.epoch = 0  # epochs completed in the current stage
         self.batch = 0  # batches completed in the current epoch
-        self.net = build_net(cfg, data, device)
+        # the step captured in a CUDA graph: by default wherever there is CUDA
+        use_graph = device.type == "cuda" if cuda_graph is None else cuda_graph and device.type == "cuda"
+        self.graph = GraphedStep(self) if use_graph else None
+        self.nets = [build_net(c, data, device) for c in cfgs]
+        self.net = self._network(self.nets)
+        self.optimizers: list[torch.optim.Optimizer] = [
+            adam(params, cfg.lr, capturable=self.graph is not None) for params in self.algorithm.optimizer_groups(self.net)
+        ]
+        self.metric_width = self.algorithm.metric_width(cfg)
+        self._seed_rows = torch.arange(len(cfgs), device=device)[:, None]
         self._perm: torch.Tensor | None = None
-        self._sums: torch.Tensor | None = None  # (3, L): loss, G+, G- sums weighted by batch size
+        self._sums: torch.Tensor | None = None  # (…, 3, width): loss, G+, G- sums weighted by batch size
         self._samples = 0
         self._seen = 0  # examples (pairs) in the epoch's sums
+        self.pos_in: torch.Tensor | None = None
+        self.neg_in: torch.Tensor | None = None
+        if cfg.kind.goodness:
+            self.pos_in = embed_labels(data.train_x, data.train_y, data.v_train, data.shape)  # one for all seeds
+            if cfg.negatives == "fixed":
+                self.neg_in = self._seeded([self._fixed_negatives(seed) for seed in self.seeds])
+        self.stage_pos, self.stage_neg = self.pos_in, self.neg_in  # the inputs of the layer in training
 
-    @property
-    def hidden(self) -> int:
-        """Width of every hidden layer: the run's setting, else the dataset's."""
-        return self.cfg.hidden or self.data.info.hidden
+    # ---- the seeds' layout ------------------------------------------------------------------
+    @abstractmethod
+    def _network(self, nets: list[FFNet | BPNet]) -> FFNet | BPNet:
+        """The network the step trains, from each seed's."""
+
+    @abstractmethod
+    def _seeded(self, per_seed: list[torch.Tensor], dim: int = 0) -> torch.Tensor:
+        """One tensor from each seed's (stacked at `dim`, or the one seed's own)."""
+
+    def _per_seed(self, x: torch.Tensor) -> torch.Tensor:
+        """x for every seed: inputs shared by all seeds are expanded where the seeds are stacked."""
+        return x
 
     # ---- progress -------------------------------------------------------------------------
     @property
@@ -187,24 +147,74 @@ class Trainer:
     def batches_per_epoch(self) -> int:
         return -(-self.num_examples // self.cfg.effective_batch_size)
 
+    def batch_size(self) -> int:
+        return self.cfg.effective_batch_size
+
+    @property
+    def hidden(self) -> int:
+        """Width of every hidden layer: the run's setting, else the dataset's."""
+        return self.cfg.hidden or self.data.info.hidden
+
     def step(self) -> bool:
-        """Train one batch; True when it ended an epoch (call `end_epoch()` then)."""
+        """Train one batch (eagerly, or by replaying the captured step); True when it ended an epoch (call
+        `end_epoch()` then)."""
         perm = self._perm if self._perm is not None else self._begin_epoch()
         b = self.cfg.effective_batch_size
-        idx = perm[self.batch * b : (self.batch + 1) * b]
-        with matmul_precision(self.cfg.precision, self.device):
-            self._train_batch(idx)
+        idx = perm[self.batch * b : (self.batch + 1) * b].movedim(0, -1)  # (…, B): seeds first
+        if self.graph is None or not self.graph.run(idx):
+            self.train_batch(idx)
+        n = idx.shape[-1]
+        self._seen += n
+        self._samples += 2 * n if self.cfg.kind.goodness else n
         self.batch += 1
         return self.batch >= self.batches_per_epoch
 
-    def end_epoch(self) -> EpochMetrics:
-        """Read the epoch's metrics (one host sync) and advance the position."""
-        n = max(self._seen, 1)
-        sums = (self._epoch_sums / n).cpu().tolist()
-        metrics = EpochMetrics(loss=sums[0], g_pos=sums[1], g_neg=sums[2], samples=self._samples)
+    def train_batch(self, idx: torch.Tensor, autocast_cache: bool = True) -> None:
+        """The algorithm's step on batch `idx`, its metrics added to the epoch's sums in place (a captured
+        step keeps reading that tensor); the position is `step()`'s to advance. `autocast_cache` False
+        while the step is captured."""
+        with matmul_precision(self.cfg.precision, self.device, autocast_cache):
+            stats = self.algorithm.train_batch(self, idx)
+        n = idx.shape[-1]
+        sums = self._epoch_sums
+        if self.cfg.stages > 1:  # only the layer in training has metrics; the others stay at zero
+            sums[..., self.stage] += stats[..., 0] * n
+        else:
+            sums += stats * n
+
+    def end_epoch(self) -> list[EpochMetrics]:
+        """Each seed's metrics of the epoch (one host sync; a run has one seed), then advance the position."""
+        sums = (self._epoch_sums / max(self._seen, 1)).reshape(-1, 3, self.metric_width).cpu().tolist()
+        metrics = [EpochMetrics(loss=s[0], g_pos=s[1], g_neg=s[2], samples=self._samples) for s in sums]
         self._advance()
         return metrics
 
+    def sync_nets(self) -> None:
+        """Bring each seed's own network up to date with the one trained (nothing to do for a run)."""
+
+    @abstractmethod
+    def load_states(self, states: Sequence[dict[str, Any]]) -> None:
+        """Continue from each seed's checkpoint state (`TrainerView.state_dict()`)."""
+
+    @abstractmethod
+    def views(self) -> list[TrainerView]:
+        """Each seed as one run: what a session records (call `sync_nets()` first)."""
+
+    # ---- the step's inputs (StepInputs) -----------------------------------------------------
+    def pairs(self, idx: torch.Tensor) -> torch.Tensor:
+        """Batch `idx`'s positives then negatives at the layer in training, (…, 2B, D): each layer takes both
+        in one matmul (`ffterm bench` measures the gain); normalisation and goodness are per row, and the
+        loss splits the rows again at B, so the numbers are those of one matmul per half up to rounding."""
+        return torch.cat([self._rows(_drawn(self.stage_pos), idx), self._rows(_drawn(self.stage_neg), idx)], dim=-2)
+
+    def plain(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.data.train_x[idx], self.data.train_y[idx]
+
+    def _rows(self, inputs: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """Each seed's batch from inputs shared by all seeds (M, D) or each seed's own (N, M, D)."""
+        return inputs[idx] if inputs.dim() == 2 else inputs[self._seed_rows, idx]
+
+    # ---- epochs and stages ------------------------------------------------------------------
     def _advance(self) -> None:
         """Move the position past the epoch just ended (and into the next stage after the last epoch)."""
         self._perm, self._sums, self._samples, self._seen = None, None, 0, 0
@@ -217,15 +227,66 @@ class Trainer:
                 self._begin_stage()
 
     def _begin_epoch(self) -> torch.Tensor:
-        """Draw the epoch's permutation (returned) and start its sums."""
-        gen = _generator(self.cfg.seed, self.stage, self.epoch)
-        self._perm = perm = torch.randperm(self.num_examples, generator=gen).to(self.device)
-        self._epoch_setup(gen)
-        if self._sums is None:
-            self._sums = torch.zeros(3, self.metric_width, device=self.device)
+        """Draw the epoch's permutations (returned, (M, …)) and negatives, and start its sums."""
+        gens = [generator(seed, self.stage, self.epoch) for seed in self.seeds]
+        self._perm = perm = self._seeded([torch.randperm(self.num_examples, generator=g) for g in gens], -1).to(
+            self.device
+        )
+        if self.cfg.kind.goodness and self.cfg.negatives == "resample":  # drawn after the permutation
+            self.neg_in = self._refill(self.neg_in, self._seeded([self._resampled_negatives(g) for g in gens]))
+            self.stage_neg = self._refill(self.stage_neg, self._layer_inputs(self.neg_in, self.stage))
+        if self._sums is None:  # on resume mid-epoch the loaded sums go on, the batches done are skipped
+            zeros = torch.zeros(3, self.metric_width, device=self.device)
+            self._sums = self._refill(self._sums_buffer, self._seeded([zeros] * len(self.seeds)))
             self._samples, self._seen = 0, 0
-        # on resume mid-epoch the batches already done are skipped by position
+        self._sums_buffer = self._sums
         return perm
+
+    _sums_buffer: torch.Tensor | None = None  # the sums tensor a captured step adds to
+
+    def graph_reads(self) -> tuple[object, ...]:
+        """What a captured step reads besides the batch's indices: when any of it is replaced (a new FF
+        layer's inputs, resumed sums), the step is captured again."""
+        return (self.stage, self._sums, self.stage_pos, self.stage_neg)
+
+    def _refill(self, old: torch.Tensor | None, new: torch.Tensor) -> torch.Tensor:
+        """With a captured step, new values go into the tensor it reads (same shape); else the new one."""
+        if self.graph is None or old is None or old is new or old.shape != new.shape:
+            return new
+        return old.copy_(new)
+
+    def _begin_stage(self) -> None:
+        """A new sequential-FF stage: the next layer's inputs, through the layers trained before it."""
+        if self.cfg.stages > 1:
+            self.stage_pos = self._layer_inputs(_drawn(self.pos_in), self.stage)
+            if self.cfg.negatives == "fixed":
+                self.stage_neg = self._layer_inputs(_drawn(self.neg_in), self.stage)
+
+    @torch.no_grad()
+    def _layer_inputs(self, x: torch.Tensor, upto: int) -> torch.Tensor:
+        """Outputs of layers 0..upto-1 on x (…, M, D), in chunks; x itself if upto is 0."""
+        if upto == 0:
+            return x
+        net = self.net
+        if not isinstance(net, FFNet):
+            raise TypeError("only an FF network trains layer by layer")
+        parts = []
+        for start in range(0, x.shape[-2], INPUT_CHUNK):
+            h = self._per_seed(x[..., start : start + INPUT_CHUNK, :])
+            for layer in range(upto):
+                h = net.layer(layer, h)
+            parts.append(h)
+        return torch.cat(parts, dim=-2)
+
+    def _fixed_negatives(self, seed: int) -> torch.Tensor:
+        data = self.data
+        image, wrong = fixed_negative_pairs(data.train_y.cpu(), data.seen_labels, generator(seed, -1))
+        return embed_labels(data.train_x[image.to(self.device)], wrong.to(self.device), data.v_train, data.shape)
+
+    def _resampled_negatives(self, gen: torch.Generator) -> torch.Tensor:
+        data = self.data
+        wrong = resampled_negative_labels(data.train_y.cpu(), data.seen_labels, gen)
+        return embed_labels(data.train_x, wrong.to(self.device), data.v_train, data.shape)
 
     @property
     def _epoch_sums(self) -> torch.Tensor:
@@ -233,41 +294,50 @@ class Trainer:
             raise RuntimeError("no epoch in progress: call step() first")
         return self._sums
 
-    def _accumulate(
-        self,
-        loss: torch.Tensor,
-        g_pos: torch.Tensor,
-        g_neg: torch.Tensor,
-        n: int,
-        samples: int,
-        layer: int | None = None,
-    ) -> None:
-        """Add a batch's metrics (per layer, or to one `layer`'s column only) to the epoch's sums."""
-        sums = self._epoch_sums if layer is None else self._epoch_sums[:, layer]  # a view: updated in place
-        sums[0] += loss.detach() * n
-        sums[1] += g_pos.detach() * n
-        sums[2] += g_neg.detach() * n
-        self._seen += n
-        self._samples += samples
+    def _restore_position(self, position: Sequence[int], sums: torch.Tensor | None, samples: int, seen: int) -> None:
+        """Continue at `position` with the epoch's sums so far (None: at an epoch's start)."""
+        self.stage, self.epoch, self.batch = (int(v) for v in position)
+        if not self.done and self.stage > 0:
+            self._begin_stage()
+        self._perm = None
+        if sums is not None and self.batch > 0:
+            self._sums = sums.to(self.device)
+            self._samples, self._seen = samples, seen
+        else:
+            self._sums = None
 
-    # ---- hooks ----------------------------------------------------------------------------
-    metric_width = 1
+    def _load_optimizers(self, states: Sequence[dict[str, Any]]) -> None:
+        for opt, state in zip(self.optimizers, states):
+            opt.load_state_dict(state)
+            for group in opt.param_groups:
+                group["capturable"] = self.graph is not None
 
-    def _epoch_setup(self, gen: torch.Generator) -> None:
-        """Per-epoch preparation after the permutation is drawn (e.g. resampled negatives)."""
 
-    def _begin_stage(self) -> None:
-        """Called when a new stage begins (sequential FF: build the next layer's inputs)."""
+class Trainer(BaseTrainer):
+    """One run: its network is trained as it is."""
 
-    def _train_batch(self, idx: torch.Tensor) -> None:
-        raise NotImplementedError
+    def __init__(self, cfg: RunConfig, data: PreparedData, device: torch.device, cuda_graph: bool | None = None) -> None:
+        super().__init__([cfg], data, device, cuda_graph)
+
+    def _network(self, nets: list[FFNet | BPNet]) -> FFNet | BPNet:
+        return nets[0]
+
+    def _seeded(self, per_seed: list[torch.Tensor], dim: int = 0) -> torch.Tensor:
+        return per_seed[0]
+
+    def views(self) -> list[TrainerView]:
+        return [self]
+
+    def load_states(self, states: Sequence[dict[str, Any]]) -> None:
+        (state,) = states
+        self.load_state_dict(state)
 
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> Evaluation:
-        raise NotImplementedError
+        return self.algorithm.evaluate(self.net, self.cfg, self.data, x, y)
 
     def representations(self, x: torch.Tensor, y: torch.Tensor | None) -> list[torch.Tensor]:
-        """Hidden-layer outputs, label y embedded (ff/bpff; y None: no label pixel) or plain (bp)."""
-        raise NotImplementedError
+        """Hidden-layer outputs, label y embedded (goodness algorithms; y None: no label pixel) or plain."""
+        return self.algorithm.representations(self.net, self.data, x, y)
 
     def layer_params(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         return [(lin.weight.detach(), lin.bias.detach()) for lin in self.net.linears]
@@ -277,7 +347,7 @@ class Trainer:
         state = {
             "position": [self.stage, self.epoch, self.batch],
             "net": self.net.state_dict(),
-            "optimizers": [opt.state_dict() for opt in self.optimizers],
+            "optimizers": [portable_optimizer_state(opt.state_dict()) for opt in self.optimizers],
             "samples": self._samples,
             "seen": self._seen,
         }
@@ -287,161 +357,24 @@ class Trainer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.net.load_state_dict(state["net"])
-        self.stage, self.epoch, self.batch = (int(v) for v in state["position"])
-        if not self.done and self.stage > 0:
-            self._begin_stage()
-        for opt, opt_state in zip(self.optimizers, state["optimizers"]):
-            opt.load_state_dict(opt_state)
-        self._perm = None
-        if "sums" in state and self.batch > 0:
-            self._sums = state["sums"].to(self.device)
-            self._samples, self._seen = int(state["samples"]), int(state["seen"])
-        else:
-            self._sums = None
-
-
-class _GoodnessTrainer(Trainer):
-    """Shared by FF and BP/FF: embedded positives and negatives, goodness-based prediction."""
-
-    net: FFNet
-
-    def __init__(self, cfg: RunConfig, data: PreparedData, device: torch.device) -> None:
-        super().__init__(cfg, data, device)
-        self.metric_width = cfg.layers
-        self.pos_in = embed_labels(data.train_x, data.train_y, data.v_train, data.shape)
-        if cfg.negatives == "fixed":
-            image, wrong = fixed_negative_pairs(data.train_y.cpu(), data.seen_labels, _generator(cfg.seed, -1))
-            self.neg_in = embed_labels(data.train_x[image.to(device)], wrong.to(device), data.v_train, data.shape)
-        else:
-            self.neg_in = torch.empty_like(self.pos_in)  # filled each epoch
-
-    def _resample_negatives(self, gen: torch.Generator) -> torch.Tensor:
-        wrong = resampled_negative_labels(self.data.train_y.cpu(), self.data.seen_labels, gen)
-        return embed_labels(self.data.train_x, wrong.to(self.device), self.data.v_train, self.data.shape)
-
-    def _loss(self, g_pos: torch.Tensor, g_neg: torch.Tensor) -> torch.Tensor:
-        return goodness_loss(g_pos, g_neg, self.cfg.loss, self.cfg.threshold)
-
-    def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> Evaluation:
-        return goodness_evaluation(self.net, self.cfg, self.data, x, y)
-
-    def representations(self, x: torch.Tensor, y: torch.Tensor | None) -> list[torch.Tensor]:
-        return goodness_representations(self.net, self.data, x, y)
-
-
-class FFTrainer(_GoodnessTrainer):
-    """Forward-Forward: each layer has its own loss and Adam; sequential (default) or simultaneous."""
-
-    def __init__(self, cfg: RunConfig, data: PreparedData, device: torch.device) -> None:
-        super().__init__(cfg, data, device)
-        self.sequential = cfg.schedule == "sequential"
-        self.optimizers = [_adam(lin.parameters(), cfg.lr) for lin in self.net.linears]
-        self.stage_pos, self.stage_neg = self.pos_in, self.neg_in
-
-    @torch.no_grad()
-    def _layer_inputs(self, x: torch.Tensor, upto: int) -> torch.Tensor:
-        """Outputs of layers 0..upto-1 on x (no grad), in chunks."""
-        parts = []
-        for start in range(0, x.shape[0], INPUT_CHUNK):
-            h = x[start : start + INPUT_CHUNK]
-            for layer in range(upto):
-                h = self.net.layer(layer, h)
-            parts.append(h)
-        return torch.cat(parts)
-
-    def _begin_stage(self) -> None:
-        if self.sequential:
-            self.stage_pos = self._layer_inputs(self.pos_in, self.stage)
-            if self.cfg.negatives == "fixed":
-                self.stage_neg = self._layer_inputs(self.neg_in, self.stage)
-
-    def _epoch_setup(self, gen: torch.Generator) -> None:
-        if self.cfg.negatives == "resample":
-            self.neg_in = self._resample_negatives(gen)
-            self.stage_neg = self._layer_inputs(self.neg_in, self.stage) if self.sequential else self.neg_in
-
-    def _train_batch(self, idx: torch.Tensor) -> None:
-        n = idx.shape[0]
-        x = positives_then_negatives(self.stage_pos, self.stage_neg, idx)  # (2B, D)
-        layers = [self.stage] if self.sequential else range(len(self.net.linears))
-        losses, gps, gns = [], [], []
-        for layer in layers:
-            h = self.net.layer(layer, x)  # (2B, H)
-            g = goodness(h, self.cfg.goodness)  # (2B,)
-            g_pos, g_neg = g[:n], g[n:]
-            loss = self._loss(g_pos, g_neg)
-            opt = self.optimizers[layer]
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses.append(loss.detach())
-            gps.append(g_pos.detach().mean())
-            gns.append(g_neg.detach().mean())
-            x = h.detach()
-        if self.sequential:
-            # only the layer in training has metrics; the others stay at zero and are reported as None
-            self._accumulate(losses[0], gps[0], gns[0], n, 2 * n, layer=self.stage)
-        else:
-            self._accumulate(torch.stack(losses), torch.stack(gps), torch.stack(gns), n, 2 * n)
-
-
-class BPFFTrainer(_GoodnessTrainer):
-    """The FF network trained end to end by backprop on G = Σ_l goodness_l, one Adam."""
-
-    def __init__(self, cfg: RunConfig, data: PreparedData, device: torch.device) -> None:
-        super().__init__(cfg, data, device)
-        self.optimizers = [_adam(self.net.parameters(), cfg.lr)]
-
-    def _epoch_setup(self, gen: torch.Generator) -> None:
-        if self.cfg.negatives == "resample":
-            self.neg_in = self._resample_negatives(gen)
-
-    def _train_batch(self, idx: torch.Tensor) -> None:
-        n = idx.shape[0]
-        x = positives_then_negatives(self.pos_in, self.neg_in, idx)  # (2B, D)
-        g = torch.stack([goodness(h, self.cfg.goodness) for h in self.net(x)], dim=1)  # (2B, L)
-        g_pos, g_neg = g[:n], g[n:]
-        loss = self._loss(g_pos.sum(dim=1), g_neg.sum(dim=1))
-        opt = self.optimizers[0]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        # the single loss is reported in every layer's slot; G± per layer
-        self._accumulate(
-            loss.detach().expand(self.metric_width), g_pos.detach().mean(0), g_neg.detach().mean(0), n, 2 * n
+        self._load_optimizers(state["optimizers"])
+        self._restore_position(
+            state["position"], state.get("sums"), int(state.get("samples", 0)), int(state.get("seen", 0))
         )
 
 
-class BPTrainer(Trainer):
-    """Backprop with cross-entropy on plain images; optional activation ℓ1 penalty."""
-
-    net: BPNet
-
-    def __init__(self, cfg: RunConfig, data: PreparedData, device: torch.device) -> None:
-        super().__init__(cfg, data, device)
-        self.optimizers = [_adam(self.net.parameters(), cfg.lr)]
-
-    def _train_batch(self, idx: torch.Tensor) -> None:
-        logits, hs = self.net(self.data.train_x[idx])
-        loss = F.cross_entropy(logits, self.data.train_y[idx])
-        if self.cfg.act_l1:
-            loss = loss + self.cfg.act_l1 * sum(h.abs().sum() for h in hs)
-        opt = self.optimizers[0]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        zero = torch.zeros(1, device=self.device)
-        self._accumulate(loss.detach().reshape(1), zero, zero, idx.shape[0], idx.shape[0])
-
-    def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> Evaluation:
-        return bp_evaluation(self.net, x, y)
-
-    def representations(self, x: torch.Tensor, y: torch.Tensor | None) -> list[torch.Tensor]:
-        return bp_representations(self.net, x)
+def portable_optimizer_state(state: dict[str, Any]) -> dict[str, Any]:
+    """An Adam state as a run without a captured step keeps it (`capturable` off), loadable anywhere."""
+    groups = [{**group, "capturable": False} for group in state["param_groups"]]
+    return {"state": state["state"], "param_groups": groups}
 
 
-TRAINERS = {"ff": FFTrainer, "bpff": BPFFTrainer, "bp": BPTrainer}
+def _drawn(inputs: torch.Tensor | None) -> torch.Tensor:
+    """Inputs that exist once drawn: fixed negatives from the start, resampled ones from each epoch's first step."""
+    if inputs is None:
+        raise RuntimeError("no inputs drawn yet: call step() first")
+    return inputs
 
 
 def make_trainer(cfg: RunConfig, data: PreparedData, device: torch.device) -> Trainer:
-    return TRAINERS[cfg.model](cfg, data, device)
+    return Trainer(cfg, data, device)
