@@ -56,7 +56,7 @@ def check_against_separate(cfgs, device):
     batched.sync_nets()
     for i, cfg in enumerate(cfgs):
         separate = make_trainer(cfg, data, device)
-        for epoch, m in enumerate(train(separate)):
+        for epoch, (m,) in enumerate(train(separate)):
             got, want = metric_values(batched_metrics[epoch][i]), metric_values(m)
             assert len(got) == len(want) > 0
             assert max(abs(a - b) for a, b in zip(got, want)) < 1e-4, (cfg.seed, epoch)
@@ -100,7 +100,7 @@ def test_a_seed_checkpoint_continues_as_a_separate_run():
     uninterrupted = make_trainer(cfgs[1], data, CPU)
     full = train(uninterrupted)
     assert len(rest) == 2
-    for a, b in zip(rest, full[1:]):
+    for (a,), (b,) in zip(rest, full[1:]):
         assert max(abs(x - y) for x, y in zip(metric_values(a), metric_values(b))) < 1e-4
     x, y = data.test_x, data.test_y
     assert torch.equal(continued.evaluate(x, y).predictions, uninterrupted.evaluate(x, y).predictions)

@@ -125,3 +125,8 @@ def test_presets_are_found_beside_an_engine_installed_elsewhere(tmp_path):
     assert found == [str(root / "presets"), str(len(list(root.joinpath("presets").glob("*.yaml"))))]
     missing = probe()
     assert missing.startswith("error no presets folder") and "FFTERM_PRESETS" in missing
+
+
+def test_an_older_config_with_checkpoint_every_still_loads():
+    cfg = from_dict({"model": "ff", "checkpoint_every": 1})
+    assert cfg.checkpoint_minutes == 5.0  # the epoch count is replaced by the time rule

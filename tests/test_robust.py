@@ -158,7 +158,7 @@ def test_atomic_writes_use_a_tmp_suffix_that_cleaning_recognises(tmp_path, monke
 # ---- checkpoints ---------------------------------------------------------------------------------
 def test_a_flipped_bit_is_refused_and_the_previous_checkpoint_offered(tmp_path, capsys):
     d = tmp_path / "r"
-    s = Session(tiny(epochs=3, layers=1), d)
+    s = Session(tiny(epochs=3, layers=1, checkpoint_minutes=0), d)  # a checkpoint every epoch
     s.subscribe(lambda snap: snap.kind == "live" and snap.epoch == 2 and s.stop())
     run_to_end(s)
     assert load_checkpoint(d / rundir.CHECKPOINT)["trainer"]["position"] == [0, 2, 0]

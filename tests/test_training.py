@@ -13,9 +13,12 @@ from ffterm_core.device import DeviceError
 from ffterm_core.records import FINAL_LAYER_KEYS
 from ffterm_core.store import rundir
 from ffterm_core.store.checkpoint import CheckpointError, load_checkpoint
+from ffterm_core.training.algorithms.bpff import BPFF
+from ffterm_core.training.algorithms.ff import FF
+from ffterm_core.training.losses import goodness_loss
 from ffterm_core.training.networks import goodness
 from ffterm_core.training.session import Session
-from ffterm_core.training.trainers import BPFFTrainer, EpochMetrics, FFTrainer, make_trainer
+from ffterm_core.training.trainers import EpochMetrics, Trainer, make_trainer
 
 CPU = torch.device("cpu")
 
@@ -114,44 +117,45 @@ def test_bp_activation_penalty_reduces_activity():
 
 
 # ---- the reference: the training step as it was before positives and negatives shared one matmul ----
-class TwoMatmulFF(FFTrainer):
-    def _train_batch(self, idx):
-        x_pos, x_neg = self.stage_pos[idx], self.stage_neg[idx]
-        n = idx.shape[0]
-        layers = [self.stage] if self.sequential else range(len(self.net.linears))
-        losses, gps, gns = [], [], []
+class TwoMatmulFF(FF):
+    def train_batch(self, step, idx):
+        cfg, net, n = step.cfg, step.net, idx.shape[0]
+        both = step.pairs(idx)
+        x_pos, x_neg = both[:n], both[n:]
+        layers = [step.stage] if cfg.stages > 1 else range(cfg.layers)
+        stats = []
         for layer in layers:
-            h_pos = self.net.layer(layer, x_pos)
-            h_neg = self.net.layer(layer, x_neg)
-            g_pos, g_neg = goodness(h_pos, self.cfg.goodness), goodness(h_neg, self.cfg.goodness)
-            loss = self._loss(g_pos, g_neg)
-            opt = self.optimizers[layer]
+            h_pos, h_neg = net.layer(layer, x_pos), net.layer(layer, x_neg)
+            g_pos, g_neg = goodness(h_pos, cfg.goodness), goodness(h_neg, cfg.goodness)
+            loss = goodness_loss(g_pos, g_neg, cfg.loss, cfg.threshold)
+            opt = step.optimizers[layer]
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            losses.append(loss.detach())
-            gps.append(g_pos.detach().mean())
-            gns.append(g_neg.detach().mean())
+            stats.append(torch.stack([loss.detach(), g_pos.detach().mean(), g_neg.detach().mean()]))
             x_pos, x_neg = h_pos.detach(), h_neg.detach()
-        if self.sequential:
-            self._accumulate(losses[0], gps[0], gns[0], n, 2 * n, layer=self.stage)
-        else:
-            self._accumulate(torch.stack(losses), torch.stack(gps), torch.stack(gns), n, 2 * n)
+        return torch.stack(stats, dim=-1)
 
 
-class TwoMatmulBPFF(BPFFTrainer):
-    def _train_batch(self, idx):
-        n = idx.shape[0]
-        g_pos = torch.stack([goodness(h, self.cfg.goodness) for h in self.net(self.pos_in[idx])], dim=1)
-        g_neg = torch.stack([goodness(h, self.cfg.goodness) for h in self.net(self.neg_in[idx])], dim=1)
-        loss = self._loss(g_pos.sum(dim=1), g_neg.sum(dim=1))
-        opt = self.optimizers[0]
+class TwoMatmulBPFF(BPFF):
+    def train_batch(self, step, idx):
+        cfg, net, n = step.cfg, step.net, idx.shape[0]
+        both = step.pairs(idx)
+        g_pos = torch.stack([goodness(h, cfg.goodness) for h in net(both[:n])], dim=1)
+        g_neg = torch.stack([goodness(h, cfg.goodness) for h in net(both[n:])], dim=1)
+        loss = goodness_loss(g_pos.sum(dim=1), g_neg.sum(dim=1), cfg.loss, cfg.threshold)
+        opt = step.optimizers[0]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        self._accumulate(
-            loss.detach().expand(self.metric_width), g_pos.detach().mean(0), g_neg.detach().mean(0), n, 2 * n
-        )
+        every_layer = loss.detach().expand(cfg.layers)
+        return torch.stack([every_layer, g_pos.detach().mean(0), g_neg.detach().mean(0)])
+
+
+def previous_form(cfg, data, device):
+    trainer = make_trainer(cfg, data, device)
+    trainer.algorithm = TwoMatmulBPFF() if cfg.model == "bpff" else TwoMatmulFF()
+    return trainer
 
 
 ONE_MATMUL_CASES = {
@@ -169,7 +173,7 @@ def assert_trains_as(trainer, reference, data):
         ended = trainer.step()
         assert reference.step() == ended
         if ended:
-            m, r = trainer.end_epoch(), reference.end_epoch()
+            (m,), (r,) = trainer.end_epoch(), reference.end_epoch()
             values = [(a, b) for a, b in zip(m.loss + m.g_pos + m.g_neg, r.loss + r.g_pos + r.g_neg) if a is not None]
             assert len(values) >= 3 and max(abs(a - b) for a, b in values) < 1e-6
             epochs += 1
@@ -186,7 +190,6 @@ def test_positives_and_negatives_in_one_matmul_train_as_two_did(kw):
     the bench's two-matmul form (typical.two_matmul_trainer) as two: both train as the previous form."""
     cfg = tiny(epochs=1, batch_size=300, hidden=24, **kw)
     data = prepare(cfg, CPU)
-    previous_form = TwoMatmulBPFF if cfg.model == "bpff" else TwoMatmulFF
     assert_trains_as(make_trainer(cfg, data, CPU), previous_form(cfg, data, CPU), data)
     assert_trains_as(two_matmul_trainer(cfg, data, CPU), previous_form(cfg, data, CPU), data)
 
@@ -288,19 +291,52 @@ def test_snapshots_and_final_json(tmp_path):
 
 
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path, monkeypatch):
-    original = FFTrainer.end_epoch
+    original = Trainer.end_epoch
 
     def poisoned(self):
-        m = original(self)
+        (m,) = original(self)
         if self.epochs_done >= 2:
-            return EpochMetrics([math.nan] * len(m.loss), m.g_pos, m.g_neg, m.samples)
-        return m
+            return [EpochMetrics([math.nan] * len(m.loss), m.g_pos, m.g_neg, m.samples)]
+        return [m]
 
-    monkeypatch.setattr(FFTrainer, "end_epoch", poisoned)
-    s, snaps = run_session(tiny(epochs=3), tmp_path / "nan")
+    monkeypatch.setattr(Trainer, "end_epoch", poisoned)
+    s, snaps = run_session(tiny(epochs=3, checkpoint_minutes=0), tmp_path / "nan")  # a checkpoint every epoch
     assert s.state == "failed" and "NaN" in s.error and "checkpoint" in s.error
     assert snaps[-1].state == "failed" and snaps[-1].message == s.error
     assert load_checkpoint(tmp_path / "nan" / rundir.CHECKPOINT)["trainer"]["position"] == [0, 1, 0]
+
+
+class StepClock:
+    """A clock that moves `step` seconds each time it is read: every epoch lasts `step` seconds of training."""
+
+    def __init__(self, step):
+        self.now, self.step = 0.0, step
+
+    def __call__(self):
+        self.now += self.step
+        return self.now
+
+
+@pytest.mark.parametrize(
+    "kw, saved",
+    [
+        # 60 s an epoch, at most one checkpoint per 2.5 minutes: every third epoch, and at the end
+        ({"schedule": "simultaneous", "epochs": 8}, [3, 6, 8]),
+        # sequential FF: also at the end of each layer, and the count starts again there
+        ({"layers": 2, "epochs": 4}, [3, 4, 7, 8]),
+    ],
+)
+def test_checkpoints_are_written_by_training_time(tmp_path, monkeypatch, kw, saved):
+    written = []
+    monkeypatch.setattr(
+        "ffterm_core.training.session.save_checkpoint",
+        lambda path, cfg, state, wall: written.append(state["position"]),
+    )
+    cfg = tiny(batch_size=1000, checkpoint_minutes=2.5, **kw)
+    s, _ = run_session(cfg, tmp_path / "run", clock=StepClock(60.0))
+    assert s.state == "finished"
+    assert [stage * cfg.epochs + epoch for stage, epoch, _ in written] == saved
+    assert s.final["wall_seconds"] == 60.0 * cfg.total_epochs
 
 
 def test_run_directory_rules(tmp_path):

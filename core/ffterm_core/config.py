@@ -49,6 +49,18 @@ def model_kind(name: str) -> ModelKind:
         raise ConfigError(f"model: {name!r} is not allowed; choose one of {', '.join(MODEL_KINDS)}") from None
 
 
+def layerwise(name: str) -> bool:
+    """Whether model `name` trains each layer on its own loss (False for a name it does not know)."""
+    kind = MODEL_KINDS.get(name)
+    return kind is not None and kind.layerwise
+
+
+def goodness_model(name: str) -> bool:
+    """Whether model `name` is trained and read out by goodness (False for a name it does not know)."""
+    kind = MODEL_KINDS.get(name)
+    return kind is not None and kind.goodness
+
+
 class ConfigError(ValueError):
     """A preset or override that cannot be used; the message is one line naming the key and the fix."""
 
@@ -247,7 +259,9 @@ def _check_combination(cfg: RunConfig) -> None:
             f"act_l1: only the {classifiers} model has an activation penalty; set act_l1=0 or model={classifiers}"
         )
     if not cfg.kind.goodness and cfg.goodness != "l2":
-        raise ConfigError(f"goodness: the {cfg.model} model has no goodness; set goodness=l2 or choose model {goodness}")
+        raise ConfigError(
+            f"goodness: the {cfg.model} model has no goodness; set goodness=l2 or choose model {goodness}"
+        )
 
 
 def to_dict(cfg: RunConfig) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from typing import Any
 from rich.text import Text
 from textual.widget import Widget
 
+from ffterm_core.config import MODEL_KINDS, layerwise
 from ffterm_core.reports.run_report import class_label
 
 from .colors import rich_color
@@ -22,7 +23,7 @@ STATE_STYLE = {
     "failed": "bold white on red",
     "watching": "bold blue",
 }
-MODEL_NAMES = {"ff": "FF", "bpff": "BP/FF", "bp": "BP"}
+MODEL_NAMES = {k.name: k.display for k in MODEL_KINDS.values()}
 
 
 def duration(seconds: float | None) -> str:
@@ -91,7 +92,7 @@ class StatusHeader(Widget):
             one.append("  waiting for the first snapshot…", style="dim")
             return one, two
         if (
-            snap.model == "ff"
+            layerwise(snap.model)
             and snap.epochs_per_stage
             and snap.num_layers > 1
             and snap.total_epochs > snap.epochs_per_stage

@@ -18,7 +18,7 @@ from textual.timer import Timer
 from textual.widgets import Button, Input, Label, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
-from ffterm_core.config import ConfigError, RunConfig
+from ffterm_core.config import MODEL_KINDS, ConfigError, RunConfig
 from ffterm_core.reports.run_report import class_names
 
 from .actions import help_rows
@@ -148,7 +148,7 @@ class RunDialog(ModalScreen[RunConfig | None]):
             with Grid(id="run-grid"):
                 yield Label("model")
                 yield _select(
-                    [("FF (forward-forward)", "ff"), ("BP/FF (backprop on goodness)", "bpff"), ("BP (backprop)", "bp")],
+                    [(f"{k.display} ({k.description})", k.name) for k in MODEL_KINDS.values()],
                     b.model,
                     "f-model",
                 )

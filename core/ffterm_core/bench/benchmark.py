@@ -25,11 +25,11 @@ from ffterm_core.data.datasets import DATASETS, DatasetError, load_raw, normaliz
 from ffterm_core.data.embedding import clear_label_pixels
 from ffterm_core.data.prepare import PreparedData
 from ffterm_core.device import DeviceError, check_precision, describe, resolve_device, synchronize
+from ffterm_core.training.algorithms import ALGORITHMS
 from ffterm_core.training.batched import BatchedTrainer
 from ffterm_core.training.evaluate import evaluate, live_subset
-from ffterm_core.training.predict import label_goodness
-from ffterm_core.training.algorithms import ALGORITHMS
 from ffterm_core.training.networks import FFNet
+from ffterm_core.training.predict import label_goodness
 from ffterm_core.training.trainers import BaseTrainer, Trainer, build_net, make_trainer
 
 FULL = {"train": 60000, "test": 10000}

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ffterm_core.config import model_kind
+from ffterm_core.config import goodness_model, layerwise
 from ffterm_core.figures import draw as F
 from ffterm_core.records import LayerAnalysis
 from ffterm_core.store.history import RunHistory
@@ -40,7 +40,7 @@ class FigureFiles:
 
 
 def epoch_label(history: RunHistory, snapshot: Snapshot) -> str:
-    if model_kind(snapshot.model).layerwise and snapshot.epochs_per_stage and history.num_layers > 1:
+    if layerwise(snapshot.model) and snapshot.epochs_per_stage and history.num_layers > 1:
         return f"epoch (layer by layer, {snapshot.epochs_per_stage} per layer)"
     return "epoch"
 
@@ -51,7 +51,7 @@ def run_figures(
     """The figures of one run; per-layer analysis figures only when the snapshot was evaluated."""
     h = history
     xlabel = epoch_label(h, snapshot)
-    loss_label = "loss" if model_kind(snapshot.model).goodness else "cross-entropy"
+    loss_label = "loss" if goodness_model(snapshot.model) else "cross-entropy"
     specs = [
         FigureSpec(
             "curves-training",

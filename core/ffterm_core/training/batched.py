@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from ffterm_core.config import ConfigError, RunConfig, to_dict
 from ffterm_core.data.prepare import PreparedData
@@ -229,7 +228,12 @@ def run_batched(
         if on_snapshot is not None:
             session.subscribe(partial(on_snapshot, i))
     try:
-        run_training(sessions, sessions[0].device, lambda data: BatchedTrainer([s.config for s in sessions], data, sessions[0].device), resume=resume)
+        run_training(
+            sessions,
+            sessions[0].device,
+            lambda data: BatchedTrainer([s.config for s in sessions], data, sessions[0].device),
+            resume=resume,
+        )
     finally:  # these sessions never run a thread of their own, which would let go of their run directories
         for session in sessions:
             session.release()

@@ -38,7 +38,9 @@ class GraphedStep:
         self._side: torch.cuda.Stream | None = None  # the warm-up stream, one for all warm-ups
 
     def _same_reads(self, reads: tuple[object, ...]) -> bool:
-        return self.reads is not None and len(reads) == len(self.reads) and all(a is b for a, b in zip(reads, self.reads))
+        return (
+            self.reads is not None and len(reads) == len(self.reads) and all(a is b for a, b in zip(reads, self.reads))
+        )
 
     def run(self, idx: torch.Tensor) -> bool:
         """Train on batch `idx` through the graph; False when it must run eagerly (a short last batch)."""

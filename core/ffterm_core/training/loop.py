@@ -107,7 +107,9 @@ def run_training(
         cfg = recorders[0].config
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        message = "loading data" if len(recorders) == 1 else f"loading data (one batched model for {len(recorders)} seeds)"
+        message = (
+            "loading data" if len(recorders) == 1 else f"loading data (one batched model for {len(recorders)} seeds)"
+        )
         for r in recorders:
             r.publish_state("starting", message)
         data = prepare(cfg, device)

@@ -203,8 +203,12 @@ class Session:
 
     def _train(self) -> None:
         run_training(
-            [self], self.device, lambda data: Trainer(self.config, data, self.device), resume=self._resume,
-            control=self, clock=self.clock,
+            [self],
+            self.device,
+            lambda data: Trainer(self.config, data, self.device),
+            resume=self._resume,
+            control=self,
+            clock=self.clock,
         )
 
     # ---- the loop's control ---------------------------------------------------------------

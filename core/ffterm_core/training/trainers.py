@@ -97,7 +97,8 @@ class BaseTrainer(ABC):
         self.nets = [build_net(c, data, device) for c in cfgs]
         self.net = self._network(self.nets)
         self.optimizers: list[torch.optim.Optimizer] = [
-            adam(params, cfg.lr, capturable=self.graph is not None) for params in self.algorithm.optimizer_groups(self.net)
+            adam(params, cfg.lr, capturable=self.graph is not None)
+            for params in self.algorithm.optimizer_groups(self.net)
         ]
         self.metric_width = self.algorithm.metric_width(cfg)
         self._seed_rows = torch.arange(len(cfgs), device=device)[:, None]
@@ -189,8 +190,9 @@ class BaseTrainer(ABC):
         self._advance()
         return metrics
 
+    @abstractmethod
     def sync_nets(self) -> None:
-        """Bring each seed's own network up to date with the one trained (nothing to do for a run)."""
+        """Bring each seed's own network up to date with the one trained."""
 
     @abstractmethod
     def load_states(self, states: Sequence[dict[str, Any]]) -> None:
@@ -316,7 +318,9 @@ class BaseTrainer(ABC):
 class Trainer(BaseTrainer):
     """One run: its network is trained as it is."""
 
-    def __init__(self, cfg: RunConfig, data: PreparedData, device: torch.device, cuda_graph: bool | None = None) -> None:
+    def __init__(
+        self, cfg: RunConfig, data: PreparedData, device: torch.device, cuda_graph: bool | None = None
+    ) -> None:
         super().__init__([cfg], data, device, cuda_graph)
 
     def _network(self, nets: list[FFNet | BPNet]) -> FFNet | BPNet:
@@ -327,6 +331,9 @@ class Trainer(BaseTrainer):
 
     def views(self) -> list[TrainerView]:
         return [self]
+
+    def sync_nets(self) -> None:
+        """Nothing to do: the run's network is the one trained."""
 
     def load_states(self, states: Sequence[dict[str, Any]]) -> None:
         (state,) = states

@@ -21,6 +21,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual_plotext import PlotextPlot
 
+from ffterm_core.config import layerwise
 from ffterm_core.records import LayerAnalysis
 from ffterm_core.store.history import ema
 from ffterm_core.store.snapshot import Snapshot
@@ -211,7 +212,7 @@ def pct(xy: tuple[list[int], list[float]]) -> tuple[list[int], list[float]]:
 
 def stage_lines(plt: Any, snap: Snapshot | None) -> None:
     """Vertical markers where sequential FF moves to the next layer."""
-    if snap is None or snap.model != "ff" or not snap.epochs_per_stage or snap.num_layers < 2:
+    if snap is None or not layerwise(snap.model) or not snap.epochs_per_stage or snap.num_layers < 2:
         return
     for k in range(1, snap.num_layers):
         x = k * snap.epochs_per_stage

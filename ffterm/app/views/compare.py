@@ -75,7 +75,7 @@ class CompareView(View):
             series = []
             for f in feeds:
                 h = f.history
-                i = 0 if h.model == "bp" else min(opts.layer, max(0, len(h.loss) - 1))
+                i = min(opts.layer, max(0, len(h.loss) - 1))
                 xs, ys = smooth(h.series("loss", i), opts.smoothing) if h.loss else ([], [])
                 series.append((progress(h, xs), ys, names[f.id], f.color))
             lines(plt, series, opts.log_y)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.containers import Grid
 
+from ffterm_core.config import goodness_model
 from ffterm_core.store.history import RunHistory
 
 from ..colors import color_of
@@ -31,7 +32,7 @@ class CurvesView(View):
         snap = h.latest
         scale = "log" if opts.log_y else "lin"
         ema_note = f", ema {opts.smoothing:g}" if opts.smoothing else ""
-        is_bp = h.model == "bp"
+        is_bp = not goodness_model(h.model)
 
         def loss(plt):
             plt.title(("Cross-entropy" if is_bp else "Loss per layer") + f" ({scale}{ema_note})")

@@ -72,7 +72,9 @@ class Algorithm(ABC):
         """Train on batch `idx`; its metrics (…, 3, k): loss, mean G⁺, mean G⁻ of the k columns trained."""
 
     @abstractmethod
-    def evaluate(self, net: FFNet | BPNet, cfg: RunConfig, data: PreparedData, x: torch.Tensor, y: torch.Tensor) -> Evaluation:
+    def evaluate(
+        self, net: FFNet | BPNet, cfg: RunConfig, data: PreparedData, x: torch.Tensor, y: torch.Tensor
+    ) -> Evaluation:
         """Predictions of one run's network on test images x with labels y."""
 
     @abstractmethod
@@ -111,4 +113,3 @@ def adam(params: Iterable[nn.Parameter], lr: float, capturable: bool = False) ->
 
 def accuracy(pred: torch.Tensor, y: torch.Tensor) -> float:
     return float((pred == y).float().mean()) if y.numel() else float("nan")
-

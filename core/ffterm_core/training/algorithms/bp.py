@@ -7,7 +7,15 @@ import torch.nn.functional as F
 
 from ffterm_core.config import MODEL_KINDS, RunConfig
 from ffterm_core.data.prepare import PreparedData
-from ffterm_core.training.algorithms.base import INPUT_CHUNK, Algorithm, Evaluation, StepInputs, accuracy, fans, optimize
+from ffterm_core.training.algorithms.base import (
+    INPUT_CHUNK,
+    Algorithm,
+    Evaluation,
+    StepInputs,
+    accuracy,
+    fans,
+    optimize,
+)
 from ffterm_core.training.networks import BPNet, FFNet
 
 
@@ -53,7 +61,7 @@ class BP(Algorithm):
         self, cfg: RunConfig, examples: int, in_features: int, hidden: int, layer: int | None = None
     ) -> float:
         """P = M rows, the 10-way head as a last layer: Σ 4·P·D·H + Σ_{all but the first} 2·P·D·H."""
-        f = fans(cfg, in_features, hidden) + [(hidden, 10)]
+        f = [*fans(cfg, in_features, hidden), (hidden, 10)]
         return sum(4.0 * examples * d * h for d, h in f) + sum(2.0 * examples * d * h for d, h in f[1:])
 
 
