@@ -3,7 +3,7 @@ recorder (its `Session`) record every epoch, decides when checkpoints are writte
 between batches, and turns a failure into each run's one-line error.
 
 Checkpoints are written by time, not by epoch: at most one per `checkpoint_minutes` of training, and
-always at the end of a sequential-FF layer, on a stop and at the end (a stop also comes from SIGTERM).
+always at the end of a sequential-FF layer, on pause, on a stop (also from SIGTERM) and at the end.
 """
 
 from __future__ import annotations
@@ -155,6 +155,8 @@ class TrainingLoop:
                     return
                 if control.pause_requested():
                     epoch_time += clock() - start
+                    trainer.sync_nets()
+                    self._each(lambda r, view: r.checkpoint(view))  # a paused run may never be resumed
                     self._each(lambda r, _: r.record_pause(True))
                     control.wait_unpaused()
                     self._each(lambda r, _: r.record_pause(False))
