@@ -61,7 +61,7 @@ class EnsemblesView(View):
                 plt,
                 [
                     (*h.series("ensemble_size_pct", i), f"L{i + 1}", color_of(i))
-                    for i in range(len(h.ensemble_size_pct))
+                    for i in range(h.num_layers)
                 ],
             )
 
