@@ -205,7 +205,9 @@ async def test_a_line_a_view_would_crash_on_is_skipped_with_a_notice_and_every_v
     app = FFTermApp(watch=run, run_root=tmp_path, presets=DemoPresets())
     async with app.run_test(size=(120, 40)) as pilot:
         assert await wait_for(pilot, lambda: any(f":{len(lines)}: skipped" in n for n in notices(app)))
-        assert any(f"{run / rundir.SNAPSHOTS}:{len(lines)}: skipped a bad snapshot line ({reason}" in n for n in notices(app))
+        assert any(
+            f"{run / rundir.SNAPSHOTS}:{len(lines)}: skipped a bad snapshot line ({reason}" in n for n in notices(app)
+        )
         assert await wait_for(pilot, lambda: app.runs.primary.history.count == len(lines) - 1)
         for _ in range(7):  # every view, with the run's other (good) lines
             await pilot.press("tab")

@@ -12,10 +12,11 @@ import pytest
 
 from ffterm.cli import main
 from ffterm_core.store import rundir
+from ffterm_core.store.rundir import FAILED
 from ffterm_core.suites import runner as suite
 from ffterm_core.suites.pooling import mean_std, summarize, to_markdown
 from ffterm_core.suites.spec import SuiteError, load_suite, preset_suite
-from ffterm_core.suites.worker import FAILED, remote_unit, run_state, unpack
+from ffterm_core.suites.worker import remote_unit, run_state, unpack
 
 # tiny runs on generated data: about half a second each
 TINY = {

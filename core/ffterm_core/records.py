@@ -169,7 +169,7 @@ LAYER_SERIES: dict[str, LayerStat] = {s.series: s for s in LAYER_STATS if s.seri
 
 def stat_value(layer: Any, stat: LayerStat) -> float | None:
     """The number a series follows: the value, or a summary's mean; None where absent or undefined."""
-    value = layer.get(stat.name) if isinstance(layer, dict) else None
+    value: Any = layer.get(stat.name) if isinstance(layer, dict) else None
     if stat.kind == "summary":
         value = value.get("mean") if isinstance(value, dict) else None
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -19,6 +19,7 @@ from typing import Any, cast
 
 from ffterm_core.config import RunConfig, dump_yaml
 from ffterm_core.records import SPARSITY_CUTOFF, Heldout, LayerAnalysis
+from ffterm_core.store import rundir
 from ffterm_core.store.snapshot import Snapshot
 
 N_CLASSES = 10
@@ -288,7 +289,7 @@ class DemoSession:
         self._thread = threading.Thread(target=self._loop, name="demo-session", daemon=True)
         # the real settings when there are some: readers bound the snapshot lines by them
         text = dump_yaml(cfg) if isinstance(cfg, RunConfig) else json.dumps({"name": self._name, "model": model}) + "\n"
-        (self.run_dir / "config.yaml").write_text(text)
+        rundir.atomic_write_text(self.run_dir / rundir.CONFIG, text)
 
     @classmethod
     def resume_from(cls, run_dir: Path) -> DemoSession:
@@ -332,8 +333,7 @@ class DemoSession:
         return self._thread.is_alive()
 
     def _emit(self, snap: Snapshot) -> None:
-        with open(self.run_dir / "snapshots.jsonl", "a", encoding="utf-8") as fh:
-            fh.write(snap.to_json() + "\n")
+        rundir.append_snapshot(self.run_dir, snap)
         for fn in self._subscribers:
             fn(snap)
 

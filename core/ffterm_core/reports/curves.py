@@ -21,7 +21,6 @@ from ffterm_core.store.history import RunHistory
 from ffterm_core.store.rundir import atomic_write_text
 
 
-
 def curve_columns(history: RunHistory) -> dict[str, list[float | int | None]]:
     """Column name → one value per epoch of `history.epochs` (None where the series has no point)."""
     h = history

@@ -73,7 +73,9 @@ def run_figures(
                 "curves-ensembles",
                 "Mean ensemble size (% of the layer's units) and ensemble stability (mean over classes of the "
                 "Jaccard index of a class's ensemble with the previous evaluation's); gaps where sparsity < 0.5.",
-                lambda: F.ensemble_curves(h.eval_epochs, h.per_layer["ensemble_size_pct"], h.stability_mean, xlabel=xlabel),
+                lambda: F.ensemble_curves(
+                    h.eval_epochs, h.per_layer["ensemble_size_pct"], h.stability_mean, xlabel=xlabel
+                ),
             )
         )
     layers = snapshot.layers or []

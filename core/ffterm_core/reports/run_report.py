@@ -31,7 +31,7 @@ from ffterm_core.reports.markdown_page import MarkdownPage
 from ffterm_core.reports.run_figures import FigureFiles, render_figures, run_figures
 from ffterm_core.reports.run_report_beyond import beyond_figures, beyond_sections
 from ffterm_core.store.history import RunHistory
-from ffterm_core.store.rundir import CONFIG, SNAPSHOTS, RunDirError, atomic_write_text, read_snapshots
+from ffterm_core.store.rundir import CONFIG, REPORTS, SNAPSHOTS, RunDirError, atomic_write_text, read_snapshots
 from ffterm_core.store.snapshot import Snapshot, _finite
 from ffterm_core.store.validation import Notice
 
@@ -323,7 +323,7 @@ def render_markdown(
 def _run_dir_of(out_dir: Path) -> Path | None:
     """RUN_DIR for an out_dir made by `report_dir` (RUN_DIR/reports/<stamp>), else None."""
     parent = Path(out_dir).parent
-    return parent.parent if parent.name == "reports" and (parent.parent / CONFIG).is_file() else None
+    return parent.parent if parent.name == REPORTS and (parent.parent / CONFIG).is_file() else None
 
 
 def write_report(

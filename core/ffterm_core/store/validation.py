@@ -114,13 +114,15 @@ def _check_stat(value: Any, stat: LayerStat, where: str) -> None:
     hist = value.get("hist")
     if hist is None:
         return
-    counts = hist.get("counts") if isinstance(hist, dict) else None
-    edges = hist.get("edges") if isinstance(hist, dict) else None
+    counts: Any = hist.get("counts") if isinstance(hist, dict) else None
+    edges: Any = hist.get("edges") if isinstance(hist, dict) else None
     ok = isinstance(counts, list) and isinstance(edges, list) and len(edges) == len(counts) + 1 <= _MAX_BINS + 1
     ok = ok and all(_is_int(n) and 0 <= n <= _MAX_ROWS * _MAX_HIDDEN for n in counts)
     ok = ok and all(_in(e, low, high) for e in edges)
     if not ok:
-        raise BadSnapshot(f"{where}.hist: expected counts and edges (one more edge than counts, within {low:g}..{high:g})")
+        raise BadSnapshot(
+            f"{where}.hist: expected counts and edges (one more edge than counts, within {low:g}..{high:g})"
+        )
 
 
 @dataclass(frozen=True)
@@ -232,7 +234,8 @@ class SnapshotSchema:
             return
         ok = isinstance(table, list) and len(table) <= rows
         ok = ok and all(
-            row is None or (isinstance(row, list) and len(row) <= cols and all(v is None or _in(v, low, high) for v in row))
+            row is None
+            or (isinstance(row, list) and len(row) <= cols and all(v is None or _in(v, low, high) for v in row))
             for row in table
         )
         if not ok:
@@ -391,6 +394,72 @@ def check_final(data: Any) -> str | None:
     held = data.get("heldout")
     if held is not None and not (isinstance(held, dict) and "class" in held):
         return "heldout: expected an object with a class"
+    return None
+
+
+def check_analysis(data: Any, cfg: RunConfig | None) -> str | None:
+    """What is wrong with an analysis.json (`ffterm analyze`) for the views and reports (None: usable):
+    its layers as a snapshot's, and each class's microstructure patterns."""
+    if not isinstance(data, dict):
+        return "expected a JSON object"
+    schema = SnapshotSchema.for_config(cfg)
+    layers = data.get("layers", [])
+    if not isinstance(layers, list) or len(layers) > schema.max_layers:
+        return f"layers: expected a list of at most {schema.max_layers} layer analyses"
+    try:
+        for i, layer in enumerate(layers):
+            schema.check_layer(layer, f"layers[{i}]")
+            _check_microstructure(layer.get("microstructure"), schema, f"layers[{i}].microstructure")
+    except BadSnapshot as exc:
+        return str(exc)
+    return None
+
+
+def _check_microstructure(entries: Any, schema: SnapshotSchema, where: str) -> None:
+    if entries is None:
+        return
+    if not isinstance(entries, list) or len(entries) > schema.max_classes:
+        raise BadSnapshot(f"{where}: expected a list of at most {schema.max_classes} classes")
+    for c, e in enumerate(entries):
+        at = f"{where}[{c}]"
+        patterns = e.get("patterns") if isinstance(e, dict) else None
+        if not (isinstance(e, dict) and _is_int(e.get("class")) and 0 <= e["class"] < schema.max_classes):
+            raise BadSnapshot(f"{at}: expected an object with a class number in 0..{schema.max_classes - 1}")
+        if not isinstance(patterns, list) or not all(
+            isinstance(p, dict) and _is_int(p.get("size")) and 0 <= p["size"] <= _MAX_ROWS
+            and _optional(p.get("jaccard_with_class"), 0, 1)
+            for p in patterns
+        ):  # fmt: skip
+            raise BadSnapshot(f"{at}.patterns: expected objects with a size (images) and a Jaccard index in 0..1")
+        dominant, silhouette = e.get("dominant"), e.get("silhouette")
+        if dominant is not None and not (_is_int(dominant) and 0 <= dominant < len(patterns)):
+            raise BadSnapshot(f"{at}.dominant: expected a pattern number in 0..{len(patterns) - 1} or null")
+        if not _optional(silhouette, -1, 1):
+            raise BadSnapshot(f"{at}.silhouette: expected a number in -1..1 or null")
+
+
+def check_prune(data: Any) -> str | None:
+    """What is wrong with a prune.json (`ffterm prune`) for the report (None: usable)."""
+    if not isinstance(data, dict):
+        return "expected a JSON object"
+    if not _in(data.get("baseline"), 0, 1):
+        return "baseline: expected an accuracy in 0..1"
+    strategies, smallest = data.get("strategies"), data.get("smallest_keep")
+    if not isinstance(strategies, dict) or not isinstance(smallest, dict):
+        return "strategies, smallest_keep: expected objects"
+    for name, entries in strategies.items():
+        if not isinstance(entries, list) or not all(
+            isinstance(e, dict) and _in(e.get("keep"), 0, 1) and isinstance(e.get("layer"), (int, str))
+            and _optional(e.get("accuracy"), 0, 1) and _optional(e.get("std"), 0, 1)
+            for e in entries
+        ):  # fmt: skip
+            return f"strategies.{name:.40}: expected entries with keep, layer, accuracy and std"
+        per_target = smallest.get(name)
+        if not isinstance(per_target, dict) or not all(_optional(v, 0, 1) for v in per_target.values()):
+            return f"smallest_keep.{name:.40}: expected an object of fractions in 0..1 (or nulls)"
+    epochs = data.get("finetune_epochs")
+    if epochs is not None and not (_is_int(epochs) and 0 <= epochs <= _MAX_EPOCHS):
+        return "finetune_epochs: expected a whole number of epochs"
     return None
 
 
