@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from ffterm_core.config import RunConfig, to_dict
 from ffterm_core.figures import draw as F
 from ffterm_core.formatting import fmt_pm
+from ffterm_core.records import SPARSITY_CUTOFF
 from ffterm_core.reports.common import DAMAGED, Page, damaged, read_run_config, report_dir
 from ffterm_core.reports.curves import curve_rows, to_csv
 from ffterm_core.reports.html_page import HtmlPage
@@ -162,8 +163,8 @@ def _figures(settings: list[Setting], out_dir: Path) -> list[FigureFiles]:
         (
             "sparsity",
             "Hoyer sparsity per layer of correctly classified test representations; bars: mean over seeds, "
-            "error bars: ± sample std (dashed: 0.5, above which ensembles are defined).",
-            lambda: F.layer_bars({s.label: s.per_layer("sparsity") for s in finished}, threshold=0.5),
+            f"error bars: ± sample std (dashed: {SPARSITY_CUTOFF:g}, above which ensembles are defined).",
+            lambda: F.layer_bars({s.label: s.per_layer("sparsity") for s in finished}, threshold=SPARSITY_CUTOFF),
         ),
         (
             "ensemble-size",

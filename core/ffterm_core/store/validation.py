@@ -211,10 +211,9 @@ class SnapshotSchema:
         for stat in LAYER_STATS:
             _check_stat(layer.get(stat.name), stat, f"{where}.{stat.name}")
         c, hidden = self.max_classes, self.max_hidden
-        for key in ("active_units", "n_units"):
-            v = layer.get(key)
-            if v is not None and not (_is_int(v) and 0 <= v <= hidden):
-                raise BadSnapshot(f"{where}.{key}: expected a whole number in 0..{hidden}")
+        n_units = layer.get("n_units")
+        if n_units is not None and not (_is_int(n_units) and 0 <= n_units <= hidden):
+            raise BadSnapshot(f"{where}.n_units: expected a whole number in 0..{hidden}")
         _square(layer.get("shared_units"), c, 0, hidden, f"{where}.shared_units", whole=True)
         _square(layer.get("jaccard"), c, 0, 1, f"{where}.jaccard")
         self._table(layer.get("class_mean_activation"), c, hidden, f"{where}.class_mean_activation")
