@@ -382,6 +382,7 @@ def fake_suite_run(
     (run / rundir.CONFIG).write_text(f"name: {name}\nmodel: ff\ndataset: mnist\nseed: {seed}\nlr: {lr}\n")
     layers = [{"sparsity": s, "ensemble_size_pct": 10 * s} for s in sparsity]
     final = {"config": {"seed": seed}, "test_accuracy": acc, "layer_accuracy": [acc - 0.1, acc], "layers": layers}
+    final["wall_seconds"] = 1.0  # a complete final.json, as a run writes it
     rundir.write_json(run / rundir.FINAL, final)
     for epoch in (1, 2):
         snap = Snapshot(
