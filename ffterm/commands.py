@@ -334,7 +334,7 @@ def cmd_analyze(args: argparse.Namespace, _: Any = None) -> int:
         for i, layer in enumerate(result["layers"], 1):
             counts = " ".join(str(len(entry["patterns"])) for entry in layer["microstructure"])
             console.print(f"layer {i}: activation patterns per class (0–9): {counts}")
-    console.print(f"test accuracy {result['test_accuracy']:.4f}; written to {args.run_dir / 'analysis.json'}")
+    console.print(f"test accuracy {result['test_accuracy']:.4f}; written to {args.run_dir / rundir.ANALYSIS}")
     return 0
 
 

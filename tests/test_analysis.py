@@ -11,6 +11,7 @@ import torch
 
 import ffterm_core.analysis as A
 from ffterm_core.analysis.permutation import _np_injections, _np_permutations, _t_injections
+from ffterm_core.analysis.sparsity import lifetime_sparsity
 
 
 # --------------------------------------------------------------------- helpers
@@ -63,6 +64,30 @@ def test_layer_sparsity_ignores_zero_rows():
     assert ignored == 2
     mean, ignored = A.layer_sparsity(np.zeros((3, 5)))
     assert math.isnan(mean) and ignored == 3
+
+
+def test_lifetime_sparsity_by_hand():
+    # columns over M = 4 rows: a = (Σr/4)² / (Σr²/4), S = (1 - a) / (1 - 1/4)
+    #   [1, 0, 0, 0]: a = (1/4)² / (1/4) = 1/4      -> S = 1   (one image only)
+    #   [2, 2, 0, 0]: a = 1 / 2                       -> S = 2/3
+    #   [3, 3, 3, 3]: a = 1                           -> S = 0   (alike on all)
+    #   [0, 0, 0, 0]: silent                          -> NaN
+    X = np.array([[1.0, 2, 3, 0], [0, 2, 3, 0], [0, 0, 3, 0], [0, 0, 3, 0]])
+    s = lifetime_sparsity(X)
+    np.testing.assert_allclose(s[:3], [1.0, 2 / 3, 0.0], atol=1e-12)
+    assert math.isnan(s[3])
+    np.testing.assert_allclose(lifetime_sparsity(-X[:, :3] * 1e-30), s[:3], atol=1e-12)  # |r|, scale invariant
+    assert np.isnan(lifetime_sparsity(X[:1])).all()  # one row: undefined
+
+
+def test_analyze_layer_reports_lifetime_sparsity_mean_and_std_over_responding_units():
+    X = np.array([[1.0, 2, 3, 0], [0, 2, 3, 0], [0, 0, 3, 0], [0, 0, 3, 0]])
+    r = A.analyze_layer(X, np.array([0, 1, 0, 1]), 2, None, None)
+    life = r["lifetime_sparsity"]
+    # units 0..2: S = 1, 2/3, 0 -> mean 5/9, population std sqrt((1 + 4/9)/3 - (5/9)²) = sqrt(14)/9
+    assert life["mean"] == pytest.approx(5 / 9) and life["std"] == pytest.approx(math.sqrt(14) / 9)
+    assert sum(life["hist"]["counts"]) == 3 and life["hist"]["edges"][0] == 0 and life["hist"]["edges"][-1] == 1
+    assert A.analyze_layer(np.zeros((4, 3)), np.array([0, 1, 0, 1]), 2, None, None)["lifetime_sparsity"] is None
 
 
 # ------------------------------------------------------------------- ensembles

@@ -177,7 +177,7 @@ def test_weight_histograms_draw_the_stored_counts():
 
 def test_ensemble_curves_from_a_history():
     h = RunHistory.from_snapshots(read_snapshots_file("ff_run.jsonl"))
-    fig = F.ensemble_curves(h.eval_epochs, h.ensemble_size_pct, h.stability_mean)
+    fig = F.ensemble_curves(h.eval_epochs, h.per_layer["ensemble_size_pct"], h.stability_mean)
     left, right = fig.axes
     assert list(left.lines[0].get_xdata()) == h.eval_epochs
     assert right.get_ylim()[1] == pytest.approx(1.02)

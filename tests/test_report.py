@@ -69,8 +69,11 @@ def _snapshot():
         layer_accuracy=[0.85, 0.8765],
         eval_samples=10000,
         layers=[
-            _layer(0.7312, [[0, 1], [1, 2]], [[2, 1], [1, 2]], [[1.0, 1 / 3], [1 / 3, 1.0]], 12.5),
-            _layer(0.4107, None, None, None, None),
+            {
+                **_layer(0.7312, [[0, 1], [1, 2]], [[2, 1], [1, 2]], [[1.0, 1 / 3], [1 / 3, 1.0]], 12.5),
+                "lifetime_sparsity": {"mean": 0.6543, "std": 0.125, "hist": {"counts": [1, 1], "edges": [0, 0.5, 1]}},
+            },
+            _layer(0.4107, None, None, None, None),  # as written before lifetime sparsity
         ],
         heldout={
             "class": 3,
@@ -102,10 +105,12 @@ def test_write_report_files_and_numbers(tmp_path):
     assert "0.731" in md and "0.411" in md  # sparsity per layer
     assert "12.50" in md  # ensemble size %
     assert "0.432 ± 0.050" in md and "-0.123 ± 0.200" in md  # ρ⁺ and bias
-    assert "| 1 | 0.731 | 2 | 12.50 | 17 |" in md
+    assert "| layer | sparsity | all-zero rows | lifetime sparsity mean ± std | ensemble size % | active units |" in md
+    assert "| 1 | 0.731 | 2 | 0.654 ± 0.125 | 12.50 | 17 |" in md
+    assert "| 2 | 0.411 | 2 | — | — | 17 |" in md
     assert "held-out class 3 Dress" in md and "42.00%" in md
     appendix = md[md.index("## Appendix") :]
-    assert "Undefined: the layer's sparsity is below 0.5" in appendix  # layer 2's matrices
+    assert "Undefined: the layer's sparsity is below 0.5, so it has no ensembles" in appendix  # layer 2's matrices
     assert "| 0 T-shirt | 2 | 1 |" in appendix  # the shared-units matrix
     assert "| 1 Trouser | 0.33 | 1.00 |" in appendix  # Jaccard
     assert "| 0 T-shirt | 2 | 1 |" not in md[: md.index("## Appendix")]
@@ -281,6 +286,7 @@ def test_curves_csv_one_row_per_epoch_from_the_snapshots(ff_report):
             else:
                 assert float(row[f"accuracy_L{i + 1}"]) == snap["layer_accuracy"][i]
                 assert float(row[f"sparsity_L{i + 1}"]) == snap["layers"][i]["sparsity"]
+            assert row[f"lifetime_sparsity_mean_L{i + 1}"] == ""  # a file written before lifetime sparsity
     assert rows[0]["loss_L1"] == "0.52836" and rows[0]["loss_L2"] == ""
     assert rows[2]["test_accuracy"] == "0.7106" and rows[3]["test_accuracy"] == ""
     assert rows[17]["test_accuracy"] == "0.86"  # the final evaluation
@@ -376,6 +382,7 @@ def fake_suite_run(
     (run / rundir.CONFIG).write_text(f"name: {name}\nmodel: ff\ndataset: mnist\nseed: {seed}\nlr: {lr}\n")
     layers = [{"sparsity": s, "ensemble_size_pct": 10 * s} for s in sparsity]
     final = {"config": {"seed": seed}, "test_accuracy": acc, "layer_accuracy": [acc - 0.1, acc], "layers": layers}
+    final["wall_seconds"] = 1.0  # a complete final.json, as a run writes it
     rundir.write_json(run / rundir.FINAL, final)
     for epoch in (1, 2):
         snap = Snapshot(
@@ -428,7 +435,8 @@ def test_suite_with_a_damaged_final_json_is_one_line(tmp_path, capsys):
     rundir.write_json(suite / "seed-0" / rundir.FINAL, final)
     assert main(["report", str(suite)]) == 2
     err = capsys.readouterr().err
-    assert f"{suite}: not in the form ffterm writes (ValueError" in err and err.count("\n") == 1
+    assert f"{suite / 'seed-0' / rundir.FINAL}: test_accuracy: expected a fraction in 0..1" in err
+    assert err.count("\n") == 1
 
 
 def test_suite_runs_are_grouped_by_setting(tmp_path):

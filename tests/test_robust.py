@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from ffterm.cli import main
-from ffterm_core.config import RunConfig
+from ffterm_core.config import RunConfig, dump_yaml
 from ffterm_core.store import rundir
 from ffterm_core.store.checkpoint import CheckpointError, load_checkpoint
 from ffterm_core.store.history import RunHistory
@@ -202,6 +202,24 @@ def test_a_damaged_checkpoint_without_a_previous_one(tmp_path):
     assert read_holder(d) is None  # the refused resume did not keep the lock
 
 
+def test_a_run_written_before_lifetime_sparsity_resumes_and_reports(tmp_path):
+    d = tmp_path / "r"
+    stopped_after_first_epoch(d, epochs=2, eval_every=1)
+    lines = [json.loads(line) for line in (d / rundir.SNAPSHOTS).read_text().splitlines()]
+    assert any(layer.get("lifetime_sparsity") for snap in lines for layer in snap.get("layers") or [])
+    for snap in lines:  # as an earlier ffterm wrote them
+        for layer in snap.get("layers") or []:
+            layer.pop("lifetime_sparsity", None)
+    (d / rundir.SNAPSHOTS).write_text("".join(json.dumps(snap) + "\n" for snap in lines))
+    assert main(["resume", str(d)]) == 0
+    assert main(["report", str(d), "--out", str(tmp_path / "out")]) == 0
+    history = RunHistory.from_snapshots(rundir.read_snapshots(d))
+    life = history.per_layer["lifetime_sparsity_mean"][0]
+    assert life[0] is None and all(v is not None and 0 <= v <= 1 for v in life[1:])  # old point, then new ones
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "lifetime sparsity mean ± std" in md
+
+
 # ---- snapshot lines are untrusted ------------------------------------------------------------------
 def _line(**changes) -> str:
     snap = Snapshot("r", "ff", "synthetic", "cpu", 2, epoch=1, total_epochs=4, loss=[0.5, 0.4])
@@ -237,6 +255,42 @@ def test_crafted_snapshot_lines_are_refused_with_the_reason(changes, reason):
     assert reason in str(err.value)
 
 
+def test_optional_run_files_are_read_through_one_door_and_a_damaged_one_is_one_line(tmp_path):
+    d = tmp_path / "r"
+    d.mkdir()
+    (d / rundir.CONFIG).write_text(dump_yaml(tiny()))
+    said: list[str] = []
+    assert rundir.read_analysis(d, said.append) is None and rundir.read_prune(d, said.append) is None and not said
+    patterns = [{"size": 12, "ensemble": [1], "jaccard_with_class": 0.5}]
+    good = {"layers": [{"sparsity": 0.7, "microstructure": [{"class": 3, "patterns": patterns, "dominant": 0}]}]}
+    rundir.write_analysis(d, good)
+    assert (d / rundir.ANALYSIS).read_text() == json.dumps(good, indent=2) + "\n"  # the format it always had
+    assert rundir.read_analysis(d, said.append) == good and not said
+    good["layers"][0]["microstructure"][0]["patterns"][0]["size"] = "x"
+    rundir.write_analysis(d, good)
+    assert rundir.read_analysis(d, said.append) is None
+    assert said[-1].startswith(f"{d / rundir.ANALYSIS}: layers[0].microstructure[0].patterns: expected objects")
+    rundir.write_json(d / rundir.PRUNE, {"baseline": 0.9, "strategies": {"random": [{"keep": 2}]}, "smallest_keep": {}})
+    assert rundir.read_prune(d, said.append) is None
+    assert said[-1].startswith(f"{d / rundir.PRUNE}: strategies.random: expected entries with keep")
+    (d / rundir.FAILED).write_text("[1]")
+    assert rundir.read_failure(d) == "failed (unreadable failed.json)"
+    rundir.write_failure(d, "DatasetError: no data", "2026-01-01T00:00:00")
+    assert rundir.read_failure(d) == "DatasetError: no data"
+
+
+def test_a_final_json_with_a_wrong_typed_layer_figure_is_one_line(tmp_path):
+    d = tmp_path / "r"
+    run_to_end(Session(tiny(epochs=1), d))
+    final = json.loads((d / rundir.FINAL).read_text())
+    assert rundir.read_final(d) == final
+    final["layers"][0]["sparsity"] = "x"
+    rundir.write_json(d / rundir.FINAL, final)
+    with pytest.raises(rundir.RunDirError, match=r"final.json: layers\[0\].sparsity: expected a number in 0..1"):
+        rundir.read_final(d)
+    assert rundir.read_final_if_any(d) is None
+
+
 def test_a_real_runs_lines_all_pass_its_schema(tmp_path):
     run_to_end(Session(tiny(heldout_class=3, eval_every=1), tmp_path / "r"))
     bad = []
@@ -246,8 +300,6 @@ def test_a_real_runs_lines_all_pass_its_schema(tmp_path):
 
 def _fake_run(path: Path, lines: list[str]) -> Path:
     path.mkdir()
-    from ffterm_core.config import dump_yaml
-
     (path / rundir.CONFIG).write_text(dump_yaml(tiny(epochs=2)))
     (path / rundir.SNAPSHOTS).write_text("".join(line + "\n" for line in lines))
     return path

@@ -153,3 +153,91 @@ async def test_two_quick_starts_leave_one_training(tmp_path):
         await pilot.pause(1.5)
         assert [s for s in created if s.alive] == [created[1]]  # the first one never started training
         assert [f.session for f in app.runs.feeds] == [created[1]]
+
+
+def _bad_final(layer_edit=None, **fields):
+    """A change to the last (evaluated) snapshot of a demo run: a field of layer 1, or top-level fields."""
+
+    def edit(snap: dict) -> None:
+        if layer_edit is not None:
+            layer_edit(snap["layers"][0])
+        snap.update(fields)
+
+    return edit
+
+
+def _set(path: str, value):
+    def edit(layer: dict) -> None:
+        *parents, last = path.split(".")
+        target = layer
+        for key in parents:
+            target = target[key]
+        target[last] = value
+
+    return edit
+
+
+def _shorter_row_class(layer: dict) -> None:
+    layer["activation_map"]["row_class"] = layer["activation_map"]["row_class"][:-1]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "edit, reason",
+    [
+        (_bad_final(gpu={"memory_used_mb": "x", "memory_total_mb": 80_000}), "gpu.memory_used_mb: expected a number"),
+        (_bad_final(_set("rho_plus.std", "x")), "layers[0].rho_plus.std: expected a number in 0..1"),
+        (_bad_final(_set("rho_plus.hist", [1])), "layers[0].rho_plus.hist: expected counts and edges"),
+        (_bad_final(_shorter_row_class), "layers[0].activation_map.row_class: expected one class per row"),
+        (_bad_final(_set("ensemble_size_pct", 1e308)), "layers[0].ensemble_size_pct: expected a number in 0..100"),
+        (_bad_final(_set("sparsity", 1e308)), "layers[0].sparsity: expected a number in 0..1"),
+        (_bad_final(_set("lifetime_sparsity.mean", -0.5)), "layers[0].lifetime_sparsity.mean: expected a number"),
+    ],
+)
+async def test_a_line_a_view_would_crash_on_is_skipped_with_a_notice_and_every_view_draws(tmp_path, edit, reason):
+    run = tmp_path / "run"
+    run.mkdir()
+    snaps = demo_snapshots(epochs_per_stage=2, layers=3, n_units=40)
+    (run / rundir.CONFIG).write_text(dump_yaml(RunConfig(name="demo", dataset="synthetic", epochs=2, hidden=40)))
+    lines = [json.loads(s.to_json()) for s in snaps]
+    edit(lines[-1])
+    (run / rundir.SNAPSHOTS).write_text("".join(json.dumps(line) + "\n" for line in lines))
+    app = FFTermApp(watch=run, run_root=tmp_path, presets=DemoPresets())
+    async with app.run_test(size=(120, 40)) as pilot:
+        assert await wait_for(pilot, lambda: any(f":{len(lines)}: skipped" in n for n in notices(app)))
+        assert any(
+            f"{run / rundir.SNAPSHOTS}:{len(lines)}: skipped a bad snapshot line ({reason}" in n for n in notices(app)
+        )
+        assert await wait_for(pilot, lambda: app.runs.primary.history.count == len(lines) - 1)
+        for _ in range(7):  # every view, with the run's other (good) lines
+            await pilot.press("tab")
+            await pilot.pause()
+            assert not app.screen.query(".view-error")
+        assert app.is_running
+
+
+@pytest.mark.asyncio
+async def test_a_view_that_raises_shows_one_line_in_its_place_and_the_app_goes_on(tmp_path, monkeypatch):
+    from ffterm.app.views.layers import LayersView
+
+    def broken(self, feed, feeds):
+        raise ValueError("a value no check foresaw")
+
+    monkeypatch.setattr(LayersView, "draw", broken)
+    app = FFTermApp(snapshots={"demo": demo_snapshots()}, run_root=tmp_path, presets=DemoPresets())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("tab")  # Curves → Layers
+        view = app.screen.query_one("#view-layers")
+        assert await wait_for(pilot, lambda: bool(view.query(".view-error")))
+        line = str(view.query_one(".view-error").render())
+        assert "This view could not be drawn (ValueError: a value no check foresaw)" in line
+        assert not view.query_one("#layers-table").display  # hidden behind the line
+        await pilot.press("tab", "]")  # the next view, and a key that redraws
+        await pilot.pause()
+        assert app.screen.query_one("#tabs").active == "tab-activations"
+        assert not app.screen.query_one("#view-activations").query(".view-error")
+        monkeypatch.undo()  # drawing works again: the view comes back
+        await pilot.press("shift+tab", "[")
+        assert await wait_for(pilot, lambda: not view.query(".view-error"))
+        assert view.query_one("#layers-table").display
+        assert app.is_running

@@ -12,10 +12,11 @@ import pytest
 
 from ffterm.cli import main
 from ffterm_core.store import rundir
+from ffterm_core.store.rundir import FAILED
 from ffterm_core.suites import runner as suite
 from ffterm_core.suites.pooling import mean_std, summarize, to_markdown
 from ffterm_core.suites.spec import SuiteError, load_suite, preset_suite
-from ffterm_core.suites.worker import FAILED, remote_unit, run_state, unpack
+from ffterm_core.suites.worker import remote_unit, run_state, unpack
 
 # tiny runs on generated data: about half a second each
 TINY = {
@@ -364,7 +365,8 @@ def test_suite_status_lists_each_run(tmp_path):
     units = suite.prepare(spec, tmp_path)
     d0, d1, d2, _ = (u.dirs[0] for u in units)
     fake_layers = [{"sparsity": 0.8}, {"sparsity": 0.6}]
-    rundir.write_json(d0 / rundir.FINAL, {"test_accuracy": 0.9, "epochs_done": 3, "layers": fake_layers})
+    finished = {"config": {"layers": 2}, "layer_accuracy": [], "wall_seconds": 1.0, "epochs_done": 3}
+    rundir.write_json(d0 / rundir.FINAL, {**finished, "test_accuracy": 0.9, "layers": fake_layers})
     evaluated = {"kind": "live", "epoch": 1, "total_epochs": 3, "test_accuracy": 0.5, "layers": fake_layers}
     later = {"kind": "live", "epoch": 2, "total_epochs": 3, "test_accuracy": None, "layers": None}
     state = {"kind": "state", "state": "running", "epoch": 2}
@@ -379,7 +381,7 @@ def test_suite_status_lists_each_run(tmp_path):
     # a finished run is not read again while its final.json is unchanged, and is when it changes
     again = suite_status(tmp_path, rows)
     assert again[0] is rows[0] and again[1] is not rows[1]
-    rundir.write_json(d0 / rundir.FINAL, {"test_accuracy": 0.7, "epochs_done": 3, "layers": fake_layers})
+    rundir.write_json(d0 / rundir.FINAL, {**finished, "test_accuracy": 0.7, "layers": fake_layers})
     os.utime(d0 / rundir.FINAL, (1, 1))
     assert suite_status(tmp_path, rows)[0].accuracy == 0.7
 
@@ -397,7 +399,9 @@ async def test_suite_view_lists_runs_and_fills_the_tables(tmp_path):
     units = suite.prepare(spec, tmp_path)
     layers = [{"sparsity": 0.8, "ensemble_size_pct": 5.0, "rho_plus": {"mean": 0.5}, "bias": {"mean": 0.0}}]
     final = {"config": {"model": "ff", "dataset": "mnist", "seed": 0}, "test_accuracy": 0.93, "layers": layers}
-    rundir.write_json(units[0].dirs[0] / rundir.FINAL, {**final, "epochs_done": 3})
+    rundir.write_json(
+        units[0].dirs[0] / rundir.FINAL, {**final, "layer_accuracy": [], "wall_seconds": 1.0, "epochs_done": 3}
+    )
     opened = []
 
     class Host(App):

@@ -7,9 +7,14 @@ figure means is in docs/algorithms.md; which functions fill them is named on eac
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+import math
+from dataclasses import dataclass
+from typing import Any, Literal, TypedDict
 
 from typing_extensions import NotRequired
+
+#: A layer's ensembles are defined only when its sparsity reaches this (docs/algorithms.md#ensembles).
+SPARSITY_CUTOFF = 0.5
 
 
 class Histogram(TypedDict):
@@ -69,6 +74,8 @@ class LayerAnalysis(FinalLayer):
     n_rows: int
     n_units: int
     ensemble_factor: float  # the m_i > factor·LOO_i rule the ensembles were found with
+    # per-unit lifetime sparsity over the rows; None when no unit responds. Absent in files of earlier versions
+    lifetime_sparsity: NotRequired[Summary | None]
     microstructure: NotRequired[list[dict[str, Any]]]  # per class; only from `ffterm analyze --microstructure`
 
 
@@ -85,6 +92,88 @@ def final_layer(layer: LayerAnalysis) -> FinalLayer:
         rho_plus=layer["rho_plus"],
         bias=layer["bias"],
     )
+
+
+_MAX_COUNT = 10_000_000  # a bound on unit and row counts read back from a file
+_MAX_BIAS = 1e9  # far beyond any trained bias, far below what a plot's arithmetic overflows on
+
+
+@dataclass(frozen=True)
+class LayerStat:
+    """One per-layer statistic, declared once: this drives the records' validation when read back, the
+    history's series, the app's Layers view, curves.csv and the report's per-layer table.
+
+    ``kind``: ``number`` (a float), ``count`` (a whole number) or ``summary`` (a :class:`Summary` over the
+    layer's units, shown as mean ± std). ``low``/``high``: the valid range of the value (of a summary's
+    mean, its histogram edges, and — as ``high - low`` — its std). ``live``: computed at every evaluation
+    (else only when asked, e.g. the permutation test). ``final``: kept in final.json. ``series``: the
+    :class:`~ffterm_core.store.history.RunHistory` series (and curves.csv column) following it over the
+    evaluations, None for none. ``needs_ensembles``: shown as undefined when the layer has no ensembles.
+    """
+
+    name: str  # the key in a layer record
+    label: str  # a narrow column's header (the app)
+    title: str  # a table's header (the report)
+    computed: str  # how it is computed, in one line (docs/algorithms.md has the definitions)
+    kind: Literal["number", "count", "summary"]
+    low: float
+    high: float
+    digits: int = 3  # report
+    view_digits: int = 3  # the app's narrower table
+    live: bool = True
+    final: bool = True
+    series: str | None = None
+    needs_ensembles: bool = False
+
+
+#: Every per-layer statistic, in the order tables show them.
+LAYER_STATS: tuple[LayerStat, ...] = (
+    LayerStat(
+        "sparsity", "sparsity", "sparsity", "mean Hoyer sparsity of the rows (all-zero rows left out)",
+        "number", 0.0, 1.0, series="sparsity",
+    ),
+    LayerStat(
+        "sparsity_ignored_rows", "0-rows", "all-zero rows", "rows left out of the sparsity (all zero)",
+        "count", 0, _MAX_COUNT,
+    ),
+    LayerStat(
+        "lifetime_sparsity", "life μ±σ", "lifetime sparsity mean ± std",
+        "per unit, Treves–Rolls sparsity of its activations across the rows; mean ± std over the units",
+        "summary", 0.0, 1.0, view_digits=2, final=False, series="lifetime_sparsity_mean",
+    ),
+    LayerStat(
+        "ensemble_size_pct", "ens %", "ensemble size %", "mean over the classes of |E_c| / n · 100",
+        "number", 0.0, 100.0, digits=2, view_digits=1, series="ensemble_size_pct", needs_ensembles=True,
+    ),
+    LayerStat(
+        "active_units", "active", "active units", "units with a non-zero activation on some row",
+        "count", 0, _MAX_COUNT, final=False, series="active_units",
+    ),
+    LayerStat(
+        "rho_plus", "ρ⁺ μ±σ", "ρ⁺ mean ± std", "per unit, the fraction of its incoming weights that are positive",
+        "summary", 0.0, 1.0, view_digits=2, series="rho_plus_mean",
+    ),
+    LayerStat(
+        "bias", "bias μ±σ", "bias mean ± std", "the units' biases",
+        "summary", -_MAX_BIAS, _MAX_BIAS, view_digits=2, series="bias_mean",
+    ),
+    LayerStat(
+        "n_units_p_gt_0_05", "p>.05", "units p>0.05", "ensemble units whose permutation-test p exceeds 0.05",
+        "count", 0, _MAX_COUNT, live=False,
+    ),
+)  # fmt: skip
+
+#: The statistics followed over the evaluations, by series name.
+LAYER_SERIES: dict[str, LayerStat] = {s.series: s for s in LAYER_STATS if s.series is not None}
+
+
+def stat_value(layer: Any, stat: LayerStat) -> float | None:
+    """The number a series follows: the value, or a summary's mean; None where absent or undefined."""
+    value: Any = layer.get(stat.name) if isinstance(layer, dict) else None
+    if stat.kind == "summary":
+        value = value.get("mean") if isinstance(value, dict) else None
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return float(value) if ok else None
 
 
 class HeldoutLayer(TypedDict):

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any, cast
 
 from ffterm_core.config import RunConfig, dump_yaml
-from ffterm_core.records import Heldout, LayerAnalysis
+from ffterm_core.records import SPARSITY_CUTOFF, Heldout, LayerAnalysis
+from ffterm_core.store import rundir
 from ffterm_core.store.snapshot import Snapshot
 
 N_CLASSES = 10
@@ -46,6 +47,13 @@ def _hoyer(row: list[float]) -> float | None:
     if l2 == 0:
         return None
     return (math.sqrt(n) - l1 / l2) / (math.sqrt(n) - 1)
+
+
+def _lifetime(matrix: list[list[float]], col: int) -> float | None:
+    """Treves–Rolls lifetime sparsity of one column (ffterm_core.analysis.sparsity.lifetime_sparsity)."""
+    r = [abs(row[col]) for row in matrix]
+    m, sq = sum(r) / len(r), sum(v * v for v in r) / len(r)
+    return (1 - m * m / sq) / (1 - 1 / len(r)) if sq else None
 
 
 def demo_layer(
@@ -82,7 +90,7 @@ def demo_layer(
             row_class.append(c)
     sparsities = [s for s in (_hoyer(r) for r in matrix) if s is not None]
     sparsity = sum(sparsities) / len(sparsities)
-    defined = sparsity >= 0.5
+    defined = sparsity >= SPARSITY_CUTOFF
     shared = [[len(set(a) & set(b)) for b in ensembles] for a in ensembles]
     jac = [[round(len(set(a) & set(b)) / max(1, len(set(a) | set(b))), 4) for b in ensembles] for a in ensembles]
     rho = [min(1.0, max(0.0, rng.gauss(0.5 - 0.15 * progress, 0.06))) for _ in range(n_units)]
@@ -103,6 +111,7 @@ def demo_layer(
         "class_mean_activation": class_mean,
         "activation_map": {"matrix": matrix, "row_class": row_class, "unit_order": unit_order, "col_class": col_class},
         "active_units": active,
+        "lifetime_sparsity": _stat([v for u in range(n_units) if (v := _lifetime(matrix, u)) is not None], 0.0, 1.0),
     }
 
 
@@ -280,7 +289,7 @@ class DemoSession:
         self._thread = threading.Thread(target=self._loop, name="demo-session", daemon=True)
         # the real settings when there are some: readers bound the snapshot lines by them
         text = dump_yaml(cfg) if isinstance(cfg, RunConfig) else json.dumps({"name": self._name, "model": model}) + "\n"
-        (self.run_dir / "config.yaml").write_text(text)
+        rundir.atomic_write_text(self.run_dir / rundir.CONFIG, text)
 
     @classmethod
     def resume_from(cls, run_dir: Path) -> DemoSession:
@@ -324,8 +333,7 @@ class DemoSession:
         return self._thread.is_alive()
 
     def _emit(self, snap: Snapshot) -> None:
-        with open(self.run_dir / "snapshots.jsonl", "a", encoding="utf-8") as fh:
-            fh.write(snap.to_json() + "\n")
+        rundir.append_snapshot(self.run_dir, snap)
         for fn in self._subscribers:
             fn(snap)
 

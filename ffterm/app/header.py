@@ -63,7 +63,10 @@ class StatusHeader(Widget):
         self._lines = (Text(""), Text(""))
 
     def show(self, feed: RunFeed | None, opts: Any, frozen: bool, stale_s: float | None, n_feeds: int) -> None:
-        lines = self.compose_lines(feed, opts, frozen, stale_s, n_feeds, self.size.width or 80)
+        try:
+            lines = self.compose_lines(feed, opts, frozen, stale_s, n_feeds, self.size.width or 80)
+        except Exception as exc:  # a file's content no check foresaw, or a bug: one line, not the app
+            lines = (Text(f"The header could not be drawn ({type(exc).__name__}: {str(exc)[:200]})"), Text(""))
         if [line.markup for line in lines] != [line.markup for line in self._lines]:
             self._lines = lines
             self.refresh()

@@ -14,6 +14,8 @@ import numpy as np
 from rich.style import Style
 from rich.text import Text
 
+from ffterm_core.records import SPARSITY_CUTOFF
+
 # viridis-like ramp, dark → bright
 _RAMP = [(68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37)]
 LEVELS = 32
@@ -212,7 +214,7 @@ def matrix_grid(
     if title:
         text.append(title + "\n", style="bold")
     if matrix is None:
-        text.append("no ensembles: layer sparsity < 0.5", style="dim italic")
+        text.append(f"no ensembles: layer sparsity < {SPARSITY_CUTOFF:g}", style="dim italic")
         return text
     C = len(matrix)
     if C == 0:

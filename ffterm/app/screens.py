@@ -20,6 +20,7 @@ from textual.widgets.option_list import Option
 
 from ffterm_core.config import MODEL_KINDS, ConfigError, RunConfig
 from ffterm_core.reports.run_report import class_names
+from ffterm_core.store.rundir import SNAPSHOTS
 
 from .actions import help_rows
 
@@ -237,8 +238,8 @@ def find_runs(root: Path, limit: int = 200) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         return []
-    runs = [p.parent for p in root.glob("*/snapshots.jsonl")] + [p.parent for p in root.glob("*/*/snapshots.jsonl")]
-    runs.sort(key=lambda p: (p / "snapshots.jsonl").stat().st_mtime, reverse=True)
+    runs = [p.parent for pattern in (f"*/{SNAPSHOTS}", f"*/*/{SNAPSHOTS}") for p in root.glob(pattern)]
+    runs.sort(key=lambda p: (p / SNAPSHOTS).stat().st_mtime, reverse=True)
     return runs[:limit]
 
 
@@ -274,9 +275,9 @@ class OpenRunScreen(ModalScreen[Path | None]):
         path = Path(event.value.strip()).expanduser()
         if not event.value.strip():
             return
-        if not (path / "snapshots.jsonl").exists():
+        if not (path / SNAPSHOTS).exists():
             self.query_one("#open-error", Static).update(
-                Text(f"✖ {path} has no snapshots.jsonl; pick a run directory", style="bold red")
+                Text(f"✖ {path} has no {SNAPSHOTS}; pick a run directory", style="bold red")
             )
             return
         self.dismiss(path)

@@ -13,10 +13,10 @@ from ffterm_core.analysis._checks import as_ensembles, as_labels, as_matrix, che
 from ffterm_core.analysis.ensembles import _check_factor, _ensemble_mask, _mask_to_lists, class_means
 from ffterm_core.analysis.permutation import ensemble_pvalues
 from ffterm_core.analysis.profiles import _activation_map, _pos_int
-from ffterm_core.analysis.sparsity import _hoyer_rows, _layer_sparsity_from_rows
+from ffterm_core.analysis.sparsity import _hoyer_rows, _layer_sparsity_from_rows, _lifetime_columns
 from ffterm_core.analysis.weights import histogram, weight_balance
 from ffterm_core.records import FINAL_LAYER_KEYS as LAYER_KEYS
-from ffterm_core.records import HeldoutLayer, LayerAnalysis, Summary
+from ffterm_core.records import SPARSITY_CUTOFF, HeldoutLayer, LayerAnalysis, Summary
 
 __all__ = ["LAYER_KEYS", "analyze_heldout_layer", "analyze_layer"]
 
@@ -46,7 +46,7 @@ def analyze_layer(
     n_shuffles: int = 200,
     seed: int = 0,
     factor: float = 2.0,
-    sparsity_threshold: float = 0.5,
+    sparsity_threshold: float = SPARSITY_CUTOFF,
     bins: int = 20,
     rows_per_class: int = 8,
     max_cols: int = 120,
@@ -130,6 +130,8 @@ def analyze_layer(
             pvals = [pc.tolist() for pc in p]
 
     cma = np.round(means, 4)
+    life = _lifetime_columns(Xn)
+    life = life[~np.isnan(life)]
     return LayerAnalysis(
         sparsity=_float_or_none(sparsity),
         sparsity_ignored_rows=int(ignored),
@@ -147,6 +149,7 @@ def analyze_layer(
         n_rows=int(M),
         n_units=int(n),
         ensemble_factor=factor,
+        lifetime_sparsity=_summary(life, bins, (0.0, 1.0)) if life.size else None,
     )
 
 
@@ -158,7 +161,7 @@ def analyze_heldout_layer(
     num_classes: int | None = None,
     *,
     factor: float = 2.0,
-    sparsity_threshold: float = 0.5,
+    sparsity_threshold: float = SPARSITY_CUTOFF,
 ) -> HeldoutLayer:
     """Analyse the held-out class ``k`` of a layer like any other class.
 

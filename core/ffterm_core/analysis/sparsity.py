@@ -9,7 +9,7 @@ import numpy as np
 
 from ffterm_core.analysis._checks import as_matrix
 
-__all__ = ["hoyer_sparsity", "layer_sparsity"]
+__all__ = ["hoyer_sparsity", "layer_sparsity", "lifetime_sparsity"]
 
 
 def _hoyer_rows(X: np.ndarray) -> np.ndarray:
@@ -73,3 +73,38 @@ def layer_sparsity(X: Any) -> tuple[float, int]:
         ``n_ignored`` is the number of all-zero rows.
     """
     return _layer_sparsity_from_rows(hoyer_sparsity(X))
+
+
+def _lifetime_columns(X: np.ndarray) -> np.ndarray:
+    """Lifetime sparsity of each column of a validated float matrix (NaN for all-zero columns)."""
+    M, n = X.shape
+    out = np.full(n, np.nan, dtype=np.float64)
+    if M < 2:
+        return out
+    A = np.abs(X)
+    peak = A.max(axis=0)
+    nz = peak > 0
+    An = A[:, nz] / peak[nz]  # scale invariant: rescaling keeps tiny columns from underflowing
+    activity = An.mean(axis=0) ** 2 / np.einsum("ij,ij->j", An, An) * M  # (Σr/M)² / (Σr²/M)
+    out[nz] = np.clip((1.0 - activity) / (1.0 - 1.0 / M), 0.0, 1.0)  # clip only removes rounding
+    return out
+
+
+def lifetime_sparsity(X: Any) -> np.ndarray:
+    """Lifetime sparsity of every unit (column) of ``X``: how selectively it responds across the rows.
+
+    For unit ``j`` with responses ``r_1 … r_M`` (absolute activations over the ``M`` rows), the
+    Treves–Rolls activity ratio ``a_j = (Σ_i r_i / M)² / (Σ_i r_i² / M)`` lies in ``[1/M, 1]``; the
+    lifetime sparsity (Willmore & Tolhurst 2001, in Vinje & Gallant's 2000 normalisation) is
+    ``S_j = (1 - a_j) / (1 - 1/M)``: 0 for a unit that responds equally to every row, 1 for one that
+    responds to a single row. Invariant to rescaling the unit. A unit silent on every row has no
+    defined sparsity and gets ``NaN``, as does every unit when ``M < 2``.
+
+    Hoyer's measure (:func:`hoyer_sparsity`) reads a row (one image, across units: population
+    sparsity); this one reads a column (one unit, across images).
+
+    Returns
+    -------
+    numpy.ndarray, shape (n,), float64
+    """
+    return _lifetime_columns(as_matrix(X, "X", min_cols=1))

@@ -61,7 +61,7 @@ def analyze_run(
     n_test = trainer.data.test_y.shape[0]
     subset = live_subset(n_test, samples, cfg.seed) if samples else None
     result = evaluate(trainer, cfg, subset, final=True, microstructure=microstructure)
-    rundir.write_json(Path(run_dir) / "analysis.json", result)
+    rundir.write_analysis(run_dir, result)
     return result
 
 
@@ -89,7 +89,7 @@ def probe_run(
         )
         rows.append({"layer": i + 1, **r})
     result = {"layers": rows}
-    rundir.write_json(Path(run_dir) / "probes.json", result)
+    rundir.write_probes(run_dir, result)
     return result
 
 

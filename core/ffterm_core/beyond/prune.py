@@ -340,9 +340,10 @@ def to_csv(result: dict[str, Any]) -> str:
 def write_outputs(run_dir: Path, result: dict[str, Any]) -> list[Path]:
     """prune.json, prune.csv, prune.png and prune.svg in the run directory."""
     run_dir = Path(run_dir)
-    rundir.write_json(run_dir / "prune.json", result)
-    rundir.atomic_write_text(run_dir / "prune.csv", to_csv(result))
-    return [run_dir / "prune.json", run_dir / "prune.csv", *save_figure(prune_figure(result), run_dir, "prune")]
+    return [
+        *rundir.write_prune(run_dir, result, to_csv(result)),
+        *save_figure(prune_figure(result), run_dir, rundir.PRUNE_FIGURE),
+    ]
 
 
 def parse_targets(text: str) -> tuple[Target, ...]:

@@ -28,6 +28,8 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ffterm_core.records import SPARSITY_CUTOFF
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
@@ -67,6 +69,8 @@ _STYLE: dict[RcKeyType, Any] = {
     "savefig.dpi": 200,
     "svg.fonttype": "path",  # glyphs as paths: the SVG renders the same without the font installed
 }
+
+_UNDEFINED = f"undefined\n(sparsity < {SPARSITY_CUTOFF:g})"  # a panel of a layer without ensembles
 
 
 def _style() -> AbstractContextManager[Any]:
@@ -258,7 +262,7 @@ def layer_bars(
     """Bars per layer, one bar per group (e.g. per model), with ± std error bars across seeds (Fig. 2).
 
     groups: label → one value per layer, each a number or a {"mean", "std"} mapping (a suite's
-    summary cell). threshold: a dashed reference line (0.5 for sparsity: ensembles are defined above it).
+    summary cell). threshold: a dashed reference line (SPARSITY_CUTOFF for sparsity: ensembles are defined above it).
     """
     import numpy as np
 
@@ -354,7 +358,11 @@ def class_profiles(
         for ax in axes[:, 0]:
             ax.set_ylabel("mean activation")
         where = f"layer {layer}: " if layer is not None else ""
-        note = "ensemble units in colour" if ensembles is not None else "ensembles undefined (sparsity < 0.5)"
+        note = (
+            "ensemble units in colour"
+            if ensembles is not None
+            else f"ensembles undefined (sparsity < {SPARSITY_CUTOFF:g})"
+        )
         fig.suptitle(f"{where}mean activation per unit, by class ({note}; dotted: {factor:g}× mean)", fontsize=9)
         return fig
 
@@ -428,7 +436,7 @@ def class_matrices(
     """
     n = max((len(m) for _, m, _ in panels if m is not None), default=0)
     labels = [_label(class_names, c) for c in range(n)]
-    return heatmaps(panels, labels, labels, title=title, undefined="undefined\n(sparsity < 0.5)")
+    return heatmaps(panels, labels, labels, title=title, undefined=_UNDEFINED)
 
 
 def heatmaps(
@@ -536,7 +544,7 @@ def heldout_ensembles(
             ek = rec.get("ensemble")
             ax.set_title(f"layer {i + 1}")
             if ek is None or seen is None:
-                _no_data(ax, "undefined\n(sparsity < 0.5)")
+                _no_data(ax, _UNDEFINED)
                 continue
             ek_set = set(ek)
             C = len(seen)

@@ -6,14 +6,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from ffterm_core.config import ConfigError, RunConfig, from_dict, load_yaml_text
-from ffterm_core.store.rundir import CONFIG, RunDirError
+from ffterm_core.config import ConfigError, RunConfig
+from ffterm_core.store.rundir import CONFIG, REPORTS, RunDirError, read_config
 
 
 def report_dir(run_dir: Path, now: datetime | None = None) -> Path:
     """RUN_DIR/reports/<YYYYmmdd-HHMMSS>[-n]/ (not created)."""
     stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
-    base = Path(run_dir) / "reports"
+    base = Path(run_dir) / REPORTS
     path = base / stamp
     n = 1
     while path.exists():
@@ -47,12 +47,7 @@ def damaged(path: Path, exc: BaseException) -> RunDirError:
 
 def read_run_config(run_dir: Path) -> RunConfig:
     """The run's settings from RUN_DIR/config.yaml; a missing or broken file is a one-line RunDirError."""
-    path = Path(run_dir) / CONFIG
-    if not path.is_file():
-        raise RunDirError(f"{run_dir}: not an ffterm run directory (no {CONFIG})")
     try:
-        return from_dict(load_yaml_text(path.read_text(encoding="utf-8"), str(path)))
+        return read_config(run_dir)
     except ConfigError as exc:
-        raise RunDirError(f"{path}: {exc}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RunDirError(f"{path}: unreadable ({exc.__class__.__name__}); restore the file") from None
+        raise RunDirError(f"{Path(run_dir) / CONFIG}: {exc}") from None

@@ -5,9 +5,9 @@ is empty elsewhere), as are layers not trained at an epoch (sequential FF). Colu
 numbered from 1:
 
   epoch, wall_time_s, samples_per_s, loss_L1…, g_pos_L1…, g_neg_L1…, test_accuracy,
-  accuracy_L1…, sparsity_L1…, ensemble_size_pct_L1…, active_units_L1…, rho_plus_mean_L1…,
-  bias_mean_L1…, stability_mean_L1…, heldout_accuracy_seen, heldout_accuracy_heldout,
-  stability_L1_class0…
+  accuracy_L1…, then each series of `records.LAYER_SERIES` (sparsity_L1…, lifetime_sparsity_mean_L1…,
+  ensemble_size_pct_L1…, active_units_L1…, rho_plus_mean_L1…, bias_mean_L1…), stability_mean_L1…,
+  heldout_accuracy_seen, heldout_accuracy_heldout, stability_L1_class0…
 """
 
 from __future__ import annotations
@@ -20,17 +20,6 @@ from pathlib import Path
 from ffterm_core.store.history import RunHistory
 from ffterm_core.store.rundir import atomic_write_text
 
-TRAINING_PER_LAYER = ("loss", "g_pos", "g_neg")
-EVALUATION_PER_LAYER = (
-    ("accuracy", "layer_accuracy"),
-    ("sparsity", "sparsity"),
-    ("ensemble_size_pct", "ensemble_size_pct"),
-    ("active_units", "active_units"),
-    ("rho_plus_mean", "rho_plus_mean"),
-    ("bias_mean", "bias_mean"),
-    ("stability_mean", "stability_mean"),
-)
-
 
 def curve_columns(history: RunHistory) -> dict[str, list[float | int | None]]:
     """Column name → one value per epoch of `history.epochs` (None where the series has no point)."""
@@ -41,9 +30,9 @@ def curve_columns(history: RunHistory) -> dict[str, list[float | int | None]]:
         "wall_time_s": list(h.wall_time),
         "samples_per_s": list(h.samples_per_s),
     }
-    for name in TRAINING_PER_LAYER:
+    for name, series in (("loss", h.loss), ("g_pos", h.g_pos), ("g_neg", h.g_neg)):
         for i in layers:
-            cols[f"{name}_L{i + 1}"] = list(getattr(h, name)[i])
+            cols[f"{name}_L{i + 1}"] = list(series[i])
     row_of = {e: j for j, e in enumerate(h.epochs)}
 
     def on_epochs(values: Sequence[float | None]) -> list[float | None]:
@@ -54,9 +43,10 @@ def curve_columns(history: RunHistory) -> dict[str, list[float | int | None]]:
         return out
 
     cols["test_accuracy"] = on_epochs(h.test_accuracy)
-    for column, attr in EVALUATION_PER_LAYER:
+    per_layer = {"accuracy": h.layer_accuracy, **h.per_layer, "stability_mean": h.stability_mean}
+    for column, series in per_layer.items():
         for i in layers:
-            cols[f"{column}_L{i + 1}"] = on_epochs(getattr(h, attr)[i])
+            cols[f"{column}_L{i + 1}"] = on_epochs(series[i])
     cols["heldout_accuracy_seen"] = on_epochs(h.heldout_accuracy_seen)
     cols["heldout_accuracy_heldout"] = on_epochs(h.heldout_accuracy_heldout)
     for i in layers:

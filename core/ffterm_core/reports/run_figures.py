@@ -15,7 +15,7 @@ from typing import Any
 
 from ffterm_core.config import goodness_model, layerwise
 from ffterm_core.figures import draw as F
-from ffterm_core.records import LayerAnalysis
+from ffterm_core.records import SPARSITY_CUTOFF, LayerAnalysis
 from ffterm_core.store.history import RunHistory
 from ffterm_core.store.snapshot import Snapshot
 
@@ -73,8 +73,11 @@ def run_figures(
             FigureSpec(
                 "curves-ensembles",
                 "Mean ensemble size (% of the layer's units) and ensemble stability (mean over classes of the "
-                "Jaccard index of a class's ensemble with the previous evaluation's); gaps where sparsity < 0.5.",
-                lambda: F.ensemble_curves(h.eval_epochs, h.ensemble_size_pct, h.stability_mean, xlabel=xlabel),
+                "Jaccard index of a class's ensemble with the previous evaluation's); gaps where sparsity < "
+                f"{SPARSITY_CUTOFF:g}.",
+                lambda: F.ensemble_curves(
+                    h.eval_epochs, h.per_layer["ensemble_size_pct"], h.stability_mean, xlabel=xlabel
+                ),
             )
         )
     layers = snapshot.layers or []
@@ -83,9 +86,12 @@ def run_figures(
     specs.append(
         FigureSpec(
             "sparsity",
-            "Hoyer sparsity of each layer's representations of correctly classified test images (dashed: 0.5, "
+            "Hoyer sparsity of each layer's representations of correctly classified test images (dashed: "
+            f"{SPARSITY_CUTOFF:g}, "
             "above which ensembles are defined).",
-            lambda: F.layer_bars({snapshot.run_name: [layer.get("sparsity") for layer in layers]}, threshold=0.5),
+            lambda: F.layer_bars(
+                {snapshot.run_name: [layer.get("sparsity") for layer in layers]}, threshold=SPARSITY_CUTOFF
+            ),
         )
     )
     for i, layer in enumerate(layers):

@@ -23,6 +23,7 @@ from typing import Any
 from ffterm_core.config import RunConfig
 from ffterm_core.data.datasets import class_label, class_names
 from ffterm_core.formatting import fmt, fmt_pm
+from ffterm_core.records import LAYER_STATS, SPARSITY_CUTOFF, LayerStat
 from ffterm_core.reports.common import DAMAGED, Page, damaged, read_run_config, report_dir
 from ffterm_core.reports.curves import write_curves_csv
 from ffterm_core.reports.html_page import HtmlPage
@@ -30,7 +31,7 @@ from ffterm_core.reports.markdown_page import MarkdownPage
 from ffterm_core.reports.run_figures import FigureFiles, render_figures, run_figures
 from ffterm_core.reports.run_report_beyond import beyond_figures, beyond_sections
 from ffterm_core.store.history import RunHistory
-from ffterm_core.store.rundir import CONFIG, SNAPSHOTS, RunDirError, atomic_write_text, read_snapshots
+from ffterm_core.store.rundir import CONFIG, REPORTS, SNAPSHOTS, RunDirError, atomic_write_text, read_snapshots
 from ffterm_core.store.snapshot import Snapshot, _finite
 from ffterm_core.store.validation import Notice
 
@@ -109,41 +110,31 @@ def _class(dataset: str, k: Any) -> str:
     return class_label(dataset, k) if isinstance(k, int) and not isinstance(k, bool) and k >= 0 else str(k)
 
 
+def stat_text(layer: Any, stat: LayerStat, digits: int, sep: str = " ± ") -> str:
+    """One per-layer statistic as text: a summary as mean ± std, "—" where absent or undefined."""
+    value = layer.get(stat.name) if isinstance(layer, dict) else None
+    if stat.kind == "summary":
+        return fmt_pm(value, digits, sep=sep)
+    return fmt(value, digits)
+
+
 def _layer_rows(snapshot: Snapshot, history: RunHistory) -> list[list[str]]:
     stab = (
         [(s[-1] if s else None) for s in history.stability_mean]
         if history.eval_epochs and history.eval_epochs[-1] == snapshot.epoch
         else []
     )
-    rows = []
-    for i, layer in enumerate(snapshot.layers or []):
-        rows.append(
-            [
-                str(i + 1),
-                fmt(layer.get("sparsity")),
-                fmt(layer.get("sparsity_ignored_rows")),
-                fmt(layer.get("ensemble_size_pct"), 2),
-                fmt(layer.get("active_units")),
-                fmt_pm(layer.get("rho_plus")),
-                fmt_pm(layer.get("bias")),
-                fmt(layer.get("n_units_p_gt_0_05")),
-                fmt(stab[i] if i < len(stab) else None),
-            ]
-        )
-    return rows
+    return [
+        [
+            str(i + 1),
+            *[stat_text(layer, stat, stat.digits) for stat in LAYER_STATS],
+            fmt(stab[i] if i < len(stab) else None),
+        ]
+        for i, layer in enumerate(snapshot.layers or [])
+    ]
 
 
-LAYER_HEADER = [
-    "layer",
-    "sparsity",
-    "all-zero rows",
-    "ensemble size %",
-    "active units",
-    "ρ⁺ mean ± std",
-    "bias mean ± std",
-    "units p>0.05",
-    "ensemble stability",
-]
+LAYER_HEADER = ["layer", *[stat.title for stat in LAYER_STATS], "ensemble stability"]
 
 
 def _heldout_rows(snapshot: Snapshot, dataset: str) -> list[list[str]]:
@@ -191,8 +182,8 @@ def _over_time(history: RunHistory) -> tuple[list[str], list[list[str]]]:
             [
                 str(e),
                 fmt(history.test_accuracy[j], pct=True, pct_digits=2),
-                *[fmt(history.sparsity[i][j]) for i in range(n)],
-                *[fmt(history.ensemble_size_pct[i][j], 2) for i in range(n)],
+                *[fmt(history.per_layer["sparsity"][i][j]) for i in range(n)],
+                *[fmt(history.per_layer["ensemble_size_pct"][i][j], 2) for i in range(n)],
                 *[fmt(history.stability_mean[i][j]) for i in range(n)],
             ]
         )
@@ -272,7 +263,9 @@ def _analysis(page: Page, snapshot: Snapshot, history: RunHistory, config: RunCo
         page.paragraph(
             "Sparsity: mean Hoyer sparsity of correctly classified test representations (all-zero rows ignored). "
             f"Ensemble of a class: the units whose mean activation on it exceeds {factor:g}× the mean of the other "
-            "units; undefined (—) where sparsity < 0.5. Ensemble stability: mean over classes of the Jaccard index "
+            f"units; undefined (—) where sparsity < {SPARSITY_CUTOFF:g}. Lifetime sparsity: per unit, how selectively it "
+            "responds across the images (Treves–Rolls; 0: alike on all, 1: on one only), mean ± std over the units "
+            "that respond to any. Ensemble stability: mean over classes of the Jaccard index "
             "of each class's ensemble with the previous evaluated snapshot's.",
             note=True,
         )
@@ -293,7 +286,9 @@ def _appendix(page: Page, snapshot: Snapshot, history: RunHistory) -> None:
         page.heading(f"Layer {i + 1}: shared units and Jaccard", 3)
         ens = layer.get("ensembles")
         if ens is None:
-            page.paragraph("Undefined: the layer's sparsity is below 0.5, so it has no ensembles.", note=True)
+            page.paragraph(
+                f"Undefined: the layer's sparsity is below {SPARSITY_CUTOFF:g}, so it has no ensembles.", note=True
+            )
             continue
         sizes = ", ".join(f"{_class(snapshot.dataset, c)}: {len(e)}" for c, e in enumerate(ens))
         page.paragraph(f"Ensemble size per class: {sizes}")
@@ -328,7 +323,7 @@ def render_markdown(
 def _run_dir_of(out_dir: Path) -> Path | None:
     """RUN_DIR for an out_dir made by `report_dir` (RUN_DIR/reports/<stamp>), else None."""
     parent = Path(out_dir).parent
-    return parent.parent if parent.name == "reports" and (parent.parent / CONFIG).is_file() else None
+    return parent.parent if parent.name == REPORTS and (parent.parent / CONFIG).is_file() else None
 
 
 def write_report(

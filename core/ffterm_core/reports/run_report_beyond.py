@@ -9,14 +9,15 @@ it. `beyond_figures` lists their figures for ffterm_core.reports.run_figures.ren
 
 from __future__ import annotations
 
-import json
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ffterm_core.analysis.ensemble_life import EnsembleLife
 from ffterm_core.formatting import fmt
+from ffterm_core.records import SPARSITY_CUTOFF
 from ffterm_core.reports.run_figures import FigureSpec
+from ffterm_core.store import rundir
 from ffterm_core.store.history import RunHistory
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ def life_section(page: Page, life: EnsembleLife) -> None:
         if classes:
             page.table(LIFE_HEADER, life_rows(life, i), caption=f"Layer {i + 1}")
         else:
-            page.paragraph(f"Layer {i + 1}: ensembles never defined (sparsity < 0.5).", note=True)
+            page.paragraph(f"Layer {i + 1}: ensembles never defined (sparsity < {SPARSITY_CUTOFF:g}).", note=True)
 
 
 def microstructure_section(page: Page, analysis: dict[str, Any]) -> None:
@@ -116,28 +117,16 @@ def prune_section(page: Page, result: dict[str, Any]) -> None:
     page.table(["strategy", "layer", *[f"{k:g}" for k in keeps], "smallest within 1 pt"], prune_rows(result, keeps))
 
 
-def read_prune(run_dir: Path) -> dict[str, Any] | None:
-    data = _read_json(Path(run_dir) / "prune.json")
-    return data if data is not None and {"baseline", "strategies", "smallest_keep"} <= set(data) else None
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def beyond_sections(page: Page, history: RunHistory, run_dir: Path | None = None) -> None:
-    """Every section that has data; an unreadable analysis.json or prune.json is left out."""
+    """Every section that has data; a damaged analysis.json or prune.json is left out (`beyond_figures`,
+    called first, says so for prune.json)."""
     life_section(page, EnsembleLife.from_history(history))
     if run_dir is None:
         return
-    analysis = _read_json(Path(run_dir) / "analysis.json")
+    analysis = rundir.read_analysis(run_dir, on_bad=None)
     if analysis is not None:
         microstructure_section(page, analysis)
-    pruned = read_prune(run_dir)
+    pruned = rundir.read_prune(run_dir, on_bad=None)
     if pruned is not None:
         prune_section(page, pruned)
 
@@ -157,7 +146,7 @@ def beyond_figures(history: RunHistory, run_dir: Path | None, class_names: list[
         for i, classes in enumerate(life.layers)
         if classes
     ]
-    pruned = read_prune(run_dir) if run_dir is not None else None
+    pruned = rundir.read_prune(run_dir) if run_dir is not None else None
     if pruned is not None:
         specs.append(
             FigureSpec(

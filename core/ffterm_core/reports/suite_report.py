@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from ffterm_core.config import RunConfig, to_dict
 from ffterm_core.figures import draw as F
 from ffterm_core.formatting import fmt_pm
+from ffterm_core.records import SPARSITY_CUTOFF
 from ffterm_core.reports.common import DAMAGED, Page, damaged, read_run_config, report_dir
 from ffterm_core.reports.curves import curve_rows, to_csv
 from ffterm_core.reports.html_page import HtmlPage
@@ -32,7 +33,15 @@ from ffterm_core.reports.markdown_page import MarkdownPage
 from ffterm_core.reports.run_figures import FigureFiles
 from ffterm_core.reports.run_report import report_run
 from ffterm_core.store.history import RunHistory
-from ffterm_core.store.rundir import CONFIG, FINAL, RunDirError, atomic_write_text, read_snapshots
+from ffterm_core.store.rundir import (
+    CONFIG,
+    REPORTS,
+    RunDirError,
+    atomic_write_text,
+    is_finished,
+    read_final,
+    read_snapshots,
+)
 from ffterm_core.store.validation import Notice
 from ffterm_core.suites.pooling import POOLABLE_KEYS, mean_std
 
@@ -94,7 +103,7 @@ def find_runs(suite_dir: Path) -> list[Path]:
     found: list[Path] = []
 
     def walk(d: Path, depth: int) -> None:
-        for child in sorted(p for p in d.iterdir() if p.is_dir() and p.name != "reports"):
+        for child in sorted(p for p in d.iterdir() if p.is_dir() and p.name != REPORTS):
             if (child / CONFIG).is_file():
                 found.append(child)
             elif depth < MAX_DEPTH:
@@ -104,19 +113,6 @@ def find_runs(suite_dir: Path) -> list[Path]:
     return found
 
 
-def _read_final(run_dir: Path) -> dict[str, Any] | None:
-    path = run_dir / FINAL
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        raise RunDirError(f"{path}: unreadable final.json; restore it or run `ffterm analyze {run_dir}`") from None
-    if not isinstance(data, dict):
-        raise RunDirError(f"{path}: final.json is not an ffterm result (not a mapping)")
-    return data
-
-
 def group_runs(run_dirs: list[Path], on_bad: Notice | None = None) -> list[Setting]:
     """Runs grouped by their settings (everything but the seed and bookkeeping), in first-seen order;
     `on_bad` hears of every snapshot line skipped as damaged."""
@@ -124,7 +120,9 @@ def group_runs(run_dirs: list[Path], on_bad: Notice | None = None) -> list[Setti
     for d in run_dirs:
         cfg = read_run_config(d)
         key = json.dumps({k: v for k, v in to_dict(cfg).items() if k not in POOLABLE_KEYS}, sort_keys=True)
-        run = Run(d, cfg, _read_final(d), RunHistory.from_snapshots(read_snapshots(d, on_bad)))
+        run = Run(
+            d, cfg, read_final(d) if is_finished(d) else None, RunHistory.from_snapshots(read_snapshots(d, on_bad))
+        )
         groups.setdefault(key, Setting(label=""))
         groups[key].runs.append(run)
     settings = list(groups.values())
@@ -165,8 +163,8 @@ def _figures(settings: list[Setting], out_dir: Path) -> list[FigureFiles]:
         (
             "sparsity",
             "Hoyer sparsity per layer of correctly classified test representations; bars: mean over seeds, "
-            "error bars: ± sample std (dashed: 0.5, above which ensembles are defined).",
-            lambda: F.layer_bars({s.label: s.per_layer("sparsity") for s in finished}, threshold=0.5),
+            f"error bars: ± sample std (dashed: {SPARSITY_CUTOFF:g}, above which ensembles are defined).",
+            lambda: F.layer_bars({s.label: s.per_layer("sparsity") for s in finished}, threshold=SPARSITY_CUTOFF),
         ),
         (
             "ensemble-size",

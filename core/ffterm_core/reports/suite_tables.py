@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import itertools
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +25,6 @@ from ffterm_core.suites.pooling import mean_std
 from ffterm_core.suites.runner import suite_runs
 from ffterm_core.suites.similarity import cross_model, within_model
 from ffterm_core.suites.spec import TABLES
-from ffterm_core.suites.worker import PROBES
 
 MODELS = tuple(MODEL_KINDS)
 DATASETS = ("mnist", "fashionmnist", "svhn", "cifar10", "synthetic")
@@ -86,21 +84,13 @@ def _records(suite_dir: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]
     runs = suite_runs(suite_dir)
     records = []
     for r in runs:
-        final = _read_json(r["path"] / rundir.FINAL)
+        final = rundir.read_final_if_any(r["path"])
         if final is None:
             continue
         records.append(
-            {**r, "final": final, "config": final.get("config", {}), "probes": _read_json(r["path"] / PROBES)}
+            {**r, "final": final, "config": final.get("config", {}), "probes": rundir.read_probes(r["path"])}
         )
     return records, runs
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def _feeding(records: list[dict[str, Any]], table: str) -> list[dict[str, Any]]:

@@ -12,14 +12,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ffterm_core.records import SPARSITY_CUTOFF
 from ffterm_core.reports.html_page import HtmlPage
 from ffterm_core.reports.suite_tables import Matrix, StudyTable, table_header, table_rows
 from ffterm_core.suites.spec import TABLES
 
 BAR_TABLES = {
-    "table2": ("sparsity", (0.0, 1.0), 0.5),
-    "table12": ("sparsity", (0.0, 1.0), 0.5),
-    "table9": ("sparsity", (0.0, 1.0), 0.5),
+    "table2": ("sparsity", (0.0, 1.0), SPARSITY_CUTOFF),
+    "table12": ("sparsity", (0.0, 1.0), SPARSITY_CUTOFF),
+    "table9": ("sparsity", (0.0, 1.0), SPARSITY_CUTOFF),
     "table3": ("ensemble size %", None, None),
     "table13": ("ensemble size %", None, None),
 }

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from ffterm_core.store.lock import private_dir, registry_dir
+from ffterm_core.store.rundir import CONTROL_SOCKET as SOCKET
 from ffterm_core.store.rundir import RunDirError
 
-SOCKET = "control.sock"
 COMMANDS = ("status", "pause", "resume", "stop", "checkpoint", "snapshot")
 _MAX_REQUEST = 4096
 _MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes on Linux, 104 on macOS

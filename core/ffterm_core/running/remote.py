@@ -8,7 +8,6 @@ request_checkpoint, request_snapshot, join, alive, state, error, final.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable
@@ -140,11 +139,11 @@ class RemoteSession:
         last = next((s for s in reversed(snaps) if s.kind == "state"), None)
         if final_path.exists():
             try:
-                self.final = json.loads(final_path.read_text(encoding="utf-8"))
+                self.final = rundir.read_final(self.run_dir)
                 self._last_state = "finished"
-            except (OSError, ValueError):
+            except rundir.RunDirError as exc:
                 self._last_state = "failed"
-                self.error = f"{final_path}: unreadable"
+                self.error = str(exc)
         elif last is not None and last.state in ("stopped", "failed"):
             self._last_state = last.state
             self.error = last.message if last.state == "failed" else None

@@ -5,11 +5,12 @@ Pure bookkeeping (no textual, no torch). Feed it every Snapshot of a run, in ord
 - training series, one point per snapshot (x = `epochs`): loss, G⁺ and G⁻ per layer, wall time,
   samples/s. A layer that is not trained in a snapshot (sequential FF) has None there.
 - evaluation series, one point per *evaluated* snapshot (x = `eval_epochs`): test accuracy,
-  per-layer accuracy, and per layer: sparsity, ensemble size %, active units, ρ⁺ mean, bias mean.
+  per-layer accuracy, and per layer every statistic of `records.LAYER_STATS` that declares a series
+  (sparsity, lifetime sparsity mean, ensemble size %, active units, ρ⁺ mean, bias mean), in `per_layer`.
 - ensemble stability per layer and class (docs/algorithms.md#ensemble-stability): the Jaccard index
   |E_c(t-1) ∩ E_c(t)| / |E_c(t-1) ∪ E_c(t)| of class c's ensemble between consecutive evaluated
   snapshots (0 when both are empty). None at the first evaluation and wherever either ensemble is
-  undefined (sparsity < 0.5).
+  undefined (sparsity below `records.SPARSITY_CUTOFF`).
 
 A snapshot of kind "state" (the session announcing starting/paused/stopped/failed, with a
 message) changes only `state` and `message`; the series and `latest` keep the last real snapshot.
@@ -24,7 +25,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ffterm_core.records import Heldout, LayerAnalysis, Summary
+from ffterm_core.records import LAYER_SERIES, Heldout, LayerAnalysis, stat_value
 from ffterm_core.store.snapshot import Snapshot
 
 Num = float | None
@@ -72,8 +73,7 @@ def _get(seq: Sequence[Any] | None, i: int) -> Any:
     return seq[i]
 
 
-def _stat_mean(stat: Summary | None) -> Num:
-    return _num(stat.get("mean")) if isinstance(stat, dict) else None
+_TRAINING = ("loss", "g_pos", "g_neg", "samples_per_s", "wall_time")
 
 
 class RunHistory:
@@ -100,11 +100,8 @@ class RunHistory:
         self.eval_epochs: list[int] = []
         self.test_accuracy: list[Num] = []
         self.layer_accuracy: list[list[Num]] = []
-        self.sparsity: list[list[Num]] = []
-        self.ensemble_size_pct: list[list[Num]] = []
-        self.active_units: list[list[Num]] = []
-        self.rho_plus_mean: list[list[Num]] = []
-        self.bias_mean: list[list[Num]] = []
+        # per_layer[series][layer][eval i], one series per statistic of LAYER_SERIES
+        self.per_layer: dict[str, list[list[Num]]] = {name: [] for name in LAYER_SERIES}
         self.heldout_accuracy_seen: list[Num] = []
         self.heldout_accuracy_heldout: list[Num] = []
         # stability[layer][class][eval i]; stability_mean[layer][eval i]
@@ -155,12 +152,8 @@ class RunHistory:
                 (self.g_pos, self.epochs),
                 (self.g_neg, self.epochs),
                 (self.layer_accuracy, self.eval_epochs),
-                (self.sparsity, self.eval_epochs),
-                (self.ensemble_size_pct, self.eval_epochs),
-                (self.active_units, self.eval_epochs),
-                (self.rho_plus_mean, self.eval_epochs),
-                (self.bias_mean, self.eval_epochs),
                 (self.stability_mean, self.eval_epochs),
+                *((per_layer, self.eval_epochs) for per_layer in self.per_layer.values()),
             ):
                 series.append([None] * len(x))
             self.stability.append([])
@@ -180,15 +173,7 @@ class RunHistory:
         keep = sum(1 for e in self.eval_epochs if e < epoch)
         del self.eval_epochs[keep:], self.test_accuracy[keep:], self._ensembles[keep:]
         del self.heldout_accuracy_seen[keep:], self.heldout_accuracy_heldout[keep:]
-        for per_layer in (
-            self.layer_accuracy,
-            self.sparsity,
-            self.ensemble_size_pct,
-            self.active_units,
-            self.rho_plus_mean,
-            self.bias_mean,
-            self.stability_mean,
-        ):
+        for per_layer in (self.layer_accuracy, self.stability_mean, *self.per_layer.values()):
             for s in per_layer:
                 del s[keep:]
         for per_class in self.stability:
@@ -231,11 +216,8 @@ class RunHistory:
             # a snapshot read from disk may lack a layer or hold something else there
             layer: LayerAnalysis | dict[str, Any] = layers[i] if i < len(layers) and isinstance(layers[i], dict) else {}
             self.layer_accuracy[i].append(_num(_get(snap.layer_accuracy, i)))
-            self.sparsity[i].append(_num(layer.get("sparsity")))
-            self.ensemble_size_pct[i].append(_num(layer.get("ensemble_size_pct")))
-            self.active_units[i].append(_num(layer.get("active_units")))
-            self.rho_plus_mean[i].append(_stat_mean(layer.get("rho_plus")))
-            self.bias_mean[i].append(_stat_mean(layer.get("bias")))
+            for name, stat in LAYER_SERIES.items():
+                self.per_layer[name][i].append(stat_value(layer, stat))
             ens = layer.get("ensembles")
             now = tuple(frozenset(int(u) for u in units) for units in ens) if ens is not None else None
             ensembles_now.append(now)
@@ -275,14 +257,29 @@ class RunHistory:
     def series(self, name: str, layer: int | None = None) -> tuple[list[int], list[float]]:
         """(x, y) of a named series with the None points left out (ready to plot).
 
-        name: loss, g_pos, g_neg, samples_per_s (x = epochs); test_accuracy, layer_accuracy, sparsity,
-        ensemble_size_pct, active_units, rho_plus_mean, bias_mean, stability_mean, heldout_accuracy_seen,
-        heldout_accuracy_heldout (x = eval_epochs).
+        name: loss, g_pos, g_neg, samples_per_s, wall_time (x = epochs); test_accuracy, layer_accuracy,
+        stability_mean, heldout_accuracy_seen, heldout_accuracy_heldout and every series of
+        `records.LAYER_SERIES` (x = eval_epochs).
         """
-        data = getattr(self, name)
+        named: dict[str, Any] = {
+            "loss": self.loss,
+            "g_pos": self.g_pos,
+            "g_neg": self.g_neg,
+            "samples_per_s": self.samples_per_s,
+            "wall_time": self.wall_time,
+            "test_accuracy": self.test_accuracy,
+            "layer_accuracy": self.layer_accuracy,
+            "stability_mean": self.stability_mean,
+            "heldout_accuracy_seen": self.heldout_accuracy_seen,
+            "heldout_accuracy_heldout": self.heldout_accuracy_heldout,
+            **self.per_layer,
+        }
+        if name not in named:
+            raise KeyError(f"no series named {name!r}")
+        data = named[name]
         if layer is not None:
             data = data[layer] if layer < len(data) else []
-        x_all = self.epochs if name in ("loss", "g_pos", "g_neg", "samples_per_s", "wall_time") else self.eval_epochs
+        x_all = self.epochs if name in _TRAINING else self.eval_epochs
         xs, ys = [], []
         for x, y in zip(x_all, data):
             if y is not None:
@@ -317,11 +314,7 @@ class RunHistory:
             "eval_epochs": self.eval_epochs,
             "test_accuracy": self.test_accuracy,
             "layer_accuracy": self.layer_accuracy,
-            "sparsity": self.sparsity,
-            "ensemble_size_pct": self.ensemble_size_pct,
-            "active_units": self.active_units,
-            "rho_plus_mean": self.rho_plus_mean,
-            "bias_mean": self.bias_mean,
+            **self.per_layer,
             "stability": self.stability,
             "stability_mean": self.stability_mean,
             "heldout_accuracy_seen": self.heldout_accuracy_seen,

@@ -21,9 +21,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ffterm_core.store.rundir import RunDirError
-
-LOCK = ".lock"
+from ffterm_core.store.rundir import LOCK, RunDirError
 
 
 class RunDirBusy(RunDirError):

@@ -1,4 +1,15 @@
-"""The run directory: config.yaml, snapshots.jsonl, checkpoint.pt, final.json.
+"""The run directory, and the one door to it: every file name, and how each file is read, validated
+and written.
+
+  config.yaml        the run's settings                        read_config
+  snapshots.jsonl    one snapshot a line, appended             append_snapshot, read_snapshots, follow_snapshots
+  checkpoint.pt      the trainer's state (and .prev.pt)        store.checkpoint (a checksummed format)
+  final.json         the finished run                          read_final, read_final_if_any
+  analysis.json      `ffterm analyze` (with microstructure)    write_analysis, read_analysis
+  probes.json        `ffterm probe`                            write_probes, read_probes
+  prune.json, .csv   `ffterm prune`                            write_prune, read_prune
+  failed.json        a suite's run that failed: why            write_failure, read_failure
+  train.log, error.log, .lock, control.sock, reports/<stamp>/  (logs, the lock, the control socket, reports)
 
 Files are written atomically (a `.NAME.XXXX.tmp` file, then rename) so a kill never leaves a torn
 file; the owner removes such leftovers when it opens the directory (`clean_temp_files`).
@@ -14,14 +25,23 @@ import os
 import re
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from ffterm_core.config import ConfigError, RunConfig, from_dict, load_yaml_text
 from ffterm_core.store.snapshot import Snapshot
-from ffterm_core.store.validation import Notice, SnapshotSchema, UnreadableFile, check_final, parse_lines, read_text
+from ffterm_core.store.validation import (
+    Notice,
+    SnapshotSchema,
+    UnreadableFile,
+    check_analysis,
+    check_final,
+    check_prune,
+    parse_lines,
+    read_text,
+)
 
 CONFIG = "config.yaml"
 SNAPSHOTS = "snapshots.jsonl"
@@ -30,10 +50,19 @@ PREVIOUS_CHECKPOINT = "checkpoint.prev.pt"
 FINAL = "final.json"
 TRAIN_LOG = "train.log"
 ERROR_LOG = "error.log"
+ANALYSIS = "analysis.json"
+PROBES = "probes.json"
+PRUNE = "prune.json"
+PRUNE_CSV = "prune.csv"
+PRUNE_FIGURE = "prune"  # prune.png and prune.svg
+FAILED = "failed.json"
+LOCK = ".lock"
+CONTROL_SOCKET = "control.sock"
+REPORTS = "reports"
 # what a run leaves in its directory; --force clears these and nothing else
-RUN_OUTPUTS = (SNAPSHOTS, CHECKPOINT, PREVIOUS_CHECKPOINT, FINAL, ERROR_LOG, TRAIN_LOG, "analysis.json", "probes.json")
-RUN_OUTPUT_DIRS = ("reports",)
-_OWN_NAMES = {CONFIG, ".lock", "control.sock", *RUN_OUTPUTS, *RUN_OUTPUT_DIRS}
+RUN_OUTPUTS = (SNAPSHOTS, CHECKPOINT, PREVIOUS_CHECKPOINT, FINAL, ERROR_LOG, TRAIN_LOG, ANALYSIS, PROBES)
+RUN_OUTPUT_DIRS = (REPORTS,)
+_OWN_NAMES = {CONFIG, LOCK, CONTROL_SOCKET, *RUN_OUTPUTS, *RUN_OUTPUT_DIRS}
 
 
 class RunDirError(ValueError):
@@ -90,6 +119,10 @@ def new_run_dir(name: str, root: Path = Path("runs")) -> Path:
     return path
 
 
+def _warn(line: str) -> None:
+    logging.getLogger("ffterm").warning("ffterm: note: %s", line)
+
+
 def read_config(run_dir: Path) -> RunConfig:
     """The validated config.yaml of a run directory; one-line errors for anything else."""
     path = Path(run_dir) / CONFIG
@@ -120,21 +153,102 @@ def read_final(run_dir: Path) -> dict[str, Any]:
     return data
 
 
-def _schema(run_dir: Path) -> SnapshotSchema:
+def read_final_if_any(run_dir: Path) -> dict[str, Any] | None:
+    """final.json when the run has finished and the file is usable, else None (for status lines)."""
     try:
-        return SnapshotSchema.for_config(read_config(run_dir))
+        return read_final(run_dir) if is_finished(run_dir) else None
+    except RunDirError:
+        return None
+
+
+def _optional_json(path: Path, check: Callable[[Any], str | None], on_bad: Notice | None) -> Any:
+    """The content of an optional JSON file that `check` accepts; None when it is absent, and when
+    it is unreadable or damaged (then said through `on_bad`, with the fix)."""
+    if not path.exists():
+        return None
+    fix = "remove it, or write it again with the command that made it"
+    try:
+        data = json.loads(read_text(path, "file", fix))
+    except UnreadableFile as exc:
+        problem = str(exc)
+    except (ValueError, RecursionError):
+        problem = f"{path}: not valid JSON; {fix}"
+    else:
+        wrong = check(data)
+        if wrong is None:
+            return data
+        problem = f"{path}: {wrong}; {fix}"
+    if on_bad is not None:
+        on_bad(problem)
+    return None
+
+
+def read_analysis(run_dir: Path, on_bad: Notice | None = _warn) -> dict[str, Any] | None:
+    """analysis.json (`ffterm analyze`), checked as a snapshot's layers are; None when absent or damaged."""
+    config = _config_or_none(run_dir)
+    data: dict[str, Any] | None = _optional_json(Path(run_dir) / ANALYSIS, lambda d: check_analysis(d, config), on_bad)
+    return data
+
+
+def write_analysis(run_dir: Path, result: Mapping[str, object]) -> Path:
+    write_json(Path(run_dir) / ANALYSIS, result)
+    return Path(run_dir) / ANALYSIS
+
+
+def read_prune(run_dir: Path, on_bad: Notice | None = _warn) -> dict[str, Any] | None:
+    """prune.json (`ffterm prune`), checked for what the report reads; None when absent or damaged."""
+    data: dict[str, Any] | None = _optional_json(Path(run_dir) / PRUNE, check_prune, on_bad)
+    return data
+
+
+def write_prune(run_dir: Path, result: Mapping[str, object], csv_text: str) -> list[Path]:
+    """prune.json and prune.csv; returns their paths (the figure is written with the figures' own writer)."""
+    write_json(Path(run_dir) / PRUNE, result)
+    atomic_write_text(Path(run_dir) / PRUNE_CSV, csv_text)
+    return [Path(run_dir) / PRUNE, Path(run_dir) / PRUNE_CSV]
+
+
+def read_probes(run_dir: Path, on_bad: Notice | None = None) -> dict[str, Any] | None:
+    """probes.json (`ffterm probe`) when it holds an object; None when absent or damaged."""
+    data: dict[str, Any] | None = _optional_json(
+        Path(run_dir) / PROBES, lambda d: None if isinstance(d, dict) else "expected a JSON object", on_bad
+    )
+    return data
+
+
+def write_probes(run_dir: Path, result: Mapping[str, object]) -> Path:
+    write_json(Path(run_dir) / PROBES, result)
+    return Path(run_dir) / PROBES
+
+
+def read_failure(run_dir: Path) -> str | None:
+    """Why a suite's run failed (failed.json), or None when it did not."""
+    path = Path(run_dir) / FAILED
+    if not path.exists():
+        return None
+    data = _optional_json(path, lambda d: None if isinstance(d, dict) else "expected a JSON object", None)
+    return "failed (unreadable failed.json)" if data is None else str(data.get("error"))
+
+
+def write_failure(run_dir: Path, error: str, when: str) -> None:
+    write_json(Path(run_dir) / FAILED, {"error": error, "time": when})
+
+
+def _config_or_none(run_dir: Path) -> RunConfig | None:
+    try:
+        return read_config(run_dir)
     except (RunDirError, ConfigError):
-        return SnapshotSchema()
+        return None
+
+
+def _schema(run_dir: Path) -> SnapshotSchema:
+    return SnapshotSchema.for_config(_config_or_none(run_dir))
 
 
 def append_snapshot(run_dir: Path, snapshot: Snapshot) -> None:
     with open(run_dir / SNAPSHOTS, "a", encoding="utf-8") as fh:
         fh.write(snapshot.to_json() + "\n")
         fh.flush()
-
-
-def _warn(line: str) -> None:
-    logging.getLogger("ffterm").warning("ffterm: note: %s", line)
 
 
 def read_snapshots(run_dir: Path, on_bad: Notice | None = _warn) -> list[Snapshot]:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeGuard
 
 from ffterm_core.config import MODEL_KINDS, RunConfig
+from ffterm_core.records import LAYER_STATS, LayerStat
 from ffterm_core.store.snapshot import STATES, Snapshot
 
 NUM_CLASSES = 10  # every dataset ffterm trains has ten classes
@@ -27,6 +28,9 @@ _MAX_HIDDEN = 100_000  # the config's own bound on `hidden`
 _MAX_EPOCHS = 16 * 1_000_000
 _MAX_ROWS = 10_000_000  # images analysed
 _MAX_TEXT = 2_000  # run name, device, message
+_MAX_BINS = 1_000  # histogram bins
+# beyond any float32 value (training's), and far below where a plot's arithmetic overflows (~1e308)
+_MAX_ABS = 1e100
 
 
 class UnreadableFile(ValueError):
@@ -60,7 +64,65 @@ def _is_int(v: Any) -> TypeGuard[int]:
 
 
 def _is_num(v: Any) -> TypeGuard[float]:
-    return (isinstance(v, (int, float)) and not isinstance(v, bool)) and math.isfinite(v)
+    """A finite number of a plausible size: what a view may plot or do arithmetic on."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and abs(v) <= _MAX_ABS
+
+
+def _in(v: Any, low: float, high: float) -> bool:
+    return _is_num(v) and low <= v <= high
+
+
+def _optional(v: Any, low: float, high: float) -> bool:
+    return v is None or _in(v, low, high)
+
+
+def _square(table: Any, size: int, low: float, high: float, where: str, whole: bool = False) -> None:
+    """None, or a k × k table (k at most `size`) of numbers in low..high (whole numbers when `whole`)."""
+    if table is None:
+        return
+    ok = isinstance(table, list) and len(table) <= size
+    ok = ok and all(
+        isinstance(row, list)
+        and len(row) == len(table)
+        and all(_in(v, low, high) and (_is_int(v) or not whole) for v in row)
+        for row in table
+    )
+    if not ok:
+        kind = "whole numbers" if whole else "numbers"
+        raise BadSnapshot(f"{where}: expected a square table (at most {size} × {size}) of {kind} in {low:g}..{high:g}")
+
+
+def _check_stat(value: Any, stat: LayerStat, where: str) -> None:
+    """A per-layer statistic read back against its declaration: null, or of its kind and in its range."""
+    if value is None:
+        return
+    low, high = stat.low, stat.high
+    if stat.kind == "count":
+        if not (_is_int(value) and low <= value <= high):
+            raise BadSnapshot(f"{where}: expected a whole number in {low:g}..{high:g} or null, got {value!r:.40}")
+        return
+    if stat.kind == "number":
+        if not _in(value, low, high):
+            raise BadSnapshot(f"{where}: expected a number in {low:g}..{high:g} or null, got {value!r:.40}")
+        return
+    if not isinstance(value, dict):
+        raise BadSnapshot(f"{where}: expected an object with mean, std and hist, or null")
+    if not _in(value.get("mean"), low, high):
+        raise BadSnapshot(f"{where}.mean: expected a number in {low:g}..{high:g}, got {value.get('mean')!r:.40}")
+    if not _optional(value.get("std"), 0, high - low):
+        raise BadSnapshot(f"{where}.std: expected a number in 0..{high - low:g} or null, got {value.get('std')!r:.40}")
+    hist = value.get("hist")
+    if hist is None:
+        return
+    counts: Any = hist.get("counts") if isinstance(hist, dict) else None
+    edges: Any = hist.get("edges") if isinstance(hist, dict) else None
+    ok = isinstance(counts, list) and isinstance(edges, list) and len(edges) == len(counts) + 1 <= _MAX_BINS + 1
+    ok = ok and all(_is_int(n) and 0 <= n <= _MAX_ROWS * _MAX_HIDDEN for n in counts)
+    ok = ok and all(_in(e, low, high) for e in edges)
+    if not ok:
+        raise BadSnapshot(
+            f"{where}.hist: expected counts and edges (one more edge than counts, within {low:g}..{high:g})"
+        )
 
 
 @dataclass(frozen=True)
@@ -132,47 +194,51 @@ class SnapshotSchema:
             if not isinstance(layers, list) or len(layers) > n:
                 raise BadSnapshot(f"layers: expected a list of at most {n} layer analyses")
             for i, layer in enumerate(layers):
-                self._layer(layer, f"layers[{i}]")
+                self.check_layer(layer, f"layers[{i}]")
         for key in ("heldout", "gpu"):
             if d.get(key) is not None and not isinstance(d[key], dict):
                 raise BadSnapshot(f"{key}: expected an object or null")
         self._heldout(d.get("heldout"), n)
+        for key, high in (("memory_used_mb", _MAX_ABS), ("memory_total_mb", _MAX_ABS), ("utilization_pct", 100.0)):
+            if not _optional((d.get("gpu") or {}).get(key), 0, high):
+                raise BadSnapshot(f"gpu.{key}: expected a number in 0..{high:g} or null")
 
-    def _layer(self, layer: Any, where: str) -> None:
+    def check_layer(self, layer: Any, where: str) -> None:
+        """Every field a view or a report reads: the statistics of `LAYER_STATS` by their declaration,
+        the class × class and class × unit tables, the ensembles and the activation map by shape."""
         if not isinstance(layer, dict):
             raise BadSnapshot(f"{where}: expected an object")
-        for key in ("sparsity", "ensemble_size_pct"):
-            v = layer.get(key)
-            if v is not None and not _is_num(v):
-                raise BadSnapshot(f"{where}.{key}: expected a number or null, got {v!r:.40}")
-        c = self.max_classes
-        for key, cols in (("shared_units", c), ("jaccard", c), ("class_mean_activation", self.max_hidden)):
-            self._table(layer.get(key), c, cols, f"{where}.{key}")
-        for key in ("active_units", "n_units"):
-            v = layer.get(key)
-            if v is not None and not (_is_int(v) and 0 <= v <= self.max_hidden):
-                raise BadSnapshot(f"{where}.{key}: expected a whole number in 0..{self.max_hidden}")
+        for stat in LAYER_STATS:
+            _check_stat(layer.get(stat.name), stat, f"{where}.{stat.name}")
+        c, hidden = self.max_classes, self.max_hidden
+        n_units = layer.get("n_units")
+        if n_units is not None and not (_is_int(n_units) and 0 <= n_units <= hidden):
+            raise BadSnapshot(f"{where}.n_units: expected a whole number in 0..{hidden}")
+        _square(layer.get("shared_units"), c, 0, hidden, f"{where}.shared_units", whole=True)
+        _square(layer.get("jaccard"), c, 0, 1, f"{where}.jaccard")
+        self._table(layer.get("class_mean_activation"), c, hidden, f"{where}.class_mean_activation")
+        self._table(layer.get("ensemble_pvalues"), c, hidden, f"{where}.ensemble_pvalues", 0, 1)
         self._ensembles(layer.get("ensembles"), f"{where}.ensembles")
-        for key in ("rho_plus", "bias"):
-            stat = layer.get(key)
-            if stat is not None and not (isinstance(stat, dict) and _is_num(stat.get("mean", 0))):
-                raise BadSnapshot(f"{where}.{key}: expected an object with a numeric mean")
+        factor = layer.get("ensemble_factor")
+        if factor is not None and not (_is_num(factor) and factor > 0):
+            raise BadSnapshot(f"{where}.ensemble_factor: expected a number > 0, got {factor!r:.40}")
         amap = layer.get("activation_map")
         if amap is not None:
             self._activation_map(amap, f"{where}.activation_map")
 
     @staticmethod
-    def _table(table: Any, rows: int, cols: int, where: str) -> None:
-        """None, or at most `rows` rows, each None or at most `cols` numbers (or nulls)."""
+    def _table(table: Any, rows: int, cols: int, where: str, low: float = -_MAX_ABS, high: float = _MAX_ABS) -> None:
+        """None, or at most `rows` rows, each None or at most `cols` numbers in low..high (or nulls)."""
         if table is None:
             return
         ok = isinstance(table, list) and len(table) <= rows
         ok = ok and all(
-            row is None or (isinstance(row, list) and len(row) <= cols and all(v is None or _is_num(v) for v in row))
+            row is None
+            or (isinstance(row, list) and len(row) <= cols and all(v is None or _in(v, low, high) for v in row))
             for row in table
         )
         if not ok:
-            raise BadSnapshot(f"{where}: expected at most {rows} rows of at most {cols} numbers")
+            raise BadSnapshot(f"{where}: expected at most {rows} rows of at most {cols} numbers in {low:g}..{high:g}")
 
     def _ensembles(self, ens: Any, where: str) -> None:
         if ens is None:
@@ -194,19 +260,22 @@ class SnapshotSchema:
         if not isinstance(amap, dict):
             raise BadSnapshot(f"{where}: expected an object")
         matrix = amap.get("matrix", [])
+        width = len(matrix[0]) if isinstance(matrix, list) and matrix and isinstance(matrix[0], list) else 0
         if not isinstance(matrix, list) or not all(
-            isinstance(row, list) and len(row) <= self.max_hidden and all(v is None or _is_num(v) for v in row)
+            isinstance(row, list) and len(row) == width <= self.max_hidden and all(_is_num(v) for v in row)
             for row in matrix
         ):
-            raise BadSnapshot(f"{where}.matrix: expected rows of at most {self.max_hidden} numbers")
-        for key, high in (("row_class", self.max_classes), ("col_class", self.max_classes)):
+            raise BadSnapshot(f"{where}.matrix: expected rows of one length (at most {self.max_hidden}) of numbers")
+        for key, low in (("row_class", 0), ("col_class", -1)):
             values = amap.get(key, [])
-            if not isinstance(values, list) or not all(_is_int(v) and -1 <= v < high for v in values):
-                raise BadSnapshot(f"{where}.{key}: expected class numbers in -1..{high - 1}")
-        for key in ("unit_order", "col_edges"):
+            if not isinstance(values, list) or not all(_is_int(v) and low <= v < self.max_classes for v in values):
+                raise BadSnapshot(f"{where}.{key}: expected class numbers in {low}..{self.max_classes - 1}")
+        if len(amap.get("row_class", [])) != len(matrix):
+            raise BadSnapshot(f"{where}.row_class: expected one class per row of the matrix ({len(matrix)})")
+        for key, high in (("unit_order", self.max_hidden), ("col_edges", self.max_hidden), ("row_index", _MAX_ROWS)):
             values = amap.get(key, [])
-            if not isinstance(values, list) or not all(_is_int(v) and 0 <= v <= self.max_hidden for v in values):
-                raise BadSnapshot(f"{where}.{key}: expected unit numbers in 0..{self.max_hidden}")
+            if not isinstance(values, list) or not all(_is_int(v) and 0 <= v <= high for v in values):
+                raise BadSnapshot(f"{where}.{key}: expected whole numbers in 0..{high}")
 
     def _heldout(self, held: Any, n: int) -> None:
         if held is None:
@@ -221,8 +290,19 @@ class SnapshotSchema:
         layers = held.get("layers", [])
         if not isinstance(layers, list) or len(layers) > n or not all(isinstance(x, dict) for x in layers):
             raise BadSnapshot(f"heldout.layers: expected a list of at most {n} objects")
+        c = self.max_classes
         for i, layer in enumerate(layers):
-            self._units(layer.get("ensemble"), f"heldout.layers[{i}].ensemble")
+            where = f"heldout.layers[{i}]"
+            self._units(layer.get("ensemble"), f"{where}.ensemble")
+            for key, high in (("sparsity", 1.0), ("ensemble_size_pct", 100.0)):
+                if not _optional(layer.get(key), 0, high):
+                    raise BadSnapshot(f"{where}.{key}: expected a number in 0..{high:g} or null")
+            for key, high in (("shared_with_seen_total", self.max_hidden), ("n_rows", _MAX_ROWS)):
+                v = layer.get(key)
+                if v is not None and not (_is_int(v) and 0 <= v <= high):
+                    raise BadSnapshot(f"{where}.{key}: expected a whole number in 0..{high} or null")
+            self._table([layer.get("shared_with_seen")], 1, c, f"{where}.shared_with_seen", 0, self.max_hidden)
+            self._table([layer.get("jaccard_with_seen")], 1, c, f"{where}.jaccard_with_seen", 0, 1)
 
     # ---- field checks ---------------------------------------------------------------------------
     @staticmethod
@@ -304,9 +384,81 @@ def check_final(data: Any) -> str | None:
     layers = data["layers"]
     if not isinstance(layers, list) or len(layers) > cfg.layers or not all(isinstance(x, dict) for x in layers):
         return f"layers: expected at most {cfg.layers} objects"
+    schema = SnapshotSchema.for_config(cfg)
+    try:
+        for i, layer in enumerate(layers):
+            schema.check_layer(layer, f"layers[{i}]")
+    except BadSnapshot as exc:
+        return str(exc)
     held = data.get("heldout")
     if held is not None and not (isinstance(held, dict) and "class" in held):
         return "heldout: expected an object with a class"
+    return None
+
+
+def check_analysis(data: Any, cfg: RunConfig | None) -> str | None:
+    """What is wrong with an analysis.json (`ffterm analyze`) for the views and reports (None: usable):
+    its layers as a snapshot's, and each class's microstructure patterns."""
+    if not isinstance(data, dict):
+        return "expected a JSON object"
+    schema = SnapshotSchema.for_config(cfg)
+    layers = data.get("layers", [])
+    if not isinstance(layers, list) or len(layers) > schema.max_layers:
+        return f"layers: expected a list of at most {schema.max_layers} layer analyses"
+    try:
+        for i, layer in enumerate(layers):
+            schema.check_layer(layer, f"layers[{i}]")
+            _check_microstructure(layer.get("microstructure"), schema, f"layers[{i}].microstructure")
+    except BadSnapshot as exc:
+        return str(exc)
+    return None
+
+
+def _check_microstructure(entries: Any, schema: SnapshotSchema, where: str) -> None:
+    if entries is None:
+        return
+    if not isinstance(entries, list) or len(entries) > schema.max_classes:
+        raise BadSnapshot(f"{where}: expected a list of at most {schema.max_classes} classes")
+    for c, e in enumerate(entries):
+        at = f"{where}[{c}]"
+        patterns = e.get("patterns") if isinstance(e, dict) else None
+        if not (isinstance(e, dict) and _is_int(e.get("class")) and 0 <= e["class"] < schema.max_classes):
+            raise BadSnapshot(f"{at}: expected an object with a class number in 0..{schema.max_classes - 1}")
+        if not isinstance(patterns, list) or not all(
+            isinstance(p, dict) and _is_int(p.get("size")) and 0 <= p["size"] <= _MAX_ROWS
+            and _optional(p.get("jaccard_with_class"), 0, 1)
+            for p in patterns
+        ):  # fmt: skip
+            raise BadSnapshot(f"{at}.patterns: expected objects with a size (images) and a Jaccard index in 0..1")
+        dominant, silhouette = e.get("dominant"), e.get("silhouette")
+        if dominant is not None and not (_is_int(dominant) and 0 <= dominant < len(patterns)):
+            raise BadSnapshot(f"{at}.dominant: expected a pattern number in 0..{len(patterns) - 1} or null")
+        if not _optional(silhouette, -1, 1):
+            raise BadSnapshot(f"{at}.silhouette: expected a number in -1..1 or null")
+
+
+def check_prune(data: Any) -> str | None:
+    """What is wrong with a prune.json (`ffterm prune`) for the report (None: usable)."""
+    if not isinstance(data, dict):
+        return "expected a JSON object"
+    if not _in(data.get("baseline"), 0, 1):
+        return "baseline: expected an accuracy in 0..1"
+    strategies, smallest = data.get("strategies"), data.get("smallest_keep")
+    if not isinstance(strategies, dict) or not isinstance(smallest, dict):
+        return "strategies, smallest_keep: expected objects"
+    for name, entries in strategies.items():
+        if not isinstance(entries, list) or not all(
+            isinstance(e, dict) and _in(e.get("keep"), 0, 1) and isinstance(e.get("layer"), (int, str))
+            and _optional(e.get("accuracy"), 0, 1) and _optional(e.get("std"), 0, 1)
+            for e in entries
+        ):  # fmt: skip
+            return f"strategies.{name:.40}: expected entries with keep, layer, accuracy and std"
+        per_target = smallest.get(name)
+        if not isinstance(per_target, dict) or not all(_optional(v, 0, 1) for v in per_target.values()):
+            return f"smallest_keep.{name:.40}: expected an object of fractions in 0..1 (or nulls)"
+    epochs = data.get("finetune_epochs")
+    if epochs is not None and not (_is_int(epochs) and 0 <= epochs <= _MAX_EPOCHS):
+        return "finetune_epochs: expected a whole number of epochs"
     return None
 
 

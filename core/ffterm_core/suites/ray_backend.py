@@ -15,10 +15,11 @@ from typing import Any
 from urllib.parse import urlparse
 
 from ffterm_core.store import rundir
+from ffterm_core.store.rundir import FAILED
 from ffterm_core.suites.plan import read_suite_id
 from ffterm_core.suites.runner import Unit
 from ffterm_core.suites.spec import SuiteError
-from ffterm_core.suites.worker import FAILED, pack, remote_unit, run_state, unpack
+from ffterm_core.suites.worker import pack, remote_unit, run_state, unpack
 
 INSTALL_HINT = "install it with `pip install 'ffterm[ray]'` (on the driver and on every node of the cluster)"
 

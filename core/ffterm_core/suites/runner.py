@@ -17,7 +17,6 @@ setting's seeds together in one call; it must leave each run's ordinary run dire
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -33,10 +32,11 @@ import yaml
 
 from ffterm_core.config import dump_yaml, to_dict
 from ffterm_core.store import rundir
+from ffterm_core.store.rundir import FAILED
 from ffterm_core.suites.plan import PLAN, read_plan
 from ffterm_core.suites.pooling import POOLABLE_KEYS
 from ffterm_core.suites.spec import PlannedRun, Suite, SuiteError
-from ffterm_core.suites.worker import FAILED, Watch, failure, run_state, run_unit, run_unit_batched
+from ffterm_core.suites.worker import Watch, failure, run_state, run_unit, run_unit_batched
 
 Log = Callable[[str], None]
 
@@ -270,9 +270,8 @@ def count_states(units: list[Unit]) -> dict[str, int]:
 
 
 def _result_line(run_dir: Path) -> str:
-    try:
-        final = json.loads((run_dir / rundir.FINAL).read_text())
-    except (OSError, ValueError):
+    final = rundir.read_final_if_any(run_dir)
+    if final is None:
         return ""
     acc = final.get("test_accuracy")
     return f"(test accuracy {acc:.4f}, {final.get('wall_seconds', 0):.0f} s)" if isinstance(acc, (int, float)) else ""

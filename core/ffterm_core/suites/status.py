@@ -49,7 +49,7 @@ def _status(r: dict[str, Any], known: RunStatus | None) -> RunStatus:
         mtime = None
     if known is not None and mtime == known.final_mtime and r["state"] == "done":
         return known
-    final = _read_final(path) if mtime is not None else None
+    final = rundir.read_final_if_any(path) if mtime is not None else None
     if final is not None:
         layers = final.get("layers") or []
         return RunStatus(
@@ -64,14 +64,6 @@ def _status(r: dict[str, Any], known: RunStatus | None) -> RunStatus:
         [layer.get("sparsity") for layer in (evaluated.get("layers") or [])] if evaluated else [],
         r["error"],
     )  # fmt: skip
-
-
-def _read_final(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads((path / rundir.FINAL).read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def _last_snapshots(path: Path) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:

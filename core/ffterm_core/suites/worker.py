@@ -22,9 +22,7 @@ from typing import Any
 
 from ffterm_core.config import ConfigError, from_dict, load_yaml_text
 from ffterm_core.store import rundir
-
-FAILED = "failed.json"
-PROBES = "probes.json"
+from ffterm_core.store.rundir import FAILED, PROBES
 
 
 def run_state(run_dir: Path, needs_probes: bool = False) -> str:
@@ -95,21 +93,11 @@ def _failed(run_dir: Path, cfg_text: str, error: str) -> str:
     run_dir.mkdir(parents=True, exist_ok=True)
     if not (run_dir / rundir.CONFIG).exists():
         rundir.atomic_write_text(run_dir / rundir.CONFIG, cfg_text)
-    rundir.write_json(run_dir / FAILED, {"error": error, "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    rundir.write_failure(run_dir, error, time.strftime("%Y-%m-%dT%H:%M:%S"))
     return "failed"
 
 
-def failure(run_dir: Path) -> str | None:
-    """The recorded reason a run failed, or None."""
-    import json
-
-    path = Path(run_dir) / FAILED
-    if not path.exists():
-        return None
-    try:
-        return str(json.loads(path.read_text()).get("error"))
-    except (ValueError, AttributeError):
-        return "failed (unreadable failed.json)"
+failure = rundir.read_failure  # the recorded reason a run failed, or None
 
 
 def run_unit(

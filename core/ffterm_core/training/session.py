@@ -23,7 +23,8 @@ from ffterm_core.records import FinalRecord, final_layer
 from ffterm_core.store import rundir
 from ffterm_core.store.checkpoint import load_checkpoint, restore_previous, save_checkpoint
 from ffterm_core.store.history import RunHistory
-from ffterm_core.store.lock import LOCK, RunLock
+from ffterm_core.store.lock import RunLock
+from ffterm_core.store.rundir import LOCK
 from ffterm_core.store.snapshot import Snapshot
 from ffterm_core.training.evaluate import evaluate
 from ffterm_core.training.loop import Clock, TrainingFailed, run_training

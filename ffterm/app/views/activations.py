@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 
+from ffterm_core.records import SPARSITY_CUTOFF
 from ffterm_core.reports.run_report import class_label, class_names
 from ffterm_core.store.history import RunHistory
 
@@ -35,7 +36,11 @@ class ActivationsView(View):
         values = (means[cls] if cls < len(means) else None) or []  # None: no correctly classified image
         ens = layer.get("ensembles")
         members = frozenset(ens[cls]) if ens is not None and cls < len(ens) else frozenset()
-        ens_note = "ensemble undefined (sparsity < 0.5)" if ens is None else f"ensemble {len(members)} units (orange)"
+        ens_note = (
+            f"ensemble undefined (sparsity < {SPARSITY_CUTOFF:g})"
+            if ens is None
+            else f"ensemble {len(members)} units (orange)"
+        )
         title = (
             f"Layer {opts.layer + 1} · class {class_label(h.dataset, cls)} · mean activation per unit "
             f"({len(values)} units) · {ens_note} · epoch {snap.epoch}"

@@ -3,7 +3,8 @@
 A View draws the run in focus (and, for Compare, every run) with the options the dashboard owns;
 the dashboard binds its `options` and `frozen` reactives to each view's (`data_bind`) and asks the
 visible view to `show` when the runs or the options change. `show` returns early when nothing the
-view draws has changed. Plots are Charts (plotext, redrawn only when their data change, with the
+view draws has changed. A view that raises while drawing shows one line saying so in its place, and
+a chart or panel that raises while rendering one line in its own; the app goes on either way. Plots are Charts (plotext, redrawn only when their data change, with the
 legend on a line of its own so it never covers the data); bar strips, the activation map and
 matrices are TextPanels (rich Text sized at render time, so a resize costs no data work).
 """
@@ -19,6 +20,7 @@ from textual.containers import Container
 from textual.css.query import NoMatches
 from textual.reactive import reactive
 from textual.widget import Widget
+from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
 from ffterm_core.config import layerwise
@@ -56,6 +58,7 @@ class View(Container):
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
         self._drawn: Any = None
+        self._hidden: dict[Widget, bool] | None = None  # while failed: each child's display before
 
     def show(self, feed: RunFeed | None, feeds: list[RunFeed], force: bool = False) -> bool:
         """Draw unless frozen or unchanged (`force`: even then); return whether it drew."""
@@ -69,8 +72,33 @@ class View(Container):
         except NoMatches:  # children not mounted yet (the view was just created): draw on the next tick
             self._drawn = None
             return False
+        except Exception as exc:  # a file's content no check foresaw, or a bug: never the whole app
+            self._fail(exc)
+            self._drawn = key
+            return True
+        self._recover()
         self._drawn = key
         return True
+
+    def _fail(self, exc: Exception) -> None:
+        """Hide the view's widgets behind one line naming the error (and the run's data drawn next)."""
+        line = f"This view could not be drawn ({type(exc).__name__}: {str(exc)[:200]}); other views still work."
+        if self._hidden is None:
+            self._hidden = {child: child.display for child in self.children}
+            for child in self._hidden:
+                child.display = False
+            self.mount(Static(Text(line, style="bold red"), classes="view-error"), before=0 if self.children else None)
+        else:
+            self.query_one(".view-error", Static).update(Text(line, style="bold red"))
+        self.log.error(f"{type(self).__name__}: {line}")
+
+    def _recover(self) -> None:
+        if self._hidden is None:
+            return
+        self.query(".view-error").remove()
+        for child, shown in self._hidden.items():
+            child.display = shown
+        self._hidden = None
 
     def key(self, feed: RunFeed | None, feeds: list[RunFeed]) -> Any:
         return (feed.id if feed else None, feed.history.count if feed else 0, self.options)
@@ -158,7 +186,13 @@ class Chart(PlotextPlot):
             legend.append(label)
         return legend
 
-    def render(self) -> Text:  # PlotextPlot.render, with the header's lines taken from the plot
+    def render(self) -> Text:
+        try:
+            return self._render_plot()
+        except Exception as exc:  # plotext on data no check foresaw: one line, not the app
+            return _error_line("chart", exc)
+
+    def _render_plot(self) -> Text:  # PlotextPlot.render, with the header's lines taken from the plot
         width, height = self.size.width, self.size.height
         head = self.header(width)
         rows = max(1, height - len(head))
@@ -168,6 +202,10 @@ class Chart(PlotextPlot):
         out = Text("\n").join([*head, Text.from_ansi(self.plt.build())])
         out.no_wrap, out.overflow = True, "crop"
         return out
+
+
+def _error_line(what: str, exc: Exception) -> Text:
+    return Text(f"This {what} could not be drawn ({type(exc).__name__}: {str(exc)[:200]})", style="red")
 
 
 def _fit(text: Text, width: int) -> Text:
@@ -272,7 +310,11 @@ class TextPanel(Widget):
             return Text("")
         size = (self.size.width, self.size.height)
         if self._cache is None or self._cache[0] != size:  # built once per data and size, not per paint
-            self._cache = (size, self._fn(*size))
+            try:
+                text = self._fn(*size)
+            except Exception as exc:  # data no check foresaw: one line, not the app
+                text = _error_line("panel", exc)
+            self._cache = (size, text)
         return self._cache[1]
 
 

@@ -6,6 +6,7 @@ from textual.app import ComposeResult
 from textual.containers import Grid
 
 from ffterm_core.config import goodness_model
+from ffterm_core.records import SPARSITY_CUTOFF
 from ffterm_core.store.history import RunHistory
 
 from ..colors import color_of
@@ -74,10 +75,10 @@ class CurvesView(View):
             lines(plt, series)
 
         def sparsity(plt):
-            plt.title("Sparsity per layer (≥0.5: ensembles)")
-            series = [(*h.series("sparsity", i), f"L{i + 1}", color_of(i)) for i in range(len(h.sparsity))]
+            plt.title(f"Sparsity per layer (≥{SPARSITY_CUTOFF:g}: ensembles)")
+            series = [(*h.series("sparsity", i), f"L{i + 1}", color_of(i)) for i in range(h.num_layers)]
             if lines(plt, series):
-                plt.horizontal_line(0.5, color="gray")
+                plt.horizontal_line(SPARSITY_CUTOFF, color="gray")
 
         self.query_one("#plot-loss", Chart).draw(loss)
         self.query_one("#plot-goodness", Chart).draw(goodness)

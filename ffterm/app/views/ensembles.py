@@ -24,7 +24,7 @@ class EnsemblesView(View):
     def __init__(self, **kw) -> None:
         super().__init__(**kw)
         self._lives: dict[int, EnsembleLife] = {}  # per run, updated incrementally from its history
-        self._patterns = PatternSource()
+        self._patterns = PatternSource(lambda line: self.notify(line, severity="warning", timeout=10))
 
     def compose(self) -> ComposeResult:
         with Horizontal():
@@ -59,10 +59,7 @@ class EnsemblesView(View):
             plt.title("Ensemble size % per layer")
             lines(
                 plt,
-                [
-                    (*h.series("ensemble_size_pct", i), f"L{i + 1}", color_of(i))
-                    for i in range(len(h.ensemble_size_pct))
-                ],
+                [(*h.series("ensemble_size_pct", i), f"L{i + 1}", color_of(i)) for i in range(h.num_layers)],
             )
 
         cls_name = class_label(h.dataset, opts.cls)

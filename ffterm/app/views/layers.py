@@ -7,25 +7,15 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Static
 
-from ffterm_core.formatting import fmt, fmt_pm
-from ffterm_core.reports.run_report import class_label, class_names
+from ffterm_core.formatting import fmt
+from ffterm_core.records import LAYER_STATS, SPARSITY_CUTOFF
+from ffterm_core.reports.run_report import class_label, class_names, stat_text
 from ffterm_core.store.history import RunHistory
 
 from ..colors import color_of, rich_color
 from .base import Chart, View, lines, pct
 
-LAYER_COLUMNS = [
-    ("layer", "layer"),
-    ("acc", "acc"),
-    ("sparsity", "sparsity"),
-    ("zero", "0-rows"),
-    ("ens", "ens %"),
-    ("active", "active"),
-    ("rho", "ρ⁺ μ±σ"),
-    ("bias", "bias μ±σ"),
-    ("stab", "stab"),
-    ("p05", "p>.05"),
-]
+LAYER_COLUMNS = [("layer", "layer"), ("acc", "acc"), *[(s.name, s.label) for s in LAYER_STATS], ("stab", "stab")]
 
 
 class LayersView(View):
@@ -59,18 +49,14 @@ class LayersView(View):
             layer = layers[i] if i < len(layers) else {}
             acc = snap.layer_accuracy[i] if snap and snap.layer_accuracy and i < len(snap.layer_accuracy) else None
             stab = h.stability_mean[i][-1] if i < len(h.stability_mean) and h.stability_mean[i] else None
-            values = {
+            values: dict[str, str | Text] = {
                 "layer": Text(f"L{i + 1}" + (" ◀" if i == opts.layer else ""), style=rich_color(color_of(i))),
                 "acc": fmt(acc, pct=True),
-                "sparsity": fmt(layer.get("sparsity")),
-                "zero": fmt(layer.get("sparsity_ignored_rows")),
-                "ens": "undef" if layer and layer.get("ensembles") is None else fmt(layer.get("ensemble_size_pct"), 1),
-                "active": fmt(layer.get("active_units")),
-                "rho": fmt_pm(layer.get("rho_plus"), 2, sep="±"),
-                "bias": fmt_pm(layer.get("bias"), 2, sep="±"),
-                "stab": fmt(stab, 2),
-                "p05": fmt(layer.get("n_units_p_gt_0_05")),
             }
+            for stat in LAYER_STATS:
+                undefined = stat.needs_ensembles and layer and layer.get("ensembles") is None
+                values[stat.name] = "undef" if undefined else stat_text(layer, stat, stat.view_digits, sep="±")
+            values["stab"] = fmt(stab, 2)
             for key, value in values.items():
                 table.update_cell(f"L{i + 1}", key, value, update_width=True)
         if n and table.cursor_row != opts.layer and opts.layer < n:
@@ -87,7 +73,11 @@ class LayersView(View):
                     (f"/{snap.total_epochs} on {snap.eval_samples or '?'} test images · ", "dim"),
                     ("test acc ", "dim"),
                     (acc, "bold"),
-                    ("  (undef: sparsity < 0.5 · stab: ensembles' Jaccard vs previous eval)", "dim"),
+                    (
+                        f"  (undef: sparsity < {SPARSITY_CUTOFF:g} · life: lifetime sparsity · "
+                        "stab: ensembles' Jaccard vs previous eval)",
+                        "dim",
+                    ),
                 )
             )
         self.query_one("#plot-layer-acc", Chart).draw(
@@ -111,7 +101,7 @@ class LayersView(View):
                 plt.title("Active units per layer"),
                 lines(
                     plt,
-                    [(*h.series("active_units", i), f"L{i + 1}", color_of(i)) for i in range(len(h.active_units))],
+                    [(*h.series("active_units", i), f"L{i + 1}", color_of(i)) for i in range(h.num_layers)],
                 ),
             )
         )

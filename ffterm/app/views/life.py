@@ -4,13 +4,14 @@ raster (the life of its ensemble units) and its activation patterns (microstruct
 from __future__ import annotations
 
 import contextlib
-import json
 from pathlib import Path
 from typing import Any
 
 from rich.text import Text
 
 from ffterm_core.analysis.ensemble_life import ClassLife
+from ffterm_core.store import rundir
+from ffterm_core.store.validation import Notice
 
 MEMBER, ABSENT, UNDEFINED = ("█", "#e69f00"), ("·", "grey42"), (" ", "")
 
@@ -46,29 +47,25 @@ def raster_text(life: ClassLife | None, title: str, width: int, height: int) -> 
 
 
 class PatternSource:
-    """The microstructure entries of a run directory's analysis.json, re-read only when the file changes."""
+    """The microstructure entries of a run directory's analysis.json, re-read only when the file changes;
+    a damaged file is said once through `on_bad` and shows as none."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_bad: Notice | None = None) -> None:
+        self._on_bad = on_bad
         self._stamp: tuple[Path, float] | None = None
         self._layers: list[Any] = []
 
     def layers(self, run_dir: Path | None) -> list[Any]:
         stamp = None
         if run_dir is not None:
-            path = Path(run_dir) / "analysis.json"
+            path = Path(run_dir) / rundir.ANALYSIS
             with contextlib.suppress(OSError):
                 stamp = (path, path.stat().st_mtime)
         if stamp != self._stamp:
-            self._stamp, self._layers = stamp, _read_layers(stamp[0]) if stamp else []
+            analysis = rundir.read_analysis(stamp[0].parent, self._on_bad) if stamp else None
+            self._stamp = stamp
+            self._layers = [layer.get("microstructure") for layer in (analysis or {}).get("layers", [])]
         return self._layers
-
-
-def _read_layers(path: Path) -> list[Any]:
-    try:
-        layers = json.loads(path.read_text(encoding="utf-8")).get("layers")
-    except (OSError, ValueError, AttributeError):
-        return []
-    return [la.get("microstructure") if isinstance(la, dict) else None for la in layers or []]
 
 
 def patterns_text(entry: dict[str, Any] | None, width: int) -> Text:
