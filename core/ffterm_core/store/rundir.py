@@ -72,10 +72,10 @@ def write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
 
-def safe_name(name: str) -> str:
+def safe_name(name: str, limit: int = 80) -> str:
     """`name` as one safe path component: letters, digits, `.`, `_`, `-` (no `..`, `/` or control
     characters); anything else becomes `-`. Used for the folder of a run named by a preset."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-")[:80]
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-")[:limit]
     return cleaned or "run"
 
 
