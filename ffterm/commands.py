@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import errno
 import json
+import math
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -14,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ffterm_core.device import resolve_device
-from ffterm_core.formatting import fmt
+from ffterm_core.formatting import fmt, printable
 from ffterm_core.store import rundir
 from ffterm_core.store.lock import RunDirBusy, live_runs, read_holder
 from ffterm_core.store.presets import list_presets, load_preset
@@ -149,12 +150,12 @@ def cmd_runs(args: argparse.Namespace, _: Any = None) -> int:
     if not runs:
         print("nothing is training now")
     for info in runs:
-        minutes = (time.time() - float(info.get("started", time.time()))) / 60
-        how = f"ffterm attach {info.get('run_dir')}" if info.get("control") else "watch only"
-        print(
-            f"{info.get('run_dir')}  pid {info.get('pid')} on {info.get('host')}, {minutes:.0f} min, "
-            f"{info.get('command')}; {how}"
-        )
+        started = info.get("started")
+        number = isinstance(started, (int, float)) and not isinstance(started, bool)
+        minutes = f"{(time.time() - started) / 60:.0f}" if number and math.isfinite(started) else "?"
+        run_dir, pid, host, command = (printable(info.get(k)) for k in ("run_dir", "pid", "host", "command"))
+        how = f"ffterm attach {run_dir}" if info.get("control") else "watch only"
+        print(f"{run_dir}  pid {pid} on {host}, {minutes} min, {command}; {how}")
     return 0
 
 
