@@ -182,9 +182,12 @@ def test_watch_follows_a_run_dir_and_focus_switches_runs(tmp_path):
 
 def test_export_writes_the_report_of_the_run_in_focus(tmp_path):
     runs, host, _ = controller(tmp_path)
-    assert runs.export() is None and host.said("Nothing to export yet")
+    runs.export()
+    assert host.said("Nothing to export yet") and runs.exported == []
     runs.add_run("demo", demo_snapshots())
-    paths = runs.export()
+    runs.export()  # the host runs the worker at once
+    paths = runs.exported
+    assert runs.exporting is None and host.said("Report (epoch")
     assert [p.name for p in paths] == ["snapshot.json", "history.json", "report.md", "report.html", "curves.csv"]
     folder = paths[0].parent
     assert folder.parent == tmp_path / "runs" / "reports"  # no run directory: the run root

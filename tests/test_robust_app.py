@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from ffterm_core.config import RunConfig, dump_yaml
 from ffterm_core.store import rundir
 
 
-async def wait_for(pilot, cond, timeout: float = 15.0) -> bool:
+async def wait_for(pilot, cond, timeout: float = 120.0) -> bool:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if cond():
@@ -153,3 +154,46 @@ async def test_two_quick_starts_leave_one_training(tmp_path):
         await pilot.pause(1.5)
         assert [s for s in created if s.alive] == [created[1]]  # the first one never started training
         assert [f.session for f in app.runs.feeds] == [created[1]]
+
+
+@pytest.mark.asyncio
+async def test_read_only_visitors_export_and_screenshot_nothing(tmp_path):
+    root = tmp_path / "runs"
+    run = _run_with_bad_lines(root / "mine")
+    before = sorted(p.name for p in run.iterdir())
+    app = FFTermApp(watch=run, run_root=root, presets=DemoPresets(), read_only=True)
+    async with app.run_test(size=(100, 30)) as pilot:
+        assert await wait_for(pilot, lambda: app.runs.primary is not None and app.runs.primary.history.count > 0)
+        for key in ("e", "ctrl+s"):
+            await pilot.press(key)
+            await pilot.pause()
+        assert sum("visitors write nothing" in n for n in notices(app)) == 2
+    assert sorted(p.name for p in run.iterdir()) == before and not (root / "reports").exists()
+
+
+@pytest.mark.asyncio
+async def test_the_app_answers_keys_while_an_export_is_written(tmp_path, monkeypatch):
+    import ffterm.app.controller as controller_module
+
+    writing, release = threading.Event(), threading.Event()
+    real = controller_module.write_report
+
+    def slow_write_report(*args, **kw):
+        writing.set()
+        assert release.wait(120), "the test never released the export"
+        return real(*args, **kw)
+
+    monkeypatch.setattr(controller_module, "write_report", slow_write_report)
+    app = FFTermApp(snapshots={"demo": demo_snapshots()}, run_root=tmp_path, presets=DemoPresets())
+    async with app.run_test(size=(100, 30)) as pilot:
+        assert await wait_for(pilot, lambda: app.runs.primary is not None)
+        await pilot.press("e")
+        assert await wait_for(pilot, writing.is_set)
+        assert any("Exporting the report of demo" in n for n in notices(app))
+        await pilot.press("f")  # freeze: answered while the report is being written
+        assert await wait_for(pilot, lambda: app.dashboard.frozen)
+        await pilot.press("e")  # a second export waits for the first
+        assert await wait_for(pilot, lambda: any("one export at a time" in n for n in notices(app)))
+        release.set()
+        assert await wait_for(pilot, lambda: app.runs.exported)
+        assert app.runs.exporting is None and app.runs.exported[2].name == "report.md"
