@@ -4,11 +4,13 @@ commands (run --headless, bench, analyze…) work where textual is not installed
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from pathlib import Path
 from typing import Any
 
 from ffterm_core.config import ConfigError, parse_override
+from ffterm_core.formatting import printable
 
 from .errors import UsageError
 
@@ -241,10 +243,29 @@ def _guard(fn) -> int:
         SuiteError,
         UnreadableFile,
     ) as exc:
-        print(f"ffterm: error: {exc}", file=sys.stderr)
+        print(f"ffterm: error: {printable(exc)}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file the command reads or writes: permissions, a full disk, a read-only mount
+        print(f"ffterm: error: {printable(describe_os_error(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+_OS_ERROR_FIXES = {
+    errno.EACCES: "check its permissions, or run as its owner",
+    errno.EPERM: "check its permissions, or run as its owner",
+    errno.EROFS: "choose a place on a writable file system",
+    errno.ENOSPC: "free some space and run the command again",
+    errno.EDQUOT: "free some space and run the command again",
+}
+
+
+def describe_os_error(exc: OSError) -> str:
+    """An OSError as one line: the file, what went wrong, and the fix when there is a known one."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    fix = _OS_ERROR_FIXES.get(exc.errno or 0)
+    return f"{where}{exc.strerror or exc}" + (f"; {fix}" if fix else "")
 
 
 if __name__ == "__main__":

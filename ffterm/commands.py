@@ -107,10 +107,12 @@ def _drive(session: Session) -> int:
         console.print(f"stopped; continue with [bold]ffterm resume {session.run_dir}[/]")
         return 130
     final: Mapping[str, Any] = session.final or {}
-    acc = final.get("test_accuracy")
+    if session.state != "finished" or not final:
+        print(f"ffterm: run ended without a result ({session.state}); see {session.run_dir}", file=sys.stderr)
+        return 1
     console.print(
-        f"finished after {final.get('wall_seconds', 0):.1f} s of training: test accuracy "
-        f"[bold]{acc:.4f}[/]; run directory {session.run_dir}"
+        f"finished after {fmt(final.get('wall_seconds'), 1)} s of training: test accuracy "
+        f"[bold]{fmt(final.get('test_accuracy'), 4)}[/]; run directory {session.run_dir}"
     )
     return 0
 
@@ -423,6 +425,10 @@ def cmd_prune(args: argparse.Namespace, _: Any = None) -> int:
     from ffterm_core.beyond import prune
     from ffterm_core.reports.run_report_beyond import prune_rows
 
+    _positive("--draws", args.draws)
+    _positive("--samples", args.samples)
+    if args.seed < 0 or args.finetune < 0:
+        raise UsageError(f"--seed and --finetune must be at least 0 (got {args.seed} and {args.finetune})")
     spec = prune.PruneSpec(
         targets=prune.parse_targets(args.layers),
         strategies=prune.parse_names(args.strategies) if args.strategies else prune.STRATEGIES,

@@ -8,6 +8,8 @@ app posts a coalescing message; the console updates a progress bar).
 
 from __future__ import annotations
 
+import contextlib
+
 import threading
 import time
 import traceback
@@ -214,9 +216,17 @@ class Session:
             self._loop(trainer, live_subset(data.test_y.shape[0], self.config.analysis_samples, self.config.seed))
         except (DatasetError, CheckpointError, TrainingFailed) as exc:  # expected: the message says the fix
             self._fail(_first_line(exc))
+        except OSError as exc:  # a write refused (full disk, permissions): what was saved before is intact
+            where = exc.filename or self.run_dir
+            self._fail(f"{where}: {exc.strerror or exc}; fix that, then `ffterm resume {self.run_dir}` (or run it again)")
         except Exception as exc:  # anything else (out of memory, a bug): one line, the traceback in the run dir
-            (self.run_dir / rundir.ERROR_LOG).write_text(traceback.format_exc())
-            self._fail(f"{type(exc).__name__}: {_first_line(exc)} (traceback in {self.run_dir / 'error.log'})")
+            log = self.run_dir / rundir.ERROR_LOG
+            try:
+                log.write_text(traceback.format_exc())
+                kept = f"traceback in {log}"
+            except OSError as log_exc:
+                kept = f"its traceback could not be saved: {log_exc.strerror or log_exc}"
+            self._fail(f"{type(exc).__name__}: {_first_line(exc)} ({kept})")
 
     def _restore(self, trainer: Trainer) -> None:
         trainer.load_state_dict(self._restore_state())
@@ -408,7 +418,8 @@ class Session:
             wall_time=round(self._wall, 3),
         )
         if state in ("stopped", "failed") and self.run_dir.exists():
-            rundir.append_snapshot(self.run_dir, snap)
+            with contextlib.suppress(OSError):  # the disk that failed the run may refuse this line too
+                rundir.append_snapshot(self.run_dir, snap)
         for fn in list(self._subscribers):
             fn(snap)
 
