@@ -232,7 +232,10 @@ def check_target(run_dir: Path, force: bool) -> None:
         names = {p.name for p in d.iterdir()}
     except PermissionError:
         raise RunDirError(f"{d}: cannot be listed (permission denied); choose a folder you can write") from None
-    if not names or force:
+    if force:
+        _check_clearable(d)
+        return
+    if not names:
         return
     foreign = sorted(n for n in names if n not in _OWN_NAMES and not _is_temp_file(n))
     if foreign or (CONFIG in names and not _is_our_config(d)):
@@ -252,11 +255,27 @@ def _is_our_config(run_dir: Path) -> bool:
     return True
 
 
+def _check_clearable(run_dir: Path) -> None:
+    """RunDirError, before anything is removed, when an earlier run's output is not what a run leaves
+    (a folder named like a file, a symlink or file named like reports/): nothing is deleted by guess."""
+    d = Path(run_dir)
+    for name in (*RUN_OUTPUTS, *RUN_OUTPUT_DIRS):
+        path = d / name
+        if not os.path.lexists(path):
+            continue
+        ok = path.is_dir() if name in RUN_OUTPUT_DIRS else path.is_file()
+        if path.is_symlink() or not ok:
+            kind = "a symlink" if path.is_symlink() else "a folder" if path.is_dir() else "not a folder"
+            raise RunDirError(f"{path}: is {kind}, not what a run leaves; move it away yourself, then run again")
+
+
 def clear_outputs(run_dir: Path) -> None:
-    """Remove what an earlier run left (snapshots, checkpoints, results, logs, reports/); other files stay."""
+    """Remove what an earlier run left (snapshots, checkpoints, results, logs, reports/); other files stay.
+    Everything is checked first: a refusal leaves the folder as it was."""
     import shutil
 
     d = Path(run_dir)
+    _check_clearable(d)
     for name in RUN_OUTPUTS:
         (d / name).unlink(missing_ok=True)
     for name in RUN_OUTPUT_DIRS:
@@ -264,15 +283,19 @@ def clear_outputs(run_dir: Path) -> None:
             shutil.rmtree(d / name)
 
 
+_TEMP_FILE = re.compile(r"\.[^/]+\.[a-z0-9_]{8}\.tmp")  # what atomic_write_bytes's mkstemp makes
+
+
 def _is_temp_file(name: str) -> bool:
-    return name.startswith(".") and name.endswith(".tmp")
+    """A temp file of our atomic writes, `.NAME.XXXXXXXX.tmp` (a user's own `.notes.tmp` is not one)."""
+    return _TEMP_FILE.fullmatch(name) is not None
 
 
 def clean_temp_files(run_dir: Path) -> list[str]:
     """Remove temp files left by atomic writes a kill interrupted; call with the run's lock held."""
     removed = []
     for path in Path(run_dir).glob(".*.tmp"):
-        if path.is_file():
+        if _is_temp_file(path.name) and path.is_file():
             path.unlink(missing_ok=True)
             removed.append(path.name)
     return removed
