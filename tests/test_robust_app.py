@@ -197,3 +197,16 @@ async def test_the_app_answers_keys_while_an_export_is_written(tmp_path, monkeyp
         release.set()
         assert await wait_for(pilot, lambda: app.runs.exported)
         assert app.runs.exporting is None and app.runs.exported[2].name == "report.md"
+
+
+def test_the_long_run_estimate_uses_the_datasets_real_size_and_train_limit():
+    from ffterm.app.controller import RunController, image_epochs
+    from ffterm_core.store.presets import load_preset
+
+    quick = load_preset("quick-ff-synthetic")
+    assert image_epochs(quick) == quick.total_epochs * 2000 and not RunController.is_long(quick)
+    long_fashion = load_preset("quick-ff-fashionmnist", {"epochs": 80})
+    assert image_epochs(long_fashion) == long_fashion.total_epochs * 60_000 and RunController.is_long(long_fashion)
+    limited = load_preset("quick-ff-fashionmnist", {"epochs": 80, "train_limit": 1000})
+    assert image_epochs(limited) == limited.total_epochs * 1000 and not RunController.is_long(limited)
+    assert image_epochs(limited.replace(train_limit=10**9)) == image_epochs(long_fashion)  # no more than there is

@@ -98,3 +98,25 @@ def test_force_checks_everything_before_deleting_anything(tmp_path, capsys):
     _one_line(capsys.readouterr().err, "reports", "symlink")
     assert sorted(p.name for p in out.iterdir()) == before  # nothing was deleted
     assert (elsewhere / "precious.txt").read_text() == "keep me"
+
+
+def test_report_md_carries_no_raw_html_from_run_files(tmp_path):
+    import dataclasses
+
+    from ffterm.app.demo import demo_snapshots
+    from ffterm_core.reports.markdown_page import MarkdownPage
+    from ffterm_core.reports.run_report import write_report
+    from ffterm_core.store.history import RunHistory
+
+    evil = "<script>alert(1)</script> & <svg onload=alert(2)>"
+    snaps = [dataclasses.replace(s, run_name=evil) for s in demo_snapshots(epochs_per_stage=1, layers=2, n_units=20)]
+    paths = write_report(snaps[-1], RunHistory.from_snapshots(snaps), tmp_path / "out")
+    md = paths[2].read_text()
+    assert "<script" not in md and "<svg" not in md
+    assert md.startswith("# Run report — &lt;script&gt;alert(1)&lt;/script&gt; &amp; &lt;svg onload=alert(2)&gt;\n")
+    page = MarkdownPage("suite")
+    page.table(["setting"], [["ff-<img src=x onerror=alert(3)>"]], caption="labels <b>")
+    page.paragraph("a label\x1b]0;x\x07")
+    text = page.render()
+    assert "<img" not in text and "<b>" not in text and "\x1b" not in text
+    assert "| ff-&lt;img src=x onerror=alert(3)&gt; |" in text

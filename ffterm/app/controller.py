@@ -34,6 +34,7 @@ from typing import Any, Literal, Protocol
 from textual.message import Message
 
 from ffterm_core.config import RunConfig
+from ffterm_core.data.datasets import DATASETS
 from ffterm_core.reports.common import report_dir
 from ffterm_core.reports.run_report import write_report
 from ffterm_core.store.rundir import new_run_dir
@@ -100,8 +101,10 @@ def _engine_presets() -> Any:
 
 
 def image_epochs(cfg: RunConfig) -> int:
-    """Images seen over the whole run (training sets hold ~50,000-73,000 images; 60,000 stands for all)."""
-    return cfg.total_epochs * (cfg.train_limit or 60_000)
+    """Images seen over the whole run: the dataset's training split, or `train_limit` of it."""
+    info = DATASETS.get(cfg.dataset)
+    size = info.train_size if info is not None else 60_000
+    return cfg.total_epochs * min(cfg.train_limit or size, size)
 
 
 def _detached(session: Any) -> bool:
