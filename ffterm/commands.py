@@ -146,19 +146,24 @@ def _detached(remote: Any) -> int:
 
 def cmd_runs(args: argparse.Namespace, _: Any = None) -> int:
     """One line per run training now: where, which process, for how long, and how to reach it."""
-    import time
-
     runs = live_runs()
     if not runs:
         print("nothing is training now")
     for info in runs:
-        started = info.get("started")
-        number = isinstance(started, (int, float)) and not isinstance(started, bool)
-        minutes = f"{(time.time() - started) / 60:.0f}" if number and math.isfinite(started) else "?"
+        minutes = _minutes_since(info.get("started"))
         run_dir, pid, host, command = (printable(info.get(k)) for k in ("run_dir", "pid", "host", "command"))
         how = f"ffterm attach {run_dir}" if info.get("control") else "watch only"
         print(f"{run_dir}  pid {pid} on {host}, {minutes} min, {command}; {how}")
     return 0
+
+
+def _minutes_since(started: Any) -> str:
+    """Whole minutes since a lock record's `started` (a file: "?" unless it is a real time)."""
+    import time
+
+    if isinstance(started, bool) or not isinstance(started, (int, float)) or not math.isfinite(started):
+        return "?"
+    return f"{(time.time() - started) / 60:.0f}"
 
 
 def cmd_suite(args: argparse.Namespace, overrides: dict[str, Any]) -> int:

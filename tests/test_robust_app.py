@@ -138,18 +138,21 @@ async def test_a_long_preset_picked_asks_first(tmp_path):
 async def test_two_quick_starts_leave_one_training(tmp_path):
     """The second start arrives while the first session is still being created."""
     created: list[DemoSession] = []
+    second_asked = threading.Event()
 
     def slow_factory(cfg, d):
         session = DemoSession(cfg, d, interval=0.05)
         created.append(session)
-        time.sleep(1.0 if len(created) == 1 else 0.0)  # the first one takes a while to set up
+        if len(created) == 1:  # the first one is still being set up when the second start is asked for
+            assert second_asked.wait(120)
         return session
 
     app = FFTermApp(run_root=tmp_path, presets=DemoPresets(), session_factory=slow_factory, open_picker=False)
     async with app.run_test(size=(100, 30)) as pilot:
         app.start_preset("quick-ff-fashionmnist", {"epochs": 50})
-        await pilot.pause(0.2)
+        assert await wait_for(pilot, lambda: len(created) == 1)
         app.start_preset("quick-ff-fashionmnist", {"epochs": 50})
+        second_asked.set()
         assert await wait_for(pilot, lambda: len(created) == 2 and created[1].state == "running")
         await pilot.pause(1.5)
         assert [s for s in created if s.alive] == [created[1]]  # the first one never started training

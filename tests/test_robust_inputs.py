@@ -221,7 +221,12 @@ CASES: list[Case] = [
     ),
     ("serve --max-visitors 0", lambda w: ["serve", "--max-visitors", "0"], ["--max-visitors", "at least 1"], False),
     ("watch a closed run", lambda w: ["watch", str(_closed(_run_dir(w / "r")))], ["r", "ermission denied"], True),
-    ("summary of a closed run", lambda w: ["summary", str(_closed(_run_dir(w / "r")))], ["r", "ermission denied"], True),
+    (
+        "summary of a closed run",
+        lambda w: ["summary", str(_closed(_run_dir(w / "r")))],
+        ["r", "ermission denied"],
+        True,
+    ),
     ("report of a closed run", lambda w: ["report", str(_closed(_run_dir(w / "r")))], ["r", "ermission denied"], True),
     (
         "--out under a closed folder",

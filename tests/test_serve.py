@@ -76,7 +76,10 @@ def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, str, dict
 
 
 async def ws_status(
-    url: str, origin: str | None = None, hold: asyncio.Event | None = None, drawn: asyncio.Event | None = None,
+    url: str,
+    origin: str | None = None,
+    hold: asyncio.Event | None = None,
+    drawn: asyncio.Event | None = None,
     headers: dict[str, str] | None = None,
 ) -> tuple[int, bytes]:
     """Open the app's websocket; (HTTP status of the handshake, the first bytes the app sent).

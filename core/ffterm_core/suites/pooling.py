@@ -141,9 +141,7 @@ def _numbers(values: list[Any], files: list[Path], what: str) -> list[float | No
     """`values` (one per file), each a number or None; SuiteError naming the file of any other."""
     for value, path in zip(values, files):
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise SuiteError(
-                f"{path}: {what} is {value!r:.40}, not a number; remove the file or train the run again"
-            )
+            raise SuiteError(f"{path}: {what} is {value!r:.40}, not a number; remove the file or train the run again")
     return values
 
 

@@ -248,7 +248,16 @@ def load_suite(
         common_line = data.lines.get("set")
         runs.extend(
             _expand(
-                entry, source, common, common_line, overrides or {}, seeds, default_seeds, first_seed, configs, len(runs)
+                entry,
+                source,
+                common,
+                common_line,
+                overrides or {},
+                seeds,
+                default_seeds,
+                first_seed,
+                configs,
+                len(runs),
             )
         )
     return Suite(
@@ -332,7 +341,9 @@ def _expand(
     entry_seeds = _count(entry, "seeds", source, default=default_seeds)
     n_seeds = seeds_override if seeds_override is not None else entry_seeds
     label = entry.get("label")
-    check_plan_size(planned + len(presets) * math.prod(len(v) for v in vary.values()) * n_seeds, f"{source} line {line}")
+    check_plan_size(
+        planned + len(presets) * math.prod(len(v) for v in vary.values()) * n_seeds, f"{source} line {line}"
+    )
     runs = []
     for preset in presets:
         for combo in itertools.product(*vary.values()):

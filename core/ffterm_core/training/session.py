@@ -9,7 +9,6 @@ app posts a coalescing message; the console updates a progress bar).
 from __future__ import annotations
 
 import contextlib
-
 import threading
 import time
 import traceback
@@ -218,7 +217,9 @@ class Session:
             self._fail(_first_line(exc))
         except OSError as exc:  # a write refused (full disk, permissions): what was saved before is intact
             where = exc.filename or self.run_dir
-            self._fail(f"{where}: {exc.strerror or exc}; fix that, then `ffterm resume {self.run_dir}` (or run it again)")
+            self._fail(
+                f"{where}: {exc.strerror or exc}; fix that, then `ffterm resume {self.run_dir}` (or run it again)"
+            )
         except Exception as exc:  # anything else (out of memory, a bug): one line, the traceback in the run dir
             log = self.run_dir / rundir.ERROR_LOG
             try:
