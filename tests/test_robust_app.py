@@ -213,3 +213,36 @@ def test_the_long_run_estimate_uses_the_datasets_real_size_and_train_limit():
     limited = load_preset("quick-ff-fashionmnist", {"epochs": 80, "train_limit": 1000})
     assert image_epochs(limited) == limited.total_epochs * 1000 and not RunController.is_long(limited)
     assert image_epochs(limited.replace(train_limit=10**9)) == image_epochs(long_fashion)  # no more than there is
+
+
+def test_a_large_run_is_taken_in_over_several_ui_turns():
+    from ffterm.app.controller import RunController
+    from ffterm.app.feeds import DRAIN_BATCH, RunFeed, SnapshotsReady
+
+    class Host:
+        def __init__(self):
+            self.posted = []
+
+        def post_message(self, message):
+            self.posted.append(message)
+            return True
+
+        def notify(self, *args, **kw):
+            pass
+
+    host = Host()
+    runs = RunController(host, presets=DemoPresets())
+    snaps = demo_snapshots(epochs_per_stage=400, layers=2, n_units=20)
+    assert len(snaps) > 2 * DRAIN_BATCH
+    feed = runs._add(RunFeed("big", None))
+    feed._target = host
+    for snap in snaps:
+        feed._on_snapshot(snap)  # what the follower thread does: one message a snapshot (coalesced by the app)
+    host.posted.clear()
+    turns = 0
+    while runs.drain(feed.id):
+        turns += 1
+        assert feed.history.count == min(turns * DRAIN_BATCH, len(snaps))
+        assert [type(m) for m in host.posted] == ([SnapshotsReady] if feed.waiting else [])  # the rest: next turn
+        host.posted.clear()
+    assert turns == -(-len(snaps) // DRAIN_BATCH) and feed.history.count == len(snaps)
