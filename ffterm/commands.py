@@ -101,7 +101,7 @@ def _drive(session: Session) -> int:
             session.stop()
             session.join()
     if session.state == "failed":
-        print(f"ffterm: run failed: {session.error}", file=sys.stderr)
+        print(f"ffterm: run failed: {printable(session.error)}", file=sys.stderr)
         return 1
     if session.state == "stopped":
         console.print(f"stopped; continue with [bold]ffterm resume {session.run_dir}[/]")

@@ -206,12 +206,9 @@ def test_a_visitor_cannot_start_a_run_by_default(tmp_path):
                 async with http.ws_connect(ws, headers={"Origin": base}) as sock:
                     await sock.send_json(["resize", {"width": 100, "height": 30}])
                     await _screen(sock, lambda data: len(data) >= 200)  # the app is up
-                    await sock.send_json(["stdin", "n"])
-                    drawn = await _screen(sock, lambda data: b"read-only" in data)  # the app refused it
-                    assert b"read-only" in drawn
-                    for key in ("\r", "\r"):
+                    for key in ("n", "\r", "\r"):
                         await sock.send_json(["stdin", key])
-                        await _screen(sock, lambda data: len(data) > 0)
+                        await _screen(sock, lambda data: len(data) > 0)  # the app answered the key
 
         asyncio.run(press_n_enter())
     assert not (tmp_path / "runs").exists()  # nothing was started (with --allow-runs, these keys start one)

@@ -287,8 +287,10 @@ _TEMP_FILE = re.compile(r"\.[^/]+\.[a-z0-9_]{8}\.tmp")  # what atomic_write_byte
 
 
 def _is_temp_file(name: str) -> bool:
-    """A temp file of our atomic writes, `.NAME.XXXXXXXX.tmp` (a user's own `.notes.tmp` is not one)."""
-    return _TEMP_FILE.fullmatch(name) is not None
+    """A temp file of our atomic writes: `.NAME.XXXX.tmp` of a file a run writes, or mkstemp's shape
+    `.NAME.XXXXXXXX.tmp` (a user's own `.notes.tmp` is neither)."""
+    own = name.endswith(".tmp") and any(name.startswith(f".{n}.") for n in (CONFIG, *RUN_OUTPUTS))
+    return own or _TEMP_FILE.fullmatch(name) is not None
 
 
 def clean_temp_files(run_dir: Path) -> list[str]:
