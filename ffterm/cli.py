@@ -42,6 +42,21 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def whole_number(text: str) -> int:
+    """An argument that counts (seeds): an integer, also written as 1e6 (a plan's size is checked later)."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not value.is_integer():
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}")
+    return int(value)
+
+
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting, e.g. --set epochs=5")
     p.add_argument("--seed", type=int)
@@ -72,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
         "target", metavar="NAME|PRESET", help="a suite (see `ffterm presets`), a suite YAML file, or a preset"
     )
     _add_run_options(p)
-    p.add_argument("--seeds", type=int, help="seeds per setting (default: the suite's; 10 for a preset)")
+    p.add_argument("--seeds", type=whole_number, help="seeds per setting (default: the suite's; 10 for a preset)")
     p.add_argument("--first-seed", type=int, default=0)
     p.add_argument("--out", type=Path, help="the suite folder (default: runs/NAME-suite)")
     p.add_argument("--jobs", type=int, default=1, help="runs at once on this machine, spread over its GPUs")

@@ -85,8 +85,9 @@ def test_a_plan_beyond_the_limit_is_one_line_before_it_is_expanded(tmp_path, cap
     assert peak < 50_000_000 and not (tmp_path / "o").exists()
 
 
-def test_a_preset_over_too_many_seeds_is_one_line(tmp_path, capsys):
-    code = main(["suite", "quick-ff-synthetic", "--seeds", "100000000000", "--out", str(tmp_path / "o")])
+@pytest.mark.parametrize("seeds", ["100000000000", "1e11"])
+def test_a_preset_over_too_many_seeds_is_one_line(tmp_path, capsys, seeds):
+    code = main(["suite", "quick-ff-synthetic", "--seeds", seeds, "--out", str(tmp_path / "o")])
     _one_line(capsys, code, "100,000,000,000 runs planned")
 
 
