@@ -443,6 +443,7 @@ async def test_real_engine_on_synthetic_data(tmp_path):
     async with drive(app) as ui:
         await ui.until(lambda: "acc " in header_text(app), timeout=120)
         await ui.press("e")
+        await ui.until(lambda: app.runs.exported)  # written on a worker thread
         assert list((app.runs.primary.run_dir / "reports").glob("*/report.md"))
         session = app.runs.primary.session
         await ui.press("q")
