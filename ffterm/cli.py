@@ -4,11 +4,13 @@ commands (run --headless, bench, analyze…) work where textual is not installed
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from pathlib import Path
 from typing import Any
 
 from ffterm_core.config import ConfigError, parse_override
+from ffterm_core.formatting import printable
 
 from .errors import UsageError
 
@@ -38,6 +40,21 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         if value is not None:
             out[key] = value
     return out
+
+
+def whole_number(text: str) -> int:
+    """An argument that counts (seeds): an integer, also written as 1e6 (a plan's size is checked later)."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not value.is_integer():
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}")
+    return int(value)
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
@@ -70,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
         "target", metavar="NAME|PRESET", help="a suite (see `ffterm presets`), a suite YAML file, or a preset"
     )
     _add_run_options(p)
-    p.add_argument("--seeds", type=int, help="seeds per setting (default: the suite's; 10 for a preset)")
+    p.add_argument("--seeds", type=whole_number, help="seeds per setting (default: the suite's; 10 for a preset)")
     p.add_argument("--first-seed", type=int, default=0)
     p.add_argument("--out", type=Path, help="the suite folder (default: runs/NAME-suite)")
     p.add_argument("--jobs", type=int, default=1, help="runs at once on this machine, spread over its GPUs")
@@ -241,10 +258,29 @@ def _guard(fn) -> int:
         SuiteError,
         UnreadableFile,
     ) as exc:
-        print(f"ffterm: error: {exc}", file=sys.stderr)
+        print(f"ffterm: error: {printable(exc)}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file the command reads or writes: permissions, a full disk, a read-only mount
+        print(f"ffterm: error: {printable(describe_os_error(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+_OS_ERROR_FIXES = {
+    errno.EACCES: "check its permissions, or run as its owner",
+    errno.EPERM: "check its permissions, or run as its owner",
+    errno.EROFS: "choose a place on a writable file system",
+    errno.ENOSPC: "free some space and run the command again",
+    errno.EDQUOT: "free some space and run the command again",
+}
+
+
+def describe_os_error(exc: OSError) -> str:
+    """An OSError as one line: the file, what went wrong, and the fix when there is a known one."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    fix = _OS_ERROR_FIXES.get(exc.errno or 0)
+    return f"{where}{exc.strerror or exc}" + (f"; {fix}" if fix else "")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import errno
 import json
+import math
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -14,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ffterm_core.device import resolve_device
-from ffterm_core.formatting import fmt
+from ffterm_core.formatting import fmt, printable
 from ffterm_core.store import rundir
 from ffterm_core.store.lock import RunDirBusy, live_runs, read_holder
 from ffterm_core.store.presets import list_presets, load_preset
@@ -100,16 +101,18 @@ def _drive(session: Session) -> int:
             session.stop()
             session.join()
     if session.state == "failed":
-        print(f"ffterm: run failed: {session.error}", file=sys.stderr)
+        print(f"ffterm: run failed: {printable(session.error)}", file=sys.stderr)
         return 1
     if session.state == "stopped":
         console.print(f"stopped; continue with [bold]ffterm resume {session.run_dir}[/]")
         return 130
     final: Mapping[str, Any] = session.final or {}
-    acc = final.get("test_accuracy")
+    if session.state != "finished" or not final:
+        print(f"ffterm: run ended without a result ({session.state}); see {session.run_dir}", file=sys.stderr)
+        return 1
     console.print(
-        f"finished after {final.get('wall_seconds', 0):.1f} s of training: test accuracy "
-        f"[bold]{acc:.4f}[/]; run directory {session.run_dir}"
+        f"finished after {fmt(final.get('wall_seconds'), 1)} s of training: test accuracy "
+        f"[bold]{fmt(final.get('test_accuracy'), 4)}[/]; run directory {session.run_dir}"
     )
     return 0
 
@@ -143,19 +146,24 @@ def _detached(remote: Any) -> int:
 
 def cmd_runs(args: argparse.Namespace, _: Any = None) -> int:
     """One line per run training now: where, which process, for how long, and how to reach it."""
-    import time
-
     runs = live_runs()
     if not runs:
         print("nothing is training now")
     for info in runs:
-        minutes = (time.time() - float(info.get("started", time.time()))) / 60
-        how = f"ffterm attach {info.get('run_dir')}" if info.get("control") else "watch only"
-        print(
-            f"{info.get('run_dir')}  pid {info.get('pid')} on {info.get('host')}, {minutes:.0f} min, "
-            f"{info.get('command')}; {how}"
-        )
+        minutes = _minutes_since(info.get("started"))
+        run_dir, pid, host, command = (printable(info.get(k)) for k in ("run_dir", "pid", "host", "command"))
+        how = f"ffterm attach {run_dir}" if info.get("control") else "watch only"
+        print(f"{run_dir}  pid {pid} on {host}, {minutes} min, {command}; {how}")
     return 0
+
+
+def _minutes_since(started: Any) -> str:
+    """Whole minutes since a lock record's `started` (a file: "?" unless it is a real time)."""
+    import time
+
+    if isinstance(started, bool) or not isinstance(started, (int, float)) or not math.isfinite(started):
+        return "?"
+    return f"{(time.time() - started) / 60:.0f}"
 
 
 def cmd_suite(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
@@ -422,6 +430,10 @@ def cmd_prune(args: argparse.Namespace, _: Any = None) -> int:
     from ffterm_core.beyond import prune
     from ffterm_core.reports.run_report_beyond import prune_rows
 
+    _positive("--draws", args.draws)
+    _positive("--samples", args.samples)
+    if args.seed < 0 or args.finetune < 0:
+        raise UsageError(f"--seed and --finetune must be at least 0 (got {args.seed} and {args.finetune})")
     spec = prune.PruneSpec(
         targets=prune.parse_targets(args.layers),
         strategies=prune.parse_names(args.strategies) if args.strategies else prune.STRATEGIES,

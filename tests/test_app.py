@@ -50,7 +50,7 @@ class Driver:
         if isinstance(message, WAKE):
             self._arrived.set()
 
-    async def until(self, cond: Callable[[], object], timeout: float = 60.0) -> None:
+    async def until(self, cond: Callable[[], object], timeout: float = 120.0) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
@@ -269,6 +269,7 @@ async def test_export_report_and_screenshot(tmp_path):
         await ui.until(run_finished(app))
         await ui.press("e")
         run_dir = app.runs.primary.session.run_dir
+        await ui.until(lambda: app.runs.exported)  # written on a worker thread
         (folder,) = (run_dir / "reports").iterdir()
         assert sorted(p.name for p in folder.iterdir()) == [
             "curves.csv", "figures", "history.json", "report.html", "report.md", "snapshot.json"
@@ -442,6 +443,7 @@ async def test_real_engine_on_synthetic_data(tmp_path):
     async with drive(app) as ui:
         await ui.until(lambda: "acc " in header_text(app), timeout=120)
         await ui.press("e")
+        await ui.until(lambda: app.runs.exported)  # written on a worker thread
         assert list((app.runs.primary.run_dir / "reports").glob("*/report.md"))
         session = app.runs.primary.session
         await ui.press("q")

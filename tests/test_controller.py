@@ -58,7 +58,7 @@ def test_start_creates_a_session_in_a_new_run_dir_and_focuses_it(tmp_path):
     cfg = runs.load_preset("quick-ff-fashionmnist", {"epochs": 1})
     runs.start(cfg)
     (session,) = sessions
-    session.join(10)
+    session.join(120)
     feed = runs.primary
     assert feed is runs.session_feed and feed.session is session
     assert feed.run_dir.parent == tmp_path / "runs" and feed.run_dir.name.startswith("quick-ff-fashionmnist-")
@@ -89,7 +89,7 @@ def test_pause_resume_checkpoint_snapshot_and_stop_reach_the_session(tmp_path):
     runs.snapshot_now()
     assert host.said("Evaluation requested")
     runs.stop()
-    session.join(10)
+    session.join(120)
     assert session.state == "stopped"
     runs.stop()
     assert host.said("The run is already stopped")
@@ -100,7 +100,7 @@ def test_starting_another_run_stops_the_live_one(tmp_path):
     runs.start(runs.load_preset("quick-ff-fashionmnist", {"epochs": 100}))
     runs.start(runs.load_preset("quick-bp-fashionmnist", {"epochs": 1}))
     first, second = sessions
-    first.join(10)
+    first.join(120)
     assert first.state == "stopped" and host.said("Stopping quick-ff-fashionmnist to start quick-bp-fashionmnist")
     assert runs.primary.session is second and [f.color for f in runs.feeds] == COLORS[:2]
 
@@ -146,7 +146,7 @@ def test_bad_preset_and_session_that_cannot_be_created_are_told(tmp_path):
 def test_failed_run_is_told_once(tmp_path):
     runs, host, sessions = controller(tmp_path, fail_at=2)
     runs.start(runs.load_preset("quick-ff-fashionmnist"))
-    sessions[0].join(10)
+    sessions[0].join(120)
     runs.drain(runs.primary.id)
     runs.drain(runs.primary.id)
     assert runs.primary.history.state == "failed"
@@ -182,9 +182,12 @@ def test_watch_follows_a_run_dir_and_focus_switches_runs(tmp_path):
 
 def test_export_writes_the_report_of_the_run_in_focus(tmp_path):
     runs, host, _ = controller(tmp_path)
-    assert runs.export() is None and host.said("Nothing to export yet")
+    runs.export()
+    assert host.said("Nothing to export yet") and runs.exported == []
     runs.add_run("demo", demo_snapshots())
-    paths = runs.export()
+    runs.export()  # the host runs the worker at once
+    paths = runs.exported
+    assert runs.exporting is None and host.said("Report (epoch")
     assert [p.name for p in paths] == ["snapshot.json", "history.json", "report.md", "report.html", "curves.csv"]
     folder = paths[0].parent
     assert folder.parent == tmp_path / "runs" / "reports"  # no run directory: the run root
@@ -284,7 +287,7 @@ def test_a_start_still_being_created_loses_to_a_newer_one(tmp_path):
     second, first = sessions
     assert [f.session for f in runs.feeds] == [second] and runs.primary.name == "quick-bp-fashionmnist"
     assert first.told == ["stop"] and not first.alive  # the lost one never trains
-    second.join(10)
+    second.join(120)
     assert second.state == "finished"
 
 
@@ -306,7 +309,7 @@ def test_quitting_leaves_runs_in_their_own_process_training_and_says_where(tmp_p
         f"quick-ff-fashionmnist goes on training in {session.run_dir}; `ffterm attach {session.run_dir}`"
     ]
     session.stop()  # stopped later (`ffterm attach`, then s): it left a checkpoint
-    session.join(10)
+    session.join(120)
     assert runs.farewell() == [
         f"quick-ff-fashionmnist stopped with a checkpoint; continue with `ffterm resume {session.run_dir}`"
     ]

@@ -317,7 +317,7 @@ def test_following_skips_a_bad_line_with_a_notice_and_goes_on(tmp_path):
 
     thread = threading.Thread(target=follow, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 120
     while len(notices) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
     with open(d / rundir.SNAPSHOTS, "a") as fh:  # the run goes on writing
@@ -325,7 +325,7 @@ def test_following_skips_a_bad_line_with_a_notice_and_goes_on(tmp_path):
     while len(got) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
     stop.set()
-    thread.join(2)
+    thread.join(120)
     assert [s.epoch for s in got] == [1, 2]
     assert notices[0].startswith(f"{d / rundir.SNAPSHOTS}:2: skipped a bad snapshot line (num_layers")
     assert notices[1].startswith(f"{d / rundir.SNAPSHOTS}:3: skipped a bad snapshot line (epoch")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from ffterm_core.config import RunConfig, dump_yaml
 from ffterm_core.store import rundir
 
 
-async def wait_for(pilot, cond, timeout: float = 15.0) -> bool:
+async def wait_for(pilot, cond, timeout: float = 120.0) -> bool:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if cond():
@@ -137,18 +138,21 @@ async def test_a_long_preset_picked_asks_first(tmp_path):
 async def test_two_quick_starts_leave_one_training(tmp_path):
     """The second start arrives while the first session is still being created."""
     created: list[DemoSession] = []
+    second_asked = threading.Event()
 
     def slow_factory(cfg, d):
         session = DemoSession(cfg, d, interval=0.05)
         created.append(session)
-        time.sleep(1.0 if len(created) == 1 else 0.0)  # the first one takes a while to set up
+        if len(created) == 1:  # the first one is still being set up when the second start is asked for
+            assert second_asked.wait(120)
         return session
 
     app = FFTermApp(run_root=tmp_path, presets=DemoPresets(), session_factory=slow_factory, open_picker=False)
     async with app.run_test(size=(100, 30)) as pilot:
         app.start_preset("quick-ff-fashionmnist", {"epochs": 50})
-        await pilot.pause(0.2)
+        assert await wait_for(pilot, lambda: len(created) == 1)
         app.start_preset("quick-ff-fashionmnist", {"epochs": 50})
+        second_asked.set()
         assert await wait_for(pilot, lambda: len(created) == 2 and created[1].state == "running")
         await pilot.pause(1.5)
         assert [s for s in created if s.alive] == [created[1]]  # the first one never started training
@@ -241,3 +245,92 @@ async def test_a_view_that_raises_shows_one_line_in_its_place_and_the_app_goes_o
         assert await wait_for(pilot, lambda: not view.query(".view-error"))
         assert view.query_one("#layers-table").display
         assert app.is_running
+
+
+@pytest.mark.asyncio
+async def test_read_only_visitors_export_and_screenshot_nothing(tmp_path):
+    root = tmp_path / "runs"
+    run = _run_with_bad_lines(root / "mine")
+    before = sorted(p.name for p in run.iterdir())
+    app = FFTermApp(watch=run, run_root=root, presets=DemoPresets(), read_only=True)
+    async with app.run_test(size=(100, 30)) as pilot:
+        assert await wait_for(pilot, lambda: app.runs.primary is not None and app.runs.primary.history.count > 0)
+        for key in ("e", "ctrl+s"):
+            await pilot.press(key)
+            await pilot.pause()
+        assert sum("visitors write nothing" in n for n in notices(app)) == 2
+    assert sorted(p.name for p in run.iterdir()) == before and not (root / "reports").exists()
+
+
+@pytest.mark.asyncio
+async def test_the_app_answers_keys_while_an_export_is_written(tmp_path, monkeypatch):
+    import ffterm.app.controller as controller_module
+
+    writing, release = threading.Event(), threading.Event()
+    real = controller_module.write_report
+
+    def slow_write_report(*args, **kw):
+        writing.set()
+        assert release.wait(120), "the test never released the export"
+        return real(*args, **kw)
+
+    monkeypatch.setattr(controller_module, "write_report", slow_write_report)
+    app = FFTermApp(snapshots={"demo": demo_snapshots()}, run_root=tmp_path, presets=DemoPresets())
+    async with app.run_test(size=(100, 30)) as pilot:
+        assert await wait_for(pilot, lambda: app.runs.primary is not None)
+        await pilot.press("e")
+        assert await wait_for(pilot, writing.is_set)
+        assert any("Exporting the report of demo" in n for n in notices(app))
+        await pilot.press("f")  # freeze: answered while the report is being written
+        assert await wait_for(pilot, lambda: app.dashboard.frozen)
+        await pilot.press("e")  # a second export waits for the first
+        assert await wait_for(pilot, lambda: any("one export at a time" in n for n in notices(app)))
+        release.set()
+        assert await wait_for(pilot, lambda: app.runs.exported)
+        assert app.runs.exporting is None and app.runs.exported[2].name == "report.md"
+
+
+def test_the_long_run_estimate_uses_the_datasets_real_size_and_train_limit():
+    from ffterm.app.controller import RunController, image_epochs
+    from ffterm_core.store.presets import load_preset
+
+    quick = load_preset("quick-ff-synthetic")
+    assert image_epochs(quick) == quick.total_epochs * 2000 and not RunController.is_long(quick)
+    long_fashion = load_preset("quick-ff-fashionmnist", {"epochs": 80})
+    assert image_epochs(long_fashion) == long_fashion.total_epochs * 60_000 and RunController.is_long(long_fashion)
+    limited = load_preset("quick-ff-fashionmnist", {"epochs": 80, "train_limit": 1000})
+    assert image_epochs(limited) == limited.total_epochs * 1000 and not RunController.is_long(limited)
+    assert image_epochs(limited.replace(train_limit=10**9)) == image_epochs(long_fashion)  # no more than there is
+
+
+def test_a_large_run_is_taken_in_over_several_ui_turns():
+    from ffterm.app.controller import RunController
+    from ffterm.app.feeds import DRAIN_BATCH, RunFeed, SnapshotsReady
+
+    class Host:
+        def __init__(self):
+            self.posted = []
+
+        def post_message(self, message):
+            self.posted.append(message)
+            return True
+
+        def notify(self, *args, **kw):
+            pass
+
+    host = Host()
+    runs = RunController(host, presets=DemoPresets())
+    snaps = demo_snapshots(epochs_per_stage=400, layers=2, n_units=20)
+    assert len(snaps) > 2 * DRAIN_BATCH
+    feed = runs._add(RunFeed("big", None))
+    feed._target = host
+    for snap in snaps:
+        feed._on_snapshot(snap)  # what the follower thread does: one message a snapshot (coalesced by the app)
+    host.posted.clear()
+    turns = 0
+    while runs.drain(feed.id):
+        turns += 1
+        assert feed.history.count == min(turns * DRAIN_BATCH, len(snaps))
+        assert [type(m) for m in host.posted] == ([SnapshotsReady] if feed.waiting else [])  # the rest: next turn
+        host.posted.clear()
+    assert turns == -(-len(snaps) // DRAIN_BATCH) and feed.history.count == len(snaps)

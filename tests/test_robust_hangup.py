@@ -54,10 +54,20 @@ class Terminal:
     def press(self, keys: str) -> None:
         os.write(self.fd, keys.encode())
 
+    def shows(self, text: bytes, since: int = 0) -> bool:
+        """Whether the screen output from byte `since` on holds `text`."""
+        return text in bytes(self.output[since:])
+
+    def press_until_shown(self, keys: str, text: bytes, what: str) -> None:
+        """Press `keys` once the app can take them, and wait until its screen answers with `text`."""
+        mark = len(self.output)
+        self.press(keys)
+        _until(lambda: self.shows(text, mark), 120, what)
+
     def hang_up(self) -> int:
         """Close the terminal; the status the program ended with."""
         os.close(self.fd)
-        return _wait_exit(self.pid, 30)
+        return _wait_exit(self.pid, 120)
 
 
 def _wait_exit(pid: int, timeout: float) -> int:
@@ -101,14 +111,13 @@ def test_hang_up_leaves_the_run_training_and_attach_controls_it(tmp_path):
 
         viewer = Terminal("attach", str(run), env=env)
         remote = RemoteSession(run)
-        _until(lambda: b"FFTERM" in bytes(viewer.output).upper() or len(viewer.output) > 2000, 120, "the app")
-        time.sleep(3)  # the attached app is mounted
-        viewer.press("p")
-        _until(lambda: remote.state == "paused", 60, "pause from the attached app")
-        viewer.press("p")
-        _until(lambda: remote.state == "running", 60, "resume from the attached app")
+        _until(lambda: viewer.shows(b"RUNNING"), 120, "the attached app to show the run training")
+        viewer.press_until_shown("p", b"PAUSED", "the attached app to show the pause")
+        _until(lambda: remote.state == "paused", 120, "pause from the attached app")
+        viewer.press_until_shown("p", b"RUNNING", "the attached app to show the resume")
+        _until(lambda: remote.state == "running", 120, "resume from the attached app")
         viewer.press("s")
-        remote.join(120)
+        remote.join(300)
         assert remote.state == "stopped"
         viewer.hang_up()
     finally:
@@ -129,15 +138,14 @@ def test_watch_on_a_run_training_in_the_background_takes_control(tmp_path):
         _until(lambda: _live_epochs(run) >= 1, 180, "the run's first epoch")
         viewer = Terminal("watch", str(run), env=env)
         remote = RemoteSession(run)
-        _until(lambda: len(viewer.output) > 2000, 120, "the app")
-        time.sleep(3)  # the app is mounted and attached
-        viewer.press("p")  # a watched run would answer "No training here"
-        _until(lambda: remote.state == "paused", 60, "pause from `ffterm watch`")
+        _until(lambda: viewer.shows(b"RUNNING"), 120, "the app to show the run training")
+        viewer.press_until_shown("p", b"PAUSED", "the app to show the pause")  # a watched run: "No training here"
+        _until(lambda: remote.state == "paused", 120, "pause from `ffterm watch`")
         viewer.press("s")
-        remote.join(120)
+        remote.join(300)
         assert remote.state == "stopped"
         viewer.press("q")
-        assert os.WEXITSTATUS(_wait_exit(viewer.pid, 30)) == 0
+        assert os.WEXITSTATUS(_wait_exit(viewer.pid, 120)) == 0
     finally:
         if read_holder(run) is not None:
             os.kill(trainer_pid, signal.SIGKILL)

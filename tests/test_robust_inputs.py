@@ -157,6 +157,34 @@ def _escape_in_name(w: Path) -> list[str]:
     return ["run", str(w / "evil.yaml"), "--headless"]
 
 
+def _closed(path: Path) -> Path:
+    path.mkdir(exist_ok=True)
+    path.chmod(0o000)
+    return path
+
+
+_TRAINED: dict[str, Path] = {}
+
+
+def _trained_read_only(w: Path) -> Path:
+    """A finished run (trained once per test session), copied, its folder and files read-only."""
+    if "run" not in _TRAINED:
+        template = Path(tempfile.mkdtemp(prefix="ffterm-trained-")) / "r"
+        assert main(["run", "quick-ff-synthetic", "--headless", "--out", str(template), *FAST]) == 0
+        _TRAINED["run"] = template
+    run = Path(shutil.copytree(_TRAINED["run"], w / "r"))
+    for p in [*run.rglob("*"), run]:
+        p.chmod(0o555 if p.is_dir() else 0o444)
+    return run
+
+
+def _final_sparsity_not_a_number(w: Path) -> list[str]:
+    layer = {"sparsity": "x", "ensemble_size_pct": None, "rho_plus": None, "bias": None}
+    final = {"config": {"model": "ff", "dataset": "synthetic", "seed": 0}, "test_accuracy": 0.5}
+    final |= {"layer_accuracy": [0.5], "layers": [layer], "wall_seconds": 1.0, "epochs_done": 1, "device": "cpu"}
+    return ["summary", str(_finished(w / "r", final))]
+
+
 CASES: list[Case] = [
     ("preset name with control characters", _escape_in_name, ["name", "control characters"], False),
     ("preset not UTF-8", _not_utf8_preset, ["latin1.yaml", "not UTF-8"], False),
@@ -192,6 +220,25 @@ CASES: list[Case] = [
         False,
     ),
     ("serve --max-visitors 0", lambda w: ["serve", "--max-visitors", "0"], ["--max-visitors", "at least 1"], False),
+    ("watch a closed run", lambda w: ["watch", str(_closed(_run_dir(w / "r")))], ["r", "ermission denied"], True),
+    (
+        "summary of a closed run",
+        lambda w: ["summary", str(_closed(_run_dir(w / "r")))],
+        ["r", "ermission denied"],
+        True,
+    ),
+    ("report of a closed run", lambda w: ["report", str(_closed(_run_dir(w / "r")))], ["r", "ermission denied"], True),
+    (
+        "--out under a closed folder",
+        lambda w: ["run", "quick-ff-synthetic", "--headless", "--out", str(_closed(w / "c") / "run"), *FAST],
+        ["c", "ermission denied"],
+        True,
+    ),
+    ("analyze a read-only run", lambda w: ["analyze", str(_trained_read_only(w))], ["r", "ermission denied"], True),
+    ("probe a read-only run", lambda w: ["probe", str(_trained_read_only(w))], ["r", "ermission denied"], True),
+    ("prune a read-only run", lambda w: ["prune", str(_trained_read_only(w))], ["r", "ermission denied"], True),
+    ("prune --seed -1", lambda w: ["prune", "r", "--seed", "-1"], ["--seed", "at least 0"], False),
+    ("summary: sparsity not a number", _final_sparsity_not_a_number, ["layers[0].sparsity", "'x'"], False),
 ]
 
 

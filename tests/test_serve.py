@@ -54,49 +54,65 @@ def serving(*args: str, cwd: Path):
                 announced = line.split("serving on ", 1)[1].split()[0]
                 break
         assert announced, "the server announced no URL"
-        for _ in range(100):  # the URL is announced just before the port is bound
+        deadline = time.monotonic() + 120  # the URL is announced just before the port is bound
+        while True:
             with socket.socket() as probe:
                 if probe.connect_ex(("127.0.0.1", port)) == 0:
                     break
-            time.sleep(0.1)
+            assert time.monotonic() < deadline, "the server never listened on its port"
+            time.sleep(0.05)
         yield f"http://127.0.0.1:{port}", announced
     finally:
         proc.terminate()
-        proc.communicate(timeout=10)
+        proc.communicate(timeout=120)
 
 
-def get(url: str) -> tuple[int, str, dict]:
+def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, str, dict]:
     try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=120) as resp:
             return resp.status, resp.read().decode("utf-8", "replace"), dict(resp.headers)
     except urllib.error.HTTPError as err:
         return err.code, err.read().decode(), dict(err.headers)
 
 
-async def ws_status(url: str, origin: str | None = None, hold: float = 0.0) -> tuple[int, bytes]:
+async def ws_status(
+    url: str,
+    origin: str | None = None,
+    hold: asyncio.Event | None = None,
+    drawn: asyncio.Event | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, bytes]:
     """Open the app's websocket; (HTTP status of the handshake, the first bytes the app sent).
 
-    Waits up to 20 s for the app's first screen, then keeps the connection `hold` seconds more."""
-    headers = {"Origin": origin} if origin else {}
+    Waits (up to 120 s) for the app's first screen, sets `drawn`, then keeps the connection until `hold` is set."""
+    headers = {**({"Origin": origin} if origin else {}), **(headers or {})}
     async with aiohttp.ClientSession() as http:
         try:
             async with http.ws_connect(url, headers=headers) as ws:
                 await ws.send_json(["resize", {"width": 80, "height": 24}])
-                data = b""
-                deadline = time.monotonic() + 20
-                while len(data) < 200 and time.monotonic() < deadline:
-                    try:
-                        msg = await ws.receive(timeout=1)
-                    except asyncio.TimeoutError:
-                        continue
-                    if msg.type == aiohttp.WSMsgType.BINARY:
-                        data += msg.data
-                    elif msg.type != aiohttp.WSMsgType.TEXT:  # closed
-                        break
-                await asyncio.sleep(hold)
+                data = await _screen(ws, lambda data: len(data) >= 200)
+                if drawn is not None:
+                    drawn.set()
+                if hold is not None:
+                    await asyncio.wait_for(hold.wait(), 120)
                 return 101, data
         except aiohttp.WSServerHandshakeError as err:
             return err.status, b""
+
+
+async def _screen(ws, done, data: bytes = b"") -> bytes:
+    """What the app draws, until `done(data)` (or the socket closes; a 120 s ceiling)."""
+    deadline = time.monotonic() + 120
+    while not done(data) and time.monotonic() < deadline:
+        try:
+            msg = await ws.receive(timeout=1)
+        except asyncio.TimeoutError:
+            continue
+        if msg.type == aiohttp.WSMsgType.BINARY:
+            data += msg.data
+        elif msg.type != aiohttp.WSMsgType.TEXT:  # closed
+            break
+    return data
 
 
 def test_serve_needs_its_token_and_serves_every_asset_itself(tmp_path):
@@ -128,15 +144,48 @@ def test_the_websocket_checks_token_and_origin(tmp_path):
         assert status == 101 and len(data) >= 200  # the app drew its screen
 
         async def two_visitors() -> tuple[int, int]:
-            for _ in range(30):  # the visitor before leaves once its app process has ended
-                first = asyncio.create_task(ws_status(f"{ws}?token={token}", origin=base, hold=6))
-                await asyncio.sleep(3)
-                if not first.done():
+            deadline = time.monotonic() + 120
+            while True:  # the visitor before counts until its app process has ended
+                drawn, leave = asyncio.Event(), asyncio.Event()
+                first = asyncio.create_task(ws_status(f"{ws}?token={token}", origin=base, hold=leave, drawn=drawn))
+                await asyncio.wait([first, asyncio.create_task(drawn.wait())], return_when=asyncio.FIRST_COMPLETED)
+                if drawn.is_set() or time.monotonic() > deadline:
                     break
+                await asyncio.sleep(0.2)  # refused (503): the visitor before is still leaving
             second = await ws_status(f"{ws}?token={token}", origin=base)
+            leave.set()
             return (await first)[0], second[0]
 
         assert asyncio.run(two_visitors()) == (101, 503)  # --max-visitors 1
+
+
+def test_a_rebound_host_name_is_refused_token_or_not(tmp_path):
+    """DNS rebinding: a page on evil.example whose name now points at 127.0.0.1 talks to the server."""
+    run = _run(tmp_path)
+    with serving(str(run), "--no-token", "--allow-runs", cwd=tmp_path) as (base, _):
+        port = base.rsplit(":", 1)[1]
+        evil = {"Host": f"evil.example:{port}"}
+        status, text, _ = get(f"{base}/", headers=evil)
+        assert status == 403 and "evil.example" in text
+        ws = f"{base.replace('http', 'ws')}/ws"
+        assert asyncio.run(ws_status(ws, origin=f"http://evil.example:{port}", headers=evil))[0] == 403
+        assert get(f"{base}/", headers={"Host": f"localhost:{port}"})[0] == 200  # this machine's names pass
+        assert asyncio.run(ws_status(ws, origin=base))[0] == 101
+    assert not (tmp_path / "runs").exists()
+
+
+def test_allowed_host_names():
+    from ffterm.app.serve import allowed_host_names, host_allowed
+
+    local = allowed_host_names("127.0.0.1", "http://127.0.0.1:8000")
+    assert host_allowed("127.0.0.1:8000", local) and host_allowed("localhost:8000", local)
+    assert host_allowed("[::1]:8000", local) and host_allowed("LOCALHOST", local)
+    assert not host_allowed("evil.example:8000", local) and not host_allowed("", local)
+    assert not host_allowed("localhost.evil.example", local)
+    proxied = allowed_host_names("127.0.0.1", "https://ffterm.lab.example")
+    assert host_allowed("ffterm.lab.example", proxied) and not host_allowed("lab.example", proxied)
+    everywhere = allowed_host_names("0.0.0.0", f"http://{socket.getfqdn()}:8000")
+    assert host_allowed(f"{socket.gethostname()}:8000", everywhere) and host_allowed("10.1.2.3:8000", everywhere)
 
 
 def test_no_token_needs_the_loopback_address(tmp_path, capsys):
@@ -156,11 +205,10 @@ def test_a_visitor_cannot_start_a_run_by_default(tmp_path):
                 ws = f"{base.replace('http', 'ws')}/ws?token={token}"
                 async with http.ws_connect(ws, headers={"Origin": base}) as sock:
                     await sock.send_json(["resize", {"width": 100, "height": 30}])
-                    await asyncio.sleep(6)  # the app is up
+                    await _screen(sock, lambda data: len(data) >= 200)  # the app is up
                     for key in ("n", "\r", "\r"):
                         await sock.send_json(["stdin", key])
-                        await asyncio.sleep(1)
-                    await asyncio.sleep(3)
+                        await _screen(sock, lambda data: len(data) > 0)  # the app answered the key
 
         asyncio.run(press_n_enter())
     assert not (tmp_path / "runs").exists()  # nothing was started (with --allow-runs, these keys start one)

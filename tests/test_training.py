@@ -9,7 +9,7 @@ import torch
 from ffterm_core.bench.typical import two_matmul_trainer
 from ffterm_core.config import RunConfig
 from ffterm_core.data.prepare import prepare
-from ffterm_core.device import DeviceError
+from ffterm_core.device import DeviceError, native_bf16
 from ffterm_core.records import FINAL_LAYER_KEYS
 from ffterm_core.store import rundir
 from ffterm_core.store.checkpoint import CheckpointError, load_checkpoint
@@ -45,7 +45,7 @@ def run_session(cfg, path, **kw):
     snaps = []
     s.subscribe(snaps.append)
     s.start()
-    s.join(30)
+    s.join(300)  # a ceiling: it returns when the run ends
     assert not s.alive
     return s, snaps
 
@@ -386,6 +386,8 @@ def test_heldout_run_reports_seen_and_heldout_accuracy(tmp_path):
 
 @pytest.mark.parametrize("model, lr", [("ff", 0.01), ("bp", 0.003)])
 def test_bf16_precision_trains_and_differs_from_float32(tmp_path, model, lr):
+    if not native_bf16(torch.device("cpu")):  # the code refuses bf16 here: test_bf16_is_refused_... covers it
+        pytest.skip("this CPU has no native bfloat16 (AVX-512 BF16, AMX or ARM bf16)")
     runs = {}
     for precision in ("fp32", "bf16"):
         s, _ = run_session(
@@ -398,6 +400,15 @@ def test_bf16_precision_trains_and_differs_from_float32(tmp_path, model, lr):
     b = load_checkpoint(tmp_path / "bf16" / rundir.CHECKPOINT)["trainer"]["net"]
     assert all(v.dtype == torch.float32 for v in b.values())  # parameters stay float32
     assert any(not torch.equal(a[k], b[k]) for k in a)
+
+
+def test_bf16_is_refused_on_a_cpu_without_native_bfloat16(tmp_path, monkeypatch):
+    import ffterm_core.device as device_module
+
+    monkeypatch.setattr(device_module, "_cpu_flags", lambda: {"avx2"})  # an AVX2-only CPU
+    with pytest.raises(DeviceError, match=r"no native bfloat16 arithmetic.*use precision fp32"):
+        Session(tiny(precision="bf16"), tmp_path / "b")
+    assert not (tmp_path / "b").exists()  # refused before anything is written
 
 
 def test_snapshot_now_evaluates_the_next_epoch(tmp_path):

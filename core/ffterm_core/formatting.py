@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 MISSING = "—"
+# terminal escape sequences (CSI, OSC, other ESC-introduced ones) and every other control character
+_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]?|[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(value: Any) -> str:
+    """`value` as text safe to print on a terminal: escape sequences and control characters removed
+    (for anything that came from a file: a lock record, a run name, a path)."""
+    return _ESCAPES.sub("", re.sub(r"[\t\n\r]+", " ", str(value)))
 
 
 def fmt(value: Any, digits: int = 3, pct: bool = False, pct_digits: int = 1) -> str:

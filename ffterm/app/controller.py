@@ -16,7 +16,8 @@ The interface, in short:
 - the live run: `pause()`, `resume()`, `toggle_pause()`, `stop()`, `checkpoint()`, `snapshot_now()`
   (sent to any object with the commands of ffterm_core.training.session.Session, see `RunSession`)
 - snapshots in: `drain(feed_id)` when the host receives `SnapshotsReady`
-- output and the end: `export()`, `out_dir()`, `quit()`, `shutdown(timeout)`, `farewell()`
+- output and the end: `export()` (written on a worker thread; read-only visitors write nothing),
+  `may_write()`, `out_dir()`, `quit()`, `shutdown(timeout)`, `farewell()`
 
 Runs started here train in their own process by default (ffterm_core.running.detached): they outlive the
 terminal, so quitting leaves them training and `farewell()` says where.
@@ -24,6 +25,7 @@ terminal, so quitting leaves them training and `farewell()` says where.
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
@@ -32,13 +34,14 @@ from typing import Any, Literal, Protocol
 from textual.message import Message
 
 from ffterm_core.config import RunConfig
+from ffterm_core.data.datasets import DATASETS
 from ffterm_core.reports.common import report_dir
 from ffterm_core.reports.run_report import write_report
 from ffterm_core.store.rundir import new_run_dir
 from ffterm_core.store.snapshot import Snapshot
 
 from .colors import color_of
-from .feeds import RunFeed
+from .feeds import RunFeed, SnapshotsReady
 
 Severity = Literal["information", "warning", "error"]
 
@@ -79,6 +82,7 @@ class RunSession(Protocol):
 SessionFactory = Callable[[RunConfig, Path], Any]
 
 READ_ONLY = "This server is read-only: visitors watch (`ffterm serve --allow-runs` lets them start runs)"
+READ_ONLY_FILES = "This server is read-only: visitors write nothing (export and screenshots are for its owner)"
 LONG_RUN_IMAGE_EPOCHS = 1_500_000  # beyond ~25 epochs of 60,000 images a run takes more than a few minutes
 
 
@@ -97,8 +101,10 @@ def _engine_presets() -> Any:
 
 
 def image_epochs(cfg: RunConfig) -> int:
-    """Images seen over the whole run (training sets hold ~50,000-73,000 images; 60,000 stands for all)."""
-    return cfg.total_epochs * (cfg.train_limit or 60_000)
+    """Images seen over the whole run: the dataset's training split, or `train_limit` of it."""
+    info = DATASETS.get(cfg.dataset)
+    size = info.train_size if info is not None else 60_000
+    return cfg.total_epochs * min(cfg.train_limit or size, size)
 
 
 def _detached(session: Any) -> bool:
@@ -143,6 +149,7 @@ class RunController:
         self.last_config: RunConfig | None = None
         self.last_preset: str | None = None
         self.exported: list[Path] = []
+        self.exporting: str | None = None  # what the export under way says it does
         self._quitting = False
         self._notified: set[tuple[int, str]] = set()
         self._start_generation = 0  # the newest start asked for; older ones still being created are dropped
@@ -361,6 +368,8 @@ class RunController:
             self.host.notify(feed.notices.popleft(), severity="warning", timeout=10)
         if not feed.drain():
             return False
+        if feed.waiting:  # the rest on the next turn: keys and redraws come in between
+            self.host.post_message(SnapshotsReady(feed.id))
         state = feed.history.state
         if state == "failed" and self._first(feed, state):
             self.host.notify(
@@ -385,22 +394,50 @@ class RunController:
         feed = feed or self.primary
         return feed.run_dir if feed is not None and feed.run_dir is not None else self.run_root
 
-    def export(self) -> list[Path] | None:
+    def may_write(self) -> bool:
+        """Whether files may be written here (read-only visitors write nothing); if not, say so."""
+        if self.read_only:
+            self.host.notify(READ_ONLY_FILES, severity="warning", timeout=8)
+        return not self.read_only
+
+    def export(self) -> None:
         """Write the full report of the run in focus (ffterm_core.reports.run_report.write_report: report.html,
-        figures/, curves.csv, report.md, snapshot.json, history.json) to RUN_DIR/reports/<stamp>/."""
+        figures/, curves.csv, report.md, snapshot.json, history.json) to RUN_DIR/reports/<stamp>/, on a
+        worker thread (it takes seconds: the screen keeps answering); `exported` holds the files after."""
+        if not self.may_write():
+            return
         feed = self.primary
         snap = feed.history.latest_evaluated or feed.history.latest if feed is not None else None
         if feed is None or snap is None:
             self.host.notify("Nothing to export yet", severity="warning")
-            return None
+            return
+        if self.exporting is not None:
+            self.host.notify(f"{self.exporting} (one export at a time)", severity="warning")
+            return
+        self.exporting = f"Exporting the report of {feed.name} (epoch {snap.epoch})…"
+        self.host.notify(self.exporting, timeout=4)
+        # the worker's own copy (snapshots keep arriving meanwhile); serialising here is ~10× quicker
+        # than a deep copy, the rebuilding happens on the worker
+        history = pickle.dumps(feed.history)
+        work = partial(self._write_report, snap, history, report_dir(self.out_dir(feed)), feed.run_dir)
+        self.host.run_worker(work, thread=True, exclusive=False, group="export")
+
+    def _write_report(self, snap: Snapshot, history: bytes, out: Path, run_dir: Path | None) -> None:
+        """On the worker thread: any failure is a notice, never the end of the app."""
         try:
-            paths = write_report(snap, feed.history, report_dir(self.out_dir(feed)), run_dir=feed.run_dir)
-        except OSError as exc:
-            self.host.notify(f"Export failed: {exc}", severity="error")
-            return None
+            paths = write_report(snap, pickle.loads(history), out, run_dir=run_dir)
+        except Exception as exc:
+            self.host.call_from_thread(self._exported, [], f"Export failed: {exc}")
+            return
+        self.host.call_from_thread(self._exported, paths, f"Report (epoch {snap.epoch}) → {paths[-1].parent}")
+
+    def _exported(self, paths: list[Path], message: str) -> None:
+        self.exporting = None
+        if not paths:
+            self.host.notify(message, severity="error", timeout=10)
+            return
         self.exported = paths
-        self.host.notify(f"Report (epoch {snap.epoch}) → {paths[-1].parent}", title="Exported")
-        return paths
+        self.host.notify(message, title="Exported")
 
     # ---- the end --------------------------------------------------------------------------------
     def quit(self) -> None:

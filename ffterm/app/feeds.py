@@ -25,6 +25,8 @@ from ffterm_core.store.snapshot import Snapshot
 
 from .colors import color_of
 
+DRAIN_BATCH = 300  # snapshots taken in per UI turn (~0.2 ms each): opening a long run never holds the keys
+
 
 class SnapshotsReady(Message):
     """Posted (from any thread) when a feed has snapshots waiting."""
@@ -103,15 +105,20 @@ class RunFeed:
             self._target.post_message(SnapshotsReady(self.id))
 
     # ---- UI side ----------------------------------------------------------------------------
-    def drain(self) -> int:
-        """Move waiting snapshots into the history (UI thread). Return how many arrived."""
+    def drain(self, limit: int = DRAIN_BATCH) -> int:
+        """Move up to `limit` waiting snapshots into the history (UI thread). Return how many arrived."""
         n = 0
-        while self._queue:
+        while self._queue and n < limit:
             self.history.add(self._queue.popleft())
             n += 1
         if n:
             self.last_arrival = time.monotonic()
         return n
+
+    @property
+    def waiting(self) -> bool:
+        """Whether snapshots still wait for `drain` (a large run being opened)."""
+        return bool(self._queue)
 
     @property
     def live(self) -> bool:

@@ -215,6 +215,8 @@ class FFTermApp(App[int]):
         self.runs.export()
 
     def action_save_svg(self) -> None:
+        if not self.runs.may_write():
+            return
         out = self.runs.out_dir()
         try:
             out.mkdir(parents=True, exist_ok=True)

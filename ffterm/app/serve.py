@@ -7,6 +7,9 @@ can be watched from a browser without SSH.
 Safe to expose, on top of textual-serve:
 - a token (random, printed once in the URL, like Jupyter): the page and its websocket need it, as
   `?token=` or the cookie the page sets; `--no-token` only when bound to the loopback address;
+- the Host header must name this server: an IP address, the bound name, the public URL's name, this
+  machine's names when bound to every interface, `localhost` on a loopback bind (a page on a rebound
+  domain name, DNS rebinding, is refused, token or not, like Jupyter's `local_hostnames`);
 - the websocket's Origin must be the page's own (no other site can drive a visitor's app);
 - at most `max_visitors` app processes at once;
 - read-only unless `allow_runs`: visitors watch, they cannot start, stop or open arbitrary paths;
@@ -54,6 +57,28 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def allowed_host_names(host: str, public_url: str) -> frozenset[str]:
+    """The names a request's Host header may give (besides IP addresses, which cannot be rebound)."""
+    names = {host.lower(), (urlsplit(public_url).hostname or "").lower()}
+    if is_loopback(host):
+        names.update(LOOPBACK_NAMES)
+    if host in ("0.0.0.0", "::", ""):
+        names.update({socket.gethostname().lower(), socket.getfqdn().lower(), *LOOPBACK_NAMES})
+    return frozenset(n for n in names if n)
+
+
+def host_allowed(header: str, allowed: frozenset[str]) -> bool:
+    """Whether a Host header (NAME or NAME:PORT, [IPv6]:PORT) names this server."""
+    name = urlsplit(f"//{header}").hostname if header else None
+    if not name:
+        return False
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        return name.lower().rstrip(".") in allowed
 
 
 def default_public_url(host: str, port: int) -> str:
@@ -109,7 +134,9 @@ def make_server(
     class GuardedServer(Server):
         visitors = 0
 
-        def _token_problem(self, request: web.Request) -> str | None:
+        def _access_problem(self, request: web.Request) -> str | None:
+            if not host_allowed(request.headers.get("Host", ""), allowed_hosts):
+                return f"requests for host {request.headers.get('Host', '')[:80]!r} are refused (not this server)"
             if token is None:
                 return None
             given = request.query.get("token") or request.cookies.get(TOKEN_COOKIE) or ""
@@ -131,7 +158,7 @@ def make_server(
             return app
 
         async def handle_index(self, request: web.Request) -> web.StreamResponse:
-            problem = self._token_problem(request)
+            problem = self._access_problem(request)
             if problem:
                 raise web.HTTPForbidden(text=problem)
             response = aiohttp_jinja2.render_template("app_index.html", request, await self._page_context(request))
@@ -144,13 +171,13 @@ def make_server(
             return await Server.handle_index.__wrapped__(self, request)  # type: ignore[attr-defined]
 
         async def handle_download(self, request: web.Request) -> web.StreamResponse:
-            problem = self._token_problem(request)
+            problem = self._access_problem(request)
             if problem:
                 raise web.HTTPForbidden(text=problem)
             return await super().handle_download(request)
 
         async def handle_websocket(self, request: web.Request) -> web.WebSocketResponse:
-            problem = self._token_problem(request) or self._origin_problem(request)
+            problem = self._access_problem(request) or self._origin_problem(request)
             if problem:
                 raise web.HTTPForbidden(text=problem)
             if GuardedServer.visitors >= max_visitors:
@@ -168,12 +195,14 @@ def make_server(
             self.console.print("Press Ctrl+C to quit")
 
     title = f"ffterm · {Path(run_dir).name}" if run_dir is not None else "ffterm"
+    public = (public_url or default_public_url(host, port)).rstrip("/")
+    allowed_hosts = allowed_host_names(host, public)
     return GuardedServer(
         serve_command(run_dir, run_root, allow_runs),
         host=host,
         port=port,
         title=title,
-        public_url=(public_url or default_public_url(host, port)).rstrip("/"),
+        public_url=public,
     )
 
 

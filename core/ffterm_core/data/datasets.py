@@ -102,6 +102,7 @@ class DatasetInfo:
     std: tuple[float, ...]
     num_classes: int = 10
     class_names: tuple[str, ...] = tuple(str(c) for c in range(10))
+    train_size: int = 60_000  # images in the training split
 
     @property
     def channels(self) -> int:
@@ -135,7 +136,9 @@ DATASETS: dict[str, DatasetInfo] = {
         (0.3081,),
         class_names=("T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Boot"),
     ),
-    "svhn": DatasetInfo("svhn", (3, 32, 32), 3072, (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)),
+    "svhn": DatasetInfo(
+        "svhn", (3, 32, 32), 3072, (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970), train_size=73_257
+    ),
     "cifar10": DatasetInfo(
         "cifar10",
         (3, 32, 32),
@@ -143,8 +146,9 @@ DATASETS: dict[str, DatasetInfo] = {
         (0.5, 0.5, 0.5),
         (0.5, 0.5, 0.5),
         class_names=("plane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+        train_size=50_000,
     ),
-    "synthetic": DatasetInfo("synthetic", _SYN_SHAPE, 64, (_SYN_MEAN,), (_SYN_STD,)),
+    "synthetic": DatasetInfo("synthetic", _SYN_SHAPE, 64, (_SYN_MEAN,), (_SYN_STD,), train_size=_SYN_TRAIN),
 }
 
 # Human-facing names (used in messages) and torchvision's folder/class names.

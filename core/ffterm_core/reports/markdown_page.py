@@ -1,8 +1,14 @@
 """A Markdown page with the same building calls as `ffterm_core.reports.html_page.HtmlPage`, so one report
-builder writes both report.md and report.html."""
+builder writes both report.md and report.html.
+
+Text comes from run files (a run's name, a suite's labels): Markdown renderers (GitHub, GitLab,
+editors) pass raw HTML through, so `<`, `>` and `&` are written as entities and control characters
+dropped; the Markdown the builder means (emphasis, tables, links) is untouched.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,23 +21,24 @@ class MarkdownPage:
     def __init__(self, title: str, subtitle: str | None = None, *, base: Path | None = None) -> None:
         self.title = title
         self.base = base
-        self._lines: list[str] = [f"# {title}", ""]
+        self._lines: list[str] = [f"# {escape(title)}", ""]
         if subtitle:
-            self._lines += [subtitle, ""]
+            self._lines += [escape(subtitle), ""]
 
     def heading(self, text: str, level: int = 2) -> None:
         if not 2 <= level <= 4:
             raise ValueError(f"heading level must be 2, 3 or 4, got {level}")
-        self._lines += ["#" * level + " " + text, ""]
+        self._lines += ["#" * level + " " + escape(text), ""]
 
     def paragraph(self, text: str, *, note: bool = False) -> None:
+        text = escape(text)
         self._lines += [f"*{text}*" if note else text, ""]
 
     def table(self, header: Sequence[str], rows: Sequence[Sequence[str]], caption: str | None = None) -> None:
         """A pipe table (its caption in bold above it): the first column left-aligned, the others
         right-aligned (numbers)."""
         if caption:
-            self._lines += [f"**{caption}**", ""]
+            self._lines += [f"**{escape(caption)}**", ""]
         self._lines += [
             "| " + " | ".join(_cell(h) for h in header) + " |",
             "|" + "|".join(":---" if i == 0 else "---:" for i in range(len(header))) + "|",
@@ -44,7 +51,8 @@ class MarkdownPage:
         path = pick_format(images, (".png", ".svg"))
         if self.base is not None and path.is_relative_to(self.base):
             path = path.relative_to(self.base)
-        self._lines += [f"![{alt or path.stem}]({path.as_posix()})", "", caption, ""]
+        target = path.as_posix().replace("(", "%28").replace(")", "%29").replace(" ", "%20")
+        self._lines += [f"![{escape(alt or path.stem).replace(']', '')}]({escape(target)})", "", escape(caption), ""]
 
     def render(self) -> str:
         return "\n".join(self._lines).rstrip() + "\n"
@@ -66,5 +74,14 @@ def pick_format(images: Path | Sequence[Path], preferred: Sequence[str]) -> Path
     raise ValueError(f"no {' or '.join(preferred)} file among {', '.join(p.name for p in paths)}")
 
 
+_HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def escape(text: object) -> str:
+    """Text with no raw HTML and no control characters (newlines kept)."""
+    return _CONTROL.sub("", re.sub(r"[&<>]", lambda m: _HTML[m.group()], str(text)))
+
+
 def _cell(text: object) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    return escape(text).replace("|", "\\|").replace("\n", " ")

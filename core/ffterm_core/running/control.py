@@ -6,7 +6,9 @@ is too long for a socket address) speaking one JSON object per line each way:
     → {"cmd": "pause"}          ← {"ok": true, "state": "paused", ...}
 
 Commands: status, pause, resume, stop, checkpoint, snapshot. Only the owner of the run can
-connect: the socket file is mode 0600 and the peer's uid is checked (SO_PEERCRED) on Linux.
+connect: the socket file is mode 0600 and the peer's uid is checked (SO_PEERCRED) on Linux. Every
+line gets a reply, a malformed one an error object; at most `MAX_CONNECTIONS` are served at once
+(more are told so and closed) and a connection idle for `IDLE_S` is closed.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ from ffterm_core.store.rundir import RunDirError
 
 COMMANDS = ("status", "pause", "resume", "stop", "checkpoint", "snapshot")
 _MAX_REQUEST = 4096
+MAX_CONNECTIONS = 16
+IDLE_S = 300.0
+_USAGE = 'expected one JSON object per line, e.g. {"cmd": "status"}'
 _MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes on Linux, 104 on macOS
 
 
@@ -56,6 +61,7 @@ class ControlServer:
         self.session = session
         self.path = Path(path)
         self._sock: socket.socket | None = None
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
 
     def start(self) -> None:
         if self.path.name != SOCKET:  # the hashed name in the runtime dir: that folder must be ours alone
@@ -68,7 +74,7 @@ class ControlServer:
         finally:
             os.umask(old)
         os.chmod(self.path, 0o600)
-        sock.listen(8)
+        sock.listen(64)
         self._sock = sock
         threading.Thread(target=self._accept_loop, name="ffterm-control", daemon=True).start()
 
@@ -90,24 +96,36 @@ class ControlServer:
             if uid is not None and uid not in (os.getuid(), 0):
                 conn.close()
                 continue
+            if not self._slots.acquire(blocking=False):
+                with contextlib.suppress(OSError), conn:
+                    conn.sendall(b'{"ok": false, "error": "too many connections; close one and retry"}\n')
+                continue
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
-        with conn, conn.makefile("rwb") as stream:
-            while True:
-                line = stream.readline(_MAX_REQUEST)
-                if not line:
-                    return
-                reply = self.handle(line)
-                stream.write(json.dumps(reply).encode() + b"\n")
-                stream.flush()
+        try:
+            conn.settimeout(IDLE_S)
+            with conn, conn.makefile("rwb") as stream:
+                while True:
+                    line = stream.readline(_MAX_REQUEST)
+                    if not line:
+                        return
+                    reply = self.handle(line)
+                    stream.write(json.dumps(reply).encode() + b"\n")
+                    stream.flush()
+        except OSError:  # the peer went away, or stayed idle too long
+            pass
+        finally:
+            self._slots.release()
 
     def handle(self, line: bytes) -> dict[str, Any]:
         try:
             request = json.loads(line)
-            cmd = request["cmd"]
-        except (ValueError, TypeError, KeyError):
-            return {"ok": False, "error": 'expected one JSON object per line, e.g. {"cmd": "status"}'}
+        except (ValueError, RecursionError):
+            return {"ok": False, "error": _USAGE}
+        cmd = request.get("cmd") if isinstance(request, dict) else None
+        if not isinstance(cmd, str):
+            return {"ok": False, "error": _USAGE}
         s = self.session
         actions = {
             "status": lambda: None,

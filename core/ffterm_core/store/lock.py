@@ -77,7 +77,7 @@ def read_holder(run_dir: Path) -> dict[str, Any] | None:
         except BlockingIOError:
             try:
                 info = json.loads(os.read(fd, 65536).decode("utf-8", "replace") or "{}")
-            except ValueError:
+            except (ValueError, RecursionError):
                 info = {}
             return info if isinstance(info, dict) else {}
         return None
@@ -153,20 +153,32 @@ class RunLock:
 def live_runs() -> list[dict[str, Any]]:
     """The runs training now (registry entries whose lock is still held), oldest first.
 
-    Entries left by a process that died (its lock is free) are removed on the way.
+    Entries left by a process that died (its lock is free) are removed on the way; entries and lock
+    records are files anyone of this user may have edited: a `started` that is not a number sorts last.
     """
     out = []
     folder = registry_dir()
     for entry in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        if not entry.is_file() or entry.is_symlink():
+            continue  # not one we wrote: leave it alone
         try:
             info = json.loads(entry.read_text())
             run_dir = Path(info["run_dir"])
-        except (OSError, ValueError, KeyError, TypeError):
-            entry.unlink(missing_ok=True)
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):
+            with contextlib.suppress(OSError):
+                entry.unlink(missing_ok=True)
             continue
         holder = read_holder(run_dir)
         if holder is None or holder.get("pid") != info.get("pid"):
-            entry.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                entry.unlink(missing_ok=True)
             continue
         out.append(holder)
-    return sorted(out, key=lambda info: info.get("started", 0))
+    return sorted(out, key=_started_key)
+
+
+def _started_key(info: dict[str, Any]) -> float:
+    started = info.get("started")
+    if isinstance(started, bool) or not isinstance(started, (int, float)):
+        return float("inf")
+    return float(started)

@@ -101,10 +101,10 @@ def write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
 
-def safe_name(name: str) -> str:
+def safe_name(name: str, limit: int = 80) -> str:
     """`name` as one safe path component: letters, digits, `.`, `_`, `-` (no `..`, `/` or control
     characters); anything else becomes `-`. Used for the folder of a run named by a preset."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-")[:80]
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-")[:limit]
     return cleaned or "run"
 
 
@@ -346,7 +346,10 @@ def check_target(run_dir: Path, force: bool) -> None:
         names = {p.name for p in d.iterdir()}
     except PermissionError:
         raise RunDirError(f"{d}: cannot be listed (permission denied); choose a folder you can write") from None
-    if not names or force:
+    if force:
+        _check_clearable(d)
+        return
+    if not names:
         return
     foreign = sorted(n for n in names if n not in _OWN_NAMES and not _is_temp_file(n))
     if foreign or (CONFIG in names and not _is_our_config(d)):
@@ -366,11 +369,27 @@ def _is_our_config(run_dir: Path) -> bool:
     return True
 
 
+def _check_clearable(run_dir: Path) -> None:
+    """RunDirError, before anything is removed, when an earlier run's output is not what a run leaves
+    (a folder named like a file, a symlink or file named like reports/): nothing is deleted by guess."""
+    d = Path(run_dir)
+    for name in (*RUN_OUTPUTS, *RUN_OUTPUT_DIRS):
+        path = d / name
+        if not os.path.lexists(path):
+            continue
+        ok = path.is_dir() if name in RUN_OUTPUT_DIRS else path.is_file()
+        if path.is_symlink() or not ok:
+            kind = "a symlink" if path.is_symlink() else "a folder" if path.is_dir() else "not a folder"
+            raise RunDirError(f"{path}: is {kind}, not what a run leaves; move it away yourself, then run again")
+
+
 def clear_outputs(run_dir: Path) -> None:
-    """Remove what an earlier run left (snapshots, checkpoints, results, logs, reports/); other files stay."""
+    """Remove what an earlier run left (snapshots, checkpoints, results, logs, reports/); other files stay.
+    Everything is checked first: a refusal leaves the folder as it was."""
     import shutil
 
     d = Path(run_dir)
+    _check_clearable(d)
     for name in RUN_OUTPUTS:
         (d / name).unlink(missing_ok=True)
     for name in RUN_OUTPUT_DIRS:
@@ -378,15 +397,21 @@ def clear_outputs(run_dir: Path) -> None:
             shutil.rmtree(d / name)
 
 
+_TEMP_FILE = re.compile(r"\.[^/]+\.[a-z0-9_]{8}\.tmp")  # what atomic_write_bytes's mkstemp makes
+
+
 def _is_temp_file(name: str) -> bool:
-    return name.startswith(".") and name.endswith(".tmp")
+    """A temp file of our atomic writes: `.NAME.XXXX.tmp` of a file a run writes, or mkstemp's shape
+    `.NAME.XXXXXXXX.tmp` (a user's own `.notes.tmp` is neither)."""
+    own = name.endswith(".tmp") and any(name.startswith(f".{n}.") for n in (CONFIG, *RUN_OUTPUTS))
+    return own or _TEMP_FILE.fullmatch(name) is not None
 
 
 def clean_temp_files(run_dir: Path) -> list[str]:
     """Remove temp files left by atomic writes a kill interrupted; call with the run's lock held."""
     removed = []
     for path in Path(run_dir).glob(".*.tmp"):
-        if path.is_file():
+        if _is_temp_file(path.name) and path.is_file():
             path.unlink(missing_ok=True)
             removed.append(path.name)
     return removed

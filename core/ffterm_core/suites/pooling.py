@@ -35,14 +35,6 @@ def mean_std(values: Sequence[float | None]) -> dict[str, Any]:
     return {"mean": mean, "std": std, "n": len(xs)}
 
 
-def _dig(d: dict[str, Any] | None, path: tuple[str, ...]) -> Any:
-    for key in path:
-        if d is None:
-            return None
-        d = d.get(key)
-    return d
-
-
 # settings that may differ between runs pooled in one summary (everything else must match)
 POOLABLE_KEYS = frozenset(
     {
@@ -82,11 +74,12 @@ def summarize(run_dirs: list[Path]) -> dict[str, Any]:
     The result lists the directories left out because they have not finished (`skipped`). Runs
     with different settings (other than the seed and bookkeeping) are refused, as are repeated seeds.
     """
-    finals, skipped = [], []
+    finals, skipped, where = [], [], []
     for d in run_dirs:
         path = Path(d) / rundir.FINAL
         if path.exists():
             finals.append(rundir.read_final(d))
+            where.append(path)
         else:
             skipped.append(str(d))
     if not finals:
@@ -106,9 +99,11 @@ def summarize(run_dirs: list[Path]) -> dict[str, Any]:
     num_layers = max(len(f["layers"]) for f in finals)
     layers = []
     for i in range(num_layers):
-        row: dict[str, Any] = {"layer": i + 1, "accuracy": mean_std([_at(f["layer_accuracy"], i) for f in finals])}
+        accuracy = _numbers([_at(f["layer_accuracy"], i) for f in finals], where, f"layer_accuracy[{i}]")
+        row: dict[str, Any] = {"layer": i + 1, "accuracy": mean_std(accuracy)}
         for label, keys in LAYER_FIGURES:
-            row[label] = mean_std([_dig(_at(f["layers"], i), keys) for f in finals])
+            values = [_dig(_at(f["layers"], i), keys) for f in finals]
+            row[label] = mean_std(_numbers(values, where, f"layers[{i}].{'.'.join(keys)}"))
         layers.append(row)
     summary = {
         "model": finals[0]["config"]["model"],
@@ -116,8 +111,8 @@ def summarize(run_dirs: list[Path]) -> dict[str, Any]:
         "runs": len(finals),
         "seeds": sorted(seeds),
         "skipped": skipped,
-        "test_accuracy": mean_std([f["test_accuracy"] for f in finals]),
-        "wall_seconds": mean_std([f["wall_seconds"] for f in finals]),
+        "test_accuracy": mean_std(_numbers([f["test_accuracy"] for f in finals], where, "test_accuracy")),
+        "wall_seconds": mean_std(_numbers([f["wall_seconds"] for f in finals], where, "wall_seconds")),
         "layers": layers,
     }
     held = [f["heldout"] for f in finals if f.get("heldout")]
@@ -130,8 +125,24 @@ def summarize(run_dirs: list[Path]) -> dict[str, Any]:
     return summary
 
 
-def _at(items: list[Any] | None, i: int) -> Any:
-    return items[i] if items and i < len(items) else None
+def _at(items: Any, i: int) -> Any:
+    return items[i] if isinstance(items, list) and i < len(items) else None
+
+
+def _dig(d: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        if not isinstance(d, dict):
+            return None
+        d = d.get(key)
+    return d
+
+
+def _numbers(values: list[Any], files: list[Path], what: str) -> list[float | None]:
+    """`values` (one per file), each a number or None; SuiteError naming the file of any other."""
+    for value, path in zip(values, files):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise SuiteError(f"{path}: {what} is {value!r:.40}, not a number; remove the file or train the run again")
+    return values
 
 
 def to_markdown(summary: dict[str, Any]) -> str:

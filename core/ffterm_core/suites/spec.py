@@ -17,12 +17,16 @@ A suite is a YAML file (the built-in ones live in the presets' `suites/` folder)
         tables: [table9]
 
 Every mistake (unknown key, preset, table or setting, a wrong value) is a `SuiteError` naming the file
-and line, raised before anything runs.
+and line, raised before anything runs. A suite file is untrusted: its YAML is bounded (`MAX_SUITE_BYTES`,
+`MAX_YAML_NODES` counted with anchors expanded, before any Python object is built), a plan beyond
+`MAX_RUNS` runs is refused before it is expanded, and every setting's folder is one safe path component
+inside the suite folder, whatever its label, name or varied values say.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, overload
@@ -31,6 +35,7 @@ import yaml
 
 from ffterm_core.config import FIELD_NAMES, ConfigError, RunConfig, to_dict
 from ffterm_core.store.presets import PresetError, load_preset, presets_dir
+from ffterm_core.store.rundir import safe_name
 
 # table targets: name → what it reports (the summary lays each out as the study does)
 TABLES: dict[str, str] = {
@@ -55,6 +60,10 @@ SIMILARITY_TABLES = frozenset({"table10", "fig13"})
 
 SUITE_KEYS = ("description", "seeds", "set", "probe_layer", "runs")
 ENTRY_KEYS = ("preset", "presets", "label", "set", "vary", "seeds", "tables")
+MAX_RUNS = 10_000  # runs in one suite: far beyond the study's (~400), far below what exhausts memory
+MAX_SUITE_BYTES = 1_000_000
+MAX_YAML_NODES = 100_000  # YAML nodes with every anchor's uses expanded (a billion-laughs file is refused)
+_MAX_NAME = 200  # a setting's folder name (file systems allow 255 bytes)
 
 
 class SuiteError(ValueError):
@@ -115,6 +124,53 @@ class _LineLoader(yaml.SafeLoader):
     pass
 
 
+def _expanded_size(node: yaml.Node, seen: dict[int, int], limit: int) -> int:
+    """Nodes under `node` with aliases expanded (each anchor counted at every use), up to `limit` + 1."""
+    key = id(node)
+    if key in seen:
+        if seen[key] < 0:
+            raise ValueError("an anchor that contains itself")
+        return seen[key]
+    seen[key] = -1  # in progress: a use of it below is a cycle
+    total = 1
+    if isinstance(node, yaml.SequenceNode):
+        children: list[yaml.Node] = list(node.value)
+    elif isinstance(node, yaml.MappingNode):
+        children = [n for pair in node.value for n in pair]
+    else:
+        children = []
+    for child in children:
+        total += _expanded_size(child, seen, limit)
+        if total > limit:
+            break
+    seen[key] = min(total, limit + 1)
+    return seen[key]
+
+
+def load_bounded_yaml(text: str, source: str) -> Any:
+    """A suite file's data; SuiteError when it is not YAML or is too large once its anchors are expanded."""
+    if len(text) > MAX_SUITE_BYTES:
+        raise SuiteError(f"{source}: {len(text):,} characters; a suite file holds at most {MAX_SUITE_BYTES:,}")
+    loader = _LineLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is not None and _expanded_size(node, {}, MAX_YAML_NODES) > MAX_YAML_NODES:
+            raise SuiteError(
+                f"{source}: more than {MAX_YAML_NODES:,} YAML values once its anchors (&/*) are expanded; "
+                "write the suite out plainly"
+            )
+        return None if node is None else loader.construct_document(node)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise SuiteError(f"{source}{where}: not valid YAML; fix the file's syntax") from None
+    except (RecursionError, ValueError) as exc:
+        why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise SuiteError(f"{source}: not a usable suite file ({why}); write the suite out plainly") from None
+    finally:
+        loader.dispose()
+
+
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> _Lined:
     mapping = _Lined(loader.construct_mapping(node, deep=True))
     mapping.line = node.start_mark.line + 1
@@ -126,12 +182,7 @@ _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _con
 
 
 def _parse(text: str, source: str) -> _Lined:
-    try:
-        data = yaml.load(text, Loader=_LineLoader)  # a SafeLoader subclass: no arbitrary objects
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise SuiteError(f"{source}{where}: not valid YAML; fix the file's syntax") from None
+    data = load_bounded_yaml(text, source)  # a SafeLoader subclass: no arbitrary objects
     if not isinstance(data, _Lined):
         raise SuiteError(f"{source}: a suite is a mapping with a `runs:` list (see the built-in suites)")
     return data
@@ -158,8 +209,8 @@ def is_suite(name_or_path: str) -> bool:
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") and path.is_file():
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError:
+            data = load_bounded_yaml(path.read_text(encoding="utf-8"), str(path))
+        except (OSError, UnicodeDecodeError):
             return False
         return isinstance(data, dict) and "runs" in data
     return False
@@ -175,7 +226,12 @@ def load_suite(
         names = ", ".join(n for n, _ in list_suites())
         raise SuiteError(f"unknown suite {name_or_path!r}; built-in suites: {names} (or give a preset or a YAML file)")
     source = str(path)
-    data = _parse(path.read_text(encoding="utf-8"), source)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        why = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else exc.strerror
+        raise SuiteError(f"{source}: cannot be read ({why}); give a readable suite file") from None
+    data = _parse(text, source)
     _check_keys(data, SUITE_KEYS, source, "suite")
     file_seeds = _count(data, "seeds", source, default=1)
     default_seeds = seeds if seeds is not None else file_seeds
@@ -191,20 +247,50 @@ def load_suite(
             raise SuiteError(f"{source} line {data.lines['runs']}: each item of `runs:` must be a mapping")
         common_line = data.lines.get("set")
         runs.extend(
-            _expand(entry, source, common, common_line, overrides or {}, seeds, default_seeds, first_seed, configs)
+            _expand(
+                entry,
+                source,
+                common,
+                common_line,
+                overrides or {},
+                seeds,
+                default_seeds,
+                first_seed,
+                configs,
+                len(runs),
+            )
         )
     return Suite(
-        Path(name_or_path).stem if not builtin.is_file() else name_or_path,
+        safe_name(Path(name_or_path).stem if not builtin.is_file() else name_or_path),
         str(data.get("description", "")),
         source,
-        tuple(runs),
+        _merged(runs),
         probe_layer,
     )
+
+
+def _merged(runs: list[PlannedRun]) -> tuple[PlannedRun, ...]:
+    """One run per folder: entries that plan the same setting and seed share it (their tables joined)."""
+    by_dir: dict[str, PlannedRun] = {}
+    for run in runs:
+        first = by_dir.get(run.rel_dir)
+        tables = run.tables if first is None else (*first.tables, *(t for t in run.tables if t not in first.tables))
+        by_dir[run.rel_dir] = PlannedRun(run.setting, run.seed, run.config, tables)
+    return tuple(by_dir.values())
+
+
+def check_plan_size(runs: int, where: str) -> None:
+    """SuiteError when a plan of `runs` runs is beyond MAX_RUNS (said before any run is made)."""
+    if runs > MAX_RUNS:
+        raise SuiteError(
+            f"{where}: {runs:,} runs planned; a suite makes at most {MAX_RUNS:,}: fewer seeds or values to vary"
+        )
 
 
 def preset_suite(preset: str, *, seeds: int, first_seed: int = 0, overrides: dict[str, Any] | None = None) -> Suite:
     """A one-setting suite: a preset over seeds (its tables: those of the study that fit the preset)."""
     overrides = {k: v for k, v in (overrides or {}).items() if k != "seed"}
+    check_plan_size(seeds, f"{preset} over {seeds:,} seeds")
     try:
         cfg = load_preset(preset, overrides)
     except PresetError as exc:
@@ -219,8 +305,9 @@ def preset_suite(preset: str, *, seeds: int, first_seed: int = 0, overrides: dic
         if cfg.goodness == "l1"
         else ("table1", "table2", "table3", "table4", "table5")
     )
-    runs = tuple(PlannedRun(cfg.name, s, cfg.replace(seed=s), tables) for s in range(first_seed, first_seed + seeds))
-    return Suite(cfg.name, cfg.description, preset, runs)
+    setting = safe_name(cfg.name, _MAX_NAME)
+    runs = tuple(PlannedRun(setting, s, cfg.replace(seed=s), tables) for s in range(first_seed, first_seed + seeds))
+    return Suite(setting, cfg.description, preset, runs)
 
 
 def _expand(
@@ -233,6 +320,7 @@ def _expand(
     default_seeds: int,
     first_seed: int,
     configs: dict[str, tuple[dict[str, Any], int]],
+    planned: int,
 ) -> list[PlannedRun]:
     line = entry.line
     _check_keys(entry, ENTRY_KEYS, source, "run entry")
@@ -253,6 +341,9 @@ def _expand(
     entry_seeds = _count(entry, "seeds", source, default=default_seeds)
     n_seeds = seeds_override if seeds_override is not None else entry_seeds
     label = entry.get("label")
+    check_plan_size(
+        planned + len(presets) * math.prod(len(v) for v in vary.values()) * n_seeds, f"{source} line {line}"
+    )
     runs = []
     for preset in presets:
         for combo in itertools.product(*vary.values()):
@@ -264,7 +355,8 @@ def _expand(
                 reason = str(exc).split(": ", 1)[-1]  # load_preset prefixes where the setting came from
                 where = _setting_line(reason.split(":", 1)[0], entry, common, common_line) or line
                 raise SuiteError(f"{source} line {where}: {preset}: {reason}") from None
-            name = "-".join([cfg.name, *([str(label)] if label else []), *(f"{k}{v}" for k, v in varied.items())])
+            parts = [cfg.name, *([str(label)] if label else []), *(f"{k}{v}" for k, v in varied.items())]
+            name = safe_name("-".join(parts), _MAX_NAME)  # one folder inside the suite's, whatever the parts say
             key_cfg = {k: v for k, v in to_dict(cfg).items() if k != "seed"}
             if name in configs and configs[name][0] != key_cfg:
                 raise SuiteError(
@@ -336,5 +428,5 @@ def _count(data: _Lined, key: str, source: str, default: int | None) -> int | No
         return default
     value = data[key]
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise SuiteError(f"{source} line {data.lines[key]}: `{key}:` must be a whole number >= 1, got {value!r}")
+        raise SuiteError(f"{source} line {data.lines[key]}: `{key}:` must be a whole number >= 1, got {value!r:.40}")
     return value

@@ -121,6 +121,10 @@ def run_training(
     except (DatasetError, CheckpointError, TrainingFailed) as exc:  # expected: the message says the fix
         for r in recorders:
             r.fail(first_line(exc))
+    except OSError as exc:  # a write refused (full disk, permissions): what was saved before is intact
+        for r in recorders:
+            where = exc.filename or r.run_dir
+            r.fail(f"{where}: {exc.strerror or exc}; fix that, then `ffterm resume {r.run_dir}` (or run it again)")
     except Exception as exc:  # anything else (out of memory, a bug): one line, the traceback in the run dir
         for r in recorders:
             r.fail(f"{type(exc).__name__}: {first_line(exc)}", traceback.format_exc())

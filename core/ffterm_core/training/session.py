@@ -8,6 +8,7 @@ app posts a coalescing message; the console updates a progress bar).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -403,15 +404,19 @@ class Session:
             wall_time=round(self._wall, 3),
         )
         if state in ("stopped", "failed") and self.run_dir.exists():
-            rundir.append_snapshot(self.run_dir, snap)
+            with contextlib.suppress(OSError):  # the disk that failed the run may refuse this line too
+                rundir.append_snapshot(self.run_dir, snap)
         for fn in list(self._subscribers):
             fn(snap)
 
     def fail(self, message: str, details: str | None = None) -> None:
         if details is not None:
             log = self.run_dir / rundir.ERROR_LOG
-            log.write_text(details)
-            message = f"{message} (traceback in {log})"
+            try:
+                log.write_text(details)
+                message = f"{message} (traceback in {log})"
+            except OSError as exc:
+                message = f"{message} (its traceback could not be saved: {exc.strerror or exc})"
         self.error = message
         self.publish_state("failed", message)
         self._discard_if_empty()
