@@ -101,3 +101,42 @@ def test_tf32_is_refused_on_a_cpu(tmp_path):
 
     with pytest.raises(DeviceError, match=r"precision tf32: .* no TF32 matmuls"):
         Session(RunConfig(dataset="synthetic", device="cpu", precision="tf32"), tmp_path / "run")
+
+
+@pytest.fixture
+def cpu_matmuls_set_to_tf32():
+    """float32 CPU matmuls set to TF32 through torch's current API, as an environment override would."""
+    before = torch.backends.mkldnn.matmul.fp32_precision
+    torch.backends.mkldnn.matmul.fp32_precision = "tf32"
+    yield
+    torch.backends.mkldnn.matmul.fp32_precision = before
+
+
+def test_fp32_runs_record_ieee_and_refuse_a_silent_tf32(tmp_path, cpu_matmuls_set_to_tf32):
+    from ffterm_core import device
+
+    cpu = torch.device("cpu")
+    assert device.fp32_matmul_precision(cpu) == "tf32"
+    with pytest.raises(device.DeviceError, match=r"precision fp32: float32 matmuls .* run in tf32.*unset that"):
+        device.check_precision("fp32", cpu)
+    torch.backends.mkldnn.matmul.fp32_precision = "none"  # the default: IEEE float32
+    assert device.effective_precision("fp32", cpu) == "ieee"
+    assert device.effective_precision("bf16", cpu) == "bf16"
+    device.check_precision("fp32", cpu)
+
+
+def test_final_json_records_the_matmul_precision_and_old_ones_still_load(tmp_path):
+    import json
+
+    from ffterm_core.store.rundir import read_final
+    from ffterm_core.training.session import Session
+
+    s = Session(RunConfig(dataset="synthetic", device="cpu", epochs=1, layers=1, final_pvalues=False), tmp_path / "r")
+    s.start()
+    s.join(300)
+    assert s.state == "finished", s.error
+    assert read_final(tmp_path / "r")["matmul_precision"] == "ieee"
+    final = json.loads((tmp_path / "r" / "final.json").read_text())
+    del final["matmul_precision"]  # a run of an earlier ffterm
+    (tmp_path / "r" / "final.json").write_text(json.dumps(final))
+    assert "matmul_precision" not in read_final(tmp_path / "r")
