@@ -31,24 +31,33 @@ def test_epoch_flops_follow_the_stated_formulas():
     assert epoch_flops(RunConfig(model="bp"), m, d, h) == bp
 
 
+def test_bench_repeats_three_times_by_default():
+    from ffterm.cli import build_parser
+
+    assert build_parser().parse_args(["bench"]).repeats == 3
+
+
 def test_quick_bench_reports_every_figure(tmp_path):
     """One `--quick --json` run in a fresh process (as a user runs it), without textual."""
     out = tmp_path / "bench.json"
     code = (
         "import sys; sys.modules['textual'] = None; from ffterm.cli import main; "
-        f"sys.exit(main(['bench', '--quick', '--dataset', 'synthetic', '--device', 'cpu', '--json', {str(out)!r}]))"
+        f"sys.exit(main(['bench', '--quick', '--repeats', '1', '--dataset', 'synthetic', '--device', 'cpu', '--json', {str(out)!r}]))"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert "10-label evaluation" in proc.stdout
     r = json.loads(out.read_text())
     assert r["device"].startswith("cpu") and r["quick"] is True
+    assert "smoke figure" in r["label"] and "smoke figure" in proc.stdout  # --quick says what it is
+    assert r["repeats"] == 1 and r["matmul_precision"] == "ieee"
     assert positive(r["peak_matmul_flops"]) and r["peak_matmul_flops"] == max(r["peak_matmul_flops_measured"])
     for name in TRAINERS:
         t = r["trainers"][name]
         for key in ("samples_per_s", "seconds_per_epoch", "speedup_vs_typical"):
             assert positive(t[key]), (name, key)
         assert 0 < t["efficiency"] <= 1.5, name
+        assert 0 < t["efficiency_at_shapes"] <= 1.5 and positive(t["shapes_peak_flops"]), name
         # samples/s and seconds agree: an FF epoch is positives + negatives, BP plain images
         samples = r["train_samples"] * (1 if name == "bp" else 2)
         assert t["samples_per_s"] == pytest.approx(samples / t["seconds_per_epoch"])
