@@ -79,7 +79,8 @@ def fp32_matmul_precision(device: torch.device) -> str:
     reflects `torch.set_float32_matmul_precision`, `torch.backends.fp32_precision` and the
     TORCH_ALLOW_TF32_CUBLAS_OVERRIDE environment variable; 'none' is the unset default, IEEE.
     """
-    backend = torch.backends.cuda.matmul if device.type == "cuda" else torch.backends.mkldnn.matmul
+    mkldnn = torch.backends.mkldnn.matmul  # type: ignore[attr-defined]  # set by torch at import, not in its stubs
+    backend = torch.backends.cuda.matmul if device.type == "cuda" else mkldnn
     value = str(backend.fp32_precision)
     return "ieee" if value == "none" else value
 

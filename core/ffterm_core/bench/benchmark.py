@@ -125,21 +125,23 @@ def shapes_peak_flops(
     fans = list(enumerate(_fans(cfg, in_features, hidden)))
     chosen = fans if layer is None else [fans[layer]]
     gen = torch.Generator().manual_seed(0)
-    mats = [
-        (i, *(torch.randn(*shape, generator=gen).to(device) for shape in ((rows, d), (h, d), (rows, h))))
-        for i, (d, h) in chosen
-    ]
 
-    def step() -> None:
-        for i, x, w, g in mats:
-            x @ w.T  # forward
-            g.T @ x  # weight gradient
-            if cfg.model != "ff" and i > 0:
-                g @ w  # input gradient, for the layers trained through
+    def randn(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=gen).to(device)
 
-    step()  # warm-up: kernels chosen, clocks up
+    mats = [(i, randn(rows, d), randn(h, d), randn(rows, h)) for i, (d, h) in chosen]  # inputs, weight, gradient
+
+    def steps(n: int) -> None:
+        for _ in range(n):
+            for i, x, w, g in mats:
+                x @ w.T  # forward
+                g.T @ x  # weight gradient
+                if cfg.model != "ff" and i > 0:
+                    g @ w  # input gradient, for the layers trained through
+
+    steps(1)  # warm-up: kernels chosen, clocks up
     reps = max(1, repeats)
-    seconds = min(_time(lambda: [step() for _ in range(reps)], device) for _ in range(3)) / reps
+    seconds = min(_time(partial(steps, reps), device) for _ in range(3)) / reps
     return epoch_flops(cfg, batch, in_features, hidden, layer) / seconds
 
 
@@ -388,11 +390,11 @@ def _options(cfg: RunConfig, data: PreparedData, dev: torch.device, repeats: int
     if dev.type != "cuda":
         options["cuda_graph"] = {"skipped": "CUDA graphs need a CUDA device"}
         return options
-    two = cfg.replace(epochs=2)  # the second epoch of layer 1 replays the graph the first captured
+    two_epochs = cfg.replace(epochs=2)  # the second epoch of layer 1 replays the graph the first captured
     capture: list[float] = []
     graphed, eager = _paired(
-        lambda: _replay_seconds(lambda: BatchedTrainer([two], data, dev, cuda_graph=True), dev, capture),
-        lambda: _replay_seconds(lambda: BatchedTrainer([two], data, dev), dev, []),
+        lambda: _replay_seconds(lambda: BatchedTrainer([two_epochs], data, dev, cuda_graph=True), dev, capture),
+        lambda: _replay_seconds(lambda: BatchedTrainer([two_epochs], data, dev), dev, []),
         repeats,
     )
     options["cuda_graph"] = {"on_s": graphed, "off_s": eager, "speedup": eager / graphed, "capture_s": min(capture)}
@@ -430,7 +432,8 @@ def _batched(
     out["seeds_per_hour_ratio"] = ratio
     out["efficiency"] = n * flops / s / peak
     if dev.type == "cuda":
-        twos, capture = [c.replace(epochs=2) for c in cfgs], []
+        twos = [c.replace(epochs=2) for c in cfgs]
+        capture: list[float] = []
         g = min(
             _replay_seconds(lambda: BatchedTrainer(twos, data, dev, cuda_graph=True), dev, capture)
             for _ in range(repeats)
