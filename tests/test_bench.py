@@ -80,7 +80,7 @@ def test_quick_bench_reports_every_figure(tmp_path):
 def test_cuda_bench_measures_the_device(tmp_path):
     from ffterm_core.bench.benchmark import run_bench
 
-    r = run_bench(device="cuda", dataset="synthetic", quick=True, log=lambda _: None)
+    r = run_bench(device="cuda", dataset="synthetic", quick=True, repeats=1, log=lambda _: None)
     assert r["device"].startswith("cuda") and positive(r["peak_memory_bytes"]["device"])
     assert all(0 < r["trainers"][name]["efficiency"] <= 1.5 for name in TRAINERS)
 
