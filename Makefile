@@ -52,8 +52,9 @@ bench: setup data
 	$(VENV)/bin/ffterm bench
 
 # What scripts/gpu-check needs on a bare GPU machine without internet (copy the project folder with it):
-# FashionMNIST's IDX files and the pure-Python wheels the headless path and the tests need.
-GPU_CARRY_WHEELS := platformdirs "pytest>=8,<9" pluggy iniconfig packaging pygments
+# FashionMNIST's IDX files and the pure-Python wheels of pytest, which runs the GPU tests (the engine
+# itself needs neither textual nor platformdirs).
+GPU_CARRY_WHEELS := "pytest>=8,<9" pluggy iniconfig packaging pygments
 gpu-carry:
 	mkdir -p gpu-carry/fashion-mnist gpu-carry/wheels
 	cp $(FASHION_DEB_DIR)/*-ubyte.gz gpu-carry/fashion-mnist/

@@ -137,7 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--dataset", default="fashionmnist")
     p.add_argument("--data-dir", dest="data_dir")
-    p.add_argument("--repeats", type=int, default=1)
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="timed epochs of each configuration, in turn with the typical form; the best counts",
+    )
     p.add_argument("--quick", action="store_true", help="subsets of the data: about a minute on a 2-core CPU")
     p.add_argument("--seeds", type=int, help="seeds in the batched figure (default 10 on CUDA, 3 on a CPU)")
     p.add_argument("--json", type=Path, help="also write the figures to this JSON file")

@@ -31,24 +31,33 @@ def test_epoch_flops_follow_the_stated_formulas():
     assert epoch_flops(RunConfig(model="bp"), m, d, h) == bp
 
 
+def test_bench_repeats_three_times_by_default():
+    from ffterm.cli import build_parser
+
+    assert build_parser().parse_args(["bench"]).repeats == 3
+
+
 def test_quick_bench_reports_every_figure(tmp_path):
     """One `--quick --json` run in a fresh process (as a user runs it), without textual."""
     out = tmp_path / "bench.json"
     code = (
         "import sys; sys.modules['textual'] = None; from ffterm.cli import main; "
-        f"sys.exit(main(['bench', '--quick', '--dataset', 'synthetic', '--device', 'cpu', '--json', {str(out)!r}]))"
+        f"sys.exit(main(['bench', '--quick', '--repeats', '1', '--dataset', 'synthetic', '--device', 'cpu', '--json', {str(out)!r}]))"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert "10-label evaluation" in proc.stdout
     r = json.loads(out.read_text())
     assert r["device"].startswith("cpu") and r["quick"] is True
+    assert "smoke figure" in r["label"] and "smoke figure" in proc.stdout  # --quick says what it is
+    assert r["repeats"] == 1 and r["matmul_precision"] == "ieee"
     assert positive(r["peak_matmul_flops"]) and r["peak_matmul_flops"] == max(r["peak_matmul_flops_measured"])
     for name in TRAINERS:
         t = r["trainers"][name]
         for key in ("samples_per_s", "seconds_per_epoch", "speedup_vs_typical"):
             assert positive(t[key]), (name, key)
         assert 0 < t["efficiency"] <= 1.5, name
+        assert 0 < t["efficiency_at_shapes"] <= 1.5 and positive(t["shapes_peak_flops"]), name
         # samples/s and seconds agree: an FF epoch is positives + negatives, BP plain images
         samples = r["train_samples"] * (1 if name == "bp" else 2)
         assert t["samples_per_s"] == pytest.approx(samples / t["seconds_per_epoch"])
@@ -71,7 +80,7 @@ def test_quick_bench_reports_every_figure(tmp_path):
 def test_cuda_bench_measures_the_device(tmp_path):
     from ffterm_core.bench.benchmark import run_bench
 
-    r = run_bench(device="cuda", dataset="synthetic", quick=True, log=lambda _: None)
+    r = run_bench(device="cuda", dataset="synthetic", quick=True, repeats=1, log=lambda _: None)
     assert r["device"].startswith("cuda") and positive(r["peak_memory_bytes"]["device"])
     assert all(0 < r["trainers"][name]["efficiency"] <= 1.5 for name in TRAINERS)
 
@@ -101,3 +110,42 @@ def test_tf32_is_refused_on_a_cpu(tmp_path):
 
     with pytest.raises(DeviceError, match=r"precision tf32: .* no TF32 matmuls"):
         Session(RunConfig(dataset="synthetic", device="cpu", precision="tf32"), tmp_path / "run")
+
+
+@pytest.fixture
+def cpu_matmuls_set_to_tf32():
+    """float32 CPU matmuls set to TF32 through torch's current API, as an environment override would."""
+    before = torch.backends.mkldnn.matmul.fp32_precision
+    torch.backends.mkldnn.matmul.fp32_precision = "tf32"
+    yield
+    torch.backends.mkldnn.matmul.fp32_precision = before
+
+
+def test_fp32_runs_record_ieee_and_refuse_a_silent_tf32(tmp_path, cpu_matmuls_set_to_tf32):
+    from ffterm_core import device
+
+    cpu = torch.device("cpu")
+    assert device.fp32_matmul_precision(cpu) == "tf32"
+    with pytest.raises(device.DeviceError, match=r"precision fp32: float32 matmuls .* run in tf32.*unset that"):
+        device.check_precision("fp32", cpu)
+    torch.backends.mkldnn.matmul.fp32_precision = "none"  # the default: IEEE float32
+    assert device.effective_precision("fp32", cpu) == "ieee"
+    assert device.effective_precision("bf16", cpu) == "bf16"
+    device.check_precision("fp32", cpu)
+
+
+def test_final_json_records_the_matmul_precision_and_old_ones_still_load(tmp_path):
+    import json
+
+    from ffterm_core.store.rundir import read_final
+    from ffterm_core.training.session import Session
+
+    s = Session(RunConfig(dataset="synthetic", device="cpu", epochs=1, layers=1, final_pvalues=False), tmp_path / "r")
+    s.start()
+    s.join(300)
+    assert s.state == "finished", s.error
+    assert read_final(tmp_path / "r")["matmul_precision"] == "ieee"
+    final = json.loads((tmp_path / "r" / "final.json").read_text())
+    del final["matmul_precision"]  # a run of an earlier ffterm
+    (tmp_path / "r" / "final.json").write_text(json.dumps(final))
+    assert "matmul_precision" not in read_final(tmp_path / "r")

@@ -58,7 +58,8 @@ def test_lower_precisions_train_on_cuda(tmp_path, precision):
     s.join(120)
     assert s.state == "finished", s.error
     assert s.final["test_accuracy"] > 0.8
-    assert torch.backends.cuda.matmul.allow_tf32 is False  # the setting was scoped to training
+    assert s.final["matmul_precision"] == precision
+    assert torch.backends.cuda.matmul.fp32_precision != "tf32"  # the setting was scoped to training
 
 
 def test_cuda_run_matches_the_cpu_run(tmp_path):

@@ -72,8 +72,36 @@ def native_bf16(device: torch.device) -> bool:
     return bool(_cpu_flags() & {"avx512_bf16", "amx_bf16", "bf16"})
 
 
+def fp32_matmul_precision(device: torch.device) -> str:
+    """What torch runs float32 matmuls in on `device` now: 'ieee' (true float32), 'tf32' or 'bf16'.
+
+    Read through the current API (`torch.backends.<backend>.matmul.fp32_precision`), which also
+    reflects `torch.set_float32_matmul_precision`, `torch.backends.fp32_precision` and the
+    TORCH_ALLOW_TF32_CUBLAS_OVERRIDE environment variable; 'none' is the unset default, IEEE.
+    """
+    mkldnn = torch.backends.mkldnn.matmul  # type: ignore[attr-defined]  # set by torch at import, not in its stubs
+    backend = torch.backends.cuda.matmul if device.type == "cuda" else mkldnn
+    value = str(backend.fp32_precision)
+    return "ieee" if value == "none" else value
+
+
+def effective_precision(precision: str, device: torch.device) -> str:
+    """What a run's training matmuls run in under :func:`matmul_precision`: 'bf16', 'tf32' or 'ieee'."""
+    if precision == "bf16":
+        return "bf16"
+    with matmul_precision(precision, device):
+        return fp32_matmul_precision(device)
+
+
 def check_precision(precision: str, device: torch.device) -> None:
-    """Refuse a precision the device would run slower than float32, or not at all (one line)."""
+    """Refuse a precision the device would run slower than float32, or not at all, and an fp32 run
+    whose float32 matmuls torch was set to round (one line)."""
+    if precision == "fp32" and (actual := fp32_matmul_precision(device)) != "ieee":
+        raise DeviceError(
+            f"precision fp32: float32 matmuls on {describe(device)} are set to run in {actual}, so the run "
+            "would not be float32 (set by TORCH_ALLOW_TF32_CUBLAS_OVERRIDE, torch.set_float32_matmul_precision "
+            "or torch.backends' fp32_precision); unset that, or ask for precision tf32"
+        )
     if precision == "bf16" and not native_bf16(device):
         raise DeviceError(
             f"precision bf16: {describe(device)} has no native bfloat16 arithmetic, where bf16 runs several "
@@ -97,11 +125,12 @@ def matmul_precision(precision: str, device: torch.device, autocast_cache: bool 
         with torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=autocast_cache):
             yield
     elif precision == "tf32":
-        before = torch.backends.cuda.matmul.allow_tf32
-        torch.backends.cuda.matmul.allow_tf32 = True
+        # the current API only: on torch >= 2.9 reading the legacy `allow_tf32` after it raises
+        before = torch.backends.cuda.matmul.fp32_precision
+        torch.backends.cuda.matmul.fp32_precision = "tf32"
         try:
             yield
         finally:
-            torch.backends.cuda.matmul.allow_tf32 = before
+            torch.backends.cuda.matmul.fp32_precision = before
     else:
         yield

@@ -251,3 +251,4 @@ class FinalRecord(_FinalRequired, total=False):
 
     heldout: Heldout  # only for runs with a held-out class
     ensemble_life: list[list[ClassLifeRecord]]  # per layer, per class
+    matmul_precision: str  # what the training matmuls ran in: 'ieee' (float32), 'tf32' or 'bf16'; absent in older runs

@@ -10,13 +10,14 @@ from typing import Any
 import numpy as np
 
 from ffterm_core.analysis._checks import as_ensembles, as_labels, as_matrix, check_num_classes, is_tensor
-from ffterm_core.analysis.ensembles import _check_factor, _ensemble_mask, _mask_to_lists, class_means
+from ffterm_core.analysis.ensembles import _check_factor, _ensemble_mask, _mask_to_lists
 from ffterm_core.analysis.permutation import ensemble_pvalues
 from ffterm_core.analysis.profiles import _activation_map, _pos_int
-from ffterm_core.analysis.sparsity import _hoyer_rows, _layer_sparsity_from_rows, _lifetime_columns
+from ffterm_core.analysis.reduced import ReducedLayer, reduce_on_host
+from ffterm_core.analysis.sparsity import _hoyer_rows, _layer_sparsity_from_rows
 from ffterm_core.analysis.weights import histogram, weight_balance
 from ffterm_core.records import FINAL_LAYER_KEYS as LAYER_KEYS
-from ffterm_core.records import SPARSITY_CUTOFF, HeldoutLayer, LayerAnalysis, Summary
+from ffterm_core.records import SPARSITY_CUTOFF, ActivationMap, HeldoutLayer, LayerAnalysis, Summary
 
 __all__ = ["LAYER_KEYS", "analyze_heldout_layer", "analyze_layer"]
 
@@ -50,6 +51,7 @@ def analyze_layer(
     bins: int = 20,
     rows_per_class: int = 8,
     max_cols: int = 120,
+    reduced: ReducedLayer | None = None,
 ) -> LayerAnalysis:
     """The full analysis of one layer (docs/algorithms.md, #sparsity to #profiles), as a JSON-ready dict.
 
@@ -63,6 +65,8 @@ def analyze_layer(
     pvalues : run the permutation test (``n_shuffles`` shuffles, ``seed``).
     factor, sparsity_threshold : the ensemble rule (2 and 0.5 in the paper's text; its published
         notebook uses factor 3).
+    reduced : X already reduced where it lives (:func:`~ffterm_core.analysis.reduced.reduce_on_device`);
+        then X itself is read only by the permutation test.
 
     Returns
     -------
@@ -92,9 +96,14 @@ def analyze_layer(
     threshold = _check_threshold(sparsity_threshold)
     rows_per_class = _pos_int(rows_per_class, "rows_per_class")
     max_cols = _pos_int(max_cols, "max_cols")
-    Xn = as_matrix(X, "X", min_rows=1, min_cols=2)
-    M, n = Xn.shape
-    labels = as_labels(y, M, C)
+    Xn = None
+    if reduced is None:
+        Xn = as_matrix(X, "X", min_rows=1, min_cols=2)
+        labels = as_labels(y, Xn.shape[0], C)
+        reduced = reduce_on_host(Xn, labels, C, rows_per_class)
+    else:
+        labels = as_labels(y, reduced.n_rows, C)
+    M, n = reduced.n_rows, reduced.n_units
     if (W is None) != (b is None):
         raise ValueError("pass both W and b, or neither")
     wb = None
@@ -103,8 +112,8 @@ def analyze_layer(
         if wb["rho_plus"].shape[0] != n:
             raise ValueError(f"W has {wb['rho_plus'].shape[0]} rows (units) but X has {n} columns")
 
-    sparsity, ignored = _layer_sparsity_from_rows(_hoyer_rows(Xn))
-    means, counts = class_means(Xn, labels, C)
+    sparsity, ignored = reduced.sparsity, reduced.ignored_rows
+    means, counts = reduced.means, reduced.counts
     defined = math.isfinite(sparsity) and sparsity >= threshold
 
     ensembles = size_pct = shared = jac = n_gt = pvals = None
@@ -124,14 +133,13 @@ def analyze_layer(
         shared = inter.tolist()
         jac = jac_arr.tolist()
         if pvalues:
-            source = X if is_tensor(X) and X.device.type != "cpu" else Xn
+            source = X if Xn is None or (is_tensor(X) and X.device.type != "cpu") else Xn
             p = ensemble_pvalues(source, labels, ens, n_shuffles=n_shuffles, seed=seed, num_classes=C)
             n_gt = int(sum(int(np.sum(pc > 0.05)) for pc in p))
             pvals = [pc.tolist() for pc in p]
 
     cma = np.round(means, 4)
-    life = _lifetime_columns(Xn)
-    life = life[~np.isnan(life)]
+    life = reduced.lifetime[~np.isnan(reduced.lifetime)]
     return LayerAnalysis(
         sparsity=_float_or_none(sparsity),
         sparsity_ignored_rows=int(ignored),
@@ -144,13 +152,21 @@ def analyze_layer(
         bias=None if wb is None else _summary(wb["bias"], bins, None),
         ensemble_pvalues=pvals,
         class_mean_activation=[row.tolist() if counts[c] else None for c, row in enumerate(cma)],
-        activation_map=_activation_map(Xn, labels, C, ens, rows_per_class, max_cols),
-        active_units=int(np.count_nonzero(np.abs(Xn).sum(axis=0) > 0)),
+        activation_map=_shown_rows(
+            _activation_map(reduced.map_rows, reduced.map_labels, C, ens, rows_per_class, max_cols), reduced
+        ),
+        active_units=reduced.active_units,
         n_rows=int(M),
         n_units=int(n),
         ensemble_factor=factor,
         lifetime_sparsity=_summary(life, bins, (0.0, 1.0)) if life.size else None,
     )
+
+
+def _shown_rows(amap: ActivationMap, reduced: ReducedLayer) -> ActivationMap:
+    """The map of the reduced rows with its row indices back in X's numbering."""
+    amap["row_index"] = [int(reduced.map_index[i]) for i in amap["row_index"]]
+    return amap
 
 
 def analyze_heldout_layer(

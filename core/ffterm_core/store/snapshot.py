@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ffterm_core.records import GpuStats, Heldout, LayerAnalysis
@@ -59,7 +59,13 @@ class Snapshot:
         return self.test_accuracy is not None
 
     def to_json(self) -> str:
-        return json.dumps(_finite(asdict(self)), separators=(",", ":"))
+        # the fields as they are, not `asdict`'s deep copy (most of the time of a large snapshot); JSON
+        # has no NaN/inf, so only a snapshot that holds one is walked to store them as null
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        try:
+            return json.dumps(data, separators=(",", ":"), allow_nan=False)
+        except ValueError:
+            return json.dumps(_finite(data), separators=(",", ":"))
 
     @classmethod
     def from_json(cls, line: str) -> Snapshot:

@@ -1,7 +1,9 @@
 """Evaluation of a trainer at one moment: accuracy and the per-layer analysis (docs/algorithms.md#evaluation).
 
 Live snapshots use a fixed, seeded subset of the test set (`analysis_samples`); the final one uses
-the whole test set and adds permutation p-values.
+the whole test set and adds permutation p-values. On a GPU each layer's representations are reduced
+where they are (sparsity, class means, the activation map's rows: one pass) and only those small
+results come to the host; on the CPU the host is where they are, and the analysis reads them as they are.
 """
 
 from __future__ import annotations
@@ -10,10 +12,18 @@ import torch
 
 from ffterm_core.analysis import analyze_heldout_layer, analyze_layer
 from ffterm_core.analysis.microstructure import microstructure as class_microstructure
+from ffterm_core.analysis.reduced import ReducedLayer, reduce_on_device
 from ffterm_core.config import RunConfig
 from ffterm_core.data.embedding import NUM_LABELS
 from ffterm_core.records import Heldout, HeldoutLayer, LayerAnalysis, SnapshotEvaluation
 from ffterm_core.training.trainers import TrainerView
+
+MAP_ROWS_PER_CLASS = 8  # rows of each class the activation map shows
+
+
+def _reduced(h: torch.Tensor, y: torch.Tensor) -> ReducedLayer | None:
+    """h reduced on its GPU; None on the CPU (the analysis reads h there, with no copy to spare)."""
+    return None if h.device.type == "cpu" else reduce_on_device(h, y, NUM_LABELS, MAP_ROWS_PER_CLASS)
 
 
 def live_subset(num_test: int, size: int, seed: int) -> torch.Tensor:
@@ -58,6 +68,8 @@ def evaluate(
                 pvalues=final and cfg.final_pvalues,
                 seed=cfg.seed,
                 factor=cfg.ensemble_factor,
+                rows_per_class=MAP_ROWS_PER_CLASS,
+                reduced=_reduced(h, y_correct),
             )
             for h, (w, b) in zip(reps, params)
         ],

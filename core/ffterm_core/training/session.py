@@ -19,7 +19,7 @@ import torch
 
 from ffterm_core.analysis.ensemble_life import EnsembleLife
 from ffterm_core.config import RunConfig, dump_yaml, to_dict
-from ffterm_core.device import check_precision, describe, gpu_stats, resolve_device
+from ffterm_core.device import check_precision, describe, effective_precision, gpu_stats, resolve_device
 from ffterm_core.records import FinalRecord, final_layer
 from ffterm_core.store import rundir
 from ffterm_core.store.checkpoint import load_checkpoint, restore_previous, save_checkpoint
@@ -356,6 +356,7 @@ class Session:
             v_test=trainer.data.v_test,
             layers=[final_layer(layer) for layer in snap.layers or []],
         )
+        final["matmul_precision"] = effective_precision(self.config.precision, self.device)
         if snap.heldout is not None:
             final["heldout"] = snap.heldout
         rundir.append_snapshot(self.run_dir, snap)
