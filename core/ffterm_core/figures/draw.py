@@ -22,6 +22,7 @@ Figures (see docs/algorithms.md for what each quantity is):
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -327,7 +328,7 @@ def layer_bars(
 # ---- ensembles ----------------------------------------------------------------------------------
 def class_profiles(
     class_mean_activation: Sequence[Sequence[float] | None],
-    ensembles: Sequence[Sequence[int]] | None,
+    ensembles: Sequence[Sequence[int] | None] | None,
     class_names: Sequence[str],
     *,
     classes: Sequence[int] | None = None,
@@ -409,9 +410,7 @@ def column_membership(
     out = []
     for e in ensembles:
         members = set(e or ())
-        out.append(
-            [sum(u in members for u in order[a:b]) / max(b - a, 1) for a, b in zip(edges[:-1], edges[1:])]
-        )
+        out.append([sum(u in members for u in order[a:b]) / max(b - a, 1) for a, b in itertools.pairwise(edges)])
     return out
 
 
@@ -488,7 +487,9 @@ def activation_map(
             spine.set_visible(False)
         ax.tick_params(axis="x", bottom=False, labelbottom=False)
         where = f"Layer {layer}: " if layer is not None else ""
-        strip_ax.set_title(f"{where}activation map" + (f" (held-out class {heldout} in red)" if heldout is not None else ""))
+        strip_ax.set_title(
+            f"{where}activation map" + (f" (held-out class {heldout} in red)" if heldout is not None else "")
+        )
         return fig
 
 

@@ -34,7 +34,7 @@ class ActivationsView(View):
         means = layer.get("class_mean_activation") or []
         values = (means[cls] if cls < len(means) else None) or []  # None: no correctly classified image
         ens = layer.get("ensembles")
-        members = frozenset(ens[cls]) if ens is not None and cls < len(ens) else frozenset()
+        members = frozenset(ens[cls] or ()) if ens is not None and cls < len(ens) else frozenset()
         ens_note = "ensemble undefined (sparsity < 0.5)" if ens is None else f"ensemble {len(members)} units (orange)"
         title = (
             f"Layer {opts.layer + 1} · class {class_label(h.dataset, cls)} · mean activation per unit "
