@@ -489,11 +489,13 @@ async def test_activations_of_a_class_without_correct_images(tmp_path):
 
 
 # ---- the key registry ----------------------------------------------------------------------------
-def test_readme_key_table_is_the_registry():
-    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
-    start = readme.index("| key | action |")
-    table = readme[start : readme.index("\n\n", start)]
-    assert table == key_table_markdown(), "README's key table drifted: print it with `python -m ffterm.app.actions`"
+def test_the_manuals_key_table_is_the_registry():
+    usage = (Path(__file__).parents[1] / "docs" / "usage.md").read_text(encoding="utf-8")
+    start = usage.index("| key | action |")
+    table = usage[start : usage.index("\n\n", start)]
+    assert table == key_table_markdown(), (
+        "docs/usage.md's key table drifted: print it with `python -m ffterm.app.actions`"
+    )
 
 
 def test_no_key_is_registered_twice():

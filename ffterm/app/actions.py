@@ -1,5 +1,5 @@
 """Every key of the app, in one registry: the bindings, the command palette, the help overlay and
-README.md's key table are all made from KEYS (`python -m ffterm.app.actions` prints the table).
+docs/usage.md's key table are all made from KEYS (`python -m ffterm.app.actions` prints the table).
 
 An action string runs in the dashboard's namespace: `layer(1)` is Dashboard.action_layer, and
 `app.export` is FFTermApp.action_export. Entries with scope "app" are bound on the App (they work
@@ -30,16 +30,16 @@ _SHOWN = {
 
 @dataclass(frozen=True)
 class KeyAction:
-    group: str  # the help overlay's and README's section
+    group: str  # the help overlay's and the manual's section
     keys: str  # Textual key names, comma-separated
     action: str  # what the key runs (see the module docstring); "{n}" with numbered
-    help: str  # the help and README line; neighbours with the same line share it
+    help: str  # the help and manual line; neighbours with the same line share it
     title: str = ""  # the command palette's entry ("": not in the palette)
     footer: str = ""  # the footer's label ("": not in the footer)
     scope: Literal["dashboard", "app"] = "dashboard"
     priority: bool = False  # before the focused widget sees the key (tab)
     numbered: bool = False  # keys 1-9 run the action with n = 0..8
-    builtin: bool = False  # Textual binds it already (ctrl+p): help and README only
+    builtin: bool = False  # Textual binds it already (ctrl+p): help and manual only
     steers_runs: bool = False  # starts or steers runs: not for read-only visitors
 
     @property
@@ -131,7 +131,7 @@ def _join(shown: list[str]) -> str:
 
 
 def key_table_markdown() -> str:
-    """README.md's key table."""
+    """docs/usage.md's key table."""
     out = ["| key | action |", "|---|---|"]
     for _, rows in help_rows():
         for shown, text in rows:
