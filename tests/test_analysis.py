@@ -480,3 +480,35 @@ def test_validation_errors():
         A.ensemble_pvalues(torch.tensor(bad), y, [[0], [1]], backend="torch")
     with pytest.raises(ValueError, match="non-finite"):
         A.histogram([1.0, np.nan])
+
+
+def test_a_class_without_rows_has_an_undefined_ensemble_not_an_empty_one():
+    X, y = planted(M=400, n=60, C=4, size=5, seed=3)
+    full = A.analyze_layer(X, y, 4, None, None)
+    r = A.analyze_layer(X[y != 2], y[y != 2], 4, None, None)
+    assert r["ensembles"][2] is None
+    assert r["ensembles"][:2] == full["ensembles"][:2] and r["ensembles"][3] == full["ensembles"][3]
+    assert all(r["shared_units"][2][c] is None and r["shared_units"][c][2] is None for c in range(4))
+    assert all(r["jaccard"][2][c] is None and r["jaccard"][c][2] is None for c in range(4))
+    assert r["jaccard"][0][0] == 1.0 and r["shared_units"][1][1] == len(r["ensembles"][1])
+    json.dumps(r, allow_nan=False)
+
+
+def test_heldout_layer_keeps_its_profile_and_a_map_with_the_seen_rows():
+    X, y = planted(M=500, n=100, C=5, size=5, seed=10)
+    seen_rows = y != 4
+    seen = A.analyze_layer(X[seen_rows], y[seen_rows], 5, None, None)["ensembles"]
+    assert seen[4] is None  # no seen row of class 4
+    r = A.analyze_heldout_layer(X, y, 4, seen, rows_per_class=3, max_cols=100)
+    # the profile over all class-4 rows (the study's rule for an unseen class)
+    assert r["mean_activation"] == pytest.approx(np.round(X[y == 4].mean(axis=0), 4).tolist())
+    amap = r["activation_map"]
+    assert amap["row_class"] == [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4]
+    # E_k's own units come right after the seen ensembles' in the column order, as a seen class's would
+    in_seen = set().union(*(set(e) for e in seen[:4]))
+    own = set(r["ensemble"]) - in_seen
+    assert set(range(20, 25)) <= own
+    assert set(amap["unit_order"][len(in_seen) : len(in_seen) + len(own)]) == own
+    # an undefined seen ensemble has no overlap to count
+    seen[1] = None
+    assert A.analyze_heldout_layer(X, y, 4, seen)["shared_with_seen"][1] is None

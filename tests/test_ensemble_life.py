@@ -156,3 +156,15 @@ def test_a_resumed_run_keeps_the_life_of_its_earlier_evaluations(tmp_path):
     history = RunHistory.from_snapshots(rundir.read_snapshots(tmp_path / "r"))
     assert history.eval_epochs[0] < 3 < history.eval_epochs[-1]  # evaluations from both sessions count
     assert final["ensemble_life"] == EnsembleLife.from_history(history).to_json()
+
+
+def test_a_class_without_rows_stays_undefined_in_life_and_stability():
+    # class 1 has no correctly classified image at epoch 2: its ensemble is None, not empty
+    history = RunHistory()
+    for epoch, ens in [(1, [[1, 2], [5, 6]]), (2, [[1, 2], None]), (3, [[1, 2], [5, 6]])]:
+        history.add(_snap(epoch, ens))
+    assert history.stability[0][1] == [None, None, None]  # nothing to compare with the evaluation before
+    assert history.stability_mean[0] == [None, 1.0, 1.0]  # not pulled down by a Jaccard of 0
+    life = EnsembleLife.from_history(history)
+    assert life.of(0, 1).turnover == [2, None, 0]
+    assert life.of(0, 1).raster() == ([5, 6], [[True, None, True], [True, None, True]])

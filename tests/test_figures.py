@@ -71,8 +71,17 @@ def test_accuracy_curves_plot_percentages_with_gaps():
     net = next(line for line in ax.lines if line.get_label() == "net")
     y = net.get_ydata()
     assert y[0] == 50.0 and y[2] == 75.0 and y[1] != y[1]  # NaN gap where the accuracy is missing
-    assert [line.get_label() for line in ax.lines] == ["layer 1", "layer 2", "net"]
+    assert [line.get_label() for line in ax.lines] == ["net", "layer 1", "layer 2"]
+    # the net is dashed and drawn below the layers, so a layer equal to it stays visible
+    assert net.get_linestyle() == "--" and net.get_zorder() < ax.lines[1].get_zorder()
     assert ax.get_ylabel() == "test accuracy (%)"
+
+
+def test_accuracy_curves_show_the_seen_class_accuracy_of_a_heldout_run():
+    fig = F.accuracy_curves([1, 2], [0.6, 0.7], [[0.6, 0.7]], seen_accuracy=[0.66, 0.78])
+    lines = {line.get_label(): list(line.get_ydata()) for line in fig.axes[0].lines}
+    assert lines["net, all classes"] == [60.0, 70.0]
+    assert lines["net, seen classes"] == pytest.approx([66.0, 78.0])
 
 
 def test_training_curves_bp_has_only_the_loss_panel():
@@ -117,13 +126,20 @@ def test_class_profiles_colour_the_ensemble_units():
     ensembles = [[1], [], []]
     fig = F.class_profiles(means, ensembles, NAMES, factor=2.0)
     ax0 = fig.axes[0]
-    assert ax0.get_title() == "0 T-shirt"
+    assert ax0.get_title() == "0 T-shirt  |E| = 1"  # the size in the title, never over the bars
+    assert not ax0.texts
     bars = {to_hex(c.get_colors()[0]): [(seg[0][0], seg[1][1]) for seg in c.get_segments()] for c in ax0.collections}
     assert bars[F.ENSEMBLE_COLOR.lower()] == [(1.0, 0.9)]  # unit 1 only
     assert bars[F.OTHER_COLOR] == [(0.0, 0.1), (2.0, 0.0), (3.0, 0.2)]
-    # the dotted line: factor × the class mean over all units = 2 × 0.3
-    assert ax0.lines[0].get_ydata()[0] == pytest.approx(0.6)
+    # each unit's own threshold: 2 × the mean of the other three units (the leave-one-out rule)
+    assert list(ax0.lines[0].get_ydata()) == pytest.approx([2 * 1.1 / 3, 2 * 0.3 / 3, 2 * 1.2 / 3, 2 * 1.0 / 3])
     assert "no correct rows" in [t.get_text() for t in fig.axes[2].texts]
+
+
+def test_class_profiles_frame_the_heldout_class():
+    fig = F.class_profiles([[0.1, 0.9, 0.0], [0.2, 0.0, 0.8]], [[1], [2]], NAMES, heldout=1)
+    assert fig.axes[1].get_title() == "1 Trouser (held out)  |E| = 1"
+    assert fig.axes[1].spines["left"].get_edgecolor() == pytest.approx((0.75, 0.0, 0.0, 1.0), abs=0.01)
 
 
 def test_activation_map_labels_rows_by_class():
@@ -141,6 +157,28 @@ def test_activation_map_labels_rows_by_class():
     assert "60 units" in heat.get_xlabel() and "6 columns" in heat.get_xlabel()
     # the ensemble strip names blocks of two columns or more (class 2's single column stays unlabelled)
     assert [(t.get_text(), t.get_position()[0]) for t in fig.axes[0].texts] == [("0", 0.5)]
+
+
+def test_column_membership_counts_every_ensemble_of_a_shared_unit():
+    amap = {"unit_order": [3, 0, 1, 2], "col_edges": [0, 2, 4]}
+    # unit 0 is in the ensembles of classes 0 and 2; class 1 is undefined (no rows)
+    assert F.column_membership(amap, [[0, 3], None, [0, 1]]) == [[1.0, 0.0], [0.0, 0.0], [0.5, 0.5]]
+    assert F.column_membership(amap, None) is None
+
+
+def test_activation_map_strip_has_a_row_per_class_and_marks_the_heldout_rows():
+    matrix = [[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]]
+    membership = [[1.0, 0.0], [1.0, 1.0], [0.0, 0.5]]  # class 1 shares column 0 with class 0
+    fig = F.activation_map(matrix, [0, 1, 2], [0, 1], NAMES, membership=membership, heldout=2)
+    strip = fig.axes[0].images[0].get_array()
+    assert strip.shape == (3, 2, 3)
+    white = (1.0, 1.0, 1.0)
+    assert tuple(strip[0, 1]) == white and tuple(strip[0, 0]) != white  # class 0 only in column 0
+    assert tuple(strip[1, 0]) != white and tuple(strip[1, 1]) != white  # class 1 in both
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["0", "1", "2"]
+    red = [line for line in fig.axes[1].lines if line.get_color() == "red"]
+    assert sorted(line.get_ydata()[0] for line in red) == [1.5, 2.5]  # around the held-out class's row
+    assert "held-out class 2" in fig.axes[0].get_title()
 
 
 def test_class_matrices_write_values_with_class_names():
@@ -191,7 +229,7 @@ def test_heldout_ensembles_bars_count_shared_units():
     heights = [b.get_height() for b in _bars(ax)]
     # grey |E_c| (0 at k), blue shared with E_k, then |E_k| at k
     assert heights == [2, 0, 3, 1, 0, 1, 3]
-    assert ax.get_title() == "layer 1\n|E_k| = 3, 2 of them in a seen ensemble"
+    assert ax.get_title() == "layer 1: |E_k| = 3\n2 in a seen ensemble"
     assert "undefined" in fig.axes[1].texts[0].get_text()
 
 

@@ -497,7 +497,7 @@ def test_ensemble_factor_hand_computed():
     assert [e.tolist() for e in find_ensembles(X, y, 2, factor=2.0)] == [[0], [3]]
     assert [e.tolist() for e in find_ensembles(X, y, 2, factor=3.0)] == [[], [3]]
     rec = analyze_layer(X[[1, 1]], np.array([1, 1]), 2, None, None, factor=3.0)
-    assert rec["ensemble_factor"] == 3.0 and rec["ensembles"] == [[], [3]]
+    assert rec["ensemble_factor"] == 3.0 and rec["ensembles"] == [None, [3]]  # class 0 has no row: undefined
 
 
 def test_ensemble_factor_setting():

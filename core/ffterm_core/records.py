@@ -51,10 +51,10 @@ class FinalLayer(TypedDict):
 
     sparsity: float | None  # mean Hoyer sparsity over non-zero rows; None when every row is zero
     sparsity_ignored_rows: int  # all-zero rows left out of the mean
-    ensembles: list[list[int]] | None  # per class, sorted unit indices
+    ensembles: list[list[int] | None] | None  # per class, sorted unit indices; None for a class without rows
     ensemble_size_pct: float | None  # mean over the classes present of |E_c| / n · 100
-    shared_units: list[list[int]] | None  # C×C |E_c ∩ E_c'| (diagonal |E_c|)
-    jaccard: list[list[float]] | None  # C×C |E_c ∩ E_c'| / |E_c ∪ E_c'|
+    shared_units: list[list[int | None]] | None  # C×C |E_c ∩ E_c'| (diagonal |E_c|); None at classes without rows
+    jaccard: list[list[float | None]] | None  # C×C |E_c ∩ E_c'| / |E_c ∪ E_c'|; None like shared_units
     n_units_p_gt_0_05: int | None  # assigned units with permutation p > 0.05; None when not computed
     rho_plus: Summary | None  # fraction of positive incoming weights per unit; None without weights
     bias: Summary | None  # bias per unit; None without weights
@@ -67,7 +67,7 @@ FINAL_LAYER_KEYS: tuple[str, ...] = tuple(FinalLayer.__annotations__)
 class LayerAnalysis(FinalLayer):
     """Everything :func:`ffterm_core.analysis.analyze_layer` computes for one layer (a snapshot's ``layers``)."""
 
-    ensemble_pvalues: list[list[float]] | None  # per class, per ensemble unit; None unless computed
+    ensemble_pvalues: list[list[float] | None] | None  # per class, per ensemble unit; None unless computed
     class_mean_activation: list[list[float] | None]  # C×n, None for a class without rows
     activation_map: ActivationMap
     active_units: int  # units with a non-zero activation on some row
@@ -191,6 +191,8 @@ class HeldoutLayer(TypedDict):
     ensemble_size_pct: float | None  # |E_k| / n · 100
     jaccard_with_seen: list[float | None] | None  # per class c: |E_k ∩ E_c| / |E_k ∪ E_c|
     shared_with_seen_total: int | None  # units of E_k in at least one seen ensemble
+    mean_activation: NotRequired[list[float]]  # per unit, over all class-k rows (the study's rule for Fig. 4B)
+    activation_map: NotRequired[ActivationMap]  # seen rows and class-k rows, E_k among the seen ensembles
 
 
 # A run trained without class k (docs/algorithms.md#held-out-class). Functional form: "class" is a keyword.

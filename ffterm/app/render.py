@@ -202,7 +202,7 @@ def activation_map(
 
 
 def matrix_grid(
-    matrix: Sequence[Sequence[float]] | None,
+    matrix: Sequence[Sequence[float | None]] | None,
     names: Sequence[str],
     jaccard: bool,
     width: int,
@@ -220,11 +220,11 @@ def matrix_grid(
     if C == 0:
         return text
     label_w = 4
-    widest = 3 if jaccard else max(len(str(int(v))) for row in matrix for v in row)  # Jaccard: ".42"
+    widest = 3 if jaccard else max(len(str(int(v))) for row in matrix for v in row if v is not None)  # ".42"
     # never crop a number; where a separating space does not fit, the cells' colours separate them
     gap = 1 if label_w + C * (widest + 1) <= width else 0
     cell_w = max(widest + gap, min(6, (width - label_w) // C))
-    offdiag = [matrix[i][j] for i in range(C) for j in range(C) if i != j] or [0]
+    offdiag = [v for i in range(C) for j in range(C) if i != j and (v := matrix[i][j]) is not None] or [0]
     vmax = 1.0 if jaccard else max(max(offdiag), 1)
     text.append(" " * label_w)
     for j in range(C):
@@ -235,6 +235,9 @@ def matrix_grid(
         style = CLASS_COLORS[i % len(CLASS_COLORS)] + (" bold reverse" if i == selected else "")
         text.append(f"{i}"[: label_w - 1].rjust(label_w - 1) + " ", style=style)
         for j, v in enumerate(row):
+            if v is None:  # a class without rows: its ensemble is undefined
+                text.append("·".rjust(cell_w - gap) + " " * gap, style="dim")
+                continue
             if jaccard:
                 s = f"{v:.2f}" if cell_w >= 5 else (f"{v:.2f}"[1:] if v < 1 else "1.0")
             else:

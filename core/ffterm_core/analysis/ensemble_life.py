@@ -129,7 +129,7 @@ class EnsembleLife:
             self._seen.append(row)
         return len(history.eval_epochs) - n
 
-    def _add(self, epoch: int, layers: list[tuple[frozenset[int], ...] | None]) -> None:
+    def _add(self, epoch: int, layers: list[tuple[frozenset[int] | None, ...] | None]) -> None:
         columns = len(self.epochs)
         self.epochs.append(epoch)
         while len(self.layers) < len(layers):

@@ -32,6 +32,11 @@ def _check_threshold(t: Any) -> float:
     return float(t)
 
 
+def _defined_cells(matrix: list[list[Any]], present: np.ndarray) -> list[list[Any]]:
+    """A class × class matrix with None in the rows and columns of the classes that have no rows."""
+    return [[v if present[i] and present[j] else None for j, v in enumerate(row)] for i, row in enumerate(matrix)]
+
+
 def _summary(values: np.ndarray, bins: int, range_: tuple[float, float] | None) -> Summary:
     return Summary(mean=float(values.mean()), std=float(values.std()), hist=histogram(values, bins=bins, range=range_))
 
@@ -75,10 +80,12 @@ def analyze_layer(
     ``sparsity``              mean Hoyer sparsity over non-zero rows (None if every row is zero)
     ``sparsity_ignored_rows`` number of all-zero rows left out
     ``ensembles``             list of C sorted unit-index lists; None (undefined,
-                              not empty) when sparsity < ``sparsity_threshold`` or undefined
+                              not empty) when sparsity < ``sparsity_threshold`` or undefined;
+                              a class with no rows in ``y`` gets None in its entry
     ``ensemble_size_pct``     mean over the classes present in ``y`` of |E_c| / n · 100; None when undefined
-    ``shared_units``          C×C |E_c ∩ E_c'| (diagonal |E_c|); None when undefined
-    ``jaccard``               C×C Jaccard indices; None when undefined
+    ``shared_units``          C×C |E_c ∩ E_c'| (diagonal |E_c|); None when undefined, and
+                              None in the row and column of a class with no rows
+    ``jaccard``               C×C Jaccard indices; None like ``shared_units``
     ``n_units_p_gt_0_05``     assigned units with p > 0.05 (summed over classes) when
                               ``pvalues`` and ensembles are defined, else None
     ``rho_plus``              ``{"mean", "std", "hist"}`` of ρ⁺ (hist over [0, 1])
@@ -129,14 +136,15 @@ def analyze_layer(
         union = size[:, None] + size[None, :] - inter
         jac_arr = np.zeros(inter.shape, dtype=np.float64)
         np.divide(inter, union, out=jac_arr, where=union > 0)
-        ensembles = [e.tolist() for e in ens]
-        shared = inter.tolist()
-        jac = jac_arr.tolist()
+        # a class without rows has no ensemble to speak of: undefined (None), not empty
+        ensembles = [e.tolist() if present[c] else None for c, e in enumerate(ens)]
+        shared = _defined_cells(inter.tolist(), present)
+        jac = _defined_cells(jac_arr.tolist(), present)
         if pvalues:
             source = X if Xn is None or (is_tensor(X) and X.device.type != "cpu") else Xn
             p = ensemble_pvalues(source, labels, ens, n_shuffles=n_shuffles, seed=seed, num_classes=C)
             n_gt = int(sum(int(np.sum(pc > 0.05)) for pc in p))
-            pvals = [pc.tolist() for pc in p]
+            pvals = [pc.tolist() if present[c] else None for c, pc in enumerate(p)]
 
     cma = np.round(means, 4)
     life = reduced.lifetime[~np.isnan(reduced.lifetime)]
@@ -178,6 +186,8 @@ def analyze_heldout_layer(
     *,
     factor: float = 2.0,
     sparsity_threshold: float = SPARSITY_CUTOFF,
+    rows_per_class: int = 8,
+    max_cols: int = 120,
 ) -> HeldoutLayer:
     """Analyse the held-out class ``k`` of a layer like any other class.
 
@@ -191,7 +201,10 @@ def analyze_heldout_layer(
 
     Parameters
     ----------
-    X, y : the layer's representations and labels (other classes' rows are ignored).
+    X, y : the layer's representations and labels. Class k's rows are *all* its test images (the
+        study's rule for an unseen class, §4.4 and Fig. 4B: "averaged on all images of the unseen
+        category"); the other rows (the seen classes' correctly classified images) serve only the
+        activation map.
     heldout_class : k.
     ensembles : list of C per-class unit-index lists, or None.
     num_classes : C; defaults to ``len(ensembles)`` (required when ``ensembles`` is None).
@@ -206,7 +219,9 @@ def analyze_heldout_layer(
     plus ``sparsity_ignored_rows``, ``n_rows``, ``ensemble_size_pct``
     (|E_k| / n · 100 or None), ``jaccard_with_seen`` (like ``shared_with_seen``)
     and ``shared_with_seen_total`` (units of E_k in at least one seen ensemble,
-    a single int; None like ``shared_with_seen``).
+    a single int; None like ``shared_with_seen``); when class k has rows, ``mean_activation`` (n unit
+    means over its rows, 4 decimals), and when E_k and the seen ensembles are defined,
+    ``activation_map`` (all rows, E_k shown among the seen ensembles, as :func:`activation_map`).
     """
     if num_classes is None:
         if ensembles is None:
@@ -222,28 +237,36 @@ def analyze_heldout_layer(
     k = int(heldout_class)
     factor = _check_factor(factor)
     threshold = _check_threshold(sparsity_threshold)
+    rows_per_class = _pos_int(rows_per_class, "rows_per_class")
+    max_cols = _pos_int(max_cols, "max_cols")
     Xn = as_matrix(X, "X", min_cols=2)
     n = Xn.shape[1]
     labels = as_labels(y, Xn.shape[0], C)
-    seen = None if ensembles is None else as_ensembles(ensembles, n, C)
+    # a seen class without rows has an undefined ensemble (None): no overlap to count with it
+    seen = None
+    if ensembles is not None:
+        given = list(ensembles)
+        checked = as_ensembles([[] if e is None else e for e in given], n, C)
+        seen = [None if given[c] is None or c == k else checked[c] for c in range(C)]
 
     Xk = Xn[labels == k]
     sparsity, ignored = _layer_sparsity_from_rows(_hoyer_rows(Xk))
     ensemble = shared = jac = size_pct = shared_total = None
+    ek: np.ndarray | None = None
     if Xk.shape[0] and math.isfinite(sparsity) and sparsity >= threshold:
         m = Xk.mean(axis=0, keepdims=True)
         ek = _mask_to_lists(_ensemble_mask(m, factor))[0]
         ensemble = ek.tolist()
         size_pct = float(ek.size / n * 100.0)
         if seen is not None:
-            inter = [None if c == k else int(np.intersect1d(ek, seen[c]).size) for c in range(C)]
-            union = [None if c == k else int(np.union1d(ek, seen[c]).size) for c in range(C)]
+            inter = [None if e is None else int(np.intersect1d(ek, e).size) for e in seen]
+            union = [None if e is None else int(np.union1d(ek, e).size) for e in seen]
             shared = inter
-            jac = [None if c == k else (inter[c] / union[c] if union[c] else 0.0) for c in range(C)]
-            pooled = [seen[c] for c in range(C) if c != k]
+            jac = [None if i is None or u is None else (i / u if u else 0.0) for i, u in zip(inter, union)]
+            pooled = [e for e in seen if e is not None]
             seen_any = np.unique(np.concatenate(pooled)) if pooled else np.zeros(0, dtype=np.int64)
             shared_total = int(np.intersect1d(ek, seen_any).size)
-    return HeldoutLayer(
+    record = HeldoutLayer(
         sparsity=_float_or_none(sparsity),
         ensemble=ensemble,
         shared_with_seen=shared,
@@ -253,3 +276,10 @@ def analyze_heldout_layer(
         jaccard_with_seen=jac,
         shared_with_seen_total=shared_total,
     )
+    if Xk.shape[0]:
+        record["mean_activation"] = np.round(Xk.mean(axis=0), 4).tolist()
+        if seen is not None and ek is not None:
+            shown = [np.zeros(0, dtype=np.int64) if e is None else e for e in seen]
+            shown[k] = ek
+            record["activation_map"] = _activation_map(Xn, labels, C, shown, rows_per_class, max_cols)
+    return record

@@ -17,6 +17,7 @@ first; the dominant pattern is the largest one (index 0; ties keep the tree's or
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -159,7 +160,7 @@ def class_patterns(
 
 
 def find_patterns(
-    X: Any, y: Any, num_classes: int, ensembles: list[list[int]] | None, **options: Any
+    X: Any, y: Any, num_classes: int, ensembles: Sequence[Sequence[int] | None] | None, **options: Any
 ) -> list[ClassPatterns]:
     """:func:`class_patterns` of every class (member indices refer to rows of X)."""
     C = check_num_classes(num_classes)
@@ -168,7 +169,8 @@ def find_patterns(
     out = []
     for c in range(C):
         rows = np.flatnonzero(labels == c)
-        found = class_patterns(Xn[rows], None if ensembles is None else ensembles[c], cls=c, **options)
+        ens_c = None if ensembles is None else ensembles[c]
+        found = class_patterns(Xn[rows], None if ens_c is None else list(ens_c), cls=c, **options)
         for p in found.patterns:
             p.members = rows[p.members]
         out.append(found)
@@ -176,7 +178,7 @@ def find_patterns(
 
 
 def microstructure(
-    X: Any, y: Any, num_classes: int, ensembles: list[list[int]] | None, **options: Any
+    X: Any, y: Any, num_classes: int, ensembles: Sequence[Sequence[int] | None] | None, **options: Any
 ) -> list[dict[str, Any]]:
     """JSON-ready: one entry per class, ``{"class", "patterns": [{"size", "ensemble", "jaccard_with_class"}],
     "dominant", "silhouette", "zero_rows"}``."""

@@ -22,6 +22,7 @@ Figures (see docs/algorithms.md for what each quantity is):
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -52,7 +53,7 @@ CLASS_COLORS = (  # matplotlib's tab10: one colour per class in the activation m
     "#17becf",
 )
 ENSEMBLE_COLOR = "#D55E00"
-OTHER_COLOR = "#9a9a9a"
+OTHER_COLOR = "#6f6f6f"
 
 _STYLE: dict[RcKeyType, Any] = {
     "font.size": 8.5,
@@ -172,17 +173,43 @@ def accuracy_curves(
     test_accuracy: Sequence[Num],
     layer_accuracy: Sequence[Sequence[Num]] = (),
     *,
+    seen_accuracy: Sequence[Num] | None = None,
     xlabel: str = "epoch",
 ) -> Figure:
-    """Test accuracy (black) and each layer's accuracy (coloured) at every evaluation, in %."""
+    """Test accuracy (black) and each layer's accuracy (coloured) at every evaluation, in %.
+
+    seen_accuracy: a held-out run's accuracy on the seen classes' images alone (grey), beside the overall
+    accuracy, which counts the unseen class that can never be right."""
     with _style():
         fig = _new_figure(3.8, 2.6)
         ax = fig.add_subplot()
-        for i, s in enumerate(layer_accuracy):
-            ax.plot(eval_epochs, [100 * v for v in _nan(s)], color=_layer_color(i), lw=1.2, label=f"layer {i + 1}")
+        # the net below the layers, dashed, so a layer that equals it (often layer 1) stays visible
         ax.plot(
-            eval_epochs, [100 * v for v in _nan(test_accuracy)], color="black", lw=1.8, marker="o", ms=2.5, label="net"
+            eval_epochs,
+            [100 * v for v in _nan(test_accuracy)],
+            color="black",
+            lw=1.4,
+            ls="--",
+            marker="o",
+            ms=2.5,
+            zorder=1,
+            label="net, all classes" if seen_accuracy is not None else "net",
         )
+        if seen_accuracy is not None:
+            ax.plot(
+                eval_epochs,
+                [100 * v for v in _nan(seen_accuracy)],
+                color="#777777",
+                lw=1.4,
+                marker="s",
+                ms=2.5,
+                zorder=1,
+                label="net, seen classes",
+            )
+        for i, s in enumerate(layer_accuracy):
+            ax.plot(
+                eval_epochs, [100 * v for v in _nan(s)], color=_layer_color(i), lw=1.1, zorder=2, label=f"layer {i + 1}"
+            )
         ax.set(xlabel=xlabel, ylabel="test accuracy (%)", title="Test accuracy")
         ax.legend(loc="lower right")
         _epochs_axis(ax)
@@ -305,18 +332,21 @@ def layer_bars(
 # ---- ensembles ----------------------------------------------------------------------------------
 def class_profiles(
     class_mean_activation: Sequence[Sequence[float] | None],
-    ensembles: Sequence[Sequence[int]] | None,
+    ensembles: Sequence[Sequence[int] | None] | None,
     class_names: Sequence[str],
     *,
     classes: Sequence[int] | None = None,
     factor: float = 2.0,
     layer: int | None = None,
+    heldout: int | None = None,
 ) -> Figure:
     """Mean activation of every unit for the rows of a class, ensemble units in colour (Fig. 1B / 4B).
 
     class_mean_activation: C rows of n unit means (None for a class without rows); ensembles: C
-    unit-index lists or None when undefined. classes: which classes to draw (default all, as small
-    multiples). The dotted line is `factor` × the class's mean over all units, about the ensemble cut.
+    unit-index lists (None for an undefined one) or None when undefined. classes: which classes to draw
+    (default all, as small multiples). The black line is each unit's own threshold, `factor` × the mean
+    of the other units (the leave-one-out rule); a unit above it is in the ensemble. heldout: the
+    unseen class, framed in red (Fig. 4A).
     """
     import numpy as np
 
@@ -339,8 +369,9 @@ def class_profiles(
                 continue
             m = np.asarray(_nan(means))
             members = np.zeros(m.size, dtype=bool)
-            if ensembles is not None and c < len(ensembles):
-                members[[u for u in ensembles[c] if 0 <= u < m.size]] = True
+            ens_c = ensembles[c] if ensembles is not None and c < len(ensembles) else None
+            if ens_c is not None:
+                members[[u for u in ens_c if 0 <= u < m.size]] = True
             # one line collection per group; a line per unit at least 0.5 pt wide so that 1000s of
             # units stay visible. Wide layers are embedded as an image in the SVG (axes and text stay
             # vector), which keeps the file small.
@@ -348,10 +379,15 @@ def class_profiles(
             lw = max(0.5, 0.75 * panel_width * 72 / m.size)
             for mask, color in ((~members, OTHER_COLOR), (members, ENSEMBLE_COLOR)):
                 ax.vlines(units[mask], 0, m[mask], colors=color, lw=lw, capstyle="butt", rasterized=m.size > 200)
-            ax.axhline(factor * np.nanmean(m), color="black", lw=0.6, ls=":")
+            loo = factor * (np.nansum(m) - m) / max(m.size - 1, 1)
+            ax.plot(units, loo, color="black", lw=0.6, drawstyle="steps-mid")
             ax.set_xlim(-0.5, m.size - 0.5)
-            if ensembles is not None and c < len(ensembles):
-                ax.text(0.98, 0.95, f"|E| = {int(members.sum())}", ha="right", va="top", transform=ax.transAxes)
+            if ens_c is not None:  # in the title, where no bar can run into it
+                ax.set_title(f"{_label(class_names, c)}  |E| = {int(members.sum())}")
+            if c == heldout:
+                ax.set_title(f"{_label(class_names, c)} (held out)  |E| = {int(members.sum())}", color="#c00000")
+                for spine in ax.spines.values():
+                    spine.set(visible=True, color="#c00000", lw=1.2)
         for ax in axes[-1]:
             if ax not in empty:
                 ax.set_xlabel("unit")
@@ -363,8 +399,27 @@ def class_profiles(
             if ensembles is not None
             else f"ensembles undefined (sparsity < {SPARSITY_CUTOFF:g})"
         )
-        fig.suptitle(f"{where}mean activation per unit, by class ({note}; dotted: {factor:g}× mean)", fontsize=9)
+        fig.suptitle(
+            f"{where}mean activation per unit, by class ({note}; line: {factor:g}× leave-one-out mean)", fontsize=9
+        )
         return fig
+
+
+def column_membership(
+    amap: Mapping[str, Any], ensembles: Sequence[Sequence[int] | None] | None
+) -> list[list[float]] | None:
+    """(C, columns): the fraction of each activation-map column's units that are in class c's ensemble.
+
+    None when ensembles are undefined or the map lacks its unit order; an undefined class gets a row of 0.
+    """
+    order, edges = amap.get("unit_order"), amap.get("col_edges")
+    if ensembles is None or not order or not edges:
+        return None
+    out = []
+    for e in ensembles:
+        members = set(e or ())
+        out.append([sum(u in members for u in order[a:b]) / max(b - a, 1) for a, b in itertools.pairwise(edges)])
+    return out
 
 
 def activation_map(
@@ -375,20 +430,26 @@ def activation_map(
     *,
     n_units: int | None = None,
     layer: int | None = None,
+    membership: Sequence[Sequence[float]] | None = None,
+    heldout: int | None = None,
 ) -> Figure:
     """Activations of sample rows grouped by class, units reordered with each class's ensemble first
-    (Fig. 1C / 4A). The strip above marks the class whose ensemble each column's units belong to.
-    n_units: the layer's width, when its units were averaged into fewer columns."""
+    (Fig. 1C / 4A). The strip above has one row per class (from `membership`, see
+    :func:`column_membership`): a column is coloured in class c's row as far as its units are in E_c, so a
+    unit shared by several ensembles shows in each. Without `membership`, one row marks the class whose
+    ensemble dominates each column (`col_class`). n_units: the layer's width, when its units were averaged
+    into fewer columns. heldout: the unseen class, its rows framed in red."""
     import numpy as np
-    from matplotlib.colors import ListedColormap
+    from matplotlib.colors import ListedColormap, to_rgb
 
     data = np.asarray(matrix, dtype=float)
     with _style():
-        fig = _new_figure(6.4, 4.2)
+        fig = _new_figure(6.4, 4.8)
         if data.ndim != 2 or data.size == 0:
             _no_data(fig.add_subplot(), "no rows to show")
             return fig
-        strip_ax, ax = fig.subplots(2, 1, height_ratios=(1, 14), sharex=True)
+        rows = len(membership) if membership else 1
+        strip_ax, ax = fig.subplots(2, 1, height_ratios=(max(1, rows // 2), 12), sharex=True)
         vmax = float(np.nanpercentile(data, 99)) or 1.0
         im = ax.imshow(data, aspect="auto", cmap="magma", vmin=0, vmax=vmax, interpolation="nearest")
         fig.colorbar(im, ax=[strip_ax, ax], label="activation", shrink=0.8, pad=0.01)
@@ -400,25 +461,43 @@ def activation_map(
         ax.set_yticks(
             [(s + e - 1) / 2 for s, e in zip(starts, ends)], [_label(class_names, int(rc[s])) for s in starts]
         )
+        for s, e in zip(starts, ends):
+            if heldout is not None and int(rc[s]) == heldout:
+                for y in (s - 0.5, e - 0.5):
+                    ax.axhline(y, color="red", lw=1.4)
         ax.set_xlabel(
             f"{n_units or data.shape[1]} units, each class's ensemble first, then the others"
             + (f" (averaged into {data.shape[1]} columns)" if n_units and n_units > data.shape[1] else "")
         )
         ax.set_ylabel("test samples, by class")
-        colors = ListedColormap(["#e6e6e6", *CLASS_COLORS])
-        strip = np.asarray(col_class, dtype=float)[None, :] + 1
-        strip_ax.imshow(strip, aspect="auto", cmap=colors, vmin=0, vmax=len(CLASS_COLORS), interpolation="nearest")
-        strip_ax.set_yticks([0], ["ensemble of"])
+        if membership:
+            m = np.clip(np.asarray(membership, dtype=float), 0.0, 1.0)
+            rgb = np.array([to_rgb(CLASS_COLORS[c % len(CLASS_COLORS)]) for c in range(m.shape[0])])
+            # white where no unit of the column is in E_c, the class's colour where all are
+            img = 1.0 - m[:, :, None] * (1.0 - rgb[:, None, :])
+            strip_ax.imshow(img, aspect="auto", interpolation="nearest")
+            strip_ax.set_yticks(range(m.shape[0]), [str(c) for c in range(m.shape[0])], fontsize=5.5)
+            strip_ax.set_ylabel("in E_c", fontsize=7)
+            for label in strip_ax.get_yticklabels():
+                if heldout is not None and label.get_text() == str(heldout):
+                    label.set_color("red")
+        else:
+            colors = ListedColormap(["#e6e6e6", *CLASS_COLORS])
+            strip = np.asarray(col_class, dtype=float)[None, :] + 1
+            strip_ax.imshow(strip, aspect="auto", cmap=colors, vmin=0, vmax=len(CLASS_COLORS), interpolation="nearest")
+            strip_ax.set_yticks([0], ["ensemble of"])
+            for c in sorted({int(c) for c in col_class if c >= 0}):
+                cols = np.flatnonzero(np.asarray(col_class) == c)
+                if cols.size >= 2:  # a label wider than its block would run into the next one
+                    strip_ax.text(cols.mean(), 0, str(c), ha="center", va="center", fontsize=6.5, color="white")
         strip_ax.tick_params(axis="x", bottom=False, labelbottom=False)
         for spine in strip_ax.spines.values():
             spine.set_visible(False)
-        for c in sorted({int(c) for c in col_class if c >= 0}):
-            cols = np.flatnonzero(np.asarray(col_class) == c)
-            if cols.size >= 2:  # a label wider than its block would run into the next one
-                strip_ax.text(cols.mean(), 0, str(c), ha="center", va="center", fontsize=6.5, color="white")
         ax.tick_params(axis="x", bottom=False, labelbottom=False)
         where = f"Layer {layer}: " if layer is not None else ""
-        strip_ax.set_title(f"{where}activation map")
+        strip_ax.set_title(
+            f"{where}activation map" + (f" (held-out class {heldout} in red)" if heldout is not None else "")
+        )
         return fig
 
 
@@ -427,8 +506,11 @@ def class_matrices(
     class_names: Sequence[str],
     *,
     title: str | None = None,
+    heldout: int | None = None,
 ) -> Figure:
     """Class × class heatmaps side by side, values written in the cells (Fig. 3B / 4C / 12).
+
+    heldout: the unseen class, its row and column between red lines (Fig. 4C); blank cells are undefined.
 
     panels: (title, C×C matrix or None when undefined, decimals) each, e.g. ("Shared units", shared, 0)
     and ("Jaccard", jaccard, 2); Jaccard panels (decimals > 0) share the 0–1 colour scale, count
@@ -436,7 +518,14 @@ def class_matrices(
     """
     n = max((len(m) for _, m, _ in panels if m is not None), default=0)
     labels = [_label(class_names, c) for c in range(n)]
-    return heatmaps(panels, labels, labels, title=title, undefined=_UNDEFINED)
+    fig = heatmaps(panels, labels, labels, title=title, undefined=_UNDEFINED)
+    if heldout is not None:
+        for ax in fig.axes:
+            if ax.images:
+                for v in (heldout - 0.5, heldout + 0.5):
+                    ax.axhline(v, color="red", lw=1.0)
+                    ax.axvline(v, color="red", lw=1.0)
+    return fig
 
 
 def heatmaps(
@@ -521,7 +610,7 @@ def weight_histograms(rho_plus: Sequence[Mapping[str, Any] | None], bias: Sequen
 def heldout_ensembles(
     heldout_class: int,
     heldout_layers: Sequence[Mapping[str, Any]],
-    seen_ensembles: Sequence[Sequence[Sequence[int]] | None],
+    seen_ensembles: Sequence[Sequence[Sequence[int] | None] | None],
     class_names: Sequence[str],
 ) -> Figure:
     """The unseen class k's ensemble against the seen classes', one panel per layer.
@@ -548,8 +637,9 @@ def heldout_ensembles(
                 continue
             ek_set = set(ek)
             C = len(seen)
-            sizes = np.array([len(e) if c != k else 0 for c, e in enumerate(seen)], dtype=float)
-            shared = np.array([len(ek_set & set(e)) if c != k else 0 for c, e in enumerate(seen)], dtype=float)
+            seen_sets = [set(e) if e is not None and c != k else set() for c, e in enumerate(seen)]
+            sizes = np.array([len(e) for e in seen_sets], dtype=float)
+            shared = np.array([len(ek_set & e) for e in seen_sets], dtype=float)
             x = np.arange(C)
             ax.bar(x, sizes, color="#cfcfcf", label="|E_c| (seen class)")
             ax.bar(x, shared, color=PALETTE[0], label="shared with E_k")
@@ -557,8 +647,8 @@ def heldout_ensembles(
             ax.set_xticks(
                 x, [_label(class_names, c) for c in range(C)], rotation=60, ha="right", rotation_mode="anchor"
             )
-            in_seen = ek_set & set().union(*(set(e) for c, e in enumerate(seen) if c != k))
-            ax.set_title(f"layer {i + 1}\n|E_k| = {len(ek)}, {len(in_seen)} of them in a seen ensemble")
+            in_seen = ek_set & set().union(*seen_sets)
+            ax.set_title(f"layer {i + 1}: |E_k| = {len(ek)}\n{len(in_seen)} in a seen ensemble", fontsize=8)
             ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         axes[0].set_ylabel("units")
         drawn = [ax for ax in axes if ax.patches]

@@ -8,7 +8,7 @@ stored analysis; nothing is recomputed here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,13 +60,22 @@ def run_figures(
             lambda: F.training_curves(h.epochs, h.loss, h.g_pos, h.g_neg, loss_label=loss_label, xlabel=xlabel),
         )
     ]
+    seen = h.heldout_accuracy_seen if any(v is not None for v in h.heldout_accuracy_seen) else None
     if h.eval_epochs:
         specs.append(
             FigureSpec(
                 "curves-accuracy",
                 "Test accuracy of the network and of each layer at every evaluation (live evaluations use a fixed "
-                "subset of the test set; the last point is the final evaluation).",
-                lambda: F.accuracy_curves(h.eval_epochs, h.test_accuracy, h.layer_accuracy, xlabel=xlabel),
+                "subset of the test set; the last point is the final evaluation)."
+                + (
+                    " Held-out run: the net's accuracy on all classes counts the unseen class, which it can never "
+                    "get right; its accuracy on the seen classes alone is drawn beside it."
+                    if seen
+                    else ""
+                ),
+                lambda: F.accuracy_curves(
+                    h.eval_epochs, h.test_accuracy, h.layer_accuracy, seen_accuracy=seen, xlabel=xlabel
+                ),
             )
         )
         specs.append(
@@ -94,8 +103,12 @@ def run_figures(
             ),
         )
     )
+    held = snapshot.heldout
+    k = held.get("class") if held else None
+    held_layers = held.get("layers") or [] if held else []
     for i, layer in enumerate(layers):
-        specs += _layer_figures(i, layer, class_names, layer.get("ensemble_factor", ensemble_factor))
+        view = LayerView.of(layer, held_layers[i] if isinstance(k, int) and i < len(held_layers) else None, k)
+        specs += _layer_figures(i, view, class_names, layer.get("ensemble_factor", ensemble_factor))
     specs.append(
         FigureSpec(
             "weights",
@@ -104,7 +117,6 @@ def run_figures(
             lambda: F.weight_histograms([lay.get("rho_plus") for lay in layers], [lay.get("bias") for lay in layers]),
         )
     )
-    held = snapshot.heldout
     if held and held.get("layers") and isinstance(held.get("class"), int):
         specs.append(
             FigureSpec(
@@ -119,28 +131,88 @@ def run_figures(
     return specs
 
 
-def _layer_figures(i: int, layer: LayerAnalysis, names: list[str], factor: float) -> list[FigureSpec]:
+HELDOUT_RULE = (
+    "the held-out class (never trained on, so almost never classified correctly) from all its test images, "
+    "the study's rule for an unseen class (§4.4, Fig. 4B)"
+)
+
+
+@dataclass(frozen=True)
+class LayerView:
+    """What a layer's figures draw: its analysis, with the held-out class k's own analysis put in k's place."""
+
+    means: list[list[float] | None] | None
+    ensembles: list[list[int] | None] | None
+    shared: list[list[int | None]] | None
+    jaccard: list[list[float | None]] | None
+    amap: dict[str, Any] | None
+    n_units: int | None
+    heldout: int | None  # k, when the layer's figures show it
+
+    @classmethod
+    def of(cls, layer: LayerAnalysis, held: Mapping[str, Any] | None, k: int | None) -> LayerView:
+        means = layer.get("class_mean_activation")
+        ens = layer.get("ensembles")
+        shared, jac = layer.get("shared_units"), layer.get("jaccard")
+        amap: dict[str, Any] | None = dict(layer.get("activation_map") or {}) or None
+        if held is None or k is None:
+            return cls(means, ens, shared, jac, amap, layer.get("n_units"), None)
+        ek = held.get("ensemble")
+        if means is not None and held.get("mean_activation") is not None and k < len(means):
+            means = [held["mean_activation"] if c == k else m for c, m in enumerate(means)]
+        if ens is not None and ek is not None and k < len(ens):
+            ens = [ek if c == k else e for c, e in enumerate(ens)]
+            shared = _put_cross(shared, k, held.get("shared_with_seen"), len(ek))
+            jac = _put_cross(jac, k, held.get("jaccard_with_seen"), 1.0)
+        if held.get("activation_map"):
+            amap = dict(held["activation_map"])
+        return cls(means, ens, shared, jac, amap, layer.get("n_units"), k)
+
+
+def _put_cross(matrix: Any, k: int, cross: Sequence[Any] | None, diagonal: float) -> Any:
+    """The C×C matrix with row and column k replaced by the held-out class's values (diagonal at k)."""
+    if matrix is None or cross is None:
+        return matrix
+    out = [list(row) for row in matrix]
+    for c in range(min(len(out), len(cross))):
+        value = diagonal if c == k else cross[c]
+        out[k][c] = out[c][k] = value
+    return out
+
+
+def _layer_figures(i: int, view: LayerView, names: list[str], factor: float) -> list[FigureSpec]:
     n = i + 1
     specs = []
-    means = layer.get("class_mean_activation")
-    if means:
+    k = view.heldout
+    held_note = f" Class {names[k] if k < len(names) else k}: {HELDOUT_RULE}." if k is not None else ""
+    if view.means:
+        means = view.means
         specs.append(
             FigureSpec(
                 f"profiles-layer{n}",
                 f"Layer {n}: mean activation of every unit over each class's correctly classified test images; "
-                f"ensemble units (class mean > {factor:g}× the mean of the other units) in colour.",
-                lambda: F.class_profiles(means, layer.get("ensembles"), names, factor=factor, layer=n),
+                f"ensemble units (class mean > {factor:g}× the mean of the other units) in colour; the line is "
+                f"each unit's own threshold, {factor:g}× the leave-one-out mean.{held_note}",
+                lambda: F.class_profiles(means, view.ensembles, names, factor=factor, layer=n, heldout=k),
             )
         )
-    amap = layer.get("activation_map")
+    amap = view.amap
     if amap and amap.get("matrix"):
         specs.append(
             FigureSpec(
                 f"activation-map-layer{n}",
                 f"Layer {n}: activations of test images grouped by class, units reordered with each class's "
-                "ensemble first; the strip above marks whose ensemble a column's units belong to.",
+                "ensemble first; the strip above has one row per class, marking the columns that hold units of "
+                f"that class's ensemble (a unit in several ensembles is marked in each).{held_note}",
                 lambda: F.activation_map(
-                    amap["matrix"], amap["row_class"], amap["col_class"], names, n_units=layer.get("n_units"), layer=n
+                    amap["matrix"],
+                    amap["row_class"],
+                    amap["col_class"],
+                    names,
+                    n_units=view.n_units,
+                    layer=n,
+                    membership=F.column_membership(amap, view.ensembles),
+                    heldout=k,
                 ),
             )
         )
@@ -148,11 +220,13 @@ def _layer_figures(i: int, layer: LayerAnalysis, names: list[str], factor: float
         FigureSpec(
             f"ensembles-layer{n}",
             f"Layer {n}: units shared by the ensembles of two classes (diagonal: ensemble size) and their "
-            "Jaccard index.",
+            "Jaccard index; blank where a class has no correctly classified image (its ensemble is undefined)."
+            + held_note,
             lambda: F.class_matrices(
-                [("Shared units |E_c ∩ E_c'|", layer.get("shared_units"), 0), ("Jaccard", layer.get("jaccard"), 2)],
+                [("Shared units |E_c ∩ E_c'|", view.shared, 0), ("Jaccard", view.jaccard, 2)],
                 names,
                 title=f"Layer {n}",
+                heldout=k,
             ),
         )
     )

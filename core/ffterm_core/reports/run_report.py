@@ -159,10 +159,13 @@ def _heldout_rows(snapshot: Snapshot, dataset: str) -> list[list[str]]:
     return rows
 
 
-def _matrix_rows(matrix: Sequence[Sequence[float]], dataset: str, digits: int) -> tuple[list[str], list[list[str]]]:
+def _matrix_rows(
+    matrix: Sequence[Sequence[float | None]], dataset: str, digits: int
+) -> tuple[list[str], list[list[str]]]:
     labels = [_class(dataset, i) for i in range(len(matrix))]
     rows = [
-        [labels[i], *[fmt(v, digits) if isinstance(v, float) else str(v) for v in row]] for i, row in enumerate(matrix)
+        [labels[i], *["—" if v is None else fmt(v, digits) if isinstance(v, float) else str(v) for v in row]]
+        for i, row in enumerate(matrix)
     ]
     return ["", *labels], rows
 
@@ -290,9 +293,12 @@ def _appendix(page: Page, snapshot: Snapshot, history: RunHistory) -> None:
                 f"Undefined: the layer's sparsity is below {SPARSITY_CUTOFF:g}, so it has no ensembles.", note=True
             )
             continue
-        sizes = ", ".join(f"{_class(snapshot.dataset, c)}: {len(e)}" for c, e in enumerate(ens))
+        sizes = ", ".join(
+            f"{_class(snapshot.dataset, c)}: {'undefined (no correctly classified image)' if e is None else len(e)}"
+            for c, e in enumerate(ens)
+        )
         page.paragraph(f"Ensemble size per class: {sizes}")
-        matrices: list[tuple[str, Sequence[Sequence[float]] | None, int]] = [
+        matrices: list[tuple[str, Sequence[Sequence[float | None]] | None, int]] = [
             ("Shared units |E_c ∩ E_c'|", layer.get("shared_units"), 0),
             ("Jaccard |E_c ∩ E_c'| / |E_c ∪ E_c'|", layer.get("jaccard"), 2),
         ]

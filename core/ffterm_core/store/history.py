@@ -108,7 +108,7 @@ class RunHistory:
         self.stability: list[list[list[Num]]] = []
         self.stability_mean: list[list[Num]] = []
         # ensembles[eval i][layer] = tuple of per-class frozensets, or None when undefined
-        self._ensembles: list[list[tuple[frozenset[int], ...] | None]] = []
+        self._ensembles: list[list[tuple[frozenset[int] | None, ...] | None]] = []
 
     # ---- feeding ----------------------------------------------------------------------------
     @classmethod
@@ -210,7 +210,7 @@ class RunHistory:
         held: Heldout | dict[str, Any] = snap.heldout or {}
         self.heldout_accuracy_seen.append(_num(held.get("accuracy_seen")))
         self.heldout_accuracy_heldout.append(_num(held.get("accuracy_heldout")))
-        ensembles_now: list[tuple[frozenset[int], ...] | None] = []
+        ensembles_now: list[tuple[frozenset[int] | None, ...] | None] = []
         prev = self._ensembles[-1] if self._ensembles else None
         for i in range(self.num_layers):
             # a snapshot read from disk may lack a layer or hold something else there
@@ -219,7 +219,12 @@ class RunHistory:
             for name, stat in LAYER_SERIES.items():
                 self.per_layer[name][i].append(stat_value(layer, stat))
             ens = layer.get("ensembles")
-            now = tuple(frozenset(int(u) for u in units) for units in ens) if ens is not None else None
+            # a class without rows has an undefined ensemble (None), never compared as if empty
+            now = (
+                tuple(None if units is None else frozenset(int(u) for u in units) for units in ens)
+                if ens is not None
+                else None
+            )
             ensembles_now.append(now)
             before = prev[i] if prev is not None and i < len(prev) else None
             per_class = self.stability[i]
@@ -228,10 +233,9 @@ class RunHistory:
                 per_class.append([None] * (len(self.eval_epochs) - 1))
             values: list[Num] = []
             for c in range(n_classes):
-                if now is not None and before is not None and c < len(now) and c < len(before):
-                    v: Num = jaccard(before[c], now[c])
-                else:
-                    v = None
+                a = before[c] if before is not None and c < len(before) else None
+                b = now[c] if now is not None and c < len(now) else None
+                v: Num = None if a is None or b is None else jaccard(a, b)
                 per_class[c].append(v)
                 values.append(v)
             defined = [v for v in values if v is not None]
@@ -239,8 +243,8 @@ class RunHistory:
         self._ensembles.append(ensembles_now)
 
     # ---- reading ----------------------------------------------------------------------------
-    def ensembles_at(self, eval_index: int, layer: int) -> tuple[frozenset[int], ...] | None:
-        """Per-class ensembles (sets of unit indices) of a layer at an evaluation point."""
+    def ensembles_at(self, eval_index: int, layer: int) -> tuple[frozenset[int] | None, ...] | None:
+        """Per-class ensembles (sets of unit indices; None for a class without rows) of a layer at an evaluation."""
         try:
             return self._ensembles[eval_index][layer]
         except IndexError:

@@ -80,7 +80,7 @@ def evaluate(
                 h, y_correct, NUM_LABELS, layer["ensembles"], factor=cfg.ensemble_factor, seed=cfg.seed
             )
     if heldout is not None:
-        result["heldout"] = _heldout(trainer, cfg, heldout, x, y, ev.predictions, result["layers"])
+        result["heldout"] = _heldout(trainer, cfg, heldout, x, y, ev.predictions, result["layers"], reps, y_correct)
     return result
 
 
@@ -92,11 +92,14 @@ def _heldout(
     y: torch.Tensor,
     pred: torch.Tensor,
     layers: list[LayerAnalysis],
+    seen_reps: list[torch.Tensor],
+    seen_y: torch.Tensor,
 ) -> Heldout:
     """Held-out class k: accuracy on seen classes and on k; k's representations against seen ensembles.
 
     All class-k images are analysed (almost none are classified correctly, since label k was never
-    trained), embedded with label k, or with no label pixel when `heldout_label: none`.
+    trained), embedded with label k, or with no label pixel when `heldout_label: none`; the seen
+    classes' correctly classified rows (`seen_reps`, `seen_y`) join them for the activation map.
     """
     seen, held = y != k, y == k
     xk = x[held]
@@ -104,7 +107,12 @@ def _heldout(
     reps = trainer.representations(xk, yk) if xk.shape[0] else []
     out_layers = [
         analyze_heldout_layer(
-            reps[i], y[held], k, layer["ensembles"], num_classes=NUM_LABELS, factor=cfg.ensemble_factor
+            torch.cat([seen_reps[i], reps[i]]),
+            torch.cat([seen_y, y[held]]),
+            k,
+            layer["ensembles"],
+            num_classes=NUM_LABELS,
+            factor=cfg.ensemble_factor,
         )
         if reps
         else _no_heldout_rows()

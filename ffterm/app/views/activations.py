@@ -35,7 +35,7 @@ class ActivationsView(View):
         means = layer.get("class_mean_activation") or []
         values = (means[cls] if cls < len(means) else None) or []  # None: no correctly classified image
         ens = layer.get("ensembles")
-        members = frozenset(ens[cls]) if ens is not None and cls < len(ens) else frozenset()
+        members = frozenset(ens[cls] or ()) if ens is not None and cls < len(ens) else frozenset()
         ens_note = (
             f"ensemble undefined (sparsity < {SPARSITY_CUTOFF:g})"
             if ens is None
