@@ -77,19 +77,22 @@ def _optional(v: Any, low: float, high: float) -> bool:
 
 
 def _square(table: Any, size: int, low: float, high: float, where: str, whole: bool = False) -> None:
-    """None, or a k × k table (k at most `size`) of numbers in low..high (whole numbers when `whole`)."""
+    """None, or a k × k table (k at most `size`) of numbers in low..high (whole numbers when `whole`); a
+    cell is null in the row and column of a class whose ensemble is undefined (no correct images)."""
     if table is None:
         return
     ok = isinstance(table, list) and len(table) <= size
     ok = ok and all(
         isinstance(row, list)
         and len(row) == len(table)
-        and all(_in(v, low, high) and (_is_int(v) or not whole) for v in row)
+        and all(v is None or (_in(v, low, high) and (_is_int(v) or not whole)) for v in row)
         for row in table
     )
     if not ok:
         kind = "whole numbers" if whole else "numbers"
-        raise BadSnapshot(f"{where}: expected a square table (at most {size} × {size}) of {kind} in {low:g}..{high:g}")
+        raise BadSnapshot(
+            f"{where}: expected a square table (at most {size} × {size}) of {kind} in {low:g}..{high:g} (or nulls)"
+        )
 
 
 def _check_stat(value: Any, stat: LayerStat, where: str) -> None:
