@@ -187,7 +187,7 @@ def test_finetuning_retrains_only_the_kept_units(ff_run):
         (["--keep", "1.5"], ["keep fraction 1.5", "(0, 1]"]),
         (["--keep", "half"], ["--keep 'half'"]),
         (["--strategies", "ensemble,lottery"], ["unknown pruning strategy 'lottery'", "magnitude"]),
-        (["--draws", "0"], ["--draws 0"]),
+        (["--draws", "0"], ["--draws", "(got 0)"]),
     ],
 )
 def test_bad_input_is_one_line(constructed_run, capsys, extra, words):

@@ -63,12 +63,12 @@ def test_resume_where_error_log_cannot_be_written_is_one_line(tmp_path, monkeypa
     assert main(["run", "quick-ff-synthetic", "--headless", "--out", str(out), *FAST]) == 0
     (out / rundir.FINAL).unlink()  # as if it had stopped after its last checkpoint
     (out / rundir.ERROR_LOG).mkdir()  # error.log cannot be written
-    import ffterm_core.training.session as session_module
+    from ffterm_core.training.loop import TrainingLoop
 
     def broken(*args, **kw):
         raise RuntimeError("a bug in training")
 
-    monkeypatch.setattr(session_module.Session, "_loop", broken)
+    monkeypatch.setattr(TrainingLoop, "run", broken)
     capsys.readouterr()
     assert main(["resume", str(out)]) == 1
     _one_line(capsys.readouterr().err, "RuntimeError: a bug in training", "traceback could not be saved")

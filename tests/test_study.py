@@ -55,7 +55,8 @@ def _run(suite_dir, setting, seed, tables, config, final=None, probes=None, fail
     d.mkdir(parents=True)
     rundir.atomic_write_text(d / rundir.CONFIG, yaml.safe_dump({**config, "seed": seed}))
     if final is not None:
-        rundir.write_json(d / rundir.FINAL, {"config": {**config, "seed": seed}, **final})
+        written = {"config": {**config, "seed": seed}, "layer_accuracy": [], "wall_seconds": 1.0}
+        rundir.write_json(d / rundir.FINAL, {**written, **final})
     if probes is not None:
         rundir.write_json(d / "probes.json", {"layers": probes})
     if failed is not None:
