@@ -302,11 +302,7 @@ class Session:
         cfg = self.config
         done = trainer.epochs_done
         snap = Snapshot(
-            run_name=cfg.name,
-            model=cfg.model,
-            dataset=cfg.dataset,
-            device=describe(self.device),
-            num_layers=cfg.layers,
+            **self._identity(),
             kind="final" if final else "live",
             state=self.state,
             stage=min(stage, cfg.stages - 1),
@@ -383,17 +379,24 @@ class Session:
         for fn in list(self._subscribers):
             fn(snap)
 
+    def _identity(self) -> dict[str, Any]:
+        """The fields every snapshot of this run starts with."""
+        cfg = self.config
+        return {
+            "run_name": cfg.name,
+            "model": cfg.model,
+            "dataset": cfg.dataset,
+            "device": describe(self.device),
+            "num_layers": cfg.layers,
+        }
+
     def publish_state(self, state: str, message: str | None = None) -> None:
         """Tell subscribers about a state change; a stop or failure is also written to snapshots.jsonl."""
         self.state = state
         cfg = self.config
         base = self._last
         snap = Snapshot(
-            run_name=cfg.name,
-            model=cfg.model,
-            dataset=cfg.dataset,
-            device=describe(self.device),
-            num_layers=cfg.layers,
+            **self._identity(),
             kind="state",
             state=state,
             message=message,
