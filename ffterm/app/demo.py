@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
-from ffterm_core.config import RunConfig, dump_yaml
+from ffterm_core.config import MODEL_KINDS, RunConfig, dump_yaml
 from ffterm_core.records import SPARSITY_CUTOFF, Heldout, LayerAnalysis
 from ffterm_core.store import rundir
 from ffterm_core.store.snapshot import Snapshot
@@ -148,7 +148,7 @@ def demo_snapshots(
 ) -> list[Snapshot]:
     """A deterministic synthetic run: one snapshot per epoch, evaluated every `eval_every` and at the end."""
     rng = random.Random(seed)
-    stages = layers if model == "ff" else 1
+    stages = layers if MODEL_KINDS[model].layerwise else 1
     total = epochs_per_stage * stages
     out = []
     for epoch in range(1, total + 1):
@@ -188,22 +188,22 @@ def demo_snapshot(
 ) -> Snapshot:
     epochs_per_stage = epochs_per_stage or total
     progress = epoch / total
-    stage = (epoch - 1) // epochs_per_stage if model == "ff" else 0
-    n_loss = 1 if model == "bp" else layers
+    stage = (epoch - 1) // epochs_per_stage if MODEL_KINDS[model].layerwise else 0
+    n_loss = layers if MODEL_KINDS[model].goodness else 1
     loss: list[float | None] = []
     g_pos: list[float | None] = []
     g_neg: list[float | None] = []
     for layer in range(n_loss):
-        trained = model != "ff" or layer == stage
-        local = ((epoch - 1) % epochs_per_stage + 1) / epochs_per_stage if model == "ff" else progress
+        trained = not MODEL_KINDS[model].layerwise or layer == stage
+        local = ((epoch - 1) % epochs_per_stage + 1) / epochs_per_stage if MODEL_KINDS[model].layerwise else progress
         if trained:
             loss.append(round(0.7 * math.exp(-2.5 * local) + 0.05 + 0.05 * layer + rng.uniform(0, 0.02), 5))
-            if model != "bp":
+            if MODEL_KINDS[model].goodness:
                 g_pos.append(round(3 + 4 * local + rng.uniform(0, 0.2), 4))
                 g_neg.append(round(3 - 2.2 * local + rng.uniform(0, 0.2), 4))
         else:
             loss.append(None)
-            if model != "bp":
+            if MODEL_KINDS[model].goodness:
                 g_pos.append(None)
                 g_neg.append(None)
     acc: float | None = None
@@ -273,7 +273,9 @@ class DemoSession:
         self.run_dir = Path(run_dir) if run_dir is not None else Path("runs") / "demo"
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._model, self._layers, self._epochs = model, layers, epochs
-        self._stages = layers if model == "ff" and getattr(cfg, "schedule", "sequential") == "sequential" else 1
+        self._stages = (
+            layers if MODEL_KINDS[model].layerwise and getattr(cfg, "schedule", "sequential") == "sequential" else 1
+        )
         self._name = getattr(cfg, "name", "demo")
         self._dataset = getattr(cfg, "dataset", "synthetic")
         self._heldout = getattr(cfg, "heldout_class", None)

@@ -34,7 +34,7 @@ def _seconds(cfg: RunConfig, train: int, device: torch.device, repeats: int) -> 
     data, _ = _bench_data(cfg.dataset, None, device, {"train": train, "test": 10})
 
     def run() -> float:
-        if cfg.model == "ff":
+        if cfg.kind.layerwise:  # a layer at a time: every layer's epoch
             return sum(_layer_epochs(cfg, data, device)[0])
         return _epoch_seconds(lambda: make_trainer(cfg, data, device), device)
 
