@@ -94,9 +94,12 @@ class MaskedEvaluator:
         for layer in range(first + 1, self.num_layers):
             linear = self.net.linears[layer]
             rows = kept.get(layer, torch.arange(linear.out_features, device=previous.device))
-            out.append((linear.weight.index_select(0, rows).index_select(1, previous), linear.bias.index_select(0, rows)))
+            out.append(
+                (linear.weight.index_select(0, rows).index_select(1, previous), linear.bias.index_select(0, rows))
+            )
             previous = rows
         return out
+
 
 def _by_goodness(g: torch.Tensor) -> Predictions:
     pred, layer_pred = aggregate(g)
