@@ -21,7 +21,6 @@ from ffterm_core.beyond.prune import (
     to_csv,
     write_outputs,
 )
-from ffterm_core.beyond.prune_eval import MaskedEvaluator
 from ffterm_core.beyond.prune_rank import (
     Margins,
     keep_count,
