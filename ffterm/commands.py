@@ -447,9 +447,7 @@ def cmd_prune(args: argparse.Namespace, _: Any = None) -> int:
         samples=args.samples,
     )
     run_dirs: list[Path] = list(args.run_dir)
-    prune_pool.check_runs(run_dirs)
-    for run_dir in run_dirs:
-        prune.check_spec(spec, prune.load_config(run_dir).layers)
+    prune_pool.check_runs(run_dirs, spec)
     started = time.monotonic()
     results = []
     for run_dir in run_dirs:

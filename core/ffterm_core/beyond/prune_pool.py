@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ffterm_core.beyond.offline import OfflineError, load_config
-from ffterm_core.beyond.prune import mean_classes, smallest_keep, smallest_keep_own
+from ffterm_core.beyond.prune import PruneSpec, check_spec, mean_classes, smallest_keep, smallest_keep_own
 from ffterm_core.config import RunConfig
 from ffterm_core.store import rundir
 from ffterm_core.store.checkpoint import CheckpointError
@@ -21,10 +21,11 @@ from ffterm_core.store.checkpoint import CheckpointError
 SAME = ("dataset", "model", "layers", "hidden")  # what runs pooled together must share
 
 
-def check_runs(run_dirs: list[Path]) -> None:
-    """Before any measuring: every directory is a run with a checkpoint, and the runs can be pooled."""
+def check_runs(run_dirs: list[Path], spec: PruneSpec) -> None:
+    """Before any measuring: every directory is a run with a checkpoint that `spec` fits, and the runs can be pooled."""
     configs = {Path(d): load_config(Path(d)) for d in run_dirs}
-    for run_dir in configs:
+    for run_dir, cfg in configs.items():
+        check_spec(spec, cfg.layers)
         if not (run_dir / rundir.CHECKPOINT).exists():
             raise CheckpointError(
                 f"{run_dir / rundir.CHECKPOINT}: no checkpoint here; was the run started with ffterm?"
