@@ -77,6 +77,10 @@ class LayerAnalysis(FinalLayer):
     # per-unit lifetime sparsity over the rows; None when no unit responds. Absent in files of earlier versions
     lifetime_sparsity: NotRequired[Summary | None]
     microstructure: NotRequired[list[dict[str, Any]]]  # per class; only from `ffterm analyze --microstructure`
+    # the final snapshot only (absent in files of earlier versions): the final model's ensembles on the live
+    # evaluations' image set, and their split-half Jaccard per class (the noise floor of ensemble stability)
+    live_ensembles: NotRequired[list[list[int] | None] | None]
+    stability_floor: NotRequired[list[float | None] | None]
 
 
 def final_layer(layer: LayerAnalysis) -> FinalLayer:
@@ -246,6 +250,10 @@ class ClassLifeRecord(TypedDict):
     stable_epoch: int | None
     joined: dict[str, int]  # unit → epoch of its last entry into the ensemble
     left: dict[str, int]  # unit → epoch of its last exit (absent: never left)
+    # a frozen layer (sequential FF): the epoch from which its membership is on a fixed image set, and the
+    # observed ensemble's turnover after it (the image set's drift); absent otherwise and in earlier files
+    frozen_from: NotRequired[int]
+    drift: NotRequired[int]
 
 
 class FinalRecord(_FinalRequired, total=False):

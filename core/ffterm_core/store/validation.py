@@ -222,6 +222,10 @@ class SnapshotSchema:
         self._table(layer.get("class_mean_activation"), c, hidden, f"{where}.class_mean_activation")
         self._table(layer.get("ensemble_pvalues"), c, hidden, f"{where}.ensemble_pvalues", 0, 1)
         self._ensembles(layer.get("ensembles"), f"{where}.ensembles")
+        self._ensembles(layer.get("live_ensembles"), f"{where}.live_ensembles")
+        floor = layer.get("stability_floor")
+        if floor is not None and not (isinstance(floor, list) and len(floor) <= c and all(_optional(v, 0, 1) for v in floor)):
+            raise BadSnapshot(f"{where}.stability_floor: expected at most {c} numbers in 0..1 (or nulls)")
         factor = layer.get("ensemble_factor")
         if factor is not None and not (_is_num(factor) and factor > 0):
             raise BadSnapshot(f"{where}.ensemble_factor: expected a number > 0, got {factor!r:.40}")

@@ -27,7 +27,7 @@ from ffterm_core.store.history import RunHistory
 from ffterm_core.store.lock import RunLock
 from ffterm_core.store.rundir import LOCK
 from ffterm_core.store.snapshot import Snapshot
-from ffterm_core.training.evaluate import evaluate
+from ffterm_core.training.evaluate import evaluate, live_subset
 from ffterm_core.training.loop import Clock, TrainingFailed, run_training
 from ffterm_core.training.trainers import EpochMetrics, Trainer, TrainerView
 
@@ -355,12 +355,23 @@ class Session:
         final["matmul_precision"] = effective_precision(self.config.precision, self.device)
         if snap.heldout is not None:
             final["heldout"] = snap.heldout
+        self._add_live_ensembles(trainer, snap)
         rundir.append_snapshot(self.run_dir, snap)
         self._history.add(snap)
         final["ensemble_life"] = EnsembleLife.from_history(self._history).to_json()  # every evaluation, this one too
         rundir.write_json(self.run_dir / rundir.FINAL, final)
         self.final = final
         self._notify(snap)
+
+    def _add_live_ensembles(self, trainer: TrainerView, snap: Snapshot) -> None:
+        """The final model's ensembles on the live evaluations' images, and their split-half floor, so that
+        the ensemble dynamics compare like with like (docs/algorithms.md#ensemble-stability)."""
+        cfg = self.config
+        subset = live_subset(trainer.data.test_y.shape[0], cfg.analysis_samples, cfg.seed)
+        live = evaluate(trainer, cfg, subset, False, stability_floor=True)["layers"]
+        for layer, on_live in zip(snap.layers or [], live):
+            layer["live_ensembles"] = on_live["ensembles"]
+            layer["stability_floor"] = on_live.get("stability_floor")
 
     def checkpoint(self, trainer: TrainerView) -> None:
         position = (trainer.stage, trainer.epoch, trainer.batch)
