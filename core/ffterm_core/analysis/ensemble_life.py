@@ -35,7 +35,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from ffterm_core.records import ClassLifeRecord
 from ffterm_core.store import rundir

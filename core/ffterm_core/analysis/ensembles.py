@@ -167,7 +167,9 @@ def split_half_jaccard(
         total = 0.0
         for _ in range(splits):
             order = rng.permutation(rows)
-            a, b = (_ensemble_mask(X[h].mean(axis=0, keepdims=True), factor)[0] for h in np.split(order, [rows.size // 2]))
+            a, b = (
+                _ensemble_mask(X[h].mean(axis=0, keepdims=True), factor)[0] for h in np.split(order, [rows.size // 2])
+            )
             union = int((a | b).sum())
             total += int((a & b).sum()) / union if union else 0.0
         out.append(round(total / splits, 4))

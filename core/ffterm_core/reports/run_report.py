@@ -129,12 +129,20 @@ def _layer_rows(snapshot: Snapshot, history: RunHistory) -> list[list[str]]:
             str(i + 1),
             *[stat_text(layer, stat, stat.digits) for stat in LAYER_STATS],
             fmt(stab[i] if i < len(stab) else None),
+            fmt(_mean_floor(layer)),
         ]
         for i, layer in enumerate(snapshot.layers or [])
     ]
 
 
-LAYER_HEADER = ["layer", *[stat.title for stat in LAYER_STATS], "ensemble stability"]
+def _mean_floor(layer: Any) -> float | None:
+    """Mean over the classes of the layer's split-half Jaccard (absent in files of earlier versions)."""
+    floor = layer.get("stability_floor") if isinstance(layer, dict) else None
+    defined = [v for v in floor if v is not None] if isinstance(floor, list) else []
+    return sum(defined) / len(defined) if defined else None
+
+
+LAYER_HEADER = ["layer", *[stat.title for stat in LAYER_STATS], "ensemble stability", "split-half floor"]
 
 
 def _heldout_rows(snapshot: Snapshot, dataset: str) -> list[list[str]]:
@@ -269,7 +277,10 @@ def _analysis(page: Page, snapshot: Snapshot, history: RunHistory, config: RunCo
             f"units; undefined (—) where sparsity < {SPARSITY_CUTOFF:g}. Lifetime sparsity: per unit, how selectively it "
             "responds across the images (Treves–Rolls; 0: alike on all, 1: on one only), mean ± std over the units "
             "that respond to any. Ensemble stability: mean over classes of the Jaccard index "
-            "of each class's ensemble with the previous evaluated snapshot's.",
+            "of each class's ensemble with the previous evaluated snapshot's, both on the live evaluations' images "
+            "(the final model re-evaluated on them; a frozen layer on the images it classified correctly when it "
+            "froze). Split-half floor: the Jaccard index between the ensembles of two random halves of the same "
+            "images (mean of 5 splits, over the classes): what chance alone gives, so stability is read against it.",
             note=True,
         )
     if snapshot.heldout and snapshot.heldout.get("layers"):

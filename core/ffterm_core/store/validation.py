@@ -224,7 +224,9 @@ class SnapshotSchema:
         self._ensembles(layer.get("ensembles"), f"{where}.ensembles")
         self._ensembles(layer.get("live_ensembles"), f"{where}.live_ensembles")
         floor = layer.get("stability_floor")
-        if floor is not None and not (isinstance(floor, list) and len(floor) <= c and all(_optional(v, 0, 1) for v in floor)):
+        if floor is not None and not (
+            isinstance(floor, list) and len(floor) <= c and all(_optional(v, 0, 1) for v in floor)
+        ):
             raise BadSnapshot(f"{where}.stability_floor: expected at most {c} numbers in 0..1 (or nulls)")
         factor = layer.get("ensemble_factor")
         if factor is not None and not (_is_num(factor) and factor > 0):
@@ -437,6 +439,13 @@ def _check_microstructure(entries: Any, schema: SnapshotSchema, where: str) -> N
             for p in patterns
         ):  # fmt: skip
             raise BadSnapshot(f"{at}.patterns: expected objects with a size (images) and a Jaccard index in 0..1")
+        if not all(
+            isinstance(p.get("members", []), list) and all(_is_int(m) and m >= 0 for m in p.get("members", []))
+            for p in patterns
+        ):
+            raise BadSnapshot(f"{at}.patterns: members must be lists of test image indices")
+        if not (_optional(e.get("stability_ari"), -1, 1) and _optional(e.get("stability_same_k"), 0, 1)):
+            raise BadSnapshot(f"{at}: stability_ari must be in -1..1 and stability_same_k in 0..1 (or null)")
         dominant, silhouette = e.get("dominant"), e.get("silhouette")
         if dominant is not None and not (_is_int(dominant) and 0 <= dominant < len(patterns)):
             raise BadSnapshot(f"{at}.dominant: expected a pattern number in 0..{len(patterns) - 1} or null")

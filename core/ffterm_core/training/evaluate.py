@@ -95,9 +95,13 @@ def evaluate(
             )
     if stability_floor:
         for layer, h in zip(result["layers"], reps):
-            defined = layer["ensembles"] is not None
-            floor = split_half_jaccard(h, y_correct, NUM_LABELS, cfg.ensemble_factor, seed=cfg.seed) if defined else None
-            layer["stability_floor"] = floor and [None if e is None else f for f, e in zip(floor, layer["ensembles"])]
+            ens = layer["ensembles"]
+            # a class without rows is undefined (None) here as in its ensemble
+            layer["stability_floor"] = (
+                None
+                if ens is None
+                else split_half_jaccard(h, y_correct, NUM_LABELS, cfg.ensemble_factor, seed=cfg.seed)
+            )
     if heldout is not None:
         result["heldout"] = _heldout(trainer, cfg, heldout, x, y, ev.predictions, result["layers"], reps, y_correct)
     return result
