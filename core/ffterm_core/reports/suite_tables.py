@@ -525,7 +525,8 @@ def _not_the_study(records: list[dict[str, Any]], tables: list[StudyTable]) -> l
     for t in tables:
         seeds = max((c.n for row in t.rows for c in row.cells if c is not None), default=0)
         if t.key in STUDY_SEEDS and seeds < STUDY_SEEDS[t.key]:
-            lines.append(f"{t.title.split(':')[0]}: at most {seeds} seeds per cell (the study's {STUDY_SEEDS[t.key]})")
+            runs = f"{seeds} seed{'s' if seeds != 1 else ''}"
+            lines.append(f"{t.title.split(':')[0]}: at most {runs} per cell (the study's {STUDY_SEEDS[t.key]})")
     return lines
 
 
@@ -574,11 +575,8 @@ def cell_texts(cell: Cell | None, digits: int) -> tuple[str, str, str]:
 def _units_text(cell: Cell, digits: int) -> str:
     """Tables 4-5: the seeds' layer means (range and median, or the one), our unit spread, n."""
     vs = sorted(cell.values)
-    seeds = (
-        fmt(vs[0], digits)
-        if len(vs) == 1
-        else f"{fmt(vs[0], digits)}–{fmt(vs[-1], digits)}, median {fmt(statistics.median(vs), digits)}"
-    )
+    low, high = fmt(vs[0], digits), fmt(vs[-1], digits)
+    seeds = low if low == high else f"{low}–{high}, median {fmt(statistics.median(vs), digits)}"
     spread = f"; units ± {fmt(cell.unit_std, digits)}" if cell.unit_std is not None else ""
     learned = f"; {cell.not_learned} did not learn†" if cell.not_learned else ""
     return f"{seeds}{spread} (n={cell.n}{learned})"
@@ -615,27 +613,29 @@ def caption(table: StudyTable) -> str:
     return " ".join(p for p in (table.note, NOT_LEARNED_NOTE if table.not_learned else "") if p)
 
 
-def front_lines(summary: dict[str, Any]) -> list[str]:
-    """The lines every summary opens with: the runs that did not learn, where the runs are not the study's."""
-    lines = []
+def learning_line(summary: dict[str, Any]) -> str | None:
+    """The warning every summary opens with when some of its runs did not learn."""
     bad = summary.get("did_not_learn") or []
-    if bad:
-        runs = ", ".join(f"{b['run']} ({fmt(b['test_accuracy'], 3)})" for b in bad)
-        lines.append(
-            f"⚠ {len(bad)} run{'s' if len(bad) > 1 else ''} did not learn (final test accuracy below "
-            f"{CHANCE_MULTIPLE:g}× chance; marked † in every cell that pools them): {runs}"
-        )
-    differ = summary.get("not_the_study") or []
-    if differ:
-        lines.append("Not the study's settings — " + "; ".join(differ))
-    return lines
+    if not bad:
+        return None
+    runs = ", ".join(f"{b['run']} ({fmt(b['test_accuracy'], 3)})" for b in bad)
+    return (
+        f"⚠ {len(bad)} run{'s' if len(bad) > 1 else ''} did not learn (final test accuracy below "
+        f"{CHANCE_MULTIPLE:g}× chance; marked † in every cell that pools them): {runs}"
+    )
+
+
+NOT_THE_STUDY = "Not the study's settings (these numbers are not a reproduction of its tables):"
 
 
 def to_markdown(summary: dict[str, Any]) -> str:
     states = ", ".join(f"{n} {s}" for s, n in sorted(summary["states"].items()))
     lines = [f"# Suite {summary['suite']}: {states}", ""]
-    for line in front_lines(summary):
-        lines += [f"**{line}**", ""]
+    warning = learning_line(summary)
+    if warning:
+        lines += [f"**{warning}**", ""]
+    if summary.get("not_the_study"):
+        lines += [f"**{NOT_THE_STUDY}**", "", *(f"- {line}" for line in summary["not_the_study"]), ""]
     if summary.get("description"):
         lines += [summary["description"], ""]
     lines += [LEGEND, ""]

@@ -17,10 +17,11 @@ from ffterm_core.reports.html_page import HtmlPage
 from ffterm_core.reports.suite_tables import (
     LEGEND,
     NOT_LEARNED_NOTE,
+    NOT_THE_STUDY,
     Matrix,
     StudyTable,
     caption,
-    front_lines,
+    learning_line,
     table_header,
     table_rows,
 )
@@ -80,8 +81,11 @@ def write_summary_html(summary: dict[str, Any], suite_dir: Path) -> Path:
     out = Path(suite_dir) / "figures"
     states = ", ".join(f"{n} {s}" for s, n in sorted(summary["states"].items()))
     page = HtmlPage(f"Suite {summary['suite']}", f"{states}. {summary.get('description') or ''}".strip())
-    for line in front_lines(summary):
-        page.paragraph(line)
+    warning = learning_line(summary)
+    if warning:
+        page.paragraph(warning)
+    if summary.get("not_the_study"):
+        page.paragraph(f"{NOT_THE_STUDY} " + "; ".join(summary["not_the_study"]) + ".")
     page.paragraph(LEGEND, note=True)
     for table in summary["tables"]:
         page.heading(table.title)

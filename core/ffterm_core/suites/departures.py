@@ -37,8 +37,8 @@ def departures(config: Mapping[str, Any]) -> str | None:
     except (PresetError, ConfigError):
         return f"no study setting to compare with (no preset {preset})"
     differ = []
-    for key in sorted(set(reference) | set(config)):
-        ours, study = config.get(key), reference.get(key)
+    for key in sorted(set(reference) & set(config)):  # a key a file lacks (an older ffterm's) says nothing
+        ours, study = config[key], reference[key]
         if key in POOLABLE_KEYS or ours == study:
             continue
         allowed = _STUDY_VARIES.get(key, ())
