@@ -22,8 +22,15 @@ SPARSITY_CUTOFF = 0.5
 CHANCE_MULTIPLE = 2.0
 
 
+def near_chance_limit(num_classes: int) -> float:
+    """The accuracy below which a run did not learn: CHANCE_MULTIPLE × chance (0.2 for ten classes), never
+    above halfway from chance to perfect (which only binds with two classes, where 2× chance is 1)."""
+    chance = 1.0 / num_classes
+    return min(CHANCE_MULTIPLE * chance, (1.0 + chance) / 2)
+
+
 def did_not_learn(accuracy: float | None, num_classes: int) -> bool | None:
-    """Whether a final test accuracy is near chance (below CHANCE_MULTIPLE / num_classes); None when unknown.
+    """Whether a final test accuracy is near chance (below :func:`near_chance_limit`); None when unknown.
 
     The one rule behind final.json's ``did_not_learn``, the reports' warnings and the app's mark
     (docs/algorithms.md#runs-that-did-not-learn)."""
@@ -31,7 +38,7 @@ def did_not_learn(accuracy: float | None, num_classes: int) -> bool | None:
         return None
     if not math.isfinite(accuracy):
         return None
-    return bool(accuracy < CHANCE_MULTIPLE / num_classes)
+    return bool(accuracy < near_chance_limit(num_classes))
 
 
 class Histogram(TypedDict):

@@ -23,7 +23,14 @@ from typing import Any
 from ffterm_core.config import RunConfig
 from ffterm_core.data.datasets import class_label, class_names, num_classes
 from ffterm_core.formatting import fmt, fmt_pm
-from ffterm_core.records import CHANCE_MULTIPLE, LAYER_STATS, SPARSITY_CUTOFF, LayerStat, did_not_learn
+from ffterm_core.records import (
+    CHANCE_MULTIPLE,
+    LAYER_STATS,
+    SPARSITY_CUTOFF,
+    LayerStat,
+    did_not_learn,
+    near_chance_limit,
+)
 from ffterm_core.reports.common import DAMAGED, Page, damaged, read_run_config, report_dir
 from ffterm_core.reports.curves import write_curves_csv
 from ffterm_core.reports.html_page import HtmlPage
@@ -243,7 +250,7 @@ def learning_warning(snapshot: Snapshot, run_dir: Path | None = None) -> str | N
         return None
     return (
         f"⚠ This run did not learn: its final test accuracy {fmt(snapshot.test_accuracy, pct=True, pct_digits=2)} "
-        f"is below {CHANCE_MULTIPLE:g}× chance ({100 * CHANCE_MULTIPLE / classes:.0f}% for {classes} classes); "
+        f"is below {CHANCE_MULTIPLE:g}× chance ({100 * near_chance_limit(classes):.0f}% for {classes} classes); "
         "its sparsity and ensembles describe an untrained network, not what training produces."
     )
 
