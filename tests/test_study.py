@@ -193,9 +193,13 @@ def _flagged_suite(tmp_path, did_not_learn_field=True):
     bp = {"model": "bp", "dataset": "fashionmnist", "epochs": 8, "lr": 0.01}
     for seed, rho, bias in ((0, 0.40, -0.5), (1, 0.50, -0.9)):
         layer = {**_layer(0.85, 5.0), "rho_plus": {"mean": rho, "std": 0.09}, "bias": {"mean": bias, "std": 0.6}}
-        _run(tmp_path, "quick-ff", seed, ["table4", "table5"], l2, {"test_accuracy": 0.78, "layers": [layer]}, plan=plan)
+        _run(
+            tmp_path, "quick-ff", seed, ["table4", "table5"], l2, {"test_accuracy": 0.78, "layers": [layer]}, plan=plan
+        )
         layer = {**_layer(0.35), "rho_plus": {"mean": 0.60, "std": 0.02}, "bias": {"mean": 0.0, "std": 0.02}}
-        _run(tmp_path, "quick-bp", seed, ["table4", "table5"], bp, {"test_accuracy": 0.85, "layers": [layer]}, plan=plan)
+        _run(
+            tmp_path, "quick-bp", seed, ["table4", "table5"], bp, {"test_accuracy": 0.85, "layers": [layer]}, plan=plan
+        )
     rundir.write_json(tmp_path / PLAN, {"id": "q", "name": "quick", "description": "", "runs": plan})
     return tmp_path
 
@@ -232,7 +236,13 @@ def test_tables_4_and_5_compare_each_seed_with_the_studys_unit_spread(tmp_path):
     table4 = next(t for t in summary["tables"] if t.key == "table4")
     assert table_header(table4)[:3] == ["Dataset", "Layer", "FF ours"]
     (row,) = table_rows(table4)
-    assert row[:5] == ["FashionMNIST", "1", "0.400–0.500, median 0.450; units ± 0.090 (n=2)", "0.457 ± 0.099", "2/2 within"]
+    assert row[:5] == [
+        "FashionMNIST",
+        "1",
+        "0.400–0.500, median 0.450; units ± 0.090 (n=2)",
+        "0.457 ± 0.099",
+        "2/2 within",
+    ]
     assert row[5:8] == ["0.600; units ± 0.020 (n=2)", "0.491 ± 0.021", "0/2 within ⚠"]
     assert "the mean ± std over the units of a single run" in table4.note
 

@@ -30,7 +30,7 @@ from ffterm_core.reports.study import Cell, compare, study_value
 from ffterm_core.store import rundir
 from ffterm_core.store.validation import final_did_not_learn
 from ffterm_core.suites.departures import STUDY_SEED_COUNT, departure_lines
-from ffterm_core.suites.pooling import mean_std
+from ffterm_core.suites.pooling import POOLABLE_KEYS, mean_std
 from ffterm_core.suites.runner import suite_runs
 from ffterm_core.suites.similarity import cross_model, within_model
 from ffterm_core.suites.spec import TABLES
@@ -419,7 +419,9 @@ def _similarity_table(
 def _flagged_pairs(runs_a: list[dict[str, Any]], runs_b: list[dict[str, Any]]) -> int:
     """Seed-matched pairs (as suites.similarity.cross_model pairs them) with a run that did not learn."""
     by_seed = {r["seed"]: r for r in runs_b}
-    return sum(1 for a in runs_a if a["seed"] in by_seed and (a["did_not_learn"] or by_seed[a["seed"]]["did_not_learn"]))
+    return sum(
+        1 for a in runs_a if a["seed"] in by_seed and (a["did_not_learn"] or by_seed[a["seed"]]["did_not_learn"])
+    )
 
 
 def _matrices(
@@ -521,7 +523,7 @@ def _not_the_study(records: list[dict[str, Any]], tables: list[StudyTable]) -> l
     configs: dict[str, dict[str, Any]] = {}
     for r in records:
         configs.setdefault(r["setting"], r["config"])
-    lines = departure_lines(configs)
+    lines = departure_lines(configs, POOLABLE_KEYS)
     for t in tables:
         seeds = max((c.n for row in t.rows for c in row.cells if c is not None), default=0)
         if t.key in STUDY_SEEDS and seeds < STUDY_SEEDS[t.key]:

@@ -8,12 +8,11 @@ study's own variations and are not departures. Seeds are counted by the summarie
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from typing import Any
 
 from ffterm_core.config import ConfigError, to_dict
 from ffterm_core.store.presets import PresetError, load_preset
-from ffterm_core.suites.pooling import POOLABLE_KEYS
 
 #: The study's seeds per setting in Tables 1-3 and 11-13 (Tables 4-5 are one run, Table 10 five).
 STUDY_SEED_COUNT = 10
@@ -29,8 +28,9 @@ def study_preset(config: Mapping[str, Any]) -> str:
     return name + "-l1" if config.get("goodness") == "l1" else name
 
 
-def departures(config: Mapping[str, Any]) -> str | None:
-    """What in a run's settings differs from the study's preset, as one phrase; None when nothing does."""
+def departures(config: Mapping[str, Any], bookkeeping: Set[str]) -> str | None:
+    """What in a run's settings differs from the study's preset, as one phrase; None when nothing does.
+    `bookkeeping`: the settings that do not change a run's numbers (ffterm_core.suites.pooling.POOLABLE_KEYS)."""
     preset = study_preset(config)
     try:
         reference = to_dict(load_preset(preset))
@@ -39,7 +39,7 @@ def departures(config: Mapping[str, Any]) -> str | None:
     differ = []
     for key in sorted(set(reference) & set(config)):  # a key a file lacks (an older ffterm's) says nothing
         ours, study = config[key], reference[key]
-        if key in POOLABLE_KEYS or ours == study:
+        if key in bookkeeping or ours == study:
             continue
         allowed = _STUDY_VARIES.get(key, ())
         if key in _STUDY_VARIES and (allowed is None or ours in allowed):
@@ -52,6 +52,6 @@ def _text(value: Any) -> str:
     return "none" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def departure_lines(settings: Mapping[str, Mapping[str, Any]]) -> list[str]:
+def departure_lines(settings: Mapping[str, Mapping[str, Any]], bookkeeping: Set[str]) -> list[str]:
     """One line per setting (label → its config) that departs from the study's settings."""
-    return [f"{label}: {what}" for label, config in settings.items() if (what := departures(config))]
+    return [f"{label}: {what}" for label, config in settings.items() if (what := departures(config, bookkeeping))]

@@ -19,8 +19,8 @@ import torch
 
 from ffterm_core.analysis.ensemble_life import EnsembleLife
 from ffterm_core.config import RunConfig, dump_yaml, to_dict
-from ffterm_core.device import check_precision, describe, effective_precision, gpu_stats, resolve_device
 from ffterm_core.data.datasets import num_classes
+from ffterm_core.device import check_precision, describe, effective_precision, gpu_stats, resolve_device
 from ffterm_core.records import FinalRecord, did_not_learn, final_layer
 from ffterm_core.store import rundir
 from ffterm_core.store.checkpoint import load_checkpoint, restore_previous, save_checkpoint
