@@ -239,7 +239,7 @@ def test_tables_4_and_5_compare_each_seed_with_the_studys_unit_spread(tmp_path):
     assert row[:5] == [
         "FashionMNIST",
         "1",
-        "0.400–0.500, median 0.450; units ± 0.090 (n=2)",
+        "0.400 to 0.500, median 0.450; units ± 0.090 (n=2)",
         "0.457 ± 0.099",
         "2/2 within",
     ]

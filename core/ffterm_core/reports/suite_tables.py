@@ -214,9 +214,9 @@ def _accuracy_table(records: list[dict[str, Any]], key: str, study_key: str) -> 
 
 
 UNITS_NOTE = (
-    "The study gives the mean ± std over the units of a single run. Ours: each seed's layer mean (the range "
-    "and median over the seeds) and our spread over the units (± , mean over the seeds); the last column "
-    "counts the seeds whose layer mean lies within the study's unit spread (its mean ± std), ⚠ when none does."
+    "The study gives the mean ± std over the units of a single run. Ours: the range and median of our seeds' "
+    "layer means, and our own spread over the units (units ±, averaged over the seeds); Δ counts the seeds "
+    "whose layer mean lies within the study's unit spread (its mean ± std), ⚠ when none does."
 )
 
 
@@ -578,7 +578,7 @@ def _units_text(cell: Cell, digits: int) -> str:
     """Tables 4-5: the seeds' layer means (range and median, or the one), our unit spread, n."""
     vs = sorted(cell.values)
     low, high = fmt(vs[0], digits), fmt(vs[-1], digits)
-    seeds = low if low == high else f"{low}–{high}, median {fmt(statistics.median(vs), digits)}"
+    seeds = low if low == high else f"{low} to {high}, median {fmt(statistics.median(vs), digits)}"
     spread = f"; units ± {fmt(cell.unit_std, digits)}" if cell.unit_std is not None else ""
     learned = f"; {cell.not_learned} did not learn†" if cell.not_learned else ""
     return f"{seeds}{spread} (n={cell.n}{learned})"
