@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TypeGuard
 
 from ffterm_core.config import MODEL_KINDS, RunConfig
-from ffterm_core.records import LAYER_STATS, LayerStat
+from ffterm_core.data.datasets import num_classes
+from ffterm_core.records import LAYER_STATS, LayerStat, did_not_learn
 from ffterm_core.store.snapshot import STATES, Snapshot
 
 NUM_CLASSES = 10  # every dataset ffterm trains has ten classes
@@ -402,7 +403,20 @@ def check_final(data: Any) -> str | None:
     held = data.get("heldout")
     if held is not None and not (isinstance(held, dict) and "class" in held):
         return "heldout: expected an object with a class"
+    if "did_not_learn" in data and not isinstance(data["did_not_learn"], bool):
+        return "did_not_learn: expected true or false"
     return None
+
+
+def final_did_not_learn(final: Mapping[str, Any]) -> bool | None:
+    """A checked final.json's ``did_not_learn``; for files written before it, the same rule applied to its
+    test accuracy (None when the accuracy is unknown)."""
+    stored = final.get("did_not_learn")
+    if isinstance(stored, bool):
+        return stored
+    config = final.get("config")
+    dataset = config.get("dataset", "") if isinstance(config, Mapping) else ""
+    return did_not_learn(final.get("test_accuracy"), num_classes(str(dataset)))
 
 
 def check_analysis(data: Any, cfg: RunConfig | None) -> str | None:

@@ -19,8 +19,9 @@ import torch
 
 from ffterm_core.analysis.ensemble_life import EnsembleLife
 from ffterm_core.config import RunConfig, dump_yaml, to_dict
+from ffterm_core.data.datasets import num_classes
 from ffterm_core.device import check_precision, describe, effective_precision, gpu_stats, resolve_device
-from ffterm_core.records import FinalRecord, final_layer
+from ffterm_core.records import FinalRecord, did_not_learn, final_layer
 from ffterm_core.store import rundir
 from ffterm_core.store.checkpoint import load_checkpoint, restore_previous, save_checkpoint
 from ffterm_core.store.history import RunHistory
@@ -353,6 +354,9 @@ class Session:
             layers=[final_layer(layer) for layer in snap.layers or []],
         )
         final["matmul_precision"] = effective_precision(self.config.precision, self.device)
+        flag = did_not_learn(snap.test_accuracy, num_classes(self.config.dataset))
+        if flag is not None:
+            final["did_not_learn"] = flag
         if snap.heldout is not None:
             final["heldout"] = snap.heldout
         self._add_live_ensembles(trainer, snap)
