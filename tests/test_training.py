@@ -432,3 +432,14 @@ def test_snapshot_now_evaluates_the_next_epoch(tmp_path):
     # only the requested one (eval_every=100): the first epoch to end after it, which training (going on
     # while epoch 1's snapshot is written) reaches by epoch 3; the final snapshot follows
     assert evaluated in ([2], [3])
+
+
+def test_the_step_is_not_compiled_unless_asked():
+    # torch.compile measured slower than the eager step on the CPU (docs/speed.md): off by default, in every preset
+    from ffterm_core.store.presets import list_presets, load_preset
+
+    assert RunConfig().compile is False
+    assert not any(load_preset(p.name).compile for p in list_presets())
+    cfg = tiny()
+    trainer = Trainer(cfg, prepare(cfg, torch.device("cpu")), torch.device("cpu"))
+    assert trainer._eager_step == trainer.train_batch  # the eager step itself, no compiled wrapper

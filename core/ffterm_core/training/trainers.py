@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -146,6 +146,10 @@ class BaseTrainer(ABC):
         # the step captured in a CUDA graph: by default wherever there is CUDA
         use_graph = device.type == "cuda" if cuda_graph is None else cuda_graph and device.type == "cuda"
         self.graph = GraphedStep(self) if use_graph else None
+        # the eager step (`compile: true`: through torch.compile, compiled when first called)
+        self._eager_step: Callable[[torch.Tensor], None] = (
+            torch.compile(self.train_batch) if cfg.compile else self.train_batch
+        )
         self.nets = [build_net(c, data, device) for c in cfgs]
         self.net = self._network(self.nets)
         self.optimizers: list[torch.optim.Optimizer] = [
@@ -215,7 +219,7 @@ class BaseTrainer(ABC):
         b = self.cfg.effective_batch_size
         idx = perm[self.batch * b : (self.batch + 1) * b].movedim(0, -1)  # (…, B): seeds first
         if self.graph is None or not self.graph.run(idx):
-            self.train_batch(idx)
+            self._eager_step(idx)
         n = idx.shape[-1]
         self._seen += n
         self._samples += 2 * n if self.cfg.kind.goodness else n
