@@ -80,7 +80,7 @@ class SnapshotWorker:
         """On CUDA, an event after the job's copy was queued on the training stream: the side stream waits for it."""
         if self.device.type != "cuda":
             return None
-        event = torch.cuda.Event()
+        event = torch.cuda.Event()  # type: ignore[no-untyped-call]  # torch leaves Event.__new__ unannotated
         event.record()
         return event
 
