@@ -49,7 +49,12 @@ class SnapshotWorker:
                 self._thread.start()
             with self._idle:
                 self._pending += 1
-            self._jobs.put((job, self._copied()))
+            try:
+                self._jobs.put((job, self._copied()))
+            except BaseException:  # e.g. Ctrl-C while waiting for room: the job was never handed over
+                with self._idle:
+                    self._pending -= 1
+                raise
         finally:
             self.blocked_s += time.perf_counter() - start
 
