@@ -23,7 +23,6 @@ import torch
 from ffterm_core.config import RunConfig
 from ffterm_core.data.datasets import DatasetError
 from ffterm_core.data.prepare import PreparedData, prepare
-from ffterm_core.device import synchronize
 from ffterm_core.store.checkpoint import CheckpointError
 from ffterm_core.training.evaluate import live_subset
 from ffterm_core.training.snapshot_worker import Job, SnapshotWorker
@@ -197,7 +196,8 @@ class TrainingLoop:
         trainer = self.trainer
         stage = trainer.stage
         metrics = trainer.end_epoch()
-        synchronize(trainer.device)
+        if trainer.device.type == "cuda":  # the step's stream only: the snapshot worker's goes on
+            torch.cuda.current_stream(trainer.device).synchronize()
         elapsed = epoch_time + self.clock() - start  # evaluation and writing are not training time
         trainer.sync_nets()
         self.since_checkpoint += elapsed
