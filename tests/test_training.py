@@ -358,11 +358,12 @@ def test_run_directory_rules(tmp_path):
 
 
 def test_corrupt_and_foreign_checkpoints(tmp_path):
-    cfg = tiny(epochs=2, layers=1)
+    cfg = tiny(epochs=4, layers=1)  # the stop asked for at epoch 1's snapshot lands by epoch 3's end
     s = Session(cfg, tmp_path / "c")
     s.subscribe(lambda snap: snap.kind == "live" and s.stop())
     s.start()
     s.join(30)
+    assert s.state == "stopped"
     ckpt = tmp_path / "c" / rundir.CHECKPOINT
     data = ckpt.read_bytes()
     ckpt.write_bytes(data[: len(data) // 2])
