@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import queue
 import threading
-import time
 from collections.abc import Callable
 
 import torch
@@ -28,7 +27,6 @@ class SnapshotWorker:
     def __init__(self, device: torch.device, *, background: bool = True, depth: int = 1) -> None:
         self.device = device
         self.background = background
-        self.blocked_s = 0.0  # seconds the training thread spent in submit/drain (waiting, or running inline jobs)
         self._jobs: queue.Queue[tuple[Job, torch.cuda.Event | None] | None] = queue.Queue(maxsize=depth)
         self._idle = threading.Condition()
         self._pending = 0  # jobs handed over and not finished
@@ -38,32 +36,26 @@ class SnapshotWorker:
 
     def submit(self, job: Job) -> None:
         """Run `job` after the jobs handed over before it; waits while `depth` jobs are already waiting."""
-        start = time.perf_counter()
+        self._raise_error()
+        if not self.background:
+            job()
+            return
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="ffterm-snapshots", daemon=True)
+            self._thread.start()
+        with self._idle:
+            self._pending += 1
         try:
-            self._raise_error()
-            if not self.background:
-                job()
-                return
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._work, name="ffterm-snapshots", daemon=True)
-                self._thread.start()
+            self._jobs.put((job, self._copied()))
+        except BaseException:  # e.g. Ctrl-C while waiting for room: the job was never handed over
             with self._idle:
-                self._pending += 1
-            try:
-                self._jobs.put((job, self._copied()))
-            except BaseException:  # e.g. Ctrl-C while waiting for room: the job was never handed over
-                with self._idle:
-                    self._pending -= 1
-                raise
-        finally:
-            self.blocked_s += time.perf_counter() - start
+                self._pending -= 1
+            raise
 
     def drain(self) -> None:
         """Wait until every job handed over is done; raise the first exception one of them raised."""
-        start = time.perf_counter()
         with self._idle:
             self._idle.wait_for(lambda: self._pending == 0)
-        self.blocked_s += time.perf_counter() - start
         self._raise_error()
 
     def close(self) -> None:
