@@ -268,7 +268,9 @@ def _analysis(page: Page, snapshot: Snapshot, history: RunHistory, config: RunCo
             f"Ensemble of a class: the units whose mean activation on it exceeds {factor:g}× the mean of the other "
             f"units; undefined (—) where sparsity < {SPARSITY_CUTOFF:g}. Lifetime sparsity: per unit, how selectively it "
             "responds across the images (Treves–Rolls; 0: alike on all, 1: on one only), mean ± std over the units "
-            "that respond to any. Ensemble stability: mean over classes of the Jaccard index "
+            "that respond to any. Active units: the units with a non-zero activation on at least one of those "
+            "correctly classified test images (the others never fire on them). Ensemble stability: mean over "
+            "classes of the Jaccard index "
             "of each class's ensemble with the previous evaluated snapshot's.",
             note=True,
         )
