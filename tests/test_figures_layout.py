@@ -54,10 +54,8 @@ def _tick_labels_cut(fig) -> list[str]:
     for ax in fig.axes:
         for axis, (lo, hi), i in ((ax.xaxis, ax.get_xlim(), 0), (ax.yaxis, ax.get_ylim(), 1)):
             lo, hi = min(lo, hi), max(lo, hi)
-            for label in axis.get_ticklabels():
-                if label.get_text() and lo <= label.get_position()[i] <= hi:
-                    if not _inside(label.get_window_extent(renderer), fig):
-                        out.append(label.get_text())
+            drawn = [t for t in axis.get_ticklabels() if t.get_text() and lo <= t.get_position()[i] <= hi]
+            out += [t.get_text() for t in drawn if not _inside(t.get_window_extent(renderer), fig)]
     return out
 
 
