@@ -547,3 +547,22 @@ async def test_chart_legend_sits_above_the_plot(tmp_path):
         head, *plot = chart.render().plain.splitlines()
         assert head.startswith("Loss per layer (lin)") and head.rstrip().endswith("━ L1  ━ L2  ━ L3")
         assert len(plot) == chart.size.height - 1 and not any("L1" in line for line in plot)
+
+
+def test_header_marks_a_finished_run_that_did_not_learn():
+    from ffterm.app.feeds import RunFeed
+    from ffterm.app.views.base import ViewOptions
+    from ffterm_core.store.snapshot import Snapshot
+
+    def header(kind: str, state: str, accuracy: float) -> str:
+        snap = Snapshot(
+            "quick-ff-fashionmnist-l1", "ff", "fashionmnist", "cpu", 3, kind=kind, state=state, epoch=24,
+            total_epochs=24, test_accuracy=accuracy, layer_accuracy=[accuracy] * 3, eval_samples=10000,
+        )  # fmt: skip
+        feed = RunFeed.from_snapshots("r", [snap])
+        one, two = StatusHeader.compose_lines(feed, ViewOptions(), False, None, 1, 120)
+        return one.plain + "\n" + two.plain
+
+    assert "acc 7.21% ✗ did not learn" in header("final", "finished", 0.0721)
+    assert "did not learn" not in header("final", "finished", 0.78)
+    assert "did not learn" not in header("live", "running", 0.0721)  # training: early accuracy is no verdict

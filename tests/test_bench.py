@@ -137,6 +137,7 @@ def test_fp32_runs_record_ieee_and_refuse_a_silent_tf32(tmp_path, cpu_matmuls_se
 def test_final_json_records_the_matmul_precision_and_old_ones_still_load(tmp_path):
     import json
 
+    from ffterm_core.records import did_not_learn
     from ffterm_core.store.rundir import read_final
     from ffterm_core.training.session import Session
 
@@ -146,6 +147,7 @@ def test_final_json_records_the_matmul_precision_and_old_ones_still_load(tmp_pat
     assert s.state == "finished", s.error
     assert read_final(tmp_path / "r")["matmul_precision"] == "ieee"
     final = json.loads((tmp_path / "r" / "final.json").read_text())
+    assert final["did_not_learn"] is did_not_learn(final["test_accuracy"], 10)  # the one rule, written once
     del final["matmul_precision"]  # a run of an earlier ffterm
     (tmp_path / "r" / "final.json").write_text(json.dumps(final))
     assert "matmul_precision" not in read_final(tmp_path / "r")

@@ -168,3 +168,96 @@ def test_a_class_without_rows_stays_undefined_in_life_and_stability():
     life = EnsembleLife.from_history(history)
     assert life.of(0, 1).turnover == [2, None, 0]
     assert life.of(0, 1).raster() == ([5, 6], [[True, None, True], [True, None, True]])
+
+
+def _staged(epoch: int, layers, kind: str = "live", samples: int = 100) -> Snapshot:
+    """Sequential FF with two layers of two epochs each; `layers`: per layer (ensembles, live_ensembles)."""
+    analysed = []
+    for ens, live in layers:
+        layer = {"sparsity": 0.3 if ens is None else 0.8, "ensembles": ens}
+        if kind == "final" and live is not ...:
+            layer["live_ensembles"] = live
+        analysed.append(layer)
+    return Snapshot(
+        run_name="t",
+        model="ff",
+        dataset="mnist",
+        device="cpu",
+        num_layers=2,
+        kind=kind,
+        epoch=epoch,
+        epochs_per_stage=2,
+        total_epochs=4,
+        test_accuracy=0.5,
+        layer_accuracy=[0.5, 0.5],
+        eval_samples=samples,
+        layers=analysed,
+    )
+
+
+# class 1 never has a correctly classified image: undefined throughout
+STAGED = [
+    _staged(1, [([[1, 2], None], None), (None, None)]),
+    _staged(2, [([[1, 2, 3], None], None), ([[5], None], None)]),  # layer 1 frozen from here on
+    _staged(3, [([[2, 3], None], None), ([[5, 6], None], None)]),
+    # the final snapshot: the whole test set, and the final model again on the live images
+    _staged(4, [([[9], None], [[1, 2, 3, 4], None]), ([[7], None], [[5, 6, 7], None])], "final", 1000),
+]
+
+
+def test_like_with_like_and_the_frozen_layer_by_hand():
+    history = RunHistory.from_snapshots(STAGED)
+    # layer 1 is frozen from epoch 2: on the images correct then its ensemble stays {1,2,3}
+    assert [history.ensembles_at(i, 0)[0] for i in range(4)] == [{1, 2}, {1, 2, 3}, {1, 2, 3}, {1, 2, 3}]
+    assert history.stability[0][0] == [None, 2 / 3, 1.0, 1.0]
+    assert history.stability[0][1] == [None] * 4 and history.stability_mean[0] == [None, 2 / 3, 1.0, 1.0]
+    # layer 2: the final point on the live images ({5,6,7}), not the whole test set's {7}
+    assert history.stability[1][0] == [None, None, 1 / 2, 2 / 3]
+    life = EnsembleLife.from_history(history)
+    frozen, trained = life.of(0, 0), life.of(1, 0)
+    assert frozen.turnover == [2, 1, 0, 0]
+    # what the evaluations saw changed by {1} at epoch 3 and by {1, 4} at epoch 4: the image set's drift
+    assert frozen.drift == [None, None, 1, 2]
+    assert frozen.to_json() == {
+        "stable_epoch": 2,
+        "joined": {"1": 1, "2": 1, "3": 2},
+        "left": {},
+        "frozen_from": 2,
+        "drift": 3,
+    }
+    assert trained.turnover == [None, 1, 1, 1] and trained.drift == [None] * 4
+    assert trained.to_json() == {"stable_epoch": 4, "joined": {"5": 2, "6": 3, "7": 4}, "left": {}}
+    # the class without a correct image: undefined everywhere, never an empty ensemble
+    assert life.of(0, 1).raster() == ([], []) and life.of(0, 1).turnover == [None] * 4
+    assert life.of(0, 1).to_json()["stable_epoch"] is None
+
+
+def test_a_final_snapshot_of_an_earlier_version_is_not_compared_with_a_subset():
+    old = _staged(4, [([[9], None], ...), ([[7], None], ...)], "final", 1000)
+    history = RunHistory.from_snapshots([*STAGED[:3], old])
+    assert history.ensembles_at(3, 1) is None and history.stability[1][0][3] is None
+    assert history.ensembles_at(3, 0)[0] == {1, 2, 3}  # the frozen layer keeps its fixed image set
+    # the whole test set analysed live too: the final ensembles are on the same images
+    same = [_staged(e, [([[1]], None), ([[2]], None)], samples=1000) for e in (1, 2)]
+    history = RunHistory.from_snapshots([*same, _staged(4, [([[1]], ...), ([[2, 3]], ...)], "final", 1000)])
+    assert history.stability[1][0] == [None, 1.0, 1 / 2]
+
+
+def test_a_class_without_correct_images_is_undefined_end_to_end():
+    """analyze_layer on rows without class 1 → the snapshot → history, life and the matrices."""
+    import numpy as np
+
+    from ffterm_core.analysis import analyze_layer
+
+    X = np.zeros((6, 8))
+    X[:3, :2] = 1.0
+    X[3:, 4:6] = 1.0
+    y = np.array([0, 0, 0, 2, 2, 2])
+    layer = analyze_layer(X, y, 3, None, None)
+    assert layer["ensembles"] == [[0, 1], None, [4, 5]]
+    assert layer["shared_units"][1] == [None, None, None] and layer["jaccard"][0][1] is None
+    snaps = [_snap(e, layer["ensembles"]) for e in (1, 2)]
+    history = RunHistory.from_snapshots(snaps)
+    assert history.stability[0][1] == [None, None] and history.stability[0][0] == [None, 1.0]
+    life = EnsembleLife.from_history(history)
+    assert life.of(0, 1).turnover == [None, None] and life.of(0, 1).raster() == ([], [])

@@ -208,3 +208,18 @@ def test_state_announcements_change_only_the_state():
         )
     )
     assert h.state == "failed" and h.message == "loss became NaN"
+
+
+def test_split_half_floor_of_deterministic_toys():
+    import numpy as np
+
+    from ffterm_core.analysis.ensembles import split_half_jaccard
+
+    # class 0: two rows, one per half whatever the split: E({1,0,0,0}) = {0}, E({1,1,0,0}) = {0,1} → 1/2;
+    # class 1: four identical rows → the same ensemble in both halves → 1; class 2: one row → undefined
+    X = np.array(
+        [[1, 0, 0, 0], [1, 1, 0, 0], [0, 0, 1, 0], [0, 0, 1, 0], [0, 0, 1, 0], [0, 0, 1, 0], [0, 1, 0, 0]], dtype=float
+    )
+    y = np.array([0, 0, 1, 1, 1, 1, 2])
+    assert split_half_jaccard(X, y, 4) == [0.5, 1.0, None, None]
+    assert split_half_jaccard(X, y, 4, splits=1, seed=3) == [0.5, 1.0, None, None]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ffterm.cli import main
-from ffterm_core.analysis.microstructure import class_patterns, find_patterns, microstructure, silhouette
+from ffterm_core.analysis.microstructure import adjusted_rand, class_patterns, find_patterns, microstructure, silhouette
 
 N_UNITS = 40
 
@@ -34,8 +34,10 @@ def test_two_planted_sub_patterns_are_found_with_their_members():
     big, small = zero.patterns
     a_rows = np.flatnonzero((y == 0) & (X[:, 0] > 1))
     b_rows = np.flatnonzero((y == 0) & (X[:, 10] > 1))
-    assert big.members.tolist() == a_rows.tolist() and len(a_rows) == 35  # the dominant pattern: 35 images
-    assert small.members.tolist() == b_rows.tolist() and len(b_rows) == 25
+    assert sorted(big.members.tolist()) == a_rows.tolist() and len(a_rows) == 35  # the dominant pattern: 35 images
+    assert sorted(small.members.tolist()) == b_rows.tolist() and len(b_rows) == 25
+    # two well-separated patterns: every subsample finds the same two
+    assert zero.stability == 1.0 and zero.same_k == 1.0
     assert big.ensemble == [0, 1, 2, 3, 4] and small.ensemble == [10, 11, 12, 13, 14]
     assert big.jaccard_with_class == small.jaccard_with_class == 0.5
     assert zero.silhouette > 0.5
@@ -50,7 +52,18 @@ def test_noise_has_one_pattern_and_json_shape():
     y = np.zeros(120, dtype=int)
     result = microstructure(X, y, 2, [[3], []])
     assert result[0]["dominant"] == 0 and [p["size"] for p in result[0]["patterns"]] == [120]
-    assert result[1] == {"class": 1, "patterns": [], "dominant": None, "silhouette": None, "zero_rows": 0}
+    assert sorted(result[0]["patterns"][0]["members"]) == list(range(120))
+    assert result[0]["silhouette_metric"] == "euclidean"
+    assert result[1] == {
+        "class": 1,
+        "patterns": [],
+        "dominant": None,
+        "silhouette": None,
+        "silhouette_metric": "euclidean",
+        "stability_ari": None,
+        "stability_same_k": None,
+        "zero_rows": 0,
+    }
     json.dumps(result)  # JSON-ready
 
 
@@ -97,10 +110,48 @@ def test_analyze_microstructure_adds_one_entry_per_class(tmp_path, capsys):
         assert [e["class"] for e in entries] == list(range(10))
         for e in entries:
             assert e["dominant"] == (0 if e["patterns"] else None)
-            assert all(set(p) == {"size", "ensemble", "jaccard_with_class"} for p in e["patterns"])
+            assert all(set(p) == {"size", "members", "ensemble", "jaccard_with_class"} for p in e["patterns"])
+            assert all(len(p["members"]) == p["size"] for p in e["patterns"])
             assert [p["size"] for p in e["patterns"]] == sorted((p["size"] for p in e["patterns"]), reverse=True)
         # every correctly classified image is in exactly one pattern, or an all-zero row
         assert (
             sum(p["size"] for e in entries for p in e["patterns"]) + sum(e["zero_rows"] for e in entries)
             == (layer["n_rows"])
         )
+        # the members are test image indices, each image in one pattern at most
+        members = [m for e in entries for p in e["patterns"] for m in p["members"]]
+        assert len(set(members)) == len(members) and all(0 <= m < 10_000 for m in members)
+
+
+def test_silhouette_is_euclidean_between_unit_rows_by_hand():
+    """Four unit vectors at 0°, 30°, 90°, 120°: two patterns; chord distances 2 sin(Δ/2)."""
+    angles = np.radians([0.0, 30.0, 90.0, 120.0])
+    X = np.stack([np.cos(angles), np.sin(angles)], axis=1) * np.array([[1.0], [2.0], [3.0], [0.5]])  # norms ignored
+    found = class_patterns(X, None, min_size=1, min_fraction=0.0, kmax=2, resamples=0)
+    chord = lambda deg: 2 * np.sin(np.radians(deg) / 2)  # noqa: E731
+    a = chord(30)  # the one other member of each pattern
+    outer = (chord(90) + chord(120)) / 2  # 0° and 120° to the other pattern
+    inner = (chord(60) + chord(90)) / 2  # 30° and 90°
+    expected = ((outer - a) / outer + (inner - a) / inner) / 2
+    assert found.silhouette == pytest.approx(expected)  # 0.6211; on cosine distance it would be 0.8571
+    assert sorted(sorted(p.members.tolist()) for p in found.patterns) == [[0, 1], [2, 3]]
+    assert found.stability is None and found.same_k is None
+
+
+def test_adjusted_rand_by_hand():
+    # contingency [[2, 0, 0], [0, 1, 1]]: index 1, row pairs 2, column pairs 1, 6 pairs: (1 - 1/3) / (3/2 - 1/3)
+    assert adjusted_rand(np.array([0, 0, 1, 1]), np.array([0, 0, 1, 2])) == pytest.approx(4 / 7)
+    assert adjusted_rand(np.array([0, 0, 1, 1]), np.array([5, 5, 2, 2])) == 1.0  # the same partition
+    assert adjusted_rand(np.zeros(5), np.zeros(5)) == 1.0  # one cluster both times
+    assert adjusted_rand(np.array([0, 0, 1, 1]), np.zeros(4)) == 0.0
+
+
+def test_members_map_to_the_given_image_indices():
+    X, y = _planted(np.random.default_rng(0))
+    images = np.arange(X.shape[0]) * 3 + 7
+    plain = find_patterns(X, y, 2, None, resamples=0)
+    mapped = find_patterns(X, y, 2, None, images=images, resamples=0)
+    for a, b in zip(plain, mapped):
+        assert [images[p.members].tolist() for p in a.patterns] == [p.members.tolist() for p in b.patterns]
+    with pytest.raises(ValueError, match="one index per row"):
+        find_patterns(X, y, 2, None, images=images[:-1])

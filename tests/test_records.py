@@ -88,3 +88,32 @@ def test_class_names_live_in_the_dataset_description():
     assert class_names("unknown", 2) == ["0", "1"]
     assert class_label("fashionmnist", 3) == "3 Dress"
     assert class_label("svhn", 3) == "3"
+
+
+def test_a_run_did_not_learn_below_twice_chance():
+    from ffterm_core.records import did_not_learn, near_chance_limit
+
+    assert near_chance_limit(10) == pytest.approx(0.2)
+    assert did_not_learn(0.0721, 10)  # the quick ℓ1 run that answers one class
+    assert not did_not_learn(0.78, 10)  # a quick FF run
+    assert not did_not_learn(0.70, 10)  # a held-out run (its unseen class can never be right)
+    assert did_not_learn(0.1999, 10) and not did_not_learn(0.2, 10)
+    assert near_chance_limit(2) == 0.75 and not did_not_learn(0.9, 2)  # 2× chance would be 1.0
+    assert did_not_learn(None, 10) is None and did_not_learn(float("nan"), 10) is None
+
+
+def test_final_json_did_not_learn_is_optional_and_computed_for_older_files():
+    from ffterm_core.config import RunConfig, to_dict
+    from ffterm_core.store.validation import check_final, final_did_not_learn
+
+    final = {
+        "config": to_dict(RunConfig(dataset="fashionmnist")),
+        "test_accuracy": 0.0721,
+        "layer_accuracy": [],
+        "layers": [],
+        "wall_seconds": 1.0,
+    }
+    assert check_final(final) is None and final_did_not_learn(final) is True  # absent: the same rule
+    assert final_did_not_learn({**final, "test_accuracy": 0.78}) is False
+    assert final_did_not_learn({**final, "did_not_learn": False}) is False  # written: the file's word
+    assert check_final({**final, "did_not_learn": "no"}) == "did_not_learn: expected true or false"

@@ -119,6 +119,18 @@ def test_write_report_files_and_numbers(tmp_path):
     assert report_dir(tmp_path, datetime(2024, 5, 1, 12, 0, 0)).name == "20240501-120000-2"
 
 
+def test_report_of_a_run_that_did_not_learn_opens_with_a_warning():
+    snap = _snapshot()
+    md = render_markdown(snap)
+    assert "did not learn" not in md  # 87.65%
+    snap.test_accuracy = 0.0721
+    md = render_markdown(snap)
+    warning = "⚠ This run did not learn: its final test accuracy 7.21% is below 2× chance (20% for 10 classes)"
+    assert warning in md and md.index(warning) < md.index("| model |")
+    snap.kind = "live"  # a run still training is not judged
+    assert "did not learn" not in render_markdown(snap)
+
+
 def test_unevaluated_snapshot_report_says_so():
     snap = Snapshot(
         run_name="r", model="bp", dataset="mnist", device="cpu", num_layers=1, epoch=3, total_epochs=9, loss=[0.4]

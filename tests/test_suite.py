@@ -80,6 +80,18 @@ def test_summarize_finished_runs(tmp_path):
     assert "0.9200 ± 0.0283" in md and "| 1 |" in md and "left out" in md
 
 
+def test_summarize_says_what_did_not_learn_and_where_the_runs_are_not_the_studys(tmp_path):
+    fake_final(tmp_path / "seed-0", 0, 0.0721, 0.3)  # FF on MNIST at chance
+    fake_final(tmp_path / "seed-1", 1, 0.90, 0.8)
+    summary = summarize([tmp_path / "seed-0", tmp_path / "seed-1"])
+    assert summary["did_not_learn"] == [str(tmp_path / "seed-0")]
+    assert summary["not_the_study"][0] == "epochs 10 (the study's 1200) — against ff-mnist"
+    assert summary["not_the_study"][1] == "2 seeds (the study's 10)"
+    md = to_markdown(summary)
+    assert f"**⚠ Did not learn (final test accuracy below 2× chance), pooled as they are: {tmp_path / 'seed-0'}**" in md
+    assert "**Not the study's settings: epochs " in md
+
+
 def test_summarize_refuses_mixed_settings_and_nothing_finished(tmp_path):
     fake_final(tmp_path / "a", 0, 0.9, 0.6, dataset="mnist")
     fake_final(tmp_path / "b", 0, 0.8, 0.6, dataset="cifar10")

@@ -16,6 +16,30 @@ from typing_extensions import NotRequired
 #: A layer's ensembles are defined only when its sparsity reaches this (docs/algorithms.md#ensembles).
 SPARSITY_CUTOFF = 0.5
 
+#: A run "did not learn" when its final test accuracy stays below this multiple of chance (1 / classes).
+#: On a balanced test set a network that only ever answers k classes scores at most k / classes, so an
+#: accuracy under 2 / classes is worse than telling two classes apart and ignoring the rest.
+CHANCE_MULTIPLE = 2.0
+
+
+def near_chance_limit(num_classes: int) -> float:
+    """The accuracy below which a run did not learn: CHANCE_MULTIPLE × chance (0.2 for ten classes), never
+    above halfway from chance to perfect (which only binds with two classes, where 2× chance is 1)."""
+    chance = 1.0 / num_classes
+    return min(CHANCE_MULTIPLE * chance, (1.0 + chance) / 2)
+
+
+def did_not_learn(accuracy: float | None, num_classes: int) -> bool | None:
+    """Whether a final test accuracy is near chance (below :func:`near_chance_limit`); None when unknown.
+
+    The one rule behind final.json's ``did_not_learn``, the reports' warnings and the app's mark
+    (docs/algorithms.md#runs-that-did-not-learn)."""
+    if accuracy is None or isinstance(accuracy, bool) or not isinstance(accuracy, (int, float)) or num_classes < 1:
+        return None
+    if not math.isfinite(accuracy):
+        return None
+    return bool(accuracy < near_chance_limit(num_classes))
+
 
 class Histogram(TypedDict):
     """Equal-width bins: ``len(edges) == len(counts) + 1``; the last bin includes its right edge."""
@@ -77,6 +101,10 @@ class LayerAnalysis(FinalLayer):
     # per-unit lifetime sparsity over the rows; None when no unit responds. Absent in files of earlier versions
     lifetime_sparsity: NotRequired[Summary | None]
     microstructure: NotRequired[list[dict[str, Any]]]  # per class; only from `ffterm analyze --microstructure`
+    # the final snapshot only (absent in files of earlier versions): the final model's ensembles on the live
+    # evaluations' image set, and their split-half Jaccard per class (the noise floor of ensemble stability)
+    live_ensembles: NotRequired[list[list[int] | None] | None]
+    stability_floor: NotRequired[list[float | None] | None]
 
 
 def final_layer(layer: LayerAnalysis) -> FinalLayer:
@@ -246,6 +274,10 @@ class ClassLifeRecord(TypedDict):
     stable_epoch: int | None
     joined: dict[str, int]  # unit → epoch of its last entry into the ensemble
     left: dict[str, int]  # unit → epoch of its last exit (absent: never left)
+    # a frozen layer (sequential FF): the epoch from which its membership is on a fixed image set, and the
+    # observed ensemble's turnover after it (the image set's drift); absent otherwise and in earlier files
+    frozen_from: NotRequired[int]
+    drift: NotRequired[int]
 
 
 class FinalRecord(_FinalRequired, total=False):
@@ -254,3 +286,4 @@ class FinalRecord(_FinalRequired, total=False):
     heldout: Heldout  # only for runs with a held-out class
     ensemble_life: list[list[ClassLifeRecord]]  # per layer, per class
     matmul_precision: str  # what the training matmuls ran in: 'ieee' (float32), 'tf32' or 'bf16'; absent in older runs
+    did_not_learn: bool  # :func:`did_not_learn` of the test accuracy; absent in older runs (computed when read)

@@ -8,6 +8,8 @@ from rich.text import Text
 from textual.widget import Widget
 
 from ffterm_core.config import MODEL_KINDS, layerwise
+from ffterm_core.data.datasets import num_classes
+from ffterm_core.records import did_not_learn
 from ffterm_core.reports.run_report import class_label
 
 from .colors import rich_color
@@ -126,6 +128,8 @@ class StatusHeader(Widget):
         if ev is not None:
             two.append("acc ", style="dim")
             two.append(f"{100 * ev.test_accuracy:.2f}%" if ev.test_accuracy is not None else "—", style="bold")
+            if ev.kind == "final" and did_not_learn(ev.test_accuracy, num_classes(h.dataset)):
+                two.append(" ✗ did not learn ", style="bold white on red")  # the final accuracy is near chance
             best = h.best_accuracy()
             if best and len(h.eval_epochs) > 1:
                 two.append(f" (best {100 * best[1]:.2f}@{best[0]})", style="dim")

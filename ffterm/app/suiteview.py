@@ -27,7 +27,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from ffterm_core.formatting import fmt
-from ffterm_core.reports.suite_tables import build_summary, table_header, table_rows
+from ffterm_core.reports.suite_tables import build_summary, caption, learning_line, table_header, table_rows
 from ffterm_core.suites.plan import PLAN
 from ffterm_core.suites.spec import SuiteError, list_suites
 from ffterm_core.suites.status import RunStatus, suite_status
@@ -82,12 +82,13 @@ def status_row(r: RunStatus) -> list[Text | str]:
 
 def summary_renderables(summary: dict) -> list[Table | Text]:
     """The study tables as rich tables (⚠ cells in red), then the failed runs."""
-    out: list[Table | Text] = []
+    warning = learning_line(summary)
+    out: list[Table | Text] = [Text(warning, style="bold red")] if warning and summary["tables"] else []
     for t in summary["tables"]:
-        table = Table(title=t.title, title_justify="left", caption=t.note or None, expand=False)
+        table = Table(title=t.title, title_justify="left", caption=caption(t) or None, expand=False)
         header = table_header(t)
         for i, h in enumerate(header):
-            table.add_column(h, justify="left" if i == 0 else "right", no_wrap=i > 0)
+            table.add_column(h, justify="left" if i < len(t.heads) else "right", no_wrap=i >= len(t.heads))
         for row in table_rows(t):
             table.add_row(*[Text(c, style="bold red" if c.endswith("⚠") else "") for c in row])
         out.append(table)

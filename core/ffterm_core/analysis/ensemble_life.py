@@ -17,6 +17,15 @@ Built from the evaluated snapshots (a RunHistory's per-evaluation ensembles), pe
   the final one (the last evaluation's) is ≥ 0.9 at every evaluation where it is defined; None when the
   final ensemble is undefined or empty (the Jaccard index of two empty sets is 0).
 
+The ensembles are the history's like-with-like ones (`RunHistory.ensembles_at`): every evaluation on
+the live image set, the last one too; a frozen layer (sequential FF, its stage done) on the images
+correctly classified at its first evaluation after the freeze, so its membership no longer changes.
+What the evaluations saw on their own correct images still changes for a frozen layer: that is the
+image set's drift, counted apart (``drift``: units in or out of the observed ensemble since the
+previous evaluation, at evaluations after the freeze; None elsewhere), never as the layer's turnover.
+A class whose ensemble is undefined at an evaluation (no correct image) says nothing about membership
+there: None in the raster, no joins or leaves.
+
 `EnsembleLife.update(history)` consumes only the evaluations added since its last call (cheap enough
 to call on every snapshot); when the history dropped or replaced points (a resumed run, the final
 snapshot replacing the last live one) it starts over.
@@ -26,7 +35,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from ffterm_core.records import ClassLifeRecord
 from ffterm_core.store import rundir
@@ -45,11 +53,17 @@ class ClassLife:
     leaves: list[int | None] = field(default_factory=list)
     joined: dict[int, int] = field(default_factory=dict)
     left: dict[int, int] = field(default_factory=dict)
+    drift: list[int | None] = field(default_factory=list)  # the image set's change at a frozen layer
+    frozen_from: int | None = None  # epoch of the first evaluation on the fixed image set
     _last: frozenset[int] | None = None  # members at the last defined evaluation
+    _last_observed: frozenset[int] | None = None
 
-    def add(self, epoch: int, members: Members) -> None:
+    def add(self, epoch: int, members: Members, observed: Members = None, fixed: bool = False) -> None:
+        """One evaluation; `fixed`: the layer is frozen and `members` are on its fixed image set, while
+        `observed` are the evaluation's own (their change is the drift)."""
         self.epochs.append(epoch)
         self.members.append(members)
+        self._add_drift(epoch, observed if fixed else members, fixed)
         if members is None:
             self.joins.append(None)
             self.leaves.append(None)
@@ -63,6 +77,14 @@ class ClassLife:
         self.joins.append(len(entered))
         self.leaves.append(len(exited))
         self._last = members
+
+    def _add_drift(self, epoch: int, observed: Members, fixed: bool) -> None:
+        if fixed and self.frozen_from is None:
+            self.frozen_from = self.epochs[-2] if len(self.epochs) > 1 else epoch
+        before = self._last_observed
+        self.drift.append(len(observed ^ before) if fixed and observed is not None and before is not None else None)
+        if observed is not None:
+            self._last_observed = observed
 
     @property
     def turnover(self) -> list[int | None]:
@@ -88,11 +110,15 @@ class ClassLife:
         return units, rows
 
     def to_json(self, threshold: float = STABLE_JACCARD) -> ClassLifeRecord:
-        return {
+        record: ClassLifeRecord = {
             "stable_epoch": self.stable_epoch(threshold),
             "joined": {str(u): e for u, e in sorted(self.joined.items())},
             "left": {str(u): e for u, e in sorted(self.left.items())},
         }
+        if self.frozen_from is not None:
+            record["frozen_from"] = self.frozen_from
+            record["drift"] = sum(d for d in self.drift if d is not None)
+        return record
 
 
 class EnsembleLife:
@@ -105,7 +131,7 @@ class EnsembleLife:
     def _reset(self) -> None:
         self.epochs: list[int] = []
         self.layers: list[list[ClassLife]] = []
-        self._seen: list[list[Any]] = []  # the history's ensemble tuples consumed, to notice replacements
+        self._seen: list[list[Column]] = []  # the history's ensemble tuples consumed, to notice replacements
 
     @classmethod
     def from_history(cls, history: RunHistory, threshold: float = STABLE_JACCARD) -> EnsembleLife:
@@ -117,31 +143,34 @@ class EnsembleLife:
         """Consume the history's new evaluations; return how many were added."""
         n = len(self.epochs)
         if history.eval_epochs[:n] != self.epochs or any(
-            history.ensembles_at(i, layer) is not seen
+            _column(history, i, layer)[k] is not seen[k]
             for i, row in enumerate(self._seen)
             for layer, seen in enumerate(row)
+            for k in range(2)
         ):
             self._reset()
             n = 0
         for i in range(n, len(history.eval_epochs)):
-            row = [history.ensembles_at(i, layer) for layer in range(history.num_layers)]
+            row = [_column(history, i, layer) for layer in range(history.num_layers)]
             self._add(history.eval_epochs[i], row)
             self._seen.append(row)
         return len(history.eval_epochs) - n
 
-    def _add(self, epoch: int, layers: list[tuple[frozenset[int] | None, ...] | None]) -> None:
+    def _add(self, epoch: int, layers: list[Column]) -> None:
         columns = len(self.epochs)
         self.epochs.append(epoch)
         while len(self.layers) < len(layers):
             self.layers.append([])
-        for classes, ensembles in zip(self.layers, layers + [None] * (len(self.layers) - len(layers))):
+        for classes, (ensembles, observed, fixed) in zip(
+            self.layers, layers + [(None, None, False)] * (len(self.layers) - len(layers))
+        ):
             while ensembles is not None and len(classes) < len(ensembles):
                 late = ClassLife()
                 for e in self.epochs[:columns]:  # a class first seen now: undefined before
                     late.add(e, None)
                 classes.append(late)
             for c, life in enumerate(classes):
-                life.add(epoch, ensembles[c] if ensembles is not None and c < len(ensembles) else None)
+                life.add(epoch, _class(ensembles, c), _class(observed, c), fixed)
 
     def of(self, layer: int, cls: int) -> ClassLife | None:
         try:
@@ -152,6 +181,19 @@ class EnsembleLife:
     def to_json(self) -> list[list[ClassLifeRecord]]:
         """final.json's ``ensemble_life``: per layer, per class ``{"stable_epoch", "joined", "left"}``."""
         return [[life.to_json(self.threshold) for life in classes] for classes in self.layers]
+
+
+Ensembles = tuple[frozenset[int] | None, ...] | None
+Column = tuple[Ensembles, Ensembles, bool]  # a layer at an evaluation: like with like, observed, on a fixed set
+
+
+def _column(history: RunHistory, i: int, layer: int) -> Column:
+    fixed = i > 0 and history.frozen_at(i - 1, layer)  # frozen since an earlier evaluation
+    return history.ensembles_at(i, layer), history.observed_at(i, layer), fixed
+
+
+def _class(ensembles: Ensembles, c: int) -> Members:
+    return ensembles[c] if ensembles is not None and c < len(ensembles) else None
 
 
 def ensemble_life_of_run(run_dir: Path) -> list[list[ClassLifeRecord]]:

@@ -11,7 +11,9 @@ import numpy as np
 
 from ffterm_core.analysis._checks import as_ensembles, as_labels, as_matrix, check_num_classes, to_numpy
 
-__all__ = ["class_means", "find_ensembles", "jaccard", "shared_units"]
+__all__ = ["class_means", "find_ensembles", "jaccard", "shared_units", "split_half_jaccard"]
+
+SPLITS = 5  # random splits the split-half Jaccard is averaged over
 
 
 def _check_factor(factor: Any) -> float:
@@ -137,4 +139,38 @@ def jaccard(ensembles: Sequence[Any], n_units: int | None = None) -> np.ndarray:
     union = size[:, None] + size[None, :] - inter
     out = np.zeros_like(inter)
     np.divide(inter, union, out=out, where=union > 0)
+    return out
+
+
+def split_half_jaccard(
+    X: Any, y: Any, num_classes: int, factor: float = 2.0, splits: int = SPLITS, seed: int = 0
+) -> list[float | None]:
+    """The noise floor of ensemble stability (docs/algorithms.md#ensemble-stability), per class.
+
+    A class's rows are split at random into two halves (⌊m/2⌋ and the rest), its ensemble is found on
+    each half by the rule of :func:`find_ensembles`, and the Jaccard index of the two (0 when both are
+    empty) is averaged over ``splits`` splits: what the same evaluation gives twice by chance alone.
+    None for a class with fewer than 2 rows. Whether the layer's ensembles are defined at all is
+    the caller's question, as for :func:`find_ensembles`.
+    """
+    C = check_num_classes(num_classes)
+    factor = _check_factor(factor)
+    X = as_matrix(X, "X", min_cols=2)
+    y = as_labels(y, X.shape[0], C)
+    rng = np.random.default_rng(seed)
+    out: list[float | None] = []
+    for c in range(C):
+        rows = np.flatnonzero(y == c)
+        if rows.size < 2:
+            out.append(None)
+            continue
+        total = 0.0
+        for _ in range(splits):
+            order = rng.permutation(rows)
+            a, b = (
+                _ensemble_mask(X[h].mean(axis=0, keepdims=True), factor)[0] for h in np.split(order, [rows.size // 2])
+            )
+            union = int((a | b).sum())
+            total += int((a & b).sum()) / union if union else 0.0
+        out.append(round(total / splits, 4))
     return out

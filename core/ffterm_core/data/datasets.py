@@ -257,10 +257,20 @@ def canonical_name(name: str) -> str:
     return key
 
 
+def _info(dataset: str) -> DatasetInfo | None:
+    return DATASETS.get("".join(ch for ch in str(dataset).lower() if ch not in "-_ "))
+
+
+def num_classes(dataset: str) -> int:
+    """The number of classes of a dataset (10 for an unknown one, as every known dataset has)."""
+    info = _info(dataset)
+    return info.num_classes if info is not None else 10
+
+
 def class_names(dataset: str, n: int = 10) -> list[str]:
     """Display names of the first ``n`` classes of a dataset; digits for unnamed classes and unknown datasets."""
-    key = "".join(ch for ch in str(dataset).lower() if ch not in "-_ ")
-    names = DATASETS[key].class_names if key in DATASETS else ()
+    info = _info(dataset)
+    names = info.class_names if info is not None else ()
     return [names[i] if i < len(names) else str(i) for i in range(n)]
 
 

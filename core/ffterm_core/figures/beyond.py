@@ -78,3 +78,39 @@ def life_raster_figure(classes: list[ClassLife], layer: int, names: list[str] | 
         ax.set_axis_off()
     fig.suptitle(f"Layer {layer + 1}: ensemble membership over the evaluations (red line: stable from)")
     return fig
+
+
+EXEMPLARS = 4  # images shown per pattern
+MAX_PATTERN_ROWS = 12
+
+
+def exemplar_figure(entries: list[dict[str, Any]], images: Any, layer: int, names: list[str] | None = None) -> Figure:
+    """A few exemplar test images of every pattern of the classes with several patterns (one row per
+    pattern; its members nearest to the pattern's mean first). `images`: (N, C, H, W) uint8 test images."""
+    from matplotlib.figure import Figure
+
+    rows = [
+        (e["class"], j, p)
+        for e in entries
+        if len(e.get("patterns") or []) > 1
+        for j, p in enumerate(e["patterns"])
+        if p.get("members")
+    ][:MAX_PATTERN_ROWS]
+    fig = Figure(figsize=(1.1 * EXEMPLARS + 1.6, 1.1 * max(len(rows), 1)), layout="constrained")
+    axes = fig.subplots(max(len(rows), 1), EXEMPLARS, squeeze=False)
+    for r, (c, j, pattern) in enumerate(rows):
+        label = names[c] if names and c < len(names) else str(c)
+        for k, ax in enumerate(axes[r]):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if k < len(pattern["members"]) and 0 <= pattern["members"][k] < len(images):
+                img = images[pattern["members"][k]]
+                ax.imshow(img[0] if img.shape[0] == 1 else img.permute(1, 2, 0), cmap="gray")
+            if k == 0:
+                ax.set_ylabel(f"{label}\nP{j + 1} ({pattern['size']})", fontsize="x-small", rotation=0, ha="right")
+    if not rows:
+        axes[0][0].set_axis_off()
+        for ax in axes[0][1:]:
+            ax.set_axis_off()
+    fig.suptitle(f"Layer {layer + 1}: exemplars of each activation pattern", fontsize="small")
+    return fig

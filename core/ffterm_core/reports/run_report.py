@@ -21,9 +21,16 @@ from pathlib import Path
 from typing import Any
 
 from ffterm_core.config import RunConfig
-from ffterm_core.data.datasets import class_label, class_names
+from ffterm_core.data.datasets import class_label, class_names, num_classes
 from ffterm_core.formatting import fmt, fmt_pm
-from ffterm_core.records import LAYER_STATS, SPARSITY_CUTOFF, LayerStat
+from ffterm_core.records import (
+    CHANCE_MULTIPLE,
+    LAYER_STATS,
+    SPARSITY_CUTOFF,
+    LayerStat,
+    did_not_learn,
+    near_chance_limit,
+)
 from ffterm_core.reports.common import DAMAGED, Page, damaged, read_run_config, report_dir
 from ffterm_core.reports.curves import write_curves_csv
 from ffterm_core.reports.html_page import HtmlPage
@@ -31,9 +38,17 @@ from ffterm_core.reports.markdown_page import MarkdownPage
 from ffterm_core.reports.run_figures import FigureFiles, render_figures, run_figures
 from ffterm_core.reports.run_report_beyond import beyond_figures, beyond_sections
 from ffterm_core.store.history import RunHistory
-from ffterm_core.store.rundir import CONFIG, REPORTS, SNAPSHOTS, RunDirError, atomic_write_text, read_snapshots
+from ffterm_core.store.rundir import (
+    CONFIG,
+    REPORTS,
+    SNAPSHOTS,
+    RunDirError,
+    atomic_write_text,
+    read_final_if_any,
+    read_snapshots,
+)
 from ffterm_core.store.snapshot import Snapshot, _finite
-from ffterm_core.store.validation import Notice
+from ffterm_core.store.validation import Notice, final_did_not_learn
 
 PEAK_NOTE = (
     "a monitoring figure, not a result: choosing the best epoch by its test accuracy is selection on the test set"
@@ -129,12 +144,20 @@ def _layer_rows(snapshot: Snapshot, history: RunHistory) -> list[list[str]]:
             str(i + 1),
             *[stat_text(layer, stat, stat.digits) for stat in LAYER_STATS],
             fmt(stab[i] if i < len(stab) else None),
+            fmt(_mean_floor(layer)),
         ]
         for i, layer in enumerate(snapshot.layers or [])
     ]
 
 
-LAYER_HEADER = ["layer", *[stat.title for stat in LAYER_STATS], "ensemble stability"]
+def _mean_floor(layer: Any) -> float | None:
+    """Mean over the classes of the layer's split-half Jaccard (absent in files of earlier versions)."""
+    floor = layer.get("stability_floor") if isinstance(layer, dict) else None
+    defined = [v for v in floor if v is not None] if isinstance(floor, list) else []
+    return sum(defined) / len(defined) if defined else None
+
+
+LAYER_HEADER = ["layer", *[stat.title for stat in LAYER_STATS], "ensemble stability", "split-half floor"]
 
 
 def _heldout_rows(snapshot: Snapshot, dataset: str) -> list[list[str]]:
@@ -204,6 +227,9 @@ def build_report(
     when: datetime | None = None,
 ) -> None:
     """Write the report of one (preferably evaluated) snapshot on `page`."""
+    warning = learning_warning(snapshot, run_dir)
+    if warning:
+        page.paragraph(warning)
     _overview(page, snapshot, history, run_dir, when or datetime.now())
     page.heading("Settings")
     if config is not None:
@@ -218,6 +244,23 @@ def build_report(
         for f in figures:
             page.figure(f.paths, f.caption)
     _appendix(page, snapshot, history)
+
+
+def learning_warning(snapshot: Snapshot, run_dir: Path | None = None) -> str | None:
+    """The report's top line for a finished run that did not learn (final.json's flag, else the same rule
+    applied to the final snapshot's accuracy); None otherwise."""
+    if snapshot.kind != "final":
+        return None
+    final = read_final_if_any(run_dir) if run_dir is not None else None
+    classes = num_classes(snapshot.dataset)
+    flag = final_did_not_learn(final) if final is not None else did_not_learn(snapshot.test_accuracy, classes)
+    if not flag:
+        return None
+    return (
+        f"⚠ This run did not learn: its final test accuracy {fmt(snapshot.test_accuracy, pct=True, pct_digits=2)} "
+        f"is below {CHANCE_MULTIPLE:g}× chance ({100 * near_chance_limit(classes):.0f}% for {classes} classes); "
+        "its sparsity and ensembles describe an untrained network, not what training produces."
+    )
 
 
 def _overview(page: Page, snapshot: Snapshot, history: RunHistory, run_dir: Path | None, when: datetime) -> None:
@@ -270,8 +313,10 @@ def _analysis(page: Page, snapshot: Snapshot, history: RunHistory, config: RunCo
             "responds across the images (Treves–Rolls; 0: alike on all, 1: on one only), mean ± std over the units "
             "that respond to any. Active units: the units with a non-zero activation on at least one of those "
             "correctly classified test images (the others never fire on them). Ensemble stability: mean over "
-            "classes of the Jaccard index "
-            "of each class's ensemble with the previous evaluated snapshot's.",
+            "classes of the Jaccard index of each class's ensemble with the previous evaluated snapshot's, both on the live evaluations' images "
+            "(the final model re-evaluated on them; a frozen layer on the images it classified correctly when it "
+            "froze). Split-half floor: the Jaccard index between the ensembles of two random halves of the same "
+            "images (mean of 5 splits, over the classes): what chance alone gives, so stability is read against it.",
             note=True,
         )
     if snapshot.heldout and snapshot.heldout.get("layers"):

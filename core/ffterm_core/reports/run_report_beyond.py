@@ -16,20 +16,24 @@ from typing import TYPE_CHECKING, Any
 from ffterm_core.analysis.ensemble_life import EnsembleLife
 from ffterm_core.formatting import fmt
 from ffterm_core.records import SPARSITY_CUTOFF
+from ffterm_core.reports.common import read_run_config
 from ffterm_core.reports.run_figures import FigureSpec
 from ffterm_core.store import rundir
 from ffterm_core.store.history import RunHistory
+from ffterm_core.store.rundir import RunDirError
 
 if TYPE_CHECKING:
     from ffterm_core.reports.common import Page
 
 
 def life_rows(life: EnsembleLife, layer: int) -> list[list[str]]:
-    """Per class: stable-from epoch, units ever members, final size, turnover summed after the first evaluation, last."""
+    """Per class: stable-from epoch, units ever members, final size, turnover summed after the first evaluation,
+    last, and for a frozen layer the image set's drift summed after the freeze ("—" elsewhere)."""
     rows = []
     for c, cl in enumerate(life.layers[layer]):
         defined = [t for t in cl.turnover if t is not None]
         final = next((m for m in reversed(cl.members) if m is not None), None)
+        drift = [d for d in cl.drift if d is not None]
         rows.append(
             [
                 str(c),
@@ -38,12 +42,21 @@ def life_rows(life: EnsembleLife, layer: int) -> list[list[str]]:
                 fmt(len(final) if final is not None else None),
                 fmt(sum(defined[1:])),
                 fmt(defined[-1] if defined else None),
+                fmt(sum(drift) if cl.frozen_from is not None else None),
             ]
         )
     return rows
 
 
-LIFE_HEADER = ["class", "stable from epoch", "units ever members", "final size", "turnover (sum)", "turnover (last)"]
+LIFE_HEADER = [
+    "class",
+    "stable from epoch",
+    "units ever members",
+    "final size",
+    "turnover (sum)",
+    "turnover (last)",
+    "image-set drift (sum)",
+]
 
 
 def life_section(page: Page, life: EnsembleLife) -> None:
@@ -54,12 +67,20 @@ def life_section(page: Page, life: EnsembleLife) -> None:
         f"Evaluations at epochs {life.epochs[0]}…{life.epochs[-1]} ({len(life.epochs)}). Stable from: the first "
         f"epoch after which the ensemble's Jaccard index with the final ensemble stays ≥ {life.threshold:g}. "
         "Turnover: units that joined plus units that left since the previous evaluation, summed over the "
-        "evaluations after the first. The final evaluation uses the whole test set, the live ones a fixed subset.",
+        "evaluations after the first. Every evaluation, the last one too, is on the same images: the live "
+        "evaluations' fixed subset of the test set (the final model re-evaluated on it; the final analysis "
+        "elsewhere in this report uses the whole test set). A frozen layer (its training stage done) is followed "
+        "on the images it classified correctly at its first evaluation after the freeze, so its membership no "
+        "longer changes; image-set drift: how many units entered or left the ensemble the evaluations saw on "
+        "their own correct images after the freeze, a change of the images, not of the layer. A class without a "
+        "correctly classified image has no ensemble there (undefined, not empty).",
         note=True,
     )
     for i, classes in enumerate(life.layers):
+        frozen = next((cl.frozen_from for cl in classes if cl.frozen_from is not None), None)
         if classes:
-            page.table(LIFE_HEADER, life_rows(life, i), caption=f"Layer {i + 1}")
+            caption = f"Layer {i + 1}" + (f" (frozen from epoch {frozen})" if frozen is not None else "")
+            page.table(LIFE_HEADER, life_rows(life, i), caption=caption)
         else:
             page.paragraph(f"Layer {i + 1}: ensembles never defined (sparsity < {SPARSITY_CUTOFF:g}).", note=True)
 
@@ -69,11 +90,22 @@ def microstructure_section(page: Page, analysis: dict[str, Any]) -> None:
     if not isinstance(layers, list) or not any(isinstance(la, dict) and la.get("microstructure") for la in layers):
         return
     page.heading("Microstructure of the class patterns")
+    entries = [e for la in layers for e in la.get("microstructure") or []]
+    metric = next((e.get("silhouette_metric") for e in entries if e.get("silhouette_metric")), None)
     page.paragraph(
         "Correctly classified test images of each class clustered by their activation pattern (Ward on unit-length "
         "patterns; k = 2…6 by the best silhouette ≥ 0.25 with every pattern ≥ max(10, 5 %) images, else one "
         "pattern). Per pattern: images, and the Jaccard index of its own ensemble with the class ensemble; the "
-        "first pattern is the dominant one.",
+        "first pattern is the dominant one. "
+        + (
+            f"Silhouette on the {metric} distance between the unit-length patterns. "
+            if metric
+            else "Silhouette on the cosine distance (a file of an earlier version; it reads higher than the "
+            "Euclidean one: rerun `ffterm analyze --microstructure`). "
+        )
+        + "Stability: mean adjusted Rand index between the clustering and its repeats on 5 random 80 % subsamples "
+        "of the images (1: the same patterns every time, about 0: chance), and the fraction of repeats with as "
+        "many patterns.",
         note=True,
     )
     for i, layer in enumerate(layers):
@@ -81,9 +113,23 @@ def microstructure_section(page: Page, analysis: dict[str, Any]) -> None:
         for e in layer.get("microstructure") or []:
             sizes = ", ".join(str(p["size"]) for p in e["patterns"]) or "—"
             jac = ", ".join(fmt(p["jaccard_with_class"], 2) for p in e["patterns"]) or "—"
-            rows.append([str(e["class"]), str(len(e["patterns"])), sizes, jac, fmt(e.get("silhouette"), 2)])
+            rows.append(
+                [
+                    str(e["class"]),
+                    str(len(e["patterns"])),
+                    sizes,
+                    jac,
+                    fmt(e.get("silhouette"), 2),
+                    fmt(e.get("stability_ari"), 2),
+                    fmt(e.get("stability_same_k"), 2),
+                ]
+            )
         if rows:
-            page.table(["class", "patterns", "images", "Jaccard", "silhouette"], rows, caption=f"Layer {i + 1}")
+            page.table(
+                ["class", "patterns", "images", "Jaccard", "silhouette", "stability (ARI)", "same k"],
+                rows,
+                caption=f"Layer {i + 1}",
+            )
 
 
 def prune_rows(result: dict[str, Any], keeps: list[float]) -> list[list[str]]:
@@ -146,6 +192,7 @@ def beyond_figures(history: RunHistory, run_dir: Path | None, class_names: list[
         for i, classes in enumerate(life.layers)
         if classes
     ]
+    specs += _exemplar_figures(history, run_dir, class_names)
     pruned = rundir.read_prune(run_dir) if run_dir is not None else None
     if pruned is not None:
         specs.append(
@@ -156,3 +203,35 @@ def beyond_figures(history: RunHistory, run_dir: Path | None, class_names: list[
             )
         )
     return specs
+
+
+def _exemplar_figures(history: RunHistory, run_dir: Path | None, class_names: list[str]) -> list[FigureSpec]:
+    """Exemplar images of the patterns of every layer whose microstructure holds members (files of earlier
+    versions do not) and has a class with several patterns; none when the test images cannot be read."""
+    from ffterm_core.data.datasets import DatasetError, load_raw
+    from ffterm_core.figures import beyond as BF
+
+    analysis = rundir.read_analysis(run_dir, on_bad=None) if run_dir is not None else None
+    layers = analysis.get("layers") if isinstance(analysis, dict) else None
+    shown = [
+        (i, layer["microstructure"])
+        for i, layer in enumerate(layers or [])
+        if isinstance(layer, dict)
+        and any(len(e["patterns"]) > 1 and "members" in e["patterns"][0] for e in layer.get("microstructure") or [])
+    ]
+    if not shown or run_dir is None:
+        return []
+    try:
+        data_dir = read_run_config(run_dir).data_dir
+        images, _ = load_raw(history.dataset, "test", data_dir, download=False)
+    except (DatasetError, RunDirError, ValueError):
+        return []
+    return [
+        FigureSpec(
+            f"microstructure-exemplars-layer-{i + 1}",
+            f"Layer {i + 1}: the first {BF.EXEMPLARS} members of each activation pattern (nearest to its mean "
+            "direction) of the classes with several patterns; the label gives the class, the pattern and its images.",
+            partial(BF.exemplar_figure, entries, images, i, class_names),
+        )
+        for i, entries in shown
+    ]

@@ -4,6 +4,11 @@
 study, kind)` makes one table cell: our mean ± std over n runs, the study's value, the deviation in
 the study's standard deviations and whether it is off (more than 3 of them; for accuracies more than
 0.01 absolute, since a 10-seed std of 0.001 would flag differences nobody would call a failure).
+
+Tables 4-5 (kind "units") are different: the study gives the mean ± std over the units of a single
+run, so a seed-level difference divided by a unit-level spread means nothing. Their cells keep each of
+our seeds' layer means and count how many lie within the study's unit spread (mean ± std); only a cell
+where none does is off.
 """
 
 from __future__ import annotations
@@ -52,7 +57,17 @@ class Cell:
     n: int
     study_mean: float | None
     study_std: float | None
-    kind: str  # "accuracy" or "value": how far is "off"
+    kind: str  # "accuracy", "value" or "units": how far is "off"
+    not_learned: int = 0  # runs pooled into the cell that did not learn (ffterm_core.records.did_not_learn)
+    values: tuple[float, ...] = ()  # kind "units": each seed's value
+    unit_std: float | None = None  # kind "units": our spread over the units, mean over the seeds
+
+    @property
+    def within(self) -> int | None:
+        """Kind "units": how many of our seeds lie within the study's unit spread (mean ± std)."""
+        if self.kind != "units" or self.study_mean is None or self.study_std is None:
+            return None
+        return sum(abs(v - self.study_mean) <= self.study_std for v in self.values)
 
     @property
     def difference(self) -> float | None:
@@ -64,7 +79,7 @@ class Cell:
     def deviation(self) -> float | None:
         """(ours − study) in the study's standard deviations; None without a (positive) study std."""
         diff = self.difference
-        if diff is None or not self.study_std:
+        if diff is None or not self.study_std or self.kind == "units":
             return None
         return diff / self.study_std
 
@@ -75,6 +90,8 @@ class Cell:
             return False
         if self.kind == "accuracy":
             return abs(diff) > ACCURACY_LIMIT
+        if self.kind == "units":
+            return self.within == 0 and bool(self.values)
         dev = self.deviation
         return dev is not None and abs(dev) > SIGMA_LIMIT
 
@@ -88,6 +105,8 @@ class Cell:
             "difference": self.difference,
             "deviation": self.deviation,
             "off": self.off,
+            "not_learned": self.not_learned,
+            "within": self.within,
         }
 
 
@@ -102,10 +121,21 @@ def split_study(value: Any) -> tuple[float | None, float | None]:
     raise ValueError(f"study entry {value!r} is neither a number nor [mean, std]")
 
 
-def compare(ours: dict[str, Any], study: Any, kind: str = "value") -> Cell:
+def compare(
+    ours: dict[str, Any],
+    study: Any,
+    kind: str = "value",
+    *,
+    not_learned: int = 0,
+    values: tuple[float, ...] = (),
+    unit_std: float | None = None,
+) -> Cell:
     """A cell from our {"mean", "std", "n"} and the study's entry."""
     study_mean, study_std = split_study(study)
     mean = ours.get("mean")
     mean = None if mean is None or (isinstance(mean, float) and math.isnan(mean)) else float(mean)
     std = ours.get("std")
-    return Cell(mean, None if std is None else float(std), int(ours.get("n", 0)), study_mean, study_std, kind)
+    n = int(ours.get("n", 0))
+    return Cell(
+        mean, None if std is None else float(std), n, study_mean, study_std, kind, not_learned, values, unit_std
+    )

@@ -14,7 +14,17 @@ from typing import Any
 
 from ffterm_core.records import SPARSITY_CUTOFF
 from ffterm_core.reports.html_page import HtmlPage
-from ffterm_core.reports.suite_tables import Matrix, StudyTable, table_header, table_rows
+from ffterm_core.reports.suite_tables import (
+    LEGEND,
+    NOT_LEARNED_NOTE,
+    NOT_THE_STUDY,
+    Matrix,
+    StudyTable,
+    caption,
+    learning_line,
+    table_header,
+    table_rows,
+)
 from ffterm_core.suites.spec import TABLES
 
 BAR_TABLES = {
@@ -43,9 +53,12 @@ def _bars(table: StudyTable, out: Path) -> Path:
     from ffterm_core.figures.draw import layer_bars
 
     ylabel, ylim, threshold = BAR_TABLES[table.key]
-    groups = {
-        row.label: [{"mean": c.mean, "std": c.std} if c is not None else None for c in row.cells] for row in table.rows
-    }
+    groups: dict[str, list[dict[str, Any] | None]] = {}  # one bar group per block and column, a bar per layer
+    for row in table.rows:
+        for column, c in zip(table.columns, row.cells):
+            groups.setdefault(f"{row.group} · {column}", []).append(
+                {"mean": c.mean, "std": c.std} if c is not None else None
+            )
     return _cached(
         out,
         table.key,
@@ -68,21 +81,24 @@ def write_summary_html(summary: dict[str, Any], suite_dir: Path) -> Path:
     out = Path(suite_dir) / "figures"
     states = ", ".join(f"{n} {s}" for s, n in sorted(summary["states"].items()))
     page = HtmlPage(f"Suite {summary['suite']}", f"{states}. {summary.get('description') or ''}".strip())
-    page.paragraph(
-        "Each cell: ours (mean ± std over n runs), the study's value, and the difference / deviation in the "
-        "study's standard deviations; ⚠ marks more than 3σ (accuracies: more than 0.01).",
-        note=True,
-    )
+    warning = learning_line(summary)
+    if warning:
+        page.paragraph(warning)
+    if summary.get("not_the_study"):
+        page.paragraph(f"{NOT_THE_STUDY} " + "; ".join(summary["not_the_study"]) + ".")
+    page.paragraph(LEGEND, note=True)
     for table in summary["tables"]:
         page.heading(table.title)
-        page.table(table_header(table), table_rows(table), caption=table.note or None)
+        page.table(table_header(table), table_rows(table), caption=caption(table) or None)
         if table.key in BAR_TABLES and table.rows:
             page.figure(_bars(table, out), f"{table.title}: mean ± std across seeds")
     groups: dict[tuple[str, str], list[Matrix]] = {}
     for m in summary["matrices"]:
         groups.setdefault((m.key, m.group or m.title), []).append(m)
     for i, ((key, _), ms) in enumerate(groups.items()):
-        titles = "; ".join(f"{m.title} (mean over {m.n} runs)" for m in ms)
+        titles = "; ".join(m.caption for m in ms)
+        if any(m.not_learned for m in ms):
+            titles += ". " + NOT_LEARNED_NOTE
         page.heading(TABLES[key].split(":")[0] + ": " + ", ".join(m.title for m in ms), level=3)
         page.figure(_matrices(ms, f"{key}-{i}", out), titles)
     if summary["failed"]:

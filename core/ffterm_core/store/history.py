@@ -10,7 +10,17 @@ Pure bookkeeping (no textual, no torch). Feed it every Snapshot of a run, in ord
 - ensemble stability per layer and class (docs/algorithms.md#ensemble-stability): the Jaccard index
   |E_c(t-1) ∩ E_c(t)| / |E_c(t-1) ∪ E_c(t)| of class c's ensemble between consecutive evaluated
   snapshots (0 when both are empty). None at the first evaluation and wherever either ensemble is
-  undefined (sparsity below `records.SPARSITY_CUTOFF`).
+  undefined (sparsity below `records.SPARSITY_CUTOFF`, or a class without correct images).
+
+The ensembles the dynamics (stability, `ensembles_at`, the ensemble life) compare are like with like:
+
+- every point on the live image set: the final snapshot's ``live_ensembles`` (its model on the live
+  subset) when it has them, its ``ensembles`` when it analysed as many images as the live evaluations
+  (then the same images), else undefined (a file of an earlier version: not comparable);
+- a frozen layer (sequential FF, its stage done) on a fixed image set: its weights no longer change,
+  so on the images correctly classified at its first evaluation after the freeze its ensembles are
+  those of that evaluation, at every later one. What the evaluations actually saw is kept in
+  `observed_at`: for a frozen layer, its change is the image set's drift, not the layer's.
 
 A snapshot of kind "state" (the session announcing starting/paused/stopped/failed, with a
 message) changes only `state` and `message`; the series and `latest` keep the last real snapshot.
@@ -29,6 +39,7 @@ from ffterm_core.records import LAYER_SERIES, Heldout, LayerAnalysis, stat_value
 from ffterm_core.store.snapshot import Snapshot
 
 Num = float | None
+Ensembles = tuple[frozenset[int] | None, ...] | None
 
 
 def jaccard(a: frozenset[int] | set[int], b: frozenset[int] | set[int]) -> float:
@@ -107,8 +118,12 @@ class RunHistory:
         # stability[layer][class][eval i]; stability_mean[layer][eval i]
         self.stability: list[list[list[Num]]] = []
         self.stability_mean: list[list[Num]] = []
-        # ensembles[eval i][layer] = tuple of per-class frozensets, or None when undefined
-        self._ensembles: list[list[tuple[frozenset[int] | None, ...] | None]] = []
+        # ensembles[eval i][layer] = tuple of per-class frozensets (None for an undefined class), or None
+        # when the layer's are undefined: like with like (module docstring); observed: as evaluated
+        self._ensembles: list[list[Ensembles]] = []
+        self._observed: list[list[Ensembles]] = []
+        self._frozen: list[list[bool]] = []  # [eval i][layer]: the layer's training was over
+        self._live_samples: int | None = None  # images of the live evaluations
 
     # ---- feeding ----------------------------------------------------------------------------
     @classmethod
@@ -157,8 +172,10 @@ class RunHistory:
             ):
                 series.append([None] * len(x))
             self.stability.append([])
-            for ens in self._ensembles:
-                ens.append(None)
+            for row in (*self._ensembles, *self._observed):
+                row.append(None)
+            for flags in self._frozen:
+                flags.append(False)
 
     def _truncate(self, epoch: int) -> None:
         """Drop every point at or after `epoch`."""
@@ -171,7 +188,8 @@ class RunHistory:
 
     def _truncate_eval(self, epoch: int) -> None:
         keep = sum(1 for e in self.eval_epochs if e < epoch)
-        del self.eval_epochs[keep:], self.test_accuracy[keep:], self._ensembles[keep:]
+        del self.eval_epochs[keep:], self.test_accuracy[keep:]
+        del self._ensembles[keep:], self._observed[keep:], self._frozen[keep:]
         del self.heldout_accuracy_seen[keep:], self.heldout_accuracy_heldout[keep:]
         for per_layer in (self.layer_accuracy, self.stability_mean, *self.per_layer.values()):
             for s in per_layer:
@@ -210,7 +228,13 @@ class RunHistory:
         held: Heldout | dict[str, Any] = snap.heldout or {}
         self.heldout_accuracy_seen.append(_num(held.get("accuracy_seen")))
         self.heldout_accuracy_heldout.append(_num(held.get("accuracy_heldout")))
-        ensembles_now: list[tuple[frozenset[int] | None, ...] | None] = []
+        observed_now = [_ensembles_of(layers, i, snap, self._live_samples) for i in range(self.num_layers)]
+        frozen_now = [_frozen(snap, i) for i in range(self.num_layers)]
+        if snap.kind != "final":
+            self._live_samples = snap.eval_samples
+        self._observed.append(observed_now)
+        self._frozen.append(frozen_now)
+        ensembles_now: list[Ensembles] = []
         prev = self._ensembles[-1] if self._ensembles else None
         for i in range(self.num_layers):
             # a snapshot read from disk may lack a layer or hold something else there
@@ -218,13 +242,7 @@ class RunHistory:
             self.layer_accuracy[i].append(_num(_get(snap.layer_accuracy, i)))
             for name, stat in LAYER_SERIES.items():
                 self.per_layer[name][i].append(stat_value(layer, stat))
-            ens = layer.get("ensembles")
-            # a class without rows has an undefined ensemble (None), never compared as if empty
-            now = (
-                tuple(None if units is None else frozenset(int(u) for u in units) for units in ens)
-                if ens is not None
-                else None
-            )
+            now = self._observed[self._freeze_index(i)][i] if frozen_now[i] else observed_now[i]
             ensembles_now.append(now)
             before = prev[i] if prev is not None and i < len(prev) else None
             per_class = self.stability[i]
@@ -242,13 +260,33 @@ class RunHistory:
             self.stability_mean[i].append(sum(defined) / len(defined) if defined else None)
         self._ensembles.append(ensembles_now)
 
+    def _freeze_index(self, layer: int) -> int:
+        """The first evaluation at which `layer` was frozen (the newest evaluation is frozen)."""
+        return next(j for j, flags in enumerate(self._frozen) if flags[layer])
+
     # ---- reading ----------------------------------------------------------------------------
-    def ensembles_at(self, eval_index: int, layer: int) -> tuple[frozenset[int] | None, ...] | None:
-        """Per-class ensembles (sets of unit indices; None for a class without rows) of a layer at an evaluation."""
+    def ensembles_at(self, eval_index: int, layer: int) -> Ensembles:
+        """Per-class ensembles (sets of unit indices; None for a class without rows) of a layer at an
+        evaluation, like with like (the module docstring): the ones the dynamics compare."""
         try:
             return self._ensembles[eval_index][layer]
         except IndexError:
             return None
+
+    def observed_at(self, eval_index: int, layer: int) -> Ensembles:
+        """The ensembles the evaluation found on its own correctly classified images (on the live image
+        set); they differ from `ensembles_at` only where the layer was frozen."""
+        try:
+            return self._observed[eval_index][layer]
+        except IndexError:
+            return None
+
+    def frozen_at(self, eval_index: int, layer: int) -> bool:
+        """Whether the layer's training was over at the evaluation (sequential FF)."""
+        try:
+            return self._frozen[eval_index][layer]
+        except IndexError:
+            return False
 
     def best_accuracy(self) -> tuple[int, float] | None:
         """(epoch, accuracy) of the best test accuracy so far."""
@@ -324,3 +362,22 @@ class RunHistory:
             "heldout_accuracy_seen": self.heldout_accuracy_seen,
             "heldout_accuracy_heldout": self.heldout_accuracy_heldout,
         }
+
+
+def _frozen(snap: Snapshot, layer: int) -> bool:
+    """Whether `layer` no longer trains at `snap`: layers train one per stage and its stage is done."""
+    return snap.stages > 1 and snap.epoch >= (layer + 1) * snap.epochs_per_stage
+
+
+def _ensembles_of(layers: Sequence[Any], i: int, snap: Snapshot, live_samples: int | None) -> Ensembles:
+    """Layer i's per-class ensembles on the live image set (the module docstring); None when undefined."""
+    layer = layers[i] if i < len(layers) and isinstance(layers[i], dict) else {}
+    ens = layer.get("ensembles")
+    if snap.kind == "final" and "live_ensembles" in layer:
+        ens = layer["live_ensembles"]
+    elif snap.kind == "final" and live_samples is not None and snap.eval_samples != live_samples:
+        return None  # the whole test set against a subset: not comparable
+    if not isinstance(ens, list):
+        return None
+    # a class without rows has an undefined ensemble (None), never compared as if empty
+    return tuple(None if units is None else frozenset(int(u) for u in units) for units in ens)

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TypeGuard
 
 from ffterm_core.config import MODEL_KINDS, RunConfig
-from ffterm_core.records import LAYER_STATS, LayerStat
+from ffterm_core.data.datasets import num_classes
+from ffterm_core.records import LAYER_STATS, LayerStat, did_not_learn
 from ffterm_core.store.snapshot import STATES, Snapshot
 
 NUM_CLASSES = 10  # every dataset ffterm trains has ten classes
@@ -222,6 +223,12 @@ class SnapshotSchema:
         self._table(layer.get("class_mean_activation"), c, hidden, f"{where}.class_mean_activation")
         self._table(layer.get("ensemble_pvalues"), c, hidden, f"{where}.ensemble_pvalues", 0, 1)
         self._ensembles(layer.get("ensembles"), f"{where}.ensembles")
+        self._ensembles(layer.get("live_ensembles"), f"{where}.live_ensembles")
+        floor = layer.get("stability_floor")
+        if floor is not None and not (
+            isinstance(floor, list) and len(floor) <= c and all(_optional(v, 0, 1) for v in floor)
+        ):
+            raise BadSnapshot(f"{where}.stability_floor: expected at most {c} numbers in 0..1 (or nulls)")
         factor = layer.get("ensemble_factor")
         if factor is not None and not (_is_num(factor) and factor > 0):
             raise BadSnapshot(f"{where}.ensemble_factor: expected a number > 0, got {factor!r:.40}")
@@ -396,7 +403,20 @@ def check_final(data: Any) -> str | None:
     held = data.get("heldout")
     if held is not None and not (isinstance(held, dict) and "class" in held):
         return "heldout: expected an object with a class"
+    if "did_not_learn" in data and not isinstance(data["did_not_learn"], bool):
+        return "did_not_learn: expected true or false"
     return None
+
+
+def final_did_not_learn(final: Mapping[str, Any]) -> bool | None:
+    """A checked final.json's ``did_not_learn``; for files written before it, the same rule applied to its
+    test accuracy (None when the accuracy is unknown)."""
+    stored = final.get("did_not_learn")
+    if isinstance(stored, bool):
+        return stored
+    config = final.get("config")
+    dataset = config.get("dataset", "") if isinstance(config, Mapping) else ""
+    return did_not_learn(final.get("test_accuracy"), num_classes(str(dataset)))
 
 
 def check_analysis(data: Any, cfg: RunConfig | None) -> str | None:
@@ -433,6 +453,13 @@ def _check_microstructure(entries: Any, schema: SnapshotSchema, where: str) -> N
             for p in patterns
         ):  # fmt: skip
             raise BadSnapshot(f"{at}.patterns: expected objects with a size (images) and a Jaccard index in 0..1")
+        if not all(
+            isinstance(p.get("members", []), list) and all(_is_int(m) and m >= 0 for m in p.get("members", []))
+            for p in patterns
+        ):
+            raise BadSnapshot(f"{at}.patterns: members must be lists of test image indices")
+        if not (_optional(e.get("stability_ari"), -1, 1) and _optional(e.get("stability_same_k"), 0, 1)):
+            raise BadSnapshot(f"{at}: stability_ari must be in -1..1 and stability_same_k in 0..1 (or null)")
         dominant, silhouette = e.get("dominant"), e.get("silhouette")
         if dominant is not None and not (_is_int(dominant) and 0 <= dominant < len(patterns)):
             raise BadSnapshot(f"{at}.dominant: expected a pattern number in 0..{len(patterns) - 1} or null")

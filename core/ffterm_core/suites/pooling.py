@@ -12,7 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from ffterm_core.formatting import fmt_pm
+from ffterm_core.records import CHANCE_MULTIPLE
 from ffterm_core.store import rundir
+from ffterm_core.store.validation import final_did_not_learn
+from ffterm_core.suites.departures import STUDY_SEED_COUNT, departures
 from ffterm_core.suites.spec import SuiteError
 
 # per-layer figures of final.json summarised across seeds: (label, path into the layer dict)
@@ -114,6 +117,8 @@ def summarize(run_dirs: list[Path]) -> dict[str, Any]:
         "test_accuracy": mean_std(_numbers([f["test_accuracy"] for f in finals], where, "test_accuracy")),
         "wall_seconds": mean_std(_numbers([f["wall_seconds"] for f in finals], where, "wall_seconds")),
         "layers": layers,
+        "did_not_learn": [str(p.parent) for f, p in zip(finals, where) if final_did_not_learn(f)],
+        "not_the_study": _not_the_study(reference, len(finals)),
     }
     held = [f["heldout"] for f in finals if f.get("heldout")]
     if held:
@@ -123,6 +128,14 @@ def summarize(run_dirs: list[Path]) -> dict[str, Any]:
             "accuracy_heldout": mean_std([h["accuracy_heldout"] for h in held]),
         }
     return summary
+
+
+def _not_the_study(config: dict[str, Any], runs: int) -> list[str]:
+    """Where these runs are not the study's settings: their settings, and fewer seeds than its 10."""
+    lines = [what] if (what := departures(config, POOLABLE_KEYS)) else []
+    if runs < STUDY_SEED_COUNT:
+        lines.append(f"{runs} seed{'s' if runs != 1 else ''} (the study's {STUDY_SEED_COUNT})")
+    return lines
 
 
 def _at(items: Any, i: int) -> Any:
@@ -153,6 +166,14 @@ def to_markdown(summary: dict[str, Any]) -> str:
         f"Test accuracy: **{fmt_pm(summary['test_accuracy'], 4)}** (mean ± std over runs)",
         "",
     ]
+    if summary.get("did_not_learn"):
+        lines += [
+            f"**⚠ Did not learn (final test accuracy below {CHANCE_MULTIPLE:g}× chance), pooled as they are: "
+            f"{', '.join(summary['did_not_learn'])}**",
+            "",
+        ]
+    if summary.get("not_the_study"):
+        lines += [f"**Not the study's settings: {'; '.join(summary['not_the_study'])}**", ""]
     if summary.get("skipped"):
         lines += [f"Not finished, left out: {', '.join(summary['skipped'])}", ""]
     if "heldout" in summary:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from ffterm_core.analysis import analyze_heldout_layer, analyze_layer
+from ffterm_core.analysis.ensembles import split_half_jaccard
 from ffterm_core.analysis.microstructure import microstructure as class_microstructure
 from ffterm_core.analysis.reduced import ReducedLayer, reduce_on_device
 from ffterm_core.config import RunConfig
@@ -35,11 +36,17 @@ def live_subset(num_test: int, size: int, seed: int) -> torch.Tensor:
 
 
 def evaluate(
-    trainer: TrainerView, cfg: RunConfig, subset: torch.Tensor | None, final: bool, microstructure: bool = False
+    trainer: TrainerView,
+    cfg: RunConfig,
+    subset: torch.Tensor | None,
+    final: bool,
+    microstructure: bool = False,
+    stability_floor: bool = False,
 ) -> SnapshotEvaluation:
     """Accuracy and analysis on the test set (or `subset` of it), as Snapshot fields.
 
     microstructure: also each class's activation patterns per layer (docs/algorithms.md).
+    stability_floor: also each layer's split-half Jaccard per class (None where ensembles are undefined).
     """
     data = trainer.data
     x, y = data.test_x, data.test_y
@@ -75,9 +82,25 @@ def evaluate(
         ],
     )
     if microstructure:
+        images = torch.arange(data.test_y.shape[0]) if subset is None else subset.cpu()
         for layer, h in zip(result["layers"], reps):
             layer["microstructure"] = class_microstructure(
-                h, y_correct, NUM_LABELS, layer["ensembles"], factor=cfg.ensemble_factor, seed=cfg.seed
+                h,
+                y_correct,
+                NUM_LABELS,
+                layer["ensembles"],
+                factor=cfg.ensemble_factor,
+                seed=cfg.seed,
+                images=images[correct.cpu()].numpy(),
+            )
+    if stability_floor:
+        for layer, h in zip(result["layers"], reps):
+            ens = layer["ensembles"]
+            # a class without rows is undefined (None) here as in its ensemble
+            layer["stability_floor"] = (
+                None
+                if ens is None
+                else split_half_jaccard(h, y_correct, NUM_LABELS, cfg.ensemble_factor, seed=cfg.seed)
             )
     if heldout is not None:
         result["heldout"] = _heldout(trainer, cfg, heldout, x, y, ev.predictions, result["layers"], reps, y_correct)

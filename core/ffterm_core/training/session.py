@@ -19,15 +19,16 @@ import torch
 
 from ffterm_core.analysis.ensemble_life import EnsembleLife
 from ffterm_core.config import RunConfig, dump_yaml, to_dict
+from ffterm_core.data.datasets import num_classes
 from ffterm_core.device import check_precision, describe, effective_precision, gpu_stats, resolve_device
-from ffterm_core.records import FinalRecord, final_layer
+from ffterm_core.records import FinalRecord, did_not_learn, final_layer
 from ffterm_core.store import rundir
 from ffterm_core.store.checkpoint import load_checkpoint, restore_previous, save_checkpoint
 from ffterm_core.store.history import RunHistory
 from ffterm_core.store.lock import RunLock
 from ffterm_core.store.rundir import LOCK
 from ffterm_core.store.snapshot import Snapshot
-from ffterm_core.training.evaluate import evaluate
+from ffterm_core.training.evaluate import evaluate, live_subset
 from ffterm_core.training.loop import Clock, TrainingFailed, run_training
 from ffterm_core.training.trainers import EpochMetrics, Trainer, TrainerView
 
@@ -353,14 +354,28 @@ class Session:
             layers=[final_layer(layer) for layer in snap.layers or []],
         )
         final["matmul_precision"] = effective_precision(self.config.precision, self.device)
+        flag = did_not_learn(snap.test_accuracy, num_classes(self.config.dataset))
+        if flag is not None:
+            final["did_not_learn"] = flag
         if snap.heldout is not None:
             final["heldout"] = snap.heldout
+        self._add_live_ensembles(trainer, snap)
         rundir.append_snapshot(self.run_dir, snap)
         self._history.add(snap)
         final["ensemble_life"] = EnsembleLife.from_history(self._history).to_json()  # every evaluation, this one too
         rundir.write_json(self.run_dir / rundir.FINAL, final)
         self.final = final
         self._notify(snap)
+
+    def _add_live_ensembles(self, trainer: TrainerView, snap: Snapshot) -> None:
+        """The final model's ensembles on the live evaluations' images, and their split-half floor, so that
+        the ensemble dynamics compare like with like (docs/algorithms.md#ensemble-stability)."""
+        cfg = self.config
+        subset = live_subset(trainer.data.test_y.shape[0], cfg.analysis_samples, cfg.seed)
+        live = evaluate(trainer, cfg, subset, False, stability_floor=True)["layers"]
+        for layer, on_live in zip(snap.layers or [], live):
+            layer["live_ensembles"] = on_live["ensembles"]
+            layer["stability_floor"] = on_live.get("stability_floor")
 
     def checkpoint(self, trainer: TrainerView) -> None:
         position = (trainer.stage, trainer.epoch, trainer.batch)
