@@ -151,3 +151,11 @@ def test_run_report_defines_active_units_below_the_table_that_shows_them():
     header = md.index("| active units |")
     definition = md.index("Active units: the units with a non-zero activation on at least one of those correctly")
     assert header < definition
+
+
+def test_profiles_keep_the_heldout_panel_title_inside_the_figure():
+    means = [[0.1 + 0.01 * (u % 7) for u in range(1000)] for _ in range(10)]
+    ens = [list(range(c * 50, c * 50 + 120)) for c in range(10)]
+    fig = F.class_profiles(means, ens, NAMES, layer=1, heldout=9)  # the held-out class is the last panel
+    assert "held out" in fig.axes[9].get_title()
+    assert _cut(fig) == []

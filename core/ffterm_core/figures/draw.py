@@ -414,7 +414,7 @@ def class_profiles(
             if ens_c is not None:  # in the title, where no bar can run into it
                 ax.set_title(f"{_label(class_names, c)}  |E| = {int(members.sum())}")
             if c == heldout:
-                ax.set_title(f"{_label(class_names, c)} (held out)  |E| = {int(members.sum())}", color="#c00000")
+                ax.set_title(f"{_label(class_names, c)} (held out)\n|E| = {int(members.sum())}", color="#c00000")
                 for spine in ax.spines.values():
                     spine.set(visible=True, color="#c00000", lw=1.2)
         for ax in axes[-1]:
