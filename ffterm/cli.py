@@ -145,6 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quick", action="store_true", help="subsets of the data: about a minute on a 2-core CPU")
     p.add_argument("--seeds", type=int, help="seeds in the batched figure (default 10 on CUDA, 3 on a CPU)")
+    p.add_argument(
+        "--compile",
+        dest="compile_step",
+        action="store_true",
+        help="also: each step through torch.compile against eager (compiling takes minutes on a CPU)",
+    )
     p.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     p.add_argument(
         "--ui",

@@ -288,6 +288,7 @@ def cmd_bench(args: argparse.Namespace, _: Any = None) -> int:
         quick=args.quick,
         seeds=args.seeds,
         log=console.print,
+        compile_step=args.compile_step,
     )
     if args.ui:
         from .app.uibench import run_ui_bench

@@ -64,7 +64,7 @@ def _curve(
 
 def life_raster_figure(classes: list[ClassLife], layer: int, names: list[str] | None = None) -> Figure:
     """One layer's unit × evaluation rasters, one panel per class: dark = member, light = not a member,
-    blank = ensembles undefined. Units ever in the ensemble, ascending, top to bottom."""
+    blank = ensembles undefined. The rows: the units ever in the ensemble, by unit index, top to bottom."""
     import numpy as np
     from matplotlib.colors import ListedColormap
     from matplotlib.figure import Figure
@@ -89,8 +89,9 @@ def life_raster_figure(classes: list[ClassLife], layer: int, names: list[str] | 
         if stable is not None:
             ax.axvline(life.epochs.index(stable) - 0.5, color=PALETTE[3], linewidth=1)
         ax.set_xlabel("epoch", fontsize="small")
-        ax.set_ylabel("member units (ascending)", fontsize="x-small")
-        ax.set_yticks([])
+        marks = sorted({0, len(units) // 2, len(units) - 1})  # a row is labelled with its unit's index
+        ax.set_yticks(marks, [str(units[r]) for r in marks])
+        ax.set_ylabel("unit (ever a member)", fontsize="small")
         ax.tick_params(labelsize="x-small")
     for ax in axes[len(classes) :]:
         ax.set_axis_off()
