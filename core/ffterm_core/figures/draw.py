@@ -110,6 +110,7 @@ def _wrap(text: str, inches: float, fontsize: float = 9.0) -> str:
 def _fit_title(ax: Axes, text: str) -> None:
     """Set the axes' title, wrapped to the axes' width as laid out (a long title is not cut at the figure's edge)."""
     fig = ax.get_figure(root=True)
+    assert fig is not None, "an axes drawn here always belongs to a figure"
     _settle(fig)
     ax.set_title(_wrap(text, ax.get_position().width * fig.get_figwidth(), _STYLE["axes.titlesize"]))
 
