@@ -429,7 +429,7 @@ def cmd_prune(args: argparse.Namespace, _: Any = None) -> int:
     import time
 
     from ffterm_core.beyond import prune, prune_pool
-    from ffterm_core.reports.run_report_beyond import prune_rows
+    from ffterm_core.reports.run_report_beyond import prune_rows, summary_keeps
 
     _positive("--draws", args.draws)
     _positive("--samples", args.samples)
@@ -464,9 +464,10 @@ def cmd_prune(args: argparse.Namespace, _: Any = None) -> int:
         title = f"pruning {len(results)} runs pooled (mean ± std over runs)"
     seconds = time.monotonic() - started
     table = Table(title=f"{title}: unpruned accuracy {result['baseline']:.4f}, measured in {seconds:.0f} s")
-    for col in ("strategy", "target", "readout", "1% kept", "10% kept", "smallest kept within 1 point"):
+    keeps = summary_keeps(result)
+    for col in ("strategy", "target", "readout", *[f"{k * 100:g}% kept" for k in keeps], "smallest kept within 1 point"):
         table.add_column(col, justify="right")
-    for row in prune_rows(result, [0.01, 0.1]):
+    for row in prune_rows(result, keeps):
         table.add_row(*row)
     console.print(table)
     return 0

@@ -161,6 +161,8 @@ def test_ff_run_reports_per_layer_accuracy(ff_run, capsys):
     assert code == 0
     out = capsys.readouterr().out
     assert code == 0 and "magnitude" in out
+    # the summary's columns are the measured fractions nearest 1 % and 10 %, never blank
+    assert "50% kept" in out and "1% kept" not in out and "10% kept" not in out
     data = json.loads((ff_run / "prune.json").read_text())
     entries = data["strategies"]["magnitude"]
     assert [(e["layer"], e["keep"]) for e in entries] == [("all", 0.5), ("all", 1.0), (2, 0.5), (2, 1.0)]
@@ -188,6 +190,18 @@ def test_finetuning_retrains_only_the_kept_units(ff_run):
     spec = PruneSpec(targets=("all",), strategies=("magnitude",), keep=(0.5,), finetune=1)
     result = prune_run(ff_run, spec, device="cpu")
     assert result["finetune_epochs"] == 1 and 0.0 <= result["strategies"]["magnitude"][0]["accuracy"] <= 1.0
+
+
+def test_summary_columns_are_the_measured_fractions_nearest_one_and_ten_percent():
+    from ffterm_core.reports.run_report_beyond import summary_keeps
+
+    def of(*keeps):
+        return summary_keeps({"strategies": {"s": [{"keep": k} for k in keeps]}})
+
+    assert of(0.01, 0.02, 0.1, 0.5) == [0.01, 0.1]
+    assert of(0.05, 0.5, 1.0) == [0.05]  # 5 % is nearest both (log scale: 1 % × 5, 10 % ÷ 2)
+    assert of(0.02, 0.3) == [0.02, 0.3]
+    assert of(0.5, 1.0) == [0.5] and of() == []
 
 
 @pytest.mark.parametrize(

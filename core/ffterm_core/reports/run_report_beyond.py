@@ -9,6 +9,7 @@ it. `beyond_figures` lists their figures for ffterm_core.reports.run_figures.ren
 
 from __future__ import annotations
 
+import math
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -145,6 +146,16 @@ def _cell(e: dict[str, Any] | None, key: str) -> str:
         return "—"
     std = e.get("std" if key == "accuracy" else "own_std")
     return fmt(e[key]) + (f" ± {std:.3f}" if std is not None else "")
+
+
+def summary_keeps(result: dict[str, Any], wanted: tuple[float, ...] = (0.01, 0.1)) -> list[float]:
+    """The measured fractions nearest (on a log scale) to each of `wanted`, without repeats, ascending:
+    a short summary's columns whatever fractions were measured."""
+    measured = sorted({e["keep"] for es in result["strategies"].values() for e in es})
+    if not measured:
+        return []
+    nearest = {min(measured, key=lambda k: (abs(math.log(k / w)), k)) for w in wanted}
+    return sorted(nearest)
 
 
 def prune_rows(result: dict[str, Any], keeps: list[float]) -> list[list[str]]:
