@@ -465,7 +465,8 @@ def cmd_prune(args: argparse.Namespace, _: Any = None) -> int:
     seconds = time.monotonic() - started
     table = Table(title=f"{title}: unpruned accuracy {result['baseline']:.4f}, measured in {seconds:.0f} s")
     keeps = summary_keeps(result)
-    for col in ("strategy", "target", "readout", *[f"{k * 100:g}% kept" for k in keeps], "smallest kept within 1 point"):
+    kept_columns = [f"{k * 100:g}% kept" for k in keeps]
+    for col in ("strategy", "target", "readout", *kept_columns, "smallest kept within 1 point"):
         table.add_column(col, justify="right")
     for row in prune_rows(result, keeps):
         table.add_row(*row)

@@ -49,7 +49,7 @@ from ffterm_core.training.trainers import Trainer, make_trainer
 STRATEGIES = ("ensemble-balanced", "largest-margin", "magnitude", "activity", "random", "random-ensemble")
 RENAMED = {"ensemble": "largest-margin"}  # old name → current name (old prune.json files keep the old one)
 RANDOM = ("random", "random-ensemble")  # strategies measured over seeded draws
-DEFAULT_KEEP = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
+DEFAULT_KEEP = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)  # 1.0 costs nothing: the unpruned network
 RANKING_SAMPLES = 10_000  # training images that rank units for the ensemble strategies and `activity`
 WITHIN = 0.01  # "within 1 point" of the unpruned accuracy
 ALL, GLOBAL, EACH = "all", "global", "each"
