@@ -28,6 +28,7 @@ def prune_figure(result: dict[str, Any]) -> Figure:
     fig = Figure(figsize=(3.6 * cols, 2.9 * rows), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False, sharey=True).ravel()
     layer_base = result.get("baseline_layer_accuracy") or []
+    keeps = sorted({e["keep"] for es in result["strategies"].values() for e in es})
     for ax, target in zip(axes, targets):
         for i, (name, entries) in enumerate(result["strategies"].items()):
             mine = [e for e in entries if str(e["layer"]) == target]
@@ -38,13 +39,16 @@ def prune_figure(result: dict[str, Any]) -> Figure:
         if target.isdigit() and int(target) <= len(layer_base):
             ax.axhline(layer_base[int(target) - 1], color="grey", linestyle="--", linewidth=1)
         ax.set_xscale("log")
-        ax.set_xlabel("fraction of units kept")
+        ax.set_xticks(keeps, [f"{k * 100:g}%" for k in keeps], fontsize="x-small")
+        ax.minorticks_off()
+        ax.set_xlabel("units kept")
         titles = {ALL: "every layer, same fraction", GLOBAL: "global (ranked across layers)"}
         ax.set_title(titles.get(target, f"layer {target} (dashed: its own readout)"), fontsize="medium")
     for ax in axes[len(targets) :]:
         ax.set_axis_off()
     axes[0].set_ylabel("test accuracy")
-    axes[0].legend(fontsize="x-small")
+    # below the panels: inside one it hides the points of the low fractions
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=6, fontsize="small")
     return fig
 
 
