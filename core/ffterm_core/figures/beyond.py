@@ -86,6 +86,7 @@ MAX_PATTERN_ROWS = 12
 def exemplar_figure(entries: list[dict[str, Any]], images: Any, layer: int, names: list[str] | None = None) -> Figure:
     """A few exemplar test images of every pattern of the classes with several patterns (one row per
     pattern; its members nearest to the pattern's mean first). `images`: (N, C, H, W) uint8 test images."""
+    import numpy as np
     from matplotlib.figure import Figure
 
     rows = [
@@ -103,8 +104,8 @@ def exemplar_figure(entries: list[dict[str, Any]], images: Any, layer: int, name
             ax.set_xticks([])
             ax.set_yticks([])
             if k < len(pattern["members"]) and 0 <= pattern["members"][k] < len(images):
-                img = images[pattern["members"][k]]
-                ax.imshow(img[0] if img.shape[0] == 1 else img.permute(1, 2, 0), cmap="gray")
+                img = np.asarray(images[pattern["members"][k]])  # (C, H, W)
+                ax.imshow(img[0] if img.shape[0] == 1 else img.transpose(1, 2, 0), cmap="gray")
             if k == 0:
                 ax.set_ylabel(f"{label}\nP{j + 1} ({pattern['size']})", fontsize="x-small", rotation=0, ha="right")
     if not rows:
