@@ -243,20 +243,6 @@ def test_a_final_snapshot_of_an_earlier_version_is_not_compared_with_a_subset():
     assert history.stability[1][0] == [None, 1.0, 1 / 2]
 
 
-def test_an_earlier_versions_final_snapshot_keeps_the_live_point_of_the_last_epoch():
-    # the live evaluation of epoch 4 (training's end) saw the final model on the live images
-    last = _staged(4, [([[1, 2, 3]], None), ([[5, 6]], None)])
-    old = _staged(4, [([[9]], ...), ([[7]], ...)], "final", 1000)
-    history = RunHistory.from_snapshots([*STAGED[:3], last, old])
-    assert history.eval_epochs == [1, 2, 3, 4] and history.ensembles_at(3, 1) == (frozenset({5, 6}),)
-    assert history.stability[1][0] == [None, None, 1 / 2, 1.0]
-    assert EnsembleLife.from_history(history).of(1, 0).stable_epoch() == 3
-    # a run stopped early (its final model may have trained past the last live evaluation): undefined
-    stopped = _staged(3, [([[9]], ...), ([[7]], ...)], "final", 1000)
-    history = RunHistory.from_snapshots([*STAGED[:3], stopped])
-    assert history.ensembles_at(2, 1) is None and history.stability[1][0] == [None, None, None]
-
-
 def test_a_class_without_correct_images_is_undefined_end_to_end():
     """analyze_layer on rows without class 1 → the snapshot → history, life and the matrices."""
     import numpy as np

@@ -16,8 +16,7 @@ The ensembles the dynamics (stability, `ensembles_at`, the ensemble life) compar
 
 - every point on the live image set: the final snapshot's ``live_ensembles`` (its model on the live
   subset) when it has them, its ``ensembles`` when it analysed as many images as the live evaluations
-  (then the same images), else (a file of an earlier version) those of the live evaluation of the last
-  epoch when training ran to its end (the same model on the live images), and undefined otherwise;
+  (then the same images), else undefined (a file of an earlier version: not comparable);
 - a frozen layer (sequential FF, its stage done) on a fixed image set: its weights no longer change,
   so on the images correctly classified at its first evaluation after the freeze its ensembles are
   those of that evaluation, at every later one. What the evaluations actually saw is kept in
@@ -221,9 +220,7 @@ class RunHistory:
                     s[-1] = v
 
     def _add_evaluation(self, snap: Snapshot) -> None:
-        replaced: list[Ensembles] = []
         if self.eval_epochs and self.eval_epochs[-1] == snap.epoch:
-            replaced = self._observed[-1]
             self._truncate_eval(snap.epoch)  # replace the evaluation point at this epoch
         layers = snap.layers or []
         self.eval_epochs.append(snap.epoch)
@@ -231,9 +228,7 @@ class RunHistory:
         held: Heldout | dict[str, Any] = snap.heldout or {}
         self.heldout_accuracy_seen.append(_num(held.get("accuracy_seen")))
         self.heldout_accuracy_heldout.append(_num(held.get("accuracy_heldout")))
-        observed_now = [
-            _ensembles_of(layers, i, snap, self._live_samples, _get(replaced, i)) for i in range(self.num_layers)
-        ]
+        observed_now = [_ensembles_of(layers, i, snap, self._live_samples) for i in range(self.num_layers)]
         frozen_now = [_frozen(snap, i) for i in range(self.num_layers)]
         if snap.kind != "final":
             self._live_samples = snap.eval_samples
@@ -374,19 +369,14 @@ def _frozen(snap: Snapshot, layer: int) -> bool:
     return snap.stages > 1 and snap.epoch >= (layer + 1) * snap.epochs_per_stage
 
 
-def _ensembles_of(
-    layers: Sequence[Any], i: int, snap: Snapshot, live_samples: int | None, replaced: Ensembles
-) -> Ensembles:
-    """Layer i's per-class ensembles on the live image set (the module docstring); None when undefined.
-    `replaced`: the live evaluation's at the same epoch, which the final snapshot replaces."""
+def _ensembles_of(layers: Sequence[Any], i: int, snap: Snapshot, live_samples: int | None) -> Ensembles:
+    """Layer i's per-class ensembles on the live image set (the module docstring); None when undefined."""
     layer = layers[i] if i < len(layers) and isinstance(layers[i], dict) else {}
     ens = layer.get("ensembles")
     if snap.kind == "final" and "live_ensembles" in layer:
         ens = layer["live_ensembles"]
     elif snap.kind == "final" and live_samples is not None and snap.eval_samples != live_samples:
-        # the whole test set against a subset is not comparable; but when training ran to its end, the live
-        # evaluation of the last epoch saw the final model on the live images
-        return replaced if snap.epoch == snap.total_epochs else None
+        return None  # the whole test set against a subset: not comparable
     if not isinstance(ens, list):
         return None
     # a class without rows has an undefined ensemble (None), never compared as if empty
