@@ -177,5 +177,7 @@ def test_exemplar_figure_has_one_row_per_pattern_with_its_images():
     labels = [ax.get_ylabel() for ax in grid if ax.get_ylabel()]
     assert labels == ["T-shirt\nP1 (20)", "T-shirt\nP2 (3)", "Pullover\nP1 (5)", "Pullover\nP2 (4)"]
     assert "Layer 2" in fig._suptitle.get_text()
+    many = [{"class": c, "patterns": entries[0]["patterns"]} for c in range(10)]  # 20 pattern rows, none left out
+    assert len([ax for ax in exemplar_figure(many, images, 0).axes if ax.get_ylabel()]) == 20
     empty = exemplar_figure(entries[1:2], images, 0)
     assert not any(ax.images for ax in empty.axes)
