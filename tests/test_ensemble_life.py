@@ -261,3 +261,20 @@ def test_a_class_without_correct_images_is_undefined_end_to_end():
     assert history.stability[0][1] == [None, None] and history.stability[0][0] == [None, 1.0]
     life = EnsembleLife.from_history(history)
     assert life.of(0, 1).turnover == [None, None] and life.of(0, 1).raster() == ([], [])
+
+
+def test_the_report_says_when_the_final_snapshot_is_of_an_earlier_version():
+    from ffterm_core.reports.markdown_page import MarkdownPage
+    from ffterm_core.reports.run_report_beyond import beyond_sections
+
+    def text(snapshots) -> str:
+        page = MarkdownPage("t")
+        beyond_sections(page, RunHistory.from_snapshots(snapshots))
+        return page.render()
+
+    old = _staged(4, [([[9], None], ...), ([[7], None], ...)], "final", 1000)
+    earlier = text([*STAGED[:3], old])
+    assert "of an earlier version" in earlier
+    # layer 2 (still training at the end): {5}, {5, 6}, undefined: no final size, no stable-from epoch
+    assert "| 0 | — | 2 | — | 1 | 1 | — |" in earlier  # turnover 1 at epoch 3 after the first
+    assert "of an earlier version" not in text(STAGED)
