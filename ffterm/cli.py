@@ -145,6 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quick", action="store_true", help="subsets of the data: about a minute on a 2-core CPU")
     p.add_argument("--seeds", type=int, help="seeds in the batched figure (default 10 on CUDA, 3 on a CPU)")
+    p.add_argument(
+        "--compile",
+        dest="compile_step",
+        action="store_true",
+        help="also: each step through torch.compile against eager (compiling takes minutes on a CPU)",
+    )
     p.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     p.add_argument(
         "--ui",
@@ -187,16 +193,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_prune_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("prune", help="remove units of a trained run; accuracy vs fraction kept → prune.json/csv/png")
-    p.add_argument("run_dir", type=Path)
-    p.add_argument("--layers", default="all", help="what to prune: 'all' (every layer at once) and/or 1-based layers")
-    p.add_argument("--strategies", help="comma-separated (default: ensemble,magnitude,activity,random)")
+    p = sub.add_parser("prune", help="remove units of trained runs; accuracy vs fraction kept → prune.json/csv/png")
+    p.add_argument("run_dir", type=Path, nargs="+", help="one run, or several (seeds) to pool: mean ± std over runs")
+    p.add_argument(
+        "--layers",
+        default="all,global,each",
+        help="targets: 'all' (every layer to the same fraction), 'global' (one fraction of all units, ranked across "
+        "layers), 'each' (every layer on its own) and/or 1-based layers (default %(default)s)",
+    )
+    p.add_argument(
+        "--strategies",
+        help="comma-separated (default: ensemble-balanced,largest-margin,magnitude,activity,random,random-ensemble)",
+    )
     p.add_argument("--keep", help="comma-separated fractions of units kept, in (0, 1] (default: 0.01 … 1)")
     p.add_argument("--finetune", type=int, default=0, metavar="EPOCHS", help="retrain the kept units per point")
-    p.add_argument("--draws", type=int, default=5, help="random strategy: seeded draws (default %(default)s)")
+    p.add_argument("--draws", type=int, default=3, help="random strategies: seeded draws (default %(default)s)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--samples", type=int, help="test images to measure on (default: all)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--out", type=Path, help="several runs: where the pooled result goes (default: ../prune-pooled)")
 
 
 def main(argv: list[str] | None = None) -> int:

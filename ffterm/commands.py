@@ -288,6 +288,7 @@ def cmd_bench(args: argparse.Namespace, _: Any = None) -> int:
         quick=args.quick,
         seeds=args.seeds,
         log=console.print,
+        compile_step=args.compile_step,
     )
     if args.ui:
         from .app.uibench import run_ui_bench
@@ -425,26 +426,60 @@ def cmd_report(args: argparse.Namespace, _: Any = None) -> int:
 
 
 def cmd_prune(args: argparse.Namespace, _: Any = None) -> int:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    import time
 
-    from ffterm_core.beyond import prune
+    from ffterm_core.beyond import prune, prune_pool
     from ffterm_core.reports.run_report_beyond import prune_rows
 
     _positive("--draws", args.draws)
     _positive("--samples", args.samples)
     if args.seed < 0 or args.finetune < 0:
         raise UsageError(f"--seed and --finetune must be at least 0 (got {args.seed} and {args.finetune})")
+    strategies, notes = prune.current_names(prune.parse_names(args.strategies) if args.strategies else prune.STRATEGIES)
+    for note in notes:
+        print(f"ffterm: note: {note}", file=sys.stderr)
     spec = prune.PruneSpec(
         targets=prune.parse_targets(args.layers),
-        strategies=prune.parse_names(args.strategies) if args.strategies else prune.STRATEGIES,
+        strategies=strategies,
         keep=prune.parse_fractions(args.keep) if args.keep else prune.DEFAULT_KEEP,
         finetune=args.finetune,
         draws=args.draws,
         seed=args.seed,
         samples=args.samples,
     )
+    run_dirs: list[Path] = list(args.run_dir)
+    prune_pool.check_runs(run_dirs, spec)
+    started = time.monotonic()
+    results = []
+    for run_dir in run_dirs:
+        results.append(_prune_one(run_dir, spec, args.device))
+        console.print("written: " + ", ".join(str(p) for p in prune.write_outputs(run_dir, results[-1])))
+    if len(results) == 1:
+        result, title = results[0], f"pruning {run_dirs[0]}"
+    else:
+        result = prune_pool.pool(results)
+        out = args.out or run_dirs[0].parent / "prune-pooled"
+        out.mkdir(parents=True, exist_ok=True)
+        console.print("pooled: " + ", ".join(str(p) for p in prune.write_outputs(out, result)))
+        title = f"pruning {len(results)} runs pooled (mean ± std over runs)"
+    seconds = time.monotonic() - started
+    table = Table(title=f"{title}: unpruned accuracy {result['baseline']:.4f}, measured in {seconds:.0f} s")
+    for col in ("strategy", "target", "readout", "1% kept", "10% kept", "smallest kept within 1 point"):
+        table.add_column(col, justify="right")
+    for row in prune_rows(result, [0.01, 0.1]):
+        table.add_row(*row)
+    console.print(table)
+    return 0
+
+
+def _prune_one(run_dir: Path, spec: Any, device: str | None) -> dict[str, Any]:
+    """One run's sweep with a progress bar (a line per finished point when not on a terminal)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ffterm_core.beyond import prune
+
     bar = Progress(
-        TextColumn("[bold]{task.fields[strategy]}"),
+        TextColumn(f"[bold]{run_dir.name}" + " {task.fields[strategy]}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -455,16 +490,10 @@ def cmd_prune(args: argparse.Namespace, _: Any = None) -> int:
     def on_progress(p: prune.PruneProgress) -> None:
         bar.update(task, completed=p.done, total=p.total, strategy=p.strategy)
         if p.entry is not None and not console.is_terminal:
-            console.print(f"{p.strategy} layer {p.entry['layer']} keep {p.entry['keep']:g}: {p.entry['accuracy']:.4f}")
+            e = p.entry
+            own = f" (the layer's own readout {e['own_accuracy']:.4f})" if e.get("own_accuracy") is not None else ""
+            console.print(f"{p.strategy} {e['layer']} keep {e['keep']:g}: {e['accuracy']:.4f}{own}")
 
     with bar:
-        result = prune.prune_run(args.run_dir, spec, device=args.device, progress=on_progress)
-    written = prune.write_outputs(args.run_dir, result)
-    table = Table(title=f"pruning {args.run_dir} (unpruned accuracy {result['baseline']:.4f})")
-    for col in ("strategy", "layer", "10% kept", "20% kept", "smallest kept within 1 point"):
-        table.add_column(col, justify="right")
-    for row in prune_rows(result, [0.1, 0.2]):
-        table.add_row(*row)
-    console.print(table)
-    console.print("written: " + ", ".join(p.name for p in written))
-    return 0
+        result: dict[str, Any] = prune.prune_run(run_dir, spec, device=device, progress=on_progress)
+    return result

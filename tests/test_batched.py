@@ -151,17 +151,23 @@ def test_run_batched_writes_ordinary_run_directories(tmp_path):
     assert summary["runs"] == 2 and summary["seeds"] == list(SEEDS)
 
 
-def test_interrupted_batched_run_resumes(tmp_path):
+def test_interrupted_batched_run_resumes(tmp_path, monkeypatch):
     cfgs = configs(model="bpff", lr=1e-3, epochs=3)
     dirs = [tmp_path / f"seed-{s}" for s in SEEDS]
+    step = BatchedTrainer.step
 
-    def interrupt_after_first_epoch(i, snap):
-        if snap.kind == "live" and snap.epoch == 1 and i == 1:
+    def interrupted_after_first_epoch(self):  # Ctrl-C reaches the training thread, in a step
+        if self.epochs_done == 1 and self.batch == 1:
             raise KeyboardInterrupt
+        return step(self)
 
+    monkeypatch.setattr(BatchedTrainer, "step", interrupted_after_first_epoch)
     with pytest.raises(KeyboardInterrupt):
-        run_batched(cfgs, dirs, on_snapshot=interrupt_after_first_epoch)
+        run_batched(cfgs, dirs)
+    monkeypatch.setattr(BatchedTrainer, "step", step)
     assert all(not rundir.is_finished(d) and (d / rundir.CHECKPOINT).exists() for d in dirs)
+    for d in dirs:  # the stop waited for the snapshot worker: epoch 1's line, then the stop's
+        assert [(s.kind, s.epoch) for s in rundir.read_snapshots(d)] == [("live", 1), ("state", 1)]
     resumed = run_batched(cfgs, dirs, resume=True)
     assert [s.state for s in resumed] == ["finished", "finished"]
 

@@ -73,6 +73,7 @@ def test_quick_bench_reports_every_figure(tmp_path):
     assert b["seeds_per_hour_ratio"] == pytest.approx(b["sequential_seconds"] / b["seconds_per_epoch"])
     assert "skipped" in r["precision"]["tf32"]  # no TF32 on a CPU: one line saying why
     assert positive(r["options"]["pos_neg_one_matmul"]["speedup"])
+    assert "skipped" in r["options"]["compile"]  # only with --compile: compiling takes minutes
 
 
 @pytest.mark.gpu
@@ -151,3 +152,26 @@ def test_final_json_records_the_matmul_precision_and_old_ones_still_load(tmp_pat
     del final["matmul_precision"]  # a run of an earlier ffterm
     (tmp_path / "r" / "final.json").write_text(json.dumps(final))
     assert "matmul_precision" not in read_final(tmp_path / "r")
+
+
+def test_the_compile_row_times_each_step_compiled_and_eager_and_compiling_apart(monkeypatch):
+    from ffterm_core.bench.benchmark import _bench_data, _compiled
+    from ffterm_core.config import from_dict
+
+    compiled = []
+
+    def recorded(fn):  # torch.compile itself takes minutes on a CPU; the row's bookkeeping is what is checked
+        compiled.append(fn)
+        return fn
+
+    monkeypatch.setattr(torch, "compile", recorded)
+    cpu = torch.device("cpu")
+    cfg = from_dict({"model": "ff", "dataset": "synthetic", "epochs": 1, "device": "cpu"})
+    data, _ = _bench_data("synthetic", None, cpu, {"train": 400, "test": 100})
+    lines: list[str] = []
+    row = _compiled(cfg, data, cpu, 2, lines.append)
+    assert list(row) == ["ff", "bpff", "bp"] and len(compiled) == 3  # one compiled trainer a step, eager ones not
+    for r in row.values():
+        assert positive(r["on_s"]) and positive(r["off_s"]) and positive(r["compile_s"])
+        assert r["speedup"] == pytest.approx(r["off_s"] / r["on_s"])
+    assert all("torch.compile" in line and "compiling" in line for line in lines)

@@ -15,15 +15,18 @@ from ffterm_core.beyond.prune import (
     PruneSpec,
     _Measurer,
     apply_masks,
-    ensemble_order,
-    keep_count,
-    keep_mask,
-    magnitude_order,
+    masks_of,
     prune_run,
-    random_orders,
     smallest_keep,
     to_csv,
     write_outputs,
+)
+from ffterm_core.beyond.prune_rank import (
+    Margins,
+    keep_count,
+    largest_margin_order,
+    random_orders,
+    score_order,
 )
 from ffterm_core.config import RunConfig, dump_yaml
 from ffterm_core.data.prepare import prepare
@@ -65,11 +68,13 @@ def _by_keep(result, strategy, layer="all"):
 
 
 def test_ensemble_pruning_keeps_the_units_that_matter_and_random_does_not(constructed_run):
-    spec = PruneSpec(strategies=("ensemble", "random", "magnitude", "activity"), keep=(0.25, 1.0), draws=4, seed=3)
+    names = ("largest-margin", "ensemble-balanced", "random", "random-ensemble", "magnitude", "activity")
+    spec = PruneSpec(targets=("all",), strategies=names, keep=(0.25, 1.0), draws=4, seed=3)
     result = prune_run(constructed_run, spec)
     baseline = result["baseline"]
     assert baseline > 0.95
-    ensemble, random = _by_keep(result, "ensemble"), _by_keep(result, "random")
+    ensemble, random = _by_keep(result, "largest-margin"), _by_keep(result, "random")
+    assert _by_keep(result, "ensemble-balanced")[0.25]["accuracy"] == baseline
     # 25 % of 40 = the 10 informative units: the ensemble ranking keeps exactly them, so nothing changes
     assert ensemble[0.25]["accuracy"] == baseline and ensemble[0.25]["std"] is None
     assert random[0.25]["accuracy"] < baseline - 0.3 and random[0.25]["std"] > 0
@@ -77,7 +82,7 @@ def test_ensemble_pruning_keeps_the_units_that_matter_and_random_does_not(constr
     # the distractors are the busier and heavier units here: activity and magnitude lose the signal
     assert _by_keep(result, "activity")[0.25]["accuracy"] < 0.5
     assert _by_keep(result, "magnitude")[0.25]["accuracy"] < 0.5
-    assert result["smallest_keep"]["ensemble"] == {"all": 0.25}
+    assert result["smallest_keep"]["largest-margin"] == {"all": 0.25}
     assert result["smallest_keep"]["random"] == {"all": 1.0}
     assert result["baseline_layer_accuracy"] is None  # BP has no per-layer goodness accuracy
 
@@ -87,7 +92,7 @@ def test_ensemble_order_puts_the_union_first_by_margin():
     # class 1 means [4, 1, 0, 1]: margins [8/3, -7/3, -4, -7/3] → ensemble {0}
     X = np.array([[0, 1, 9, 1], [0, 1, 9, 1], [4, 1, 0, 1], [4, 1, 0, 1]], dtype=float)
     y = np.array([0, 0, 1, 1])
-    order = ensemble_order(X, y, num_classes=2)
+    order = largest_margin_order(Margins.of(X, y, 2.0, num_classes=2))
     assert order[:2].tolist() == [2, 0]
     # outside the union, units 1 and 3 tie at best margin -7/3: by index
     assert order[2:].tolist() == [1, 3]
@@ -95,17 +100,17 @@ def test_ensemble_order_puts_the_union_first_by_margin():
 
 def test_magnitude_order_and_keep_count():
     W = np.array([[1.0, 0.0], [3.0, 4.0], [0.0, 2.0]])
-    assert magnitude_order(W).tolist() == [1, 2, 0]
+    assert score_order(np.linalg.norm(W, axis=1)).tolist() == [1, 2, 0]
     assert [keep_count(f, 40) for f in (0.01, 0.25, 0.5, 1.0)] == [1, 10, 20, 40]
     assert keep_count(0.05, 10) == 1 and keep_count(0.15, 10) == 2  # round half up, at least one
 
 
 def test_random_strategy_is_reproducible_by_seed(constructed_run):
-    a, b = random_orders(40, 3, seed=5, layer=0), random_orders(40, 3, seed=5, layer=0)
+    a = random_orders(40, 3, np.random.default_rng([5, 0]))
+    b = random_orders(40, 3, np.random.default_rng([5, 0]))
     assert all(np.array_equal(p, q) for p, q in zip(a, b))
-    assert not np.array_equal(random_orders(40, 1, seed=6, layer=0)[0], a[0])
     assert not np.array_equal(a[0], a[1])  # the draws differ from each other
-    spec = PruneSpec(strategies=("random",), keep=(0.25,), draws=3, seed=5)
+    spec = PruneSpec(strategies=("random", "random-ensemble"), keep=(0.25,), draws=3, seed=5)
     first, second = prune_run(constructed_run, spec), prune_run(constructed_run, spec)
     assert first["strategies"] == second["strategies"]
 
@@ -113,7 +118,7 @@ def test_random_strategy_is_reproducible_by_seed(constructed_run):
 def test_outputs_beside_the_run_leave_its_files_untouched(constructed_run):
     before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in constructed_run.iterdir()}
     seen = []
-    spec = PruneSpec(strategies=("ensemble", "random"), keep=(0.25, 0.5, 1.0), draws=2)
+    spec = PruneSpec(targets=("all",), strategies=("largest-margin", "random"), keep=(0.25, 0.5, 1.0), draws=2)
     result = prune_run(constructed_run, spec, progress=seen.append)
     written = write_outputs(constructed_run, result)
     after = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in constructed_run.iterdir() if p.name in before}
@@ -121,12 +126,13 @@ def test_outputs_beside_the_run_leave_its_files_untouched(constructed_run):
     assert {p.name for p in written} >= {"prune.json", "prune.csv"}
     data = json.loads((constructed_run / "prune.json").read_text())
     assert data["baseline"] == result["baseline"]
-    assert set(data["strategies"]) == {"ensemble", "random"}
+    assert set(data["strategies"]) == {"largest-margin", "random"}
     for entries in data["strategies"].values():
         assert [e["keep"] for e in entries] == [0.25, 0.5, 1.0]
         assert all({"layer", "keep", "accuracy", "std"} <= set(e) and e["layer"] == "all" for e in entries)
     rows = list(csv.DictReader(io.StringIO((constructed_run / "prune.csv").read_text())))
-    assert len(rows) == 6 and rows[0]["units_kept"] == "10"
+    assert len(rows) == 6 and rows[0]["layer_1_units"] == "10"
+    assert len(data["baseline_class_accuracy"]) == 10 and len(rows[0]) == 7 + 2 + 10  # 1 layer, 10 classes
     # progress: every measurement counted (random: 2 draws per point), each finished point reported once
     assert [p.done for p in seen][-1] == seen[-1].total == 3 + 3 * 2
     assert [p.entry["keep"] for p in seen if p.entry is not None] == [0.25, 0.5, 1.0] * 2
@@ -139,7 +145,7 @@ def test_smallest_keep_needs_every_larger_fraction_within_one_point():
     ]
     assert smallest_keep(0.9, {"s": entries}) == {"s": {"all": 0.5}}  # 0.1 is within, but 0.2 is not
     assert smallest_keep(0.95, {"s": entries}) == {"s": {"all": None}}
-    assert to_csv({"strategies": {"s": entries[:1]}, "hidden": 10}).splitlines()[1] == "s,all,0.1,1,0.895,"
+    assert to_csv({"strategies": {"s": entries[:1]}, "hidden": 10}).splitlines()[1] == "s,all,0.1,0.895,,,,1,"
 
 
 @pytest.fixture(scope="module")
@@ -152,6 +158,7 @@ def ff_run(tmp_path_factory):
 
 def test_ff_run_reports_per_layer_accuracy(ff_run, capsys):
     code = main(["prune", str(ff_run), "--layers", "all,2", "--keep", "0.5,1", "--strategies", "magnitude"])
+    assert code == 0
     out = capsys.readouterr().out
     assert code == 0 and "magnitude" in out
     data = json.loads((ff_run / "prune.json").read_text())
@@ -161,12 +168,16 @@ def test_ff_run_reports_per_layer_accuracy(ff_run, capsys):
     assert entries[1]["layer_accuracy"] == data["baseline_layer_accuracy"]
     # pruning layer 2 leaves layer 1's goodness, hence its accuracy, unchanged
     assert entries[2]["layer_accuracy"][0] == data["baseline_layer_accuracy"][0]
+    # a single-layer target carries that layer's own readout
+    assert entries[2]["own_accuracy"] == entries[2]["layer_accuracy"][1] and "own_accuracy" not in entries[0]
+    assert entries[2]["units_kept"] == [16, 8, 16] and entries[0]["units_kept"] == [8, 8, 8]
 
 
 def test_finetuning_retrains_only_the_kept_units(ff_run):
     _, trainer = load_trained(ff_run, "cpu")
     original = [lin.weight.detach().clone() for lin in trainer.net.linears]
-    masks = {1: keep_mask(magnitude_order(original[1].numpy()), 0.5, trainer.device)}
+    order = score_order(np.linalg.norm(original[1].numpy(), axis=1))
+    masks = masks_of({1: torch.as_tensor(np.sort(order[:8]))}, 16, trainer.device)
     measure = _Measurer(trainer, PruneSpec(finetune=1))
     apply_masks(trainer.net, masks)
     tuned = measure._finetuned(masks)
@@ -174,7 +185,8 @@ def test_finetuning_retrains_only_the_kept_units(ff_run):
     assert masks[1].sum() == 8 and torch.count_nonzero(w[~masks[1]]) == 0  # removed units stay removed
     assert not torch.equal(w[masks[1]], original[1][masks[1]])  # the kept units were trained
     assert not torch.equal(tuned.net.linears[0].weight, original[0])  # so were the other layers
-    result = prune_run(ff_run, PruneSpec(strategies=("magnitude",), keep=(0.5,), finetune=1), device="cpu")
+    spec = PruneSpec(targets=("all",), strategies=("magnitude",), keep=(0.5,), finetune=1)
+    result = prune_run(ff_run, spec, device="cpu")
     assert result["finetune_epochs"] == 1 and 0.0 <= result["strategies"]["magnitude"][0]["accuracy"] <= 1.0
 
 
@@ -182,11 +194,11 @@ def test_finetuning_retrains_only_the_kept_units(ff_run):
     "extra, words",
     [
         (["--layers", "4"], ["layer 4", "layers 1..1"]),
-        (["--layers", "x"], ["--layers 'x'"]),
+        (["--layers", "x"], ["--layers 'x'", "'global'"]),
         (["--keep", "0,0.5"], ["keep fraction 0.0", "(0, 1]"]),
         (["--keep", "1.5"], ["keep fraction 1.5", "(0, 1]"]),
         (["--keep", "half"], ["--keep 'half'"]),
-        (["--strategies", "ensemble,lottery"], ["unknown pruning strategy 'lottery'", "magnitude"]),
+        (["--strategies", "ensemble-balanced,lottery"], ["unknown pruning strategy 'lottery'", "random-ensemble"]),
         (["--draws", "0"], ["--draws", "(got 0)"]),
     ],
 )
@@ -215,13 +227,14 @@ def test_report_section_lists_every_strategy(constructed_run):
     from ffterm_core.reports.run_report_beyond import beyond_figures, beyond_sections
     from ffterm_core.store.history import RunHistory
 
-    spec = PruneSpec(strategies=("ensemble", "random"), keep=(0.25, 1.0), draws=2)
+    spec = PruneSpec(targets=("all", 1), strategies=("ensemble-balanced", "random"), keep=(0.25, 1.0), draws=2)
     write_outputs(constructed_run, prune_run(constructed_run, spec))
     page = MarkdownPage("t")
     beyond_sections(page, RunHistory(), constructed_run)
     text = page.render()
-    assert "## Pruning" in text and "| ensemble | all | 0.9" in text and "| random | all |" in text
+    assert "## Pruning" in text and "| ensemble-balanced | all | net | 0.9" in text and "| random | 1 | net |" in text
     assert "| 0.25 | 1 | smallest within 1 pt |" in text
+    assert "Which classes break first" in text  # random at 25 % loses some classes
     assert [s.name for s in beyond_figures(RunHistory(), constructed_run, [])] == ["prune"]
 
 

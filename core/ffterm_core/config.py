@@ -103,6 +103,9 @@ class RunConfig:
     # training matmuls: fp32 (the paper's arithmetic); tf32 (CUDA, Ampere+); bf16 (autocast; GPUs and CPUs with
     # native bfloat16 only, refused elsewhere since emulated bf16 is slower than fp32)
     precision: Literal["fp32", "tf32", "bf16"] = "fp32"
+    # torch.compile the eager training step: compiled on the first batches of each layer (minutes on a CPU),
+    # the same numbers up to float rounding; off by default (on the measured CPU it ran slower, docs/speed.md)
+    compile: bool = False
 
     # ---- derived values -------------------------------------------------------------------
     @property

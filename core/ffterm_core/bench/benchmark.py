@@ -201,7 +201,9 @@ def run_bench(
     quick: bool = False,
     seeds: int | None = None,
     log: Log = print,
+    compile_step: bool = False,
 ) -> dict[str, Any]:
+    """The figures of docs/speed.md; `compile_step` adds the torch.compile row (its compiling takes minutes)."""
     dev = resolve_device(device)
     # FF, one epoch, on this device: the runs measured below are this one or small changes of it; the config's
     # loader checks the dataset's name once
@@ -318,6 +320,11 @@ def run_bench(
 
     results["precision"] = _precisions(ff_cfg, data, dev, repeats, log)
     results["options"] = _options(ff_cfg, data, dev, repeats, log)
+    results["options"]["compile"] = (
+        _compiled(ff_cfg, data, dev, repeats, log)
+        if compile_step
+        else {"skipped": "compiling takes minutes: `ffterm bench --compile` measures it"}
+    )
     n_seeds = seeds or (10 if dev.type == "cuda" else 3)
     results["batched"] = _batched(ff_cfg, data, dev, n_seeds, repeats, flops[0], peak, log)
     _recheck_peak(results, peak_matmul_flops(dev, peak_size, peak_reps), log)
@@ -400,6 +407,31 @@ def _options(cfg: RunConfig, data: PreparedData, dev: torch.device, repeats: int
         f"its first epoch (warm-up steps and capture) {min(capture):.2f} s"
     )
     return options
+
+
+def _next_epoch(trainer: BaseTrainer, dev: torch.device) -> float:
+    """Seconds of the trainer's next epoch (its end, which may build a layer's inputs, not timed)."""
+    seconds = _time(lambda: _epoch(trainer), dev)
+    trainer.end_epoch()
+    return seconds
+
+
+def _compiled(ff: RunConfig, data: PreparedData, dev: torch.device, repeats: int, log: Log) -> dict[str, Any]:
+    """Each single-run step (FF layer 1, BP/FF, BP) eager and through torch.compile (`compile: true`), in turn,
+    each trainer going on from epoch to epoch; the compiled one's first epoch, which compiles, is timed apart."""
+    out: dict[str, Any] = {}
+    for model, lr in (("ff", ff.lr), ("bpff", 1e-4), ("bp", 1e-4)):
+        cfg = ff.replace(model=model, lr=lr, epochs=repeats + 2)  # compiling, the warm-up, the timed epochs
+        compiled = make_trainer(cfg.replace(compile=True), data, dev)
+        compile_s = _next_epoch(compiled, dev)
+        eager = make_trainer(cfg, data, dev)
+        on, off = _paired(partial(_next_epoch, compiled, dev), partial(_next_epoch, eager, dev), repeats)
+        out[model] = {"on_s": on, "off_s": off, "speedup": off / on, "compile_s": compile_s}
+        log(
+            f"{model.upper()} step through torch.compile: {on:.2f} s an epoch vs eager {off:.2f} s ({off / on:.2f}×); "
+            f"its first epoch, compiling, {compile_s:.2f} s"
+        )
+    return out
 
 
 def _replay_seconds(make: Callable[[], BatchedTrainer], dev: torch.device, first: list[float]) -> float:

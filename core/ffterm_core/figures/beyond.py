@@ -12,42 +12,61 @@ from ffterm_core.figures.draw import PALETTE
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-ALL = "all"
+ALL, GLOBAL = "all", "global"
 
 
 def prune_figure(result: dict[str, Any]) -> Figure:
-    """Accuracy against the fraction of units kept: one panel per target (every layer, or one layer),
-    one curve per strategy (random: mean with a ±std band), the unpruned accuracy dashed."""
-    import numpy as np
+    """Accuracy against the fraction of units kept: one panel per target (every layer alike, global, one
+    layer), one colour per strategy; solid: the network's readout, dashed: the pruned layer's own readout
+    (single-layer targets); a band of ±std where there is a spread (random draws, or runs pooled); the
+    unpruned accuracy grey."""
     from matplotlib.figure import Figure
 
     targets = list(dict.fromkeys(str(e["layer"]) for es in result["strategies"].values() for e in es))
-    fig = Figure(figsize=(3.4 * len(targets), 2.8), layout="constrained")
-    axes = fig.subplots(1, len(targets), squeeze=False, sharey=True)[0]
+    cols = min(len(targets), 3)
+    rows = -(-len(targets) // cols)
+    fig = Figure(figsize=(3.6 * cols, 2.9 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False, sharey=True).ravel()
+    layer_base = result.get("baseline_layer_accuracy") or []
     for ax, target in zip(axes, targets):
         for i, (name, entries) in enumerate(result["strategies"].items()):
-            pts = sorted((e["keep"], e["accuracy"], e["std"] or 0.0) for e in entries if str(e["layer"]) == target)
-            if not pts:
-                continue
-            keep, acc, std = (np.array(v) for v in zip(*pts))
+            mine = [e for e in entries if str(e["layer"]) == target]
             color = PALETTE[i % len(PALETTE)]
-            ax.plot(keep, acc, marker="o", markersize=3, color=color, label=name)
-            if name == "random":
-                ax.fill_between(keep, acc - std, acc + std, color=color, alpha=0.2, linewidth=0)
-        ax.axhline(result["baseline"], color="grey", linestyle="--", linewidth=1, label="unpruned")
+            _curve(ax, mine, "accuracy", "std", color, "-", name)
+            _curve(ax, mine, "own_accuracy", "own_std", color, "--", None)
+        ax.axhline(result["baseline"], color="grey", linestyle="-", linewidth=1)
+        if target.isdigit() and int(target) <= len(layer_base):
+            ax.axhline(layer_base[int(target) - 1], color="grey", linestyle="--", linewidth=1)
         ax.set_xscale("log")
         ax.set_xlabel("fraction of units kept")
-        ax.set_title("every layer" if target == ALL else f"layer {target}")
+        titles = {ALL: "every layer, same fraction", GLOBAL: "global (ranked across layers)"}
+        ax.set_title(titles.get(target, f"layer {target} (dashed: its own readout)"), fontsize="medium")
+    for ax in axes[len(targets) :]:
+        ax.set_axis_off()
     axes[0].set_ylabel("test accuracy")
-    axes[0].legend(fontsize="small")
+    axes[0].legend(fontsize="x-small")
     return fig
+
+
+def _curve(
+    ax: Any, entries: list[dict[str, Any]], key: str, std_key: str, color: str, style: str, label: str | None
+) -> None:
+    import numpy as np
+
+    pts = sorted((e["keep"], e[key], e.get(std_key) or 0.0) for e in entries if e.get(key) is not None)
+    if not pts:
+        return
+    keep, acc, std = (np.array(v) for v in zip(*pts))
+    ax.plot(keep, acc, marker="o", markersize=3, color=color, linestyle=style, label=label)
+    if std.any():
+        ax.fill_between(keep, acc - std, acc + std, color=color, alpha=0.15, linewidth=0)
 
 
 def life_raster_figure(classes: list[ClassLife], layer: int, names: list[str] | None = None) -> Figure:
     """One layer's unit × evaluation rasters, one panel per class: dark = member, light = not a member,
-    blank = ensembles undefined. Units ever in the ensemble, ascending, top to bottom. The columns start at
-    the layer's first evaluation with ensembles (a deeper layer of sequential FF has none before its stage);
-    a dashed line marks where a frozen layer is followed on a fixed image set."""
+    blank = ensembles undefined. The rows: the units ever in the ensemble, by unit index, top to bottom. The
+    columns start at the layer's first evaluation with ensembles (a deeper layer of sequential FF has none before
+    its stage); a dashed line marks where a frozen layer is followed on a fixed image set."""
     import numpy as np
     from matplotlib.colors import ListedColormap
     from matplotlib.figure import Figure
@@ -77,8 +96,9 @@ def life_raster_figure(classes: list[ClassLife], layer: int, names: list[str] | 
         if life.frozen_from is not None and life.frozen_from in epochs:
             ax.axvline(epochs.index(life.frozen_from) + 0.5, color="black", linewidth=1, linestyle="--")
         ax.set_xlabel("epoch", fontsize="small")
-        ax.set_ylabel("member units (ascending)", fontsize="x-small")
-        ax.set_yticks([])
+        marks = sorted({0, len(units) // 2, len(units) - 1})  # a row is labelled with its unit's index
+        ax.set_yticks(marks, [str(units[r]) for r in marks])
+        ax.set_ylabel("unit (ever a member)", fontsize="small")
         ax.tick_params(labelsize="x-small")
     for ax in axes[len(classes) :]:
         ax.set_axis_off()

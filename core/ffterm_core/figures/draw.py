@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -89,6 +90,33 @@ def _new_figure(width: float, height: float) -> Figure:
     fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
     return fig
+
+
+def _settle(fig: Figure) -> None:
+    """One more pass of the figure's layout. With fixed-aspect axes (imshow) beside colour bars and under a
+    suptitle, constrained layout's first pass leaves rotated tick labels a few points below the figure's
+    edge; the pass at drawing time then starts from this one and fits them."""
+    engine = fig.get_layout_engine()
+    if engine is not None:
+        engine.execute(fig)
+
+
+def _wrap(text: str, inches: float, fontsize: float = 9.0) -> str:
+    """`text` broken into lines that fit `inches` at `fontsize` points (a generous 0.6 em per character),
+    so a long title wraps instead of running past the figure's edge."""
+    return textwrap.fill(text, max(12, int(inches * 72 / (0.6 * fontsize))), break_on_hyphens=False)
+
+
+def _fit_title(ax: Axes, text: str) -> None:
+    """Set the axes' title, wrapped to the axes' width as laid out (a long title is not cut at the figure's edge)."""
+    fig = ax.get_figure(root=True)
+    assert fig is not None, "an axes drawn here always belongs to a figure"
+    _settle(fig)
+    ax.set_title(_wrap(text, ax.get_position().width * fig.get_figwidth(), _STYLE["axes.titlesize"]))
+
+
+def _fit_suptitle(fig: Figure, text: str, fontsize: float = 9.0) -> None:
+    fig.suptitle(_wrap(text, fig.get_figwidth() - 0.2, fontsize), fontsize=fontsize)
 
 
 def _nan(values: Sequence[Num]) -> list[float]:
@@ -259,10 +287,11 @@ def mean_curves(
             m, s = np.asarray(_nan(mean)), np.nan_to_num(np.asarray(_nan(std)))
             ax.plot(x, m, color=color, lw=1.5, label=label)
             ax.fill_between(x, m - s, m + s, color=color, alpha=0.2, lw=0)
-        ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+        ax.set(xlabel=xlabel, ylabel=ylabel)
         if len(groups) > 1:
             ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
         _epochs_axis(ax)
+        _fit_title(ax, title)
         return fig
 
 
@@ -321,11 +350,12 @@ def layer_bars(
         if threshold is not None:
             ax.axhline(threshold, color="#555555", lw=0.8, ls="--")
         ax.set_xticks(x, [f"layer {i + 1}" for i in range(n_layers)])
-        ax.set(ylabel=ylabel, title=title)
+        ax.set(ylabel=ylabel)
         if ylim is not None:
             ax.set_ylim(*ylim)
         if len(labels) > 1:
             ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        _fit_title(ax, title)
         return fig
 
 
@@ -385,7 +415,7 @@ def class_profiles(
             if ens_c is not None:  # in the title, where no bar can run into it
                 ax.set_title(f"{_label(class_names, c)}  |E| = {int(members.sum())}")
             if c == heldout:
-                ax.set_title(f"{_label(class_names, c)} (held out)  |E| = {int(members.sum())}", color="#c00000")
+                ax.set_title(f"{_label(class_names, c)} (held out)\n|E| = {int(members.sum())}", color="#c00000")
                 for spine in ax.spines.values():
                     spine.set(visible=True, color="#c00000", lw=1.2)
         for ax in axes[-1]:
@@ -399,9 +429,7 @@ def class_profiles(
             if ensembles is not None
             else f"ensembles undefined (sparsity < {SPARSITY_CUTOFF:g})"
         )
-        fig.suptitle(
-            f"{where}mean activation per unit, by class ({note}; line: {factor:g}× leave-one-out mean)", fontsize=9
-        )
+        _fit_suptitle(fig, f"{where}mean activation per unit, by class ({note}; line: {factor:g}× leave-one-out mean)")
         return fig
 
 
@@ -547,8 +575,7 @@ def heatmaps(
     with _style():
         fig = _new_figure(3.5 * len(panels) + 0.2, 3.4)
         axes = fig.subplots(1, len(panels), squeeze=False)[0]
-        for ax, (name, matrix, digits) in zip(axes, panels):
-            ax.set_title(name)
+        for ax, (_, matrix, digits) in zip(axes, panels):
             if matrix is None:
                 _no_data(ax, undefined)
                 continue
@@ -569,7 +596,10 @@ def heatmaps(
                         color = "white" if v > 0.6 * vmax else "black"
                         ax.text(j, i, text, ha="center", va="center", fontsize=6, color=color)
         if title:
-            fig.suptitle(title, fontsize=9)
+            _fit_suptitle(fig, title)
+        for ax, (name, _, _) in zip(axes, panels):
+            _fit_title(ax, name)
+        _settle(fig)
         return fig
 
 
@@ -654,7 +684,7 @@ def heldout_ensembles(
         drawn = [ax for ax in axes if ax.patches]
         if drawn:
             fig.legend(*drawn[0].get_legend_handles_labels(), loc="outside right upper")
-        fig.suptitle(f"Held-out class {_label(class_names, k)}: its ensemble against the seen classes'", fontsize=9)
+        _fit_suptitle(fig, f"Held-out class {_label(class_names, k)}: its ensemble against the seen classes'")
         return fig
 
 

@@ -311,8 +311,9 @@ def _analysis(page: Page, snapshot: Snapshot, history: RunHistory, config: RunCo
             f"Ensemble of a class: the units whose mean activation on it exceeds {factor:g}× the mean of the other "
             f"units; undefined (—) where sparsity < {SPARSITY_CUTOFF:g}. Lifetime sparsity: per unit, how selectively it "
             "responds across the images (Treves–Rolls; 0: alike on all, 1: on one only), mean ± std over the units "
-            "that respond to any. Ensemble stability: mean over classes of the Jaccard index "
-            "of each class's ensemble with the previous evaluated snapshot's, both on the live evaluations' images "
+            "that respond to any. Active units: the units with a non-zero activation on at least one of those "
+            "correctly classified test images (the others never fire on them). Ensemble stability: mean over "
+            "classes of the Jaccard index of each class's ensemble with the previous evaluated snapshot's, both on the live evaluations' images "
             "(the final model re-evaluated on them; a frozen layer on the images it classified correctly when it "
             "froze). Split-half floor: the Jaccard index between the ensembles of two random halves of the same "
             "images (mean of 5 splits, over the classes): what chance alone gives, so stability is read against it.",

@@ -147,19 +147,58 @@ def microstructure_section(page: Page, analysis: dict[str, Any], dataset: str = 
             )
 
 
+RENAMED = {"ensemble": "largest-margin"}  # strategy names of older prune.json files
+BREAK = 0.10  # a class "breaks" when its accuracy falls this far below its unpruned accuracy
+
+
+def strategy_label(name: str) -> str:
+    return f"{name} (= {RENAMED[name]})" if name in RENAMED else name
+
+
+def _cell(e: dict[str, Any] | None, key: str) -> str:
+    if e is None or e.get(key) is None:
+        return "—"
+    std = e.get("std" if key == "accuracy" else "own_std")
+    return fmt(e[key]) + (f" ± {std:.3f}" if std is not None else "")
+
+
 def prune_rows(result: dict[str, Any], keeps: list[float]) -> list[list[str]]:
-    """Per strategy and target: accuracy at each of `keeps` (random: mean ± std), then the smallest keep."""
+    """Per strategy and target: the network's readout at each of `keeps` (± std over draws, or over runs
+    when pooled), then the smallest keep within 1 point; a single-layer target adds a row for the layer's
+    own readout, measured against that layer's unpruned readout."""
     rows = []
+    own_smallest = result.get("smallest_keep_own") or {}
     for name, entries in result["strategies"].items():
         for target, smallest in result["smallest_keep"][name].items():
             by_keep = {e["keep"]: e for e in entries if str(e["layer"]) == target}
-            cells = []
-            for k in keeps:
-                e = by_keep.get(k)
-                cells.append(
-                    "—" if e is None else fmt(e["accuracy"]) + (f" ± {e['std']:.3f}" if e["std"] is not None else "")
-                )
-            rows.append([name, target, *cells, fmt(smallest, 2)])
+            label = strategy_label(name)
+            rows.append([label, target, "net", *[_cell(by_keep.get(k), "accuracy") for k in keeps], fmt(smallest, 2)])
+            if target in own_smallest.get(name, {}):
+                cells = [_cell(by_keep.get(k), "own_accuracy") for k in keeps]
+                rows.append([label, target, "layer's own", *cells, fmt(own_smallest[name][target], 2)])
+    return rows
+
+
+def break_rows(result: dict[str, Any], target: str) -> list[list[str]]:
+    """Per class: for each strategy, the largest fraction kept at which the class's accuracy (the network's
+    readout, target `target`) is more than 10 points below its unpruned accuracy — the class that breaks
+    first has the largest; "—": it never does."""
+    baseline = result.get("baseline_class_accuracy") or []
+    names = result.get("class_names") or [str(c) for c in range(len(baseline))]
+    rows = []
+    for c, base in enumerate(baseline):
+        cells = []
+        for entries in result["strategies"].values():
+            broken = [
+                e["keep"]
+                for e in entries
+                if str(e["layer"]) == target
+                and base is not None
+                and (e.get("class_accuracy") or [None] * len(baseline))[c] is not None
+                and e["class_accuracy"][c] < base - BREAK
+            ]
+            cells.append(fmt(max(broken), 2) if broken else "—")
+        rows.append([f"{c} {names[c]}" if c < len(names) else str(c), fmt(base), *cells])
     return rows
 
 
@@ -168,14 +207,33 @@ def prune_section(page: Page, result: dict[str, Any]) -> None:
     finetuned = (
         f"; each point fine-tuned for {result['finetune_epochs']} epochs" if result.get("finetune_epochs") else ""
     )
+    runs = result.get("runs")
+    spread = (
+        f"mean ± std over {len(runs)} runs (random: each run's draws averaged first)"
+        if runs
+        else ("random strategies: mean ± std over draws")
+    )
     page.paragraph(
-        f"Unpruned test accuracy {fmt(result['baseline'], pct=True, pct_digits=2)}{finetuned}. Accuracy by fraction "
-        "of units kept (random: mean ± std over draws); last column: the smallest fraction from which on accuracy "
-        "stays within 1 point of the unpruned network.",
+        f"Unpruned test accuracy {fmt(result['baseline'], pct=True, pct_digits=2)}{finetuned}; {spread}. Targets: "
+        "all = every layer pruned to the same fraction; global = one fraction of all units, ranked across layers "
+        "(scores z-scored within each layer); a number = that layer alone. Readouts: net = the network's "
+        "prediction (FF, BP/FF: the softmax vote summed over layers), layer's own = that layer's goodness argmax. "
+        "Last column: the smallest fraction from which on accuracy stays within 1 point of the unpruned readout.",
         note=True,
     )
     keeps = sorted({e["keep"] for es in result["strategies"].values() for e in es})
-    page.table(["strategy", "layer", *[f"{k:g}" for k in keeps], "smallest within 1 pt"], prune_rows(result, keeps))
+    header = ["strategy", "target", "readout", *[f"{k:g}" for k in keeps], "smallest within 1 pt"]
+    page.table(header, prune_rows(result, keeps))
+    targets = [str(t) for t in result.get("targets") or []]
+    target = "all" if "all" in targets else (targets[0] if targets else "all")
+    rows = break_rows(result, target)
+    if rows and any(cell != "—" for row in rows for cell in row[2:]):
+        page.table(
+            ["class", "unpruned", *[strategy_label(n) for n in result["strategies"]]],
+            rows,
+            caption=f"Which classes break first (target {target}): the largest fraction kept at which the class's "
+            f"accuracy is more than {BREAK * 100:g} points below its unpruned accuracy",
+        )
 
 
 def beyond_sections(page: Page, history: RunHistory, run_dir: Path | None = None) -> None:
@@ -213,7 +271,8 @@ def beyond_figures(history: RunHistory, run_dir: Path | None, class_names: list[
         specs.append(
             FigureSpec(
                 "prune",
-                "Test accuracy against the fraction of units kept, per pruning strategy (random: mean ± std).",
+                "Test accuracy against the fraction of units kept, one panel per target, one colour per strategy "
+                "(solid: the network's readout; dashed: the pruned layer's own readout; bands: ± std).",
                 lambda: BF.prune_figure(pruned),
             )
         )

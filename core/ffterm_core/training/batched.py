@@ -25,11 +25,10 @@ from ffterm_core.config import ConfigError, RunConfig, to_dict
 from ffterm_core.data.prepare import PreparedData
 from ffterm_core.store.checkpoint import CheckpointError
 from ffterm_core.store.snapshot import Snapshot
-from ffterm_core.training.algorithms import Evaluation
 from ffterm_core.training.loop import run_training
 from ffterm_core.training.networks import BPNet, FFNet, affine_layers, stacked
 from ffterm_core.training.session import Session
-from ffterm_core.training.trainers import BaseTrainer, TrainerView
+from ffterm_core.training.trainers import BaseTrainer, ReadsNetwork, TrainerView
 
 # settings that may differ between the runs of one batch: they do not change what is trained
 PER_RUN_KEYS = frozenset(
@@ -146,12 +145,13 @@ def _stacked_optimizer_state(states: Sequence[dict[str, Any]]) -> dict[str, Any]
     return {"state": stacked_state, "param_groups": copy.deepcopy(first["param_groups"])}
 
 
-class SeedView:
+class SeedView(ReadsNetwork):
     """Seed i of a batched trainer, as a session sees a run: position, evaluation, checkpoint state."""
 
     def __init__(self, batched: BatchedTrainer, i: int) -> None:
         self.batched, self.i = batched, i
-        self.cfg, self.data, self.net = batched.cfgs[i], batched.data, batched.nets[i]
+        self.algorithm, self.cfg, self.data = batched.algorithm, batched.cfgs[i], batched.data
+        self.net = batched.nets[i]
 
     @property
     def stage(self) -> int:
@@ -172,15 +172,6 @@ class SeedView:
     @property
     def done(self) -> bool:
         return self.batched.done
-
-    def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> Evaluation:
-        return self.batched.algorithm.evaluate(self.net, self.cfg, self.data, x, y)
-
-    def representations(self, x: torch.Tensor, y: torch.Tensor | None) -> list[torch.Tensor]:
-        return self.batched.algorithm.representations(self.net, self.data, x, y)
-
-    def layer_params(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        return [(lin.weight.detach(), lin.bias.detach()) for lin in self.net.linears]
 
     def state_dict(self) -> dict[str, Any]:
         return self.batched.seed_state(self.i)

@@ -17,7 +17,7 @@ from ffterm_core.analysis.reduced import ReducedLayer, reduce_on_device
 from ffterm_core.config import RunConfig
 from ffterm_core.data.embedding import NUM_LABELS
 from ffterm_core.records import Heldout, HeldoutLayer, LayerAnalysis, SnapshotEvaluation
-from ffterm_core.training.trainers import TrainerView
+from ffterm_core.training.trainers import NetworkView
 
 MAP_ROWS_PER_CLASS = 8  # rows of each class the activation map shows
 
@@ -36,7 +36,7 @@ def live_subset(num_test: int, size: int, seed: int) -> torch.Tensor:
 
 
 def evaluate(
-    trainer: TrainerView,
+    trainer: NetworkView,
     cfg: RunConfig,
     subset: torch.Tensor | None,
     final: bool,
@@ -108,7 +108,7 @@ def evaluate(
 
 
 def _heldout(
-    trainer: TrainerView,
+    trainer: NetworkView,
     cfg: RunConfig,
     k: int,
     x: torch.Tensor,

@@ -64,7 +64,8 @@ class GraphedStep:
             for opt in t.optimizers:
                 opt.zero_grad(set_to_none=True)
             self.graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self.graph):
+            # thread_local: the snapshot worker may use the GPU (on its own stream) while the step is captured
+            with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
                 t.train_batch(self.index, autocast_cache=False)  # recorded, not run: the replay trains on this batch
         self.index.copy_(idx)
         self.graph.replay()

@@ -4,6 +4,10 @@ between batches, and turns a failure into each run's one-line error.
 
 Checkpoints are written by time, not by epoch: at most one per `checkpoint_minutes` of training, and
 always at the end of a sequential-FF layer, on pause, on a stop (also from SIGTERM) and at the end.
+
+Each epoch's snapshot is computed by the snapshot worker (`snapshot_worker`) on a copy of the network
+while training goes on; the loop drains the worker before every checkpoint, pause, stop and the end, so
+snapshots.jsonl holds every snapshot up to the checkpoint, and a snapshot's error ends the runs here.
 """
 
 from __future__ import annotations
@@ -19,9 +23,9 @@ import torch
 from ffterm_core.config import RunConfig
 from ffterm_core.data.datasets import DatasetError
 from ffterm_core.data.prepare import PreparedData, prepare
-from ffterm_core.device import synchronize
 from ffterm_core.store.checkpoint import CheckpointError
 from ffterm_core.training.evaluate import live_subset
+from ffterm_core.training.snapshot_worker import Job, SnapshotWorker
 from ffterm_core.training.trainers import BaseTrainer, EpochMetrics, TrainerView
 
 Clock = Callable[[], float]
@@ -53,9 +57,9 @@ class Recorder(Protocol):
         stage: int,
         elapsed: float,
         subset: torch.Tensor,
-        checkpoint: bool,
-    ) -> None:
-        """Record the epoch just ended (and write a checkpoint if `checkpoint`); TrainingFailed if it cannot go on."""
+    ) -> Job:
+        """Check the epoch just ended (TrainingFailed if the run cannot go on) and return the work that writes
+        its snapshot: the loop runs it on the snapshot worker, so it reads only copies taken now."""
         ...
 
     def checkpoint(self, view: TrainerView) -> None: ...
@@ -100,9 +104,11 @@ def run_training(
     resume: bool,
     control: Control | None = None,
     clock: Clock = time.perf_counter,
+    background_snapshots: bool = True,
 ) -> None:
     """Prepare the data, build the trainer (continuing from the runs' checkpoints with `resume`) and train;
-    an error ends every run with one line (the traceback of an unexpected one in each run directory)."""
+    an error ends every run with one line (the traceback of an unexpected one in each run directory).
+    `background_snapshots` False computes each snapshot on the training thread, training waiting for it."""
     try:
         cfg = recorders[0].config
         if cfg.threads:
@@ -117,7 +123,9 @@ def run_training(
         if resume:
             trainer.load_states([r.restore_state() for r in recorders])
         subsets = [live_subset(data.test_y.shape[0], r.config.analysis_samples, r.config.seed) for r in recorders]
-        TrainingLoop(trainer, recorders, subsets, control or NoControl(), clock).run()
+        # one epoch's snapshots (one a run) may wait while the next epoch trains
+        worker = SnapshotWorker(device, background=background_snapshots, depth=len(recorders))
+        TrainingLoop(trainer, recorders, subsets, control or NoControl(), clock, worker).run()
     except (DatasetError, CheckpointError, TrainingFailed) as exc:  # expected: the message says the fix
         for r in recorders:
             r.fail(first_line(exc))
@@ -138,15 +146,22 @@ class TrainingLoop:
         subsets: Sequence[torch.Tensor],
         control: Control,
         clock: Clock,
+        worker: SnapshotWorker,
     ) -> None:
         self.trainer, self.recorders, self.subsets = trainer, list(recorders), list(subsets)
-        self.control, self.clock = control, clock
+        self.control, self.clock, self.worker = control, clock, worker
         self.views = trainer.views()
         self.live = list(range(len(recorders)))  # the runs still training (a NaN loss ends one seed alone)
         self.period = 60.0 * trainer.cfg.checkpoint_minutes
         self.since_checkpoint = 0.0  # training seconds since the last checkpoint
 
     def run(self) -> None:
+        try:
+            self._run()
+        finally:  # what was handed over is written (after an error too) before the runs' last lines
+            self.worker.close()
+
+    def _run(self) -> None:
         trainer, control, clock = self.trainer, self.control, self.clock
         for i in self.live:
             self.recorders[i].started()
@@ -159,22 +174,21 @@ class TrainingLoop:
                     return
                 if control.pause_requested():
                     epoch_time += clock() - start
-                    trainer.sync_nets()
-                    self._each(lambda r, view: r.checkpoint(view))  # a paused run may never be resumed
+                    self._checkpoint()  # a paused run may never be resumed
                     self._each(lambda r, _: r.record_pause(True))
                     control.wait_unpaused()
                     self._each(lambda r, _: r.record_pause(False))
                     start = clock()
                     continue
                 if control.take_checkpoint_request():
-                    trainer.sync_nets()
-                    self._each(lambda r, view: r.checkpoint(view))
+                    self._checkpoint()
                 if trainer.step():
                     self._end_epoch(epoch_time, start)
                     epoch_time, start = 0.0, clock()
         except KeyboardInterrupt:
             self._stop(epoch_time + clock() - start)
             raise
+        self.worker.drain()
         trainer.sync_nets()
         self._each(lambda r, view: r.finish(view))
 
@@ -182,21 +196,33 @@ class TrainingLoop:
         trainer = self.trainer
         stage = trainer.stage
         metrics = trainer.end_epoch()
-        synchronize(trainer.device)
+        if trainer.device.type == "cuda":  # the step's stream only: the snapshot worker's goes on
+            torch.cuda.current_stream(trainer.device).synchronize()
         elapsed = epoch_time + self.clock() - start  # evaluation and writing are not training time
         trainer.sync_nets()
         self.since_checkpoint += elapsed
         due = trainer.done or trainer.stage != stage or self.since_checkpoint >= self.period
-        if due:
-            self.since_checkpoint = 0.0
         for i in list(self.live):
             try:
-                self.recorders[i].record_epoch(self.views[i], metrics[i], stage, elapsed, self.subsets[i], due)
+                job = self.recorders[i].record_epoch(self.views[i], metrics[i], stage, elapsed, self.subsets[i])
             except TrainingFailed as exc:
+                self.worker.drain()  # its earlier snapshots are written before the line that says it failed
                 self.recorders[i].fail(str(exc))
                 self.live.remove(i)
+                continue
+            self.worker.submit(job)
+        if due:
+            self.since_checkpoint = 0.0
+            self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        """Each run's checkpoint, once every snapshot up to it is written."""
+        self.worker.drain()
+        self.trainer.sync_nets()
+        self._each(lambda r, view: r.checkpoint(view))
 
     def _stop(self, training_seconds: float) -> None:
+        self.worker.drain()
         self.trainer.sync_nets()
         self._each(lambda r, view: r.record_stop(view, training_seconds))
 

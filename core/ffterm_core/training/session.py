@@ -2,8 +2,9 @@
 
 The thread checks its command flags between batches (pause, stop, checkpoint, snapshot). A stop
 leaves a consistent checkpoint and a complete snapshots.jsonl; a crash leaves everything written up
-to the last snapshot. Subscribers are called on the training thread and must return at once (the
-app posts a coalescing message; the console updates a progress bar).
+to the last snapshot. Subscribers are called on the training thread (state changes, the final
+snapshot) or the loop's snapshot worker (live snapshots, in order) and must return at once (the app
+posts a coalescing message; the console updates a progress bar).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,8 @@ from ffterm_core.store.rundir import LOCK
 from ffterm_core.store.snapshot import Snapshot
 from ffterm_core.training.evaluate import evaluate, live_subset
 from ffterm_core.training.loop import Clock, TrainingFailed, run_training
-from ffterm_core.training.trainers import EpochMetrics, Trainer, TrainerView
+from ffterm_core.training.snapshot_worker import Job
+from ffterm_core.training.trainers import EpochMetrics, NetworkView, Trainer, TrainerView
 
 Subscriber = Callable[[Snapshot], None]
 NoticeHandler = Callable[[str], None]
@@ -51,12 +54,15 @@ class Session:
         run_root: Path = Path("runs"),
         _resume: RunLock | None = None,
         clock: Clock = time.perf_counter,
+        background_snapshots: bool = True,
     ) -> None:
         """A new run in `run_dir` (default: a fresh folder under `run_root`), which this session
         owns (its lock) until the training thread ends. `_resume` is the lock `resume_from` took.
-        `clock` measures training time (checkpoints are written by it)."""
+        `clock` measures training time (checkpoints are written by it). `background_snapshots` False
+        computes live snapshots on the training thread, which waits for them (the same numbers)."""
         self.config = cfg
         self.clock = clock
+        self.background_snapshots = background_snapshots
         self.run_dir = Path(run_dir) if run_dir is not None else rundir.new_run_dir(cfg.name, run_root)
         self.device = resolve_device(cfg.device)  # DeviceError before anything is written
         check_precision(cfg.precision, self.device)
@@ -212,6 +218,7 @@ class Session:
             resume=self._resume,
             control=self,
             clock=self.clock,
+            background_snapshots=self.background_snapshots,
         )
 
     # ---- the loop's control ---------------------------------------------------------------
@@ -263,10 +270,9 @@ class Session:
         stage: int,
         elapsed: float,
         subset: torch.Tensor,
-        checkpoint: bool,
-    ) -> None:
-        """After an epoch: check the loss, write its snapshot (evaluated every eval_every) and, if
-        `checkpoint`, a checkpoint."""
+    ) -> Job:
+        """After an epoch: check the loss, and return the work that writes its snapshot (evaluated every
+        eval_every, on `subset`, from a copy of the network taken now)."""
         cfg = self.config
         self._check_finite(metrics, trainer)
         self._wall += elapsed
@@ -275,10 +281,16 @@ class Session:
         self._snapshot_requested.clear()
         if trainer.done:
             evaluated = False  # the final snapshot follows
-        snap = self._snapshot(trainer, metrics, stage, elapsed, subset if evaluated else None)
-        if checkpoint:
-            self.checkpoint(trainer)
-        self._emit(snap)
+        snap = self._snapshot(trainer, metrics, stage, elapsed)
+        if not evaluated:
+            return partial(self._emit, snap)
+        network = trainer.frozen()
+
+        def evaluated_snapshot() -> None:
+            self._evaluate(snap, network, subset, final=False)
+            self._emit(snap)
+
+        return evaluated_snapshot
 
     def _check_finite(self, metrics: EpochMetrics, trainer: TrainerView) -> None:
         values = metrics.loss + metrics.g_pos + metrics.g_neg
@@ -297,9 +309,9 @@ class Session:
         metrics: EpochMetrics | None,
         stage: int,
         elapsed: float,
-        subset: torch.Tensor | None,
         final: bool = False,
     ) -> Snapshot:
+        """The snapshot's progress fields, as they are now (its evaluation is `_evaluate`'s)."""
         cfg = self.config
         done = trainer.epochs_done
         snap = Snapshot(
@@ -319,14 +331,16 @@ class Session:
             remaining = snap.total_epochs - done
             snap.eta_s = remaining * elapsed if elapsed > 0 else None
             snap.loss, snap.g_pos, snap.g_neg = self._metric_lists(metrics, stage)
-        if subset is not None or final:
-            ev = evaluate(trainer, cfg, None if final else subset, final)
-            snap.test_accuracy = ev["test_accuracy"]
-            snap.layer_accuracy = ev["layer_accuracy"]
-            snap.eval_samples = ev["eval_samples"]
-            snap.layers = ev["layers"]
-            snap.heldout = ev.get("heldout")
         return snap
+
+    def _evaluate(self, snap: Snapshot, network: NetworkView, subset: torch.Tensor | None, final: bool) -> None:
+        """Fill in the snapshot's accuracy and per-layer analysis (of `subset` of the test set, or all of it)."""
+        ev = evaluate(network, self.config, subset, final)
+        snap.test_accuracy = ev["test_accuracy"]
+        snap.layer_accuracy = ev["layer_accuracy"]
+        snap.eval_samples = ev["eval_samples"]
+        snap.layers = ev["layers"]
+        snap.heldout = ev.get("heldout")
 
     def _metric_lists(self, m: EpochMetrics, stage: int) -> tuple[list[float | None], ...]:
         """Loss, G⁺ and G⁻ per layer; when layers train one at a time, None for every other layer."""
@@ -341,7 +355,8 @@ class Session:
     def finish(self, trainer: TrainerView) -> None:
         self.state = "finished"
         self.publish_state("finished", "final analysis on the whole test set")
-        snap = self._snapshot(trainer, None, self.config.stages - 1, 0.0, None, final=True)
+        snap = self._snapshot(trainer, None, self.config.stages - 1, 0.0, final=True)
+        self._evaluate(snap, trainer, None, final=True)
         final = FinalRecord(
             config=to_dict(self.config),
             test_accuracy=snap.test_accuracy,

@@ -9,8 +9,9 @@ the device; `end_epoch()` reads them once (no host sync per batch).
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -25,7 +26,18 @@ from ffterm_core.training.algorithms.base import INPUT_CHUNK, adam
 from ffterm_core.training.graph import GraphedStep
 from ffterm_core.training.networks import BPNet, FFNet
 
-__all__ = ["INPUT_CHUNK", "BaseTrainer", "EpochMetrics", "Evaluation", "Trainer", "TrainerView", "make_trainer"]
+__all__ = [
+    "INPUT_CHUNK",
+    "BaseTrainer",
+    "EpochMetrics",
+    "Evaluation",
+    "NetworkCopy",
+    "NetworkView",
+    "ReadsNetwork",
+    "Trainer",
+    "TrainerView",
+    "make_trainer",
+]
 
 
 @dataclass
@@ -51,12 +63,52 @@ def build_net(cfg: RunConfig, data: PreparedData, device: torch.device) -> FFNet
     return ALGORITHMS[cfg.model].build_net(cfg, data.in_features, hidden).to(device)
 
 
-class TrainerView(Protocol):
-    """What a session records and evaluation reads of one run: a `Trainer`, or one seed of a batched
-    trainer (`ffterm_core.training.batched.SeedView`)."""
+class NetworkView(Protocol):
+    """What evaluation reads of one run: its data and its network."""
 
     @property
     def data(self) -> PreparedData: ...
+    def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> Evaluation: ...
+    def representations(self, x: torch.Tensor, y: torch.Tensor | None) -> list[torch.Tensor]: ...
+    def layer_params(self) -> list[tuple[torch.Tensor, torch.Tensor]]: ...
+
+
+class ReadsNetwork:
+    """A run's evaluation, representations and parameters, read from its own network `net`."""
+
+    algorithm: Algorithm
+    cfg: RunConfig
+    data: PreparedData
+    net: FFNet | BPNet
+
+    def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> Evaluation:
+        return self.algorithm.evaluate(self.net, self.cfg, self.data, x, y)
+
+    def representations(self, x: torch.Tensor, y: torch.Tensor | None) -> list[torch.Tensor]:
+        """Hidden-layer outputs, label y embedded (goodness algorithms; y None: no label pixel) or plain."""
+        return self.algorithm.representations(self.net, self.data, x, y)
+
+    def layer_params(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        return [(lin.weight.detach(), lin.bias.detach()) for lin in self.net.linears]
+
+    def frozen(self) -> NetworkView:
+        return NetworkCopy(self.algorithm, self.cfg, self.data, copy.deepcopy(self.net))  # cloned where they are
+
+
+@dataclass(frozen=True)
+class NetworkCopy(ReadsNetwork):
+    """A run's network as it was when copied (`TrainerView.frozen()`), evaluated while training goes on."""
+
+    algorithm: Algorithm
+    cfg: RunConfig
+    data: PreparedData
+    net: FFNet | BPNet
+
+
+class TrainerView(NetworkView, Protocol):
+    """What a session records and evaluation reads of one run: a `Trainer`, or one seed of a batched
+    trainer (`ffterm_core.training.batched.SeedView`)."""
+
     @property
     def stage(self) -> int: ...
     @property
@@ -67,10 +119,10 @@ class TrainerView(Protocol):
     def epochs_done(self) -> int: ...
     @property
     def done(self) -> bool: ...
-    def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> Evaluation: ...
-    def representations(self, x: torch.Tensor, y: torch.Tensor | None) -> list[torch.Tensor]: ...
-    def layer_params(self) -> list[tuple[torch.Tensor, torch.Tensor]]: ...
     def state_dict(self) -> dict[str, Any]: ...
+    def frozen(self) -> NetworkView:
+        """A copy of the network as it is now (cheap: its parameters cloned on their device)."""
+        ...
 
 
 class BaseTrainer(ABC):
@@ -94,6 +146,10 @@ class BaseTrainer(ABC):
         # the step captured in a CUDA graph: by default wherever there is CUDA
         use_graph = device.type == "cuda" if cuda_graph is None else cuda_graph and device.type == "cuda"
         self.graph = GraphedStep(self) if use_graph else None
+        # the eager step (`compile: true`: through torch.compile, compiled when first called)
+        self._eager_step: Callable[[torch.Tensor], None] = (
+            torch.compile(self.train_batch) if cfg.compile else self.train_batch
+        )
         self.nets = [build_net(c, data, device) for c in cfgs]
         self.net = self._network(self.nets)
         self.optimizers: list[torch.optim.Optimizer] = [
@@ -163,7 +219,7 @@ class BaseTrainer(ABC):
         b = self.cfg.effective_batch_size
         idx = perm[self.batch * b : (self.batch + 1) * b].movedim(0, -1)  # (…, B): seeds first
         if self.graph is None or not self.graph.run(idx):
-            self.train_batch(idx)
+            self._eager_step(idx)
         n = idx.shape[-1]
         self._seen += n
         self._samples += 2 * n if self.cfg.kind.goodness else n
@@ -315,7 +371,7 @@ class BaseTrainer(ABC):
                 group["capturable"] = self.graph is not None
 
 
-class Trainer(BaseTrainer):
+class Trainer(ReadsNetwork, BaseTrainer):
     """One run: its network is trained as it is."""
 
     def __init__(
@@ -338,16 +394,6 @@ class Trainer(BaseTrainer):
     def load_states(self, states: Sequence[dict[str, Any]]) -> None:
         (state,) = states
         self.load_state_dict(state)
-
-    def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> Evaluation:
-        return self.algorithm.evaluate(self.net, self.cfg, self.data, x, y)
-
-    def representations(self, x: torch.Tensor, y: torch.Tensor | None) -> list[torch.Tensor]:
-        """Hidden-layer outputs, label y embedded (goodness algorithms; y None: no label pixel) or plain."""
-        return self.algorithm.representations(self.net, self.data, x, y)
-
-    def layer_params(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        return [(lin.weight.detach(), lin.bias.detach()) for lin in self.net.linears]
 
     # ---- checkpoints ----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from ffterm_core.store.rundir import RunDirError
 from ..colors import color_of
 from .base import Chart, TextPanel, View
 
-APP_SPEC = PruneSpec(keep=(0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0), draws=3, samples=2000)
+APP_SPEC = PruneSpec(targets=("all",), keep=(0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0), draws=3, samples=2000)
 EXPECTED = (OfflineError, CheckpointError, RunDirError, ConfigError)
 
 
@@ -127,9 +127,10 @@ class PruneView(View):
 def _status(job: PruneJob | None) -> Text:
     if job is None:
         return Text(
-            "x (or ctrl+p → Prune) removes units of the run in focus by ensemble relevance, weight magnitude, "
-            f"activity or at random ({APP_SPEC.draws} draws) and measures accuracy on {APP_SPEC.samples} test images; "
-            "for a finer grid use `ffterm prune RUN_DIR`.",
+            "x (or ctrl+p → Prune) removes units of the run in focus, every layer alike: class-balanced ensembles, "
+            "largest margin, weight magnitude, activity, at random or at random within the ensembles "
+            f"({APP_SPEC.draws} draws), and measures accuracy on {APP_SPEC.samples} test images; for per-layer and "
+            "global targets, each layer's own readout and seeds pooled use `ffterm prune RUN_DIR…`.",
             style="dim",
         )
     if job.error is not None:
