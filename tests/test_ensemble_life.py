@@ -261,3 +261,33 @@ def test_a_class_without_correct_images_is_undefined_end_to_end():
     assert history.stability[0][1] == [None, None] and history.stability[0][0] == [None, 1.0]
     life = EnsembleLife.from_history(history)
     assert life.of(0, 1).turnover == [None, None] and life.of(0, 1).raster() == ([], [])
+
+
+def test_the_report_says_when_the_final_snapshot_is_of_an_earlier_version():
+    from ffterm_core.reports.markdown_page import MarkdownPage
+    from ffterm_core.reports.run_report_beyond import beyond_sections
+
+    def text(snapshots) -> str:
+        page = MarkdownPage("t")
+        beyond_sections(page, RunHistory.from_snapshots(snapshots))
+        return page.render()
+
+    old = _staged(4, [([[9], None], ...), ([[7], None], ...)], "final", 1000)
+    earlier = text([*STAGED[:3], old])
+    assert "of an earlier version" in earlier
+    # layer 2 (still training at the end): {5}, {5, 6}, undefined: no final size, no stable-from epoch
+    assert "| 0 | — | 2 | — | 1 | 1 | — |" in earlier  # turnover 1 at epoch 3 after the first
+    assert "of an earlier version" not in text(STAGED)
+
+
+def test_the_raster_starts_at_the_layers_first_ensembles_and_marks_the_freeze():
+    from ffterm_core.figures.beyond import life_raster_figure
+
+    life = EnsembleLife.from_history(RunHistory.from_snapshots(STAGED))
+    deeper = life_raster_figure(life.layers[1], 1)  # undefined at epoch 1, before its stage
+    ax = deeper.axes[0]
+    assert ax.images[0].get_array().shape == (3, 3)  # units 5, 6, 7 over epochs 2, 3, 4
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["2", "3", "4"]
+    frozen = life_raster_figure(life.layers[0], 0).axes[0]
+    assert [line.get_xdata()[0] for line in frozen.lines if line.get_linestyle() == "--"] == [1.5]  # after epoch 2
+    assert not [line for line in ax.lines if line.get_linestyle() == "--"]

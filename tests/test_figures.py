@@ -138,7 +138,7 @@ def test_class_profiles_colour_the_ensemble_units():
 
 def test_class_profiles_frame_the_heldout_class():
     fig = F.class_profiles([[0.1, 0.9, 0.0], [0.2, 0.0, 0.8]], [[1], [2]], NAMES, heldout=1)
-    assert fig.axes[1].get_title() == "1 Trouser (held out)  |E| = 1"
+    assert fig.axes[1].get_title() == "1 Trouser (held out)\n|E| = 1"  # two lines: one would run past the edge
     assert fig.axes[1].spines["left"].get_edgecolor() == pytest.approx((0.75, 0.0, 0.0, 1.0), abs=0.01)
 
 

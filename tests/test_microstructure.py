@@ -155,3 +155,29 @@ def test_members_map_to_the_given_image_indices():
         assert [images[p.members].tolist() for p in a.patterns] == [p.members.tolist() for p in b.patterns]
     with pytest.raises(ValueError, match="one index per row"):
         find_patterns(X, y, 2, None, images=images[:-1])
+
+
+def test_exemplar_figure_has_one_row_per_pattern_with_its_images():
+    import torch
+
+    from ffterm_core.figures.beyond import EXEMPLARS, exemplar_figure
+
+    images = torch.arange(30 * 64, dtype=torch.int64).reshape(30, 1, 8, 8).remainder(256).to(torch.uint8)
+    entries = [
+        {"class": 0, "patterns": [{"size": 20, "members": list(range(10, 30))}, {"size": 3, "members": [1, 2, 3]}]},
+        {"class": 1, "patterns": [{"size": 9, "members": list(range(9))}]},  # one pattern: not shown
+        {"class": 2, "patterns": [{"size": 5, "members": [4, 5, 6, 7, 8]}, {"size": 4, "members": [0, 9, 10, 11]}]},
+    ]
+    fig = exemplar_figure(entries, images, 1, ["T-shirt", "Trouser", "Pullover"])
+    grid = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(grid) == 4 * EXEMPLARS  # four pattern rows
+    shown = [ax.images[0].get_array() for ax in grid if ax.images]
+    assert len(shown) == EXEMPLARS + 3 + EXEMPLARS + EXEMPLARS  # the 3-member pattern leaves a blank
+    assert (np.asarray(shown[0]) == images[10, 0].numpy()).all()  # the most typical member first
+    labels = [ax.get_ylabel() for ax in grid if ax.get_ylabel()]
+    assert labels == ["T-shirt\nP1 (20)", "T-shirt\nP2 (3)", "Pullover\nP1 (5)", "Pullover\nP2 (4)"]
+    assert "Layer 2" in fig._suptitle.get_text()
+    many = [{"class": c, "patterns": entries[0]["patterns"]} for c in range(10)]  # 20 pattern rows, none left out
+    assert len([ax for ax in exemplar_figure(many, images, 0).axes if ax.get_ylabel()]) == 20
+    empty = exemplar_figure(entries[1:2], images, 0)
+    assert not any(ax.images for ax in empty.axes)

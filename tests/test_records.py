@@ -36,7 +36,8 @@ def _two_class_layer():
 def test_layer_analysis_has_exactly_the_typed_keys():
     X, y, W, b = _two_class_layer()
     r = analyze_layer(X, y, 2, W, b)
-    optional = {"microstructure"}  # only from `ffterm analyze --microstructure`
+    # microstructure: only from `ffterm analyze --microstructure`; the live-image fields: only in a final snapshot
+    optional = {"microstructure", "live_ensembles", "stability_floor"}
     assert list(r) == [k for k in LayerAnalysis.__annotations__ if k not in optional]
     assert set(r["rho_plus"]) == set(Summary.__annotations__) == {"mean", "std", "hist"}
     assert set(r["rho_plus"]["hist"]) == set(Histogram.__annotations__)

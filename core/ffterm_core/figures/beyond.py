@@ -68,7 +68,9 @@ def _curve(
 
 def life_raster_figure(classes: list[ClassLife], layer: int, names: list[str] | None = None) -> Figure:
     """One layer's unit × evaluation rasters, one panel per class: dark = member, light = not a member,
-    blank = ensembles undefined. The rows: the units ever in the ensemble, by unit index, top to bottom."""
+    blank = ensembles undefined. The rows: the units ever in the ensemble, by unit index, top to bottom. The
+    columns start at the layer's first evaluation with ensembles (a deeper layer of sequential FF has none before
+    its stage); a dashed line marks where a frozen layer is followed on a fixed image set."""
     import numpy as np
     from matplotlib.colors import ListedColormap
     from matplotlib.figure import Figure
@@ -77,21 +79,26 @@ def life_raster_figure(classes: list[ClassLife], layer: int, names: list[str] | 
     rows = -(-len(classes) // cols)
     fig = Figure(figsize=(2.2 * cols, 2.4 * rows), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
-    cmap = ListedColormap(["#e6e6e6", PALETTE[0]]).with_extremes(bad="white")
+    cmap = ListedColormap(["#d0d0d0", PALETTE[0]]).with_extremes(bad="white")
+    defined = [i for life in classes for i, m in enumerate(life.members) if m is not None]
+    start = min(defined, default=0)
     for c, (ax, life) in enumerate(zip(axes, classes)):
         units, raster = life.raster()
+        epochs = life.epochs[start:]
         label = names[c] if names and c < len(names) else str(c)
-        ax.set_title(f"{label}: {len(units)} units", fontsize="small")
+        ax.set_title(f"{label}: {len(units)} units ever in", fontsize="small")
         if not units:
             ax.set_axis_off()
             continue
-        image = np.array([[np.nan if v is None else float(v) for v in row] for row in raster])
+        image = np.array([[np.nan if v is None else float(v) for v in row[start:]] for row in raster])
         ax.imshow(image, aspect="auto", interpolation="nearest", cmap=cmap, vmin=0, vmax=1)
-        ticks = sorted({0, len(life.epochs) // 2, len(life.epochs) - 1})
-        ax.set_xticks(ticks, [str(life.epochs[t]) for t in ticks])
+        ticks = sorted({0, len(epochs) // 2, len(epochs) - 1})
+        ax.set_xticks(ticks, [str(epochs[t]) for t in ticks])
         stable = life.stable_epoch()
         if stable is not None:
-            ax.axvline(life.epochs.index(stable) - 0.5, color=PALETTE[3], linewidth=1)
+            ax.axvline(epochs.index(stable) - 0.5, color=PALETTE[3], linewidth=1)
+        if life.frozen_from is not None and life.frozen_from in epochs:
+            ax.axvline(epochs.index(life.frozen_from) + 0.5, color="black", linewidth=1, linestyle="--")
         ax.set_xlabel("epoch", fontsize="small")
         marks = sorted({0, len(units) // 2, len(units) - 1})  # a row is labelled with its unit's index
         ax.set_yticks(marks, [str(units[r]) for r in marks])
@@ -99,17 +106,22 @@ def life_raster_figure(classes: list[ClassLife], layer: int, names: list[str] | 
         ax.tick_params(labelsize="x-small")
     for ax in axes[len(classes) :]:
         ax.set_axis_off()
-    fig.suptitle(f"Layer {layer + 1}: ensemble membership over the evaluations (red line: stable from)")
+    frozen = any(life.frozen_from is not None for life in classes)
+    fig.suptitle(
+        f"Layer {layer + 1}: ensemble membership over the evaluations (red line: stable from"
+        + ("; dashed: frozen, on a fixed image set after it)" if frozen else ")")
+    )
     return fig
 
 
 EXEMPLARS = 4  # images shown per pattern
-MAX_PATTERN_ROWS = 12
 
 
 def exemplar_figure(entries: list[dict[str, Any]], images: Any, layer: int, names: list[str] | None = None) -> Figure:
     """A few exemplar test images of every pattern of the classes with several patterns (one row per
-    pattern; its members nearest to the pattern's mean first). `images`: (N, C, H, W) uint8 test images."""
+    pattern, every such class; its members nearest to the pattern's mean first). `images`: (N, C, H, W) uint8
+    test images."""
+    import numpy as np
     from matplotlib.figure import Figure
 
     rows = [
@@ -118,8 +130,8 @@ def exemplar_figure(entries: list[dict[str, Any]], images: Any, layer: int, name
         if len(e.get("patterns") or []) > 1
         for j, p in enumerate(e["patterns"])
         if p.get("members")
-    ][:MAX_PATTERN_ROWS]
-    fig = Figure(figsize=(1.1 * EXEMPLARS + 1.6, 1.1 * max(len(rows), 1)), layout="constrained")
+    ]
+    fig = Figure(figsize=(0.9 * EXEMPLARS + 1.4, 0.9 * max(len(rows), 1) + 0.4), layout="constrained")
     axes = fig.subplots(max(len(rows), 1), EXEMPLARS, squeeze=False)
     for r, (c, j, pattern) in enumerate(rows):
         label = names[c] if names and c < len(names) else str(c)
@@ -127,8 +139,8 @@ def exemplar_figure(entries: list[dict[str, Any]], images: Any, layer: int, name
             ax.set_xticks([])
             ax.set_yticks([])
             if k < len(pattern["members"]) and 0 <= pattern["members"][k] < len(images):
-                img = images[pattern["members"][k]]
-                ax.imshow(img[0] if img.shape[0] == 1 else img.permute(1, 2, 0), cmap="gray")
+                img = np.asarray(images[pattern["members"][k]])  # (C, H, W)
+                ax.imshow(img[0] if img.shape[0] == 1 else img.transpose(1, 2, 0), cmap="gray")
             if k == 0:
                 ax.set_ylabel(f"{label}\nP{j + 1} ({pattern['size']})", fontsize="x-small", rotation=0, ha="right")
     if not rows:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ffterm_core.analysis.ensemble_life import EnsembleLife
+from ffterm_core.data.datasets import class_label
 from ffterm_core.formatting import fmt
 from ffterm_core.records import SPARSITY_CUTOFF
 from ffterm_core.reports.common import read_run_config
@@ -27,17 +28,18 @@ if TYPE_CHECKING:
     from ffterm_core.reports.common import Page
 
 
-def life_rows(life: EnsembleLife, layer: int) -> list[list[str]]:
-    """Per class: stable-from epoch, units ever members, final size, turnover summed after the first evaluation,
-    last, and for a frozen layer the image set's drift summed after the freeze ("—" elsewhere)."""
+def life_rows(life: EnsembleLife, layer: int, dataset: str = "") -> list[list[str]]:
+    """Per class: stable-from epoch, units ever members, final size (at the last evaluation, "—" where undefined
+    there), turnover summed after the first evaluation, last, and for a frozen layer the image set's drift summed
+    after the freeze ("—" elsewhere)."""
     rows = []
     for c, cl in enumerate(life.layers[layer]):
         defined = [t for t in cl.turnover if t is not None]
-        final = next((m for m in reversed(cl.members) if m is not None), None)
+        final = cl.members[-1] if cl.members else None
         drift = [d for d in cl.drift if d is not None]
         rows.append(
             [
-                str(c),
+                class_label(dataset, c) if dataset else str(c),
                 fmt(cl.stable_epoch(life.threshold)),
                 str(len(cl.joined)),
                 fmt(len(final) if final is not None else None),
@@ -60,9 +62,15 @@ LIFE_HEADER = [
 ]
 
 
-def life_section(page: Page, life: EnsembleLife) -> None:
+def life_section(page: Page, life: EnsembleLife, history: RunHistory) -> None:
     if not life.epochs or not any(life.layers):
         return
+    last = history.latest_evaluated
+    earlier = (
+        last is not None
+        and last.kind == "final"
+        and not any(isinstance(la, dict) and "live_ensembles" in la for la in last.layers or [])
+    )
     page.heading("The life of ensemble units")
     page.paragraph(
         f"Evaluations at epochs {life.epochs[0]}…{life.epochs[-1]} ({len(life.epochs)}). Stable from: the first "
@@ -74,19 +82,26 @@ def life_section(page: Page, life: EnsembleLife) -> None:
         "on the images it classified correctly at its first evaluation after the freeze, so its membership no "
         "longer changes; image-set drift: how many units entered or left the ensemble the evaluations saw on "
         "their own correct images after the freeze, a change of the images, not of the layer. A class without a "
-        "correctly classified image has no ensemble there (undefined, not empty).",
+        "correctly classified image has no ensemble there (undefined, not empty)."
+        + (
+            " This run's final snapshot is of an earlier version: it holds the final model's ensembles on the whole "
+            "test set only, so its point is undefined for the layers still training at the end, and so are their "
+            "final sizes and stable-from epochs."
+            if earlier
+            else ""
+        ),
         note=True,
     )
     for i, classes in enumerate(life.layers):
         frozen = next((cl.frozen_from for cl in classes if cl.frozen_from is not None), None)
         if classes:
             caption = f"Layer {i + 1}" + (f" (frozen from epoch {frozen})" if frozen is not None else "")
-            page.table(LIFE_HEADER, life_rows(life, i), caption=caption)
+            page.table(LIFE_HEADER, life_rows(life, i, history.dataset), caption=caption)
         else:
             page.paragraph(f"Layer {i + 1}: ensembles never defined (sparsity < {SPARSITY_CUTOFF:g}).", note=True)
 
 
-def microstructure_section(page: Page, analysis: dict[str, Any]) -> None:
+def microstructure_section(page: Page, analysis: dict[str, Any], dataset: str = "") -> None:
     layers = analysis.get("layers")
     if not isinstance(layers, list) or not any(isinstance(la, dict) and la.get("microstructure") for la in layers):
         return
@@ -116,7 +131,7 @@ def microstructure_section(page: Page, analysis: dict[str, Any]) -> None:
             jac = ", ".join(fmt(p["jaccard_with_class"], 2) for p in e["patterns"]) or "—"
             rows.append(
                 [
-                    str(e["class"]),
+                    class_label(dataset, e["class"]) if dataset else str(e["class"]),
                     str(len(e["patterns"])),
                     sizes,
                     jac,
@@ -235,12 +250,12 @@ def prune_section(page: Page, result: dict[str, Any]) -> None:
 def beyond_sections(page: Page, history: RunHistory, run_dir: Path | None = None) -> None:
     """Every section that has data; a damaged analysis.json or prune.json is left out (`beyond_figures`,
     called first, says so for prune.json)."""
-    life_section(page, EnsembleLife.from_history(history))
+    life_section(page, EnsembleLife.from_history(history), history)
     if run_dir is None:
         return
     analysis = rundir.read_analysis(run_dir, on_bad=None)
     if analysis is not None:
-        microstructure_section(page, analysis)
+        microstructure_section(page, analysis, history.dataset)
     pruned = rundir.read_prune(run_dir, on_bad=None)
     if pruned is not None:
         prune_section(page, pruned)

@@ -261,8 +261,10 @@ class RunHistory:
         self._ensembles.append(ensembles_now)
 
     def _freeze_index(self, layer: int) -> int:
-        """The first evaluation at which `layer` was frozen (the newest evaluation is frozen)."""
-        return next(j for j, flags in enumerate(self._frozen) if flags[layer])
+        """The evaluation whose ensembles stand for frozen `layer`: the first after its freeze where they are
+        defined, or the newest while none is (the newest evaluation is frozen)."""
+        frozen = [j for j, flags in enumerate(self._frozen) if flags[layer]]
+        return next((j for j in frozen if self._observed[j][layer] is not None), frozen[-1])
 
     # ---- reading ----------------------------------------------------------------------------
     def ensembles_at(self, eval_index: int, layer: int) -> Ensembles:

@@ -35,6 +35,10 @@ def live_subset(num_test: int, size: int, seed: int) -> torch.Tensor:
     return torch.randperm(num_test, generator=gen)[:size].sort().values
 
 
+class NothingCorrect(ValueError):
+    """No evaluated image was classified correctly, so there is no representation to analyse."""
+
+
 def evaluate(
     trainer: NetworkView,
     cfg: RunConfig,
@@ -58,6 +62,8 @@ def evaluate(
     correct = ev.predictions == y
     if heldout is not None:
         correct &= y != heldout
+    if not bool(correct.any()):
+        raise NothingCorrect(f"none of the {y.shape[0]} evaluated test images was classified correctly")
     reps = trainer.representations(x[correct], y[correct])
     params = trainer.layer_params()
     y_correct = y[correct]

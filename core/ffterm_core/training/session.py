@@ -30,7 +30,7 @@ from ffterm_core.store.history import RunHistory
 from ffterm_core.store.lock import RunLock
 from ffterm_core.store.rundir import LOCK
 from ffterm_core.store.snapshot import Snapshot
-from ffterm_core.training.evaluate import evaluate, live_subset
+from ffterm_core.training.evaluate import NothingCorrect, evaluate, live_subset
 from ffterm_core.training.loop import Clock, TrainingFailed, run_training
 from ffterm_core.training.snapshot_worker import Job
 from ffterm_core.training.trainers import EpochMetrics, NetworkView, Trainer, TrainerView
@@ -387,7 +387,12 @@ class Session:
         the ensemble dynamics compare like with like (docs/algorithms.md#ensemble-stability)."""
         cfg = self.config
         subset = live_subset(trainer.data.test_y.shape[0], cfg.analysis_samples, cfg.seed)
-        live = evaluate(trainer, cfg, subset, False, stability_floor=True)["layers"]
+        try:
+            live = evaluate(trainer, cfg, subset, False, stability_floor=True)["layers"]
+        except NothingCorrect:  # every ensemble on the live images is undefined
+            for layer in snap.layers or []:
+                layer["live_ensembles"] = layer["stability_floor"] = None
+            return
         for layer, on_live in zip(snap.layers or [], live):
             layer["live_ensembles"] = on_live["ensembles"]
             layer["stability_floor"] = on_live.get("stability_floor")

@@ -22,6 +22,12 @@ from ffterm_core.training.networks import BPNet, FFNet
 INPUT_CHUNK = 4096  # rows per forward pass outside training (evaluation, a stage's inputs)
 
 
+def chunk_starts(rows: int) -> range:
+    """Where each INPUT_CHUNK-row pass starts; no rows still make one (empty) pass, so outputs keep their
+    shapes (a class subset where nothing was classified correctly gives (0, units) representations)."""
+    return range(0, max(rows, 1), INPUT_CHUNK)
+
+
 @dataclass
 class Evaluation:
     predictions: torch.Tensor  # (N,)

@@ -13,6 +13,7 @@ from ffterm_core.training.algorithms.base import (
     Evaluation,
     StepInputs,
     accuracy,
+    chunk_starts,
     fans,
     optimize,
 )
@@ -52,7 +53,7 @@ class BP(Algorithm):
     ) -> list[torch.Tensor]:
         """Hidden-layer outputs on the plain images x (no label: y is not used)."""
         outs: list[list[torch.Tensor]] = [[] for _ in net.linears]
-        for start in range(0, x.shape[0], INPUT_CHUNK):
+        for start in chunk_starts(x.shape[0]):
             for i, h in enumerate(_bp(net).hidden(x[start : start + INPUT_CHUNK])):
                 outs[i].append(h)
         return [torch.cat(o) for o in outs]

@@ -8,7 +8,7 @@ import torch
 from ffterm_core.config import RunConfig
 from ffterm_core.data.embedding import embed_labels
 from ffterm_core.data.prepare import PreparedData
-from ffterm_core.training.algorithms.base import INPUT_CHUNK, Algorithm, Evaluation, accuracy
+from ffterm_core.training.algorithms.base import INPUT_CHUNK, Algorithm, Evaluation, accuracy, chunk_starts
 from ffterm_core.training.networks import BPNet, FFNet
 from ffterm_core.training.predict import aggregate, label_goodness
 
@@ -37,7 +37,7 @@ class GoodnessAlgorithm(Algorithm):
         if y is not None:
             x = embed_labels(x, y, data.v_test, data.shape)
         outs: list[list[torch.Tensor]] = [[] for _ in net.linears]
-        for start in range(0, x.shape[0], INPUT_CHUNK):
+        for start in chunk_starts(x.shape[0]):
             for i, h in enumerate(_ff(net)(x[start : start + INPUT_CHUNK])):
                 outs[i].append(h)
         return [torch.cat(o) for o in outs]
