@@ -18,7 +18,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 
 from ffterm_core.beyond.offline import OfflineError
-from ffterm_core.beyond.prune import STRATEGIES, PruneProgress, PruneSpec, prune_run, write_outputs
+from ffterm_core.beyond.prune import DEFAULT_KEEP, STRATEGIES, PruneProgress, PruneSpec, prune_run, write_outputs
 from ffterm_core.config import ConfigError
 from ffterm_core.store.checkpoint import CheckpointError
 from ffterm_core.store.rundir import RunDirError
@@ -26,7 +26,7 @@ from ffterm_core.store.rundir import RunDirError
 from ..colors import color_of
 from .base import Chart, TextPanel, View
 
-APP_SPEC = PruneSpec(targets=("all",), keep=(0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0), draws=3, samples=2000)
+APP_SPEC = PruneSpec(targets=("all",), keep=DEFAULT_KEEP, draws=3, samples=2000)
 EXPECTED = (OfflineError, CheckpointError, RunDirError, ConfigError)
 
 
