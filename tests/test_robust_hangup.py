@@ -37,6 +37,8 @@ class Terminal:
     def __init__(self, *args: str, env: dict[str, str]) -> None:
         self.pid, self.fd = pty.fork()
         if self.pid == 0:  # the child: the program, with the pty as its controlling terminal
+            # as a login shell leaves it: a runner started under nohup would pass SIGHUP ignored through exec
+            signal.signal(signal.SIGHUP, signal.SIG_DFL)
             os.execve(sys.executable, [sys.executable, "-m", "ffterm.cli", *args], env)
         self.output = bytearray()
         threading.Thread(target=self._drain, daemon=True).start()
