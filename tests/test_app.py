@@ -490,6 +490,22 @@ async def test_activations_of_a_class_without_correct_images(tmp_path):
         assert app.is_running
 
 
+async def test_stability_plot_draws_the_finished_runs_split_half_floor(tmp_path):
+    """A finished run's split-half floor (mean over its defined classes) is drawn beside stability."""
+    snaps = demo_snapshots()
+    evaluated = [s for s in snaps if s.layers]
+    evaluated[-1].layers[0]["stability_floor"] = [0.9, 0.8, None] + [None] * 7  # mean 0.85
+    app = FFTermApp(snapshots={"demo": snaps}, presets=DemoPresets(), open_picker=False, run_root=tmp_path)
+    async with drive(app, (120, 40)) as ui:
+        app.dashboard.action_show_view("ensembles")
+        chart = app.screen.query_one("#plot-ens-stab", Chart)
+        await ui.until(lambda: chart.legend)
+        assert "L1 split-half floor" in [label for label, _, _ in chart.legend]
+        await ui.press("]")  # layer 2 has no floor: no line
+        await ui.until(lambda: any(label.startswith("L2 c") for label, _, _ in chart.legend))
+        assert not any("floor" in label for label, _, _ in chart.legend)
+
+
 # ---- the key registry ----------------------------------------------------------------------------
 def test_the_manuals_key_table_is_the_registry():
     usage = (Path(__file__).parents[1] / "docs" / "usage.md").read_text(encoding="utf-8")

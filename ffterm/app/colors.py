@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 COLORS = ["cyan", "orange", "magenta", "green", "yellow", "blue", "red", "white"]
-_RICH_NAMES = {"orange": "dark_orange"}
+_RICH_NAMES = {"orange": "dark_orange", "gray": "grey50"}
 
 
 def color_of(i: int) -> str:
@@ -12,5 +12,5 @@ def color_of(i: int) -> str:
 
 
 def rich_color(plotext_color: str) -> str:
-    """The Rich style name of a plotext colour name (they differ for orange)."""
+    """The Rich style name of a plotext colour name (they differ for orange and gray)."""
     return _RICH_NAMES.get(plotext_color, plotext_color)

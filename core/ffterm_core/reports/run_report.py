@@ -144,13 +144,13 @@ def _layer_rows(snapshot: Snapshot, history: RunHistory) -> list[list[str]]:
             str(i + 1),
             *[stat_text(layer, stat, stat.digits) for stat in LAYER_STATS],
             fmt(stab[i] if i < len(stab) else None),
-            fmt(_mean_floor(layer)),
+            fmt(mean_stability_floor(layer)),
         ]
         for i, layer in enumerate(snapshot.layers or [])
     ]
 
 
-def _mean_floor(layer: Any) -> float | None:
+def mean_stability_floor(layer: Any) -> float | None:
     """Mean over the classes of the layer's split-half Jaccard (absent in files of earlier versions)."""
     floor = layer.get("stability_floor") if isinstance(layer, dict) else None
     defined = [v for v in floor if v is not None] if isinstance(floor, list) else []

@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 
 from ffterm_core.analysis.ensemble_life import EnsembleLife
-from ffterm_core.reports.run_report import class_label, class_names
+from ffterm_core.reports.run_report import class_label, class_names, mean_stability_floor
 from ffterm_core.store.history import RunHistory
 
 from ..colors import color_of
@@ -70,6 +70,11 @@ class EnsemblesView(View):
                 (*h.series("stability_mean", i), f"L{i + 1} mean", color_of(i)) for i in range(len(h.stability_mean))
             ]
             series.append((*h.stability_series(opts.layer, opts.cls), f"L{opts.layer + 1} c{cls_name}", "white"))
+            # what sampling alone costs (a finished run's split-half Jaccard): stability near it is no change
+            floor = mean_stability_floor(layer_analysis(h.latest_evaluated, opts.layer))
+            if floor is not None and h.eval_epochs:
+                ends = [h.eval_epochs[0], h.eval_epochs[-1]]
+                series.append((ends, [floor, floor], f"L{opts.layer + 1} split-half floor", "gray"))
             if lines(plt, series):
                 plt.ylim(0, 1.05)
 
